@@ -1,0 +1,47 @@
+// ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--require-encrypted] [--force]
+
+import { decryptFile } from "../../container/decrypt-file.js";
+import { zeroKey } from "../../keys/jwk.js";
+import { checkOutput } from "../../model/folder.js";
+import { processModel } from "../../model/process-model.js";
+import type { Command } from "../command.js";
+import { loadKeyList, loadTrust } from "../keys-from-args.js";
+import { createProgress, trackFile } from "../progress.js";
+
+export const decrypt: Command = {
+  summary: "verify and decrypt into plain safetensors",
+  usage: "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--trust-store JWKS] [--require-encrypted] [--key-token T] [--force]",
+  options: {
+    key: { type: "string", multiple: true },
+    trust: { type: "string", multiple: true },
+    "trust-store": { type: "string", multiple: true },
+    "key-token": { type: "string" },
+    "require-encrypted": { type: "boolean", default: false },
+    force: { type: "boolean", default: false },
+  },
+  async run({ values, positionals, io }) {
+    const [input, output] = positionals;
+    if (!input || !output || positionals.length !== 2) throw new TypeError("expected IN and OUT");
+    await checkOutput(input, output, values.force as boolean);
+    const token = values["key-token"] as string | undefined;
+    const keys = await loadKeyList(values.key as string[] | undefined, token);
+    const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
+    const progress = createProgress(!io.quiet);
+    try {
+      let tensors = 0;
+      const r = await processModel(input, output, async (inFile, outFile, p) => {
+        const res = await decryptFile(inFile, outFile, {
+          keys, trust, requireEncrypted: values["require-encrypted"] as boolean,
+          onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
+        });
+        tensors += res.tensors;
+      });
+      progress.stop();
+      io.out(`decrypted ${tensors} tensors in ${r.files} file(s) → ${output}`);
+    } finally {
+      progress.stop();
+      keys.forEach(zeroKey);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,83 @@
+// ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2]
+//                  [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]
+
+import { readFile } from "node:fs/promises";
+import { encryptFile } from "../../container/encrypt-file.js";
+import { DEFAULT_POLICY_TEXT, type Policy } from "../../container/reserved.js";
+import { checkOutput } from "../../model/folder.js";
+import { processModel } from "../../model/process-model.js";
+import type { Command } from "../command.js";
+import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
+import { createProgress, trackFile } from "../progress.js";
+
+/** A policy file: JSON {"local": rego, "remote"?: rego}, or a .rego text used as the local policy. */
+async function loadPolicy(path: string): Promise<Policy> {
+  const text = await readFile(path, "utf8");
+  if (text.trimStart().startsWith("{")) {
+    const json = JSON.parse(text) as Partial<Policy>;
+    if (typeof json.local !== "string" && typeof json.remote !== "string") throw new TypeError(`${path}: expected {"local": "...", "remote": "..."}`);
+    return { local: json.local ?? DEFAULT_POLICY_TEXT, remote: json.remote ?? DEFAULT_POLICY_TEXT };
+  }
+  return { local: text, remote: DEFAULT_POLICY_TEXT };
+}
+
+function positiveInt(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n <= 0) throw new TypeError(`${option} must be a positive integer, got ${value}`);
+  return n;
+}
+
+export const encrypt: Command = {
+  summary: "encrypt and sign a safetensors file or a model folder",
+  usage:
+    "ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2] [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]",
+  options: {
+    key: { type: "string" },
+    "sign-key": { type: "string" },
+    "key-token": { type: "string" },
+    tensors: { type: "string", multiple: true },
+    "format-version": { type: "string", default: "2" },
+    "chunk-size": { type: "string" },
+    policy: { type: "string" },
+    "no-plaintext-digests": { type: "boolean", default: false },
+    force: { type: "boolean", default: false },
+  },
+  async run({ values, positionals, io }) {
+    const [input, output] = positionals;
+    if (!input || !output || positionals.length !== 2) throw new TypeError("expected IN and OUT");
+    const version = Number(values["format-version"]);
+    if (version !== 1 && version !== 2) throw new TypeError("--format-version must be 1 or 2");
+    const chunkBytes = positiveInt(values["chunk-size"], "--chunk-size");
+    if (chunkBytes !== undefined && version === 1) throw new TypeError("--chunk-size applies to format version 2 only");
+    await checkOutput(input, output, values.force as boolean);
+    const token = values["key-token"] as string | undefined;
+    const key = await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
+    const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
+    const policy = values.policy ? await loadPolicy(values.policy as string) : undefined;
+    const progress = createProgress(!io.quiet);
+    let encrypted = 0;
+    let total = 0;
+    try {
+      const result = await processModel(input, output, async (inFile, outFile, p) => {
+        const r = await encryptFile(inFile, outFile, {
+          key, signKey, policy, chunkBytes,
+          tensors: values.tensors as string[] | undefined,
+          formatVersion: version,
+          plaintextDigests: !values["no-plaintext-digests"],
+          onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
+          onWarning: (m) => io.err(`warning: ${m}`),
+        });
+        encrypted += r.encrypted;
+        total += r.tensors;
+      });
+      progress.stop();
+      io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);
+    } finally {
+      progress.stop();
+      key.k.fill(0);
+      signKey.d?.fill(0);
+    }
+    return 0;
+  },
+};

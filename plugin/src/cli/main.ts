@@ -1,0 +1,83 @@
+// The `ctensors` command line. Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 format, 4 signature /
+// trust / integrity, 5 decryption, 6 key, 7 policy, 8 I/O (see docs/cli.md).
+
+import { parseArgs } from "node:util";
+import { readFileSync } from "node:fs";
+import { CryptoTensorsError, EXIT_CODES } from "../errors.js";
+import type { Command, CommandIO } from "./command.js";
+import { decrypt } from "./commands/decrypt.js";
+import { encrypt } from "./commands/encrypt.js";
+import { inspect } from "./commands/inspect.js";
+import { keygen } from "./commands/keygen.js";
+import { rewrap } from "./commands/rewrap.js";
+import { verify } from "./commands/verify.js";
+
+export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap } satisfies Record<string, Command>;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+function help(): string {
+  const lines = ["usage: ctensors <command> [options]", "", "commands:"];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
+  lines.push("", "global options: --quiet (no progress), --help, --version", "run 'ctensors <command> --help' for a command's options");
+  return lines.join("\n");
+}
+
+/** Runs the CLI and returns the exit code (does not call process.exit). */
+export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    io.out(help());
+    return name ? 0 : 2;
+  }
+  if (name === "--version") {
+    io.out(version());
+    return 0;
+  }
+  const command = (COMMANDS as Record<string, Command>)[name];
+  if (!command) {
+    io.err(`ctensors: unknown command ${JSON.stringify(name)}\n\n${help()}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: rest,
+      options: { ...command.options, help: { type: "boolean", short: "h" }, quiet: { type: "boolean", short: "q" } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    io.err(`ctensors ${name}: ${(err as Error).message}\nusage: ${command.usage}`);
+    return 2;
+  }
+  if (parsed.values.help) {
+    io.out(`usage: ${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  try {
+    return await command.run({ values: parsed.values, positionals: parsed.positionals, io });
+  } catch (err) {
+    if (err instanceof CryptoTensorsError) {
+      io.err(`ctensors ${name}: error [${err.code}]: ${err.message}`);
+      return EXIT_CODES[err.category];
+    }
+    if (err instanceof TypeError) {
+      io.err(`ctensors ${name}: ${err.message}\nusage: ${command.usage}`);
+      return 2;
+    }
+    io.err(`ctensors ${name}: unexpected error: ${(err as Error).stack ?? err}`);
+    return 1;
+  }
+}
+
+function defaultIO(argv: string[]): CommandIO {
+  return {
+    out: (line) => process.stdout.write(`${line}\n`),
+    err: (line) => process.stderr.write(`${line}\n`),
+    quiet: argv.includes("--quiet") || argv.includes("-q"),
+  };
+}

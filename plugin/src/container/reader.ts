@@ -1,0 +1,257 @@
+// Opening a CryptoTensors (or plain safetensors) file: validate, verify the signature with a trusted
+// key, evaluate the policy, resolve the master key, unwrap DEKs, then decrypt tensors on demand.
+// Only authenticated plaintext is ever returned: v2 chunks are checked one by one, v1 tensors and
+// digest-covered plaintext tensors are checked whole before any byte is handed out.
+
+import { createHash } from "node:crypto";
+import { open as openFile, type FileHandle } from "node:fs/promises";
+import { CryptoTensorsError, decryptionFailed } from "../errors.js";
+import { openInto, TAG_BYTES } from "../crypto/aead.js";
+import { chunkCount, chunkNonceInto } from "../crypto/chunked.js";
+import { unwrapKey } from "../crypto/wrap.js";
+import { HEADER_PREFIX_BYTES, parseHeader, parseHeaderPrefix, type SafetensorsHeader, type TensorInfo } from "../format/header.js";
+import type { Key, SigningKey } from "../keys/jwk.js";
+import { resolveEncryptionKey } from "../keys/keyring.js";
+import type { TrustStore } from "../keys/trust.js";
+import { evaluatePolicy } from "../policy.js";
+import {
+  ENCRYPTION_KEY, parseCryptoKeys, parseDigests, parseEncryption, parsePolicy, parseSignature,
+  type CryptoKeysEntry, type Policy, type TensorCryptoEntry,
+} from "./reserved.js";
+import { signedMessageOf } from "./signing.js";
+import { readAll } from "../io/files.js";
+
+export interface OpenOptions {
+  /** Master keys to choose from (by the header's kid). Needed to read encrypted tensors. */
+  keys?: readonly Key[];
+  /** Trusted signer keys. Required for encrypted files. */
+  trust?: TrustStore;
+  /**
+   * Downgrade protection: refuse plaintext files, unsigned files and files with any tensor left in
+   * plaintext. Use whenever the model is supposed to be confidential.
+   */
+  requireEncrypted?: boolean;
+  /** Follow a header's `file://` jku to find the master key (default true, as the reference). */
+  followFileJku?: boolean;
+}
+
+/** Everything learned from a header without keys (used by `inspect`). */
+export interface CryptoInfo {
+  keys: CryptoKeysEntry;
+  encryption: Map<string, TensorCryptoEntry>;
+  policy: Policy;
+  signature: Uint8Array;
+  digests: Map<string, Uint8Array> | undefined;
+}
+
+/** Reads the header and the crypto entries of a file, checking format only (no signature, no keys). */
+export async function readHeader(path: string): Promise<{ header: SafetensorsHeader; crypto: CryptoInfo | null; fileBytes: number }> {
+  const fh = await openOrThrow(path);
+  try {
+    return await readHeaderFrom(fh);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function openOrThrow(path: string): Promise<FileHandle> {
+  try {
+    return await openFile(path, "r");
+  } catch (err) {
+    throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
+}
+
+async function readHeaderFrom(fh: FileHandle): Promise<{ header: SafetensorsHeader; crypto: CryptoInfo | null; fileBytes: number }> {
+  const { size } = await fh.stat();
+  const prefix = new Uint8Array(HEADER_PREFIX_BYTES);
+  if (size < HEADER_PREFIX_BYTES) throw new CryptoTensorsError("ERR_CT_FORMAT", "header too small: the file is shorter than 8 bytes");
+  await readAll(fh, prefix, 0);
+  const n = parseHeaderPrefix(prefix);
+  if (HEADER_PREFIX_BYTES + n > size) throw new CryptoTensorsError("ERR_CT_FORMAT", `invalid header length ${n}: the file has only ${size} bytes`);
+  const raw = new Uint8Array(n);
+  await readAll(fh, raw, HEADER_PREFIX_BYTES);
+  const header = parseHeader(raw, size);
+  return { header, crypto: parseCrypto(header), fileBytes: size };
+}
+
+function parseCrypto(header: SafetensorsHeader): CryptoInfo | null {
+  const md = header.metadata;
+  if (!md || !md.has(ENCRYPTION_KEY)) return null; // a plain safetensors file (§2.7)
+  const keys = parseCryptoKeys(md);
+  const signature = parseSignature(md);
+  const policy = parsePolicy(md);
+  const encryption = parseEncryption(md, keys);
+  for (const name of encryption.keys()) {
+    if (!header.byName.has(name)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY} names a tensor that does not exist: ${JSON.stringify(name)}`);
+  }
+  for (const [name, e] of encryption) {
+    if (e.scheme === "chunked") {
+      const t = header.byName.get(name)!;
+      if (e.tags.length !== TAG_BYTES * chunkCount(t.end - t.begin, keys.chunkBytes!)) {
+        throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY}[${JSON.stringify(name)}]: "tags" has the wrong length for the tensor's chunk count`);
+      }
+    }
+  }
+  return { keys, encryption, policy, signature, digests: parseDigests(md) };
+}
+
+/** An open file. Call {@link CryptoTensorsReader.close} when done: it zeroes the data keys. */
+export class CryptoTensorsReader {
+  private readonly deks = new Map<string, Uint8Array>();
+
+  private constructor(
+    private readonly fh: FileHandle,
+    readonly path: string,
+    readonly header: SafetensorsHeader,
+    readonly crypto: CryptoInfo | null,
+    /** The trusted key that verified the header (null for plain files). */
+    readonly signer: SigningKey | null,
+  ) {}
+
+  /**
+   * Opens and authenticates a file.
+   * @throws ERR_CT_FORMAT, ERR_CT_UNSUPPORTED, ERR_CT_NOT_CONFIDENTIAL, ERR_CT_UNTRUSTED_SIGNER, ERR_CT_SIGNATURE_INVALID,
+   *   ERR_CT_POLICY_UNSUPPORTED, ERR_CT_KEY_NOT_FOUND, ERR_CT_KEY_INVALID, ERR_CT_DECRYPTION_FAILED, ERR_CT_IO
+   */
+  static async open(path: string, options: OpenOptions = {}): Promise<CryptoTensorsReader> {
+    const fh = await openOrThrow(path);
+    try {
+      const { header, crypto } = await readHeaderFrom(fh);
+      if (!crypto) {
+        if (options.requireEncrypted) {
+          throw new CryptoTensorsError("ERR_CT_NOT_CONFIDENTIAL", `${path} is not encrypted (plain safetensors) but an encrypted, signed model was required`);
+        }
+        return new CryptoTensorsReader(fh, path, header, null, null);
+      }
+      // 1. Signature, with a key the caller trusts: before the policy or any key is touched.
+      if (!options.trust) {
+        throw new CryptoTensorsError("ERR_CT_UNTRUSTED_SIGNER", "no trusted signer key was given: pass the publisher's public key with --trust");
+      }
+      const signer = options.trust.verify(signedMessageOf(header), crypto.signature, crypto.keys.sign);
+      // 2. Policy.
+      evaluatePolicy(crypto.policy);
+      // 3. Downgrade protection: every tensor encrypted.
+      if (options.requireEncrypted) {
+        const plain = header.tensors.filter((t) => !crypto.encryption.has(t.name));
+        if (plain.length) {
+          throw new CryptoTensorsError(
+            "ERR_CT_NOT_CONFIDENTIAL",
+            `${plain.length} tensor(s) are stored in plaintext (e.g. ${JSON.stringify(plain[0]!.name)}) but an encrypted model was required`,
+          );
+        }
+      }
+      const reader = new CryptoTensorsReader(fh, path, header, crypto, signer);
+      // 4. Master key and DEKs, when keys were supplied: a wrong key fails here, at open.
+      if (options.keys && crypto.encryption.size) await reader.unwrapAll(options.keys, options.followFileJku);
+      return reader;
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  private async unwrapAll(keys: readonly Key[], followFileJku?: boolean): Promise<void> {
+    const crypto = this.crypto!;
+    const master = await resolveEncryptionKey(keys, crypto.keys.enc, { followFileJku });
+    for (const [name, e] of crypto.encryption) this.deks.set(name, unwrapKey(crypto.keys.encAlg, master.k, e.wrapped));
+  }
+
+  get tensors(): readonly TensorInfo[] {
+    return this.header.tensors;
+  }
+
+  /** User metadata: `__metadata__` without keys starting with "__" (as the reference's metadata()). */
+  userMetadata(): Map<string, string> | null {
+    const md = this.header.metadata;
+    if (!md) return null;
+    return new Map([...md].filter(([k]) => !k.startsWith("__")));
+  }
+
+  isEncrypted(name: string): boolean {
+    return this.crypto?.encryption.has(name) ?? false;
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.header.byName.get(name);
+    if (!t) throw new CryptoTensorsError("ERR_CT_FORMAT", `no tensor named ${JSON.stringify(name)}`);
+    return t;
+  }
+
+  /** Reads and (if needed) decrypts one tensor into a new buffer. */
+  async readTensor(name: string): Promise<Uint8Array> {
+    const t = this.info(name);
+    const out = new Uint8Array(t.end - t.begin);
+    await this.readTensorInto(name, out);
+    return out;
+  }
+
+  /**
+   * Reads one tensor into `out` (exactly its byte length). On any failure `out` is zeroed.
+   * @throws ERR_CT_DECRYPTION_FAILED, ERR_CT_INTEGRITY, ERR_CT_KEY_NOT_FOUND, ERR_CT_IO
+   */
+  async readTensorInto(name: string, out: Uint8Array): Promise<void> {
+    const t = this.info(name);
+    const length = t.end - t.begin;
+    if (out.length !== length) throw new TypeError(`buffer for ${name} must be ${length} bytes, got ${out.length}`);
+    const position = this.header.dataStart + t.begin;
+    try {
+      const entry = this.crypto?.encryption.get(name);
+      if (!entry) {
+        await readAll(this.fh, out, position);
+        this.checkDigest(name, out);
+        return;
+      }
+      const dek = this.deks.get(name);
+      if (!dek) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", "this file was opened without a master key: pass keys to read encrypted tensors");
+      const alg = this.crypto!.keys.encAlg;
+      if (entry.scheme === "monolithic") {
+        await readAll(this.fh, out, position);
+        if (length === 0 && entry.iv.length === 0 && entry.tag.length === 0) return; // the reference's empty v1 tensor
+        if (entry.iv.length !== 12) throw decryptionFailed();
+        openInto(alg, dek, entry.iv, out, entry.tag, out);
+        return;
+      }
+      await this.readChunked(entry.baseIv, entry.tags, dek, alg, position, out);
+    } catch (err) {
+      out.fill(0);
+      throw err;
+    }
+  }
+
+  private async readChunked(baseIv: Uint8Array, tags: Uint8Array, dek: Uint8Array, alg: CryptoKeysEntry["encAlg"], position: number, out: Uint8Array): Promise<void> {
+    const chunk = this.crypto!.keys.chunkBytes!;
+    const nonce = new Uint8Array(12);
+    if (out.length === 0) {
+      openInto(alg, dek, baseIv, out, tags.subarray(0, TAG_BYTES), out);
+      return;
+    }
+    await readAll(this.fh, out, position);
+    const count = chunkCount(out.length, chunk);
+    for (let i = 0; i < count; i++) {
+      const piece = out.subarray(i * chunk, Math.min(out.length, (i + 1) * chunk));
+      openInto(alg, dek, chunkNonceInto(baseIv, i, nonce), piece, tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), piece);
+    }
+  }
+
+  private checkDigest(name: string, data: Uint8Array): void {
+    const expected = this.crypto?.digests?.get(name);
+    if (!expected) return;
+    const actual = createHash("sha256").update(data).digest();
+    if (!actual.equals(expected)) {
+      throw new CryptoTensorsError("ERR_CT_INTEGRITY", `plaintext tensor ${JSON.stringify(name)} does not match its signed digest: the file was modified`);
+    }
+  }
+
+  /** Plaintext tensors that no signed digest covers (their bytes are not authenticated). */
+  unauthenticatedTensors(): string[] {
+    if (!this.crypto) return this.header.tensors.map((t) => t.name);
+    return this.header.tensors.filter((t) => !this.crypto!.encryption.has(t.name) && !this.crypto!.digests?.has(t.name)).map((t) => t.name);
+  }
+
+  async close(): Promise<void> {
+    for (const dek of this.deks.values()) dek.fill(0);
+    this.deks.clear();
+    await this.fh.close();
+  }
+}

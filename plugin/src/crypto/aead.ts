@@ -1,0 +1,93 @@
+// The three AEADs of the format (cryptotensors-format.md §2.1): 12-byte nonce, 16-byte tag, empty AAD.
+// Backed by node:crypto (OpenSSL). Any authentication failure becomes ERR_CT_DECRYPTION_FAILED
+// with one fixed message: callers learn nothing about why (no oracle).
+
+import { createCipheriv, createDecipheriv, type CipherGCM, type CipherGCMTypes, type CipherChaCha20Poly1305Types } from "node:crypto";
+import { decryptionFailed } from "../errors.js";
+
+export const AEAD_ALGORITHMS = ["aes256gcm", "aes128gcm", "chacha20poly1305"] as const;
+export type AeadAlgorithm = (typeof AEAD_ALGORITHMS)[number];
+
+export const NONCE_BYTES = 12;
+export const TAG_BYTES = 16;
+
+const OPENSSL_NAME: Record<AeadAlgorithm, CipherGCMTypes | CipherChaCha20Poly1305Types> = {
+  aes256gcm: "aes-256-gcm",
+  aes128gcm: "aes-128-gcm",
+  chacha20poly1305: "chacha20-poly1305",
+};
+
+const KEY_BYTES: Record<AeadAlgorithm, number> = { aes256gcm: 32, aes128gcm: 16, chacha20poly1305: 32 };
+
+export function aeadKeyBytes(alg: AeadAlgorithm): number {
+  return KEY_BYTES[alg];
+}
+
+/**
+ * The reference's lenient name parsing: remove '-', lowercase ("AES-256-GCM" → aes256gcm).
+ * Returns undefined for anything else.
+ */
+export function parseAeadAlgorithm(name: string): AeadAlgorithm | undefined {
+  const n = name.replaceAll("-", "").toLowerCase();
+  return (AEAD_ALGORITHMS as readonly string[]).includes(n) ? (n as AeadAlgorithm) : undefined;
+}
+
+function check(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): void {
+  if (key.length !== KEY_BYTES[alg]) throw new TypeError(`${alg} needs a ${KEY_BYTES[alg]}-byte key, got ${key.length}`);
+  if (nonce.length !== NONCE_BYTES) throw new TypeError(`nonce must be ${NONCE_BYTES} bytes, got ${nonce.length}`);
+}
+
+/** An incremental encryptor (update/final/getAuthTag) for data too large to seal in one call. */
+export function createSealer(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): CipherGCM {
+  check(alg, key, nonce);
+  return createCipheriv(OPENSSL_NAME[alg] as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });
+}
+
+/**
+ * Encrypts `plaintext` into `out` (same length; may be the same buffer) and returns the 16-byte tag.
+ */
+export function sealInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
+  check(alg, key, nonce);
+  const cipher = createCipheriv(OPENSSL_NAME[alg] as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });
+  const body = cipher.update(plaintext);
+  const rest = cipher.final();
+  out.set(body, 0);
+  if (rest.length) out.set(rest, body.length);
+  return new Uint8Array(cipher.getAuthTag());
+}
+
+/** Encrypts and returns [ciphertext, tag]. */
+export function seal(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array): [Uint8Array, Uint8Array] {
+  const out = new Uint8Array(plaintext.length);
+  const tag = sealInto(alg, key, nonce, plaintext, out);
+  return [out, tag];
+}
+
+/**
+ * Decrypts `ciphertext` into `out` and checks the tag. On failure `out` is zeroed (no unauthenticated
+ * plaintext is left behind) and ERR_CT_DECRYPTION_FAILED is thrown.
+ */
+export function openInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): void {
+  check(alg, key, nonce);
+  if (tag.length !== TAG_BYTES) throw decryptionFailed();
+  const decipher = createDecipheriv(OPENSSL_NAME[alg] as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });
+  decipher.setAuthTag(tag);
+  let written = 0;
+  try {
+    const body = decipher.update(ciphertext);
+    out.set(body, 0);
+    written = body.length;
+    const rest = decipher.final();
+    if (rest.length) out.set(rest, written);
+  } catch {
+    out.fill(0, 0, Math.max(written, ciphertext.length));
+    throw decryptionFailed();
+  }
+}
+
+/** Decrypts and returns a new buffer. @throws ERR_CT_DECRYPTION_FAILED */
+export function open(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array): Uint8Array {
+  const out = new Uint8Array(ciphertext.length);
+  openInto(alg, key, nonce, ciphertext, tag, out);
+  return out;
+}

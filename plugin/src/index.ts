@@ -1,0 +1,17 @@
+// Public API of the `ctensors` package. Symbols below the tier comment are for the sidecar and tools.
+
+export { CryptoTensorsError, ERROR_CODES, EXIT_CODES, type CryptoTensorsErrorCode, type ErrorCategory } from "./errors.js";
+export { CryptoTensorsReader, readHeader, type OpenOptions, type CryptoInfo } from "./container/reader.js";
+export { encryptFile, type EncryptOptions, type EncryptResult } from "./container/encrypt-file.js";
+export { decryptFile, type DecryptOptions } from "./container/decrypt-file.js";
+export { rewrapFile, type RewrapOptions } from "./container/rewrap-file.js";
+export { parseJwk, parseJwkOrSet, toJwk, publicKeyOf, type Key, type EncryptionKey, type SigningKey, type JwkStyle } from "./keys/jwk.js";
+export { loadKeys, loadAllKeys, KEYS_ENV, KEY_TOKEN_ENV, type KeySpec, type KeySourceOptions } from "./keys/sources.js";
+export { TrustStore } from "./keys/trust.js";
+export { DEFAULT_POLICY, DEFAULT_POLICY_TEXT, type Policy } from "./container/reserved.js";
+
+// --- Below: building blocks for the sidecar and tools, not for end users. ---
+export { parseHeader, parseHeaderPrefix, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo } from "./format/header.js";
+export { DTYPES, dtypeBits, type Dtype } from "./format/dtype.js";
+export { resolveEncryptionKey } from "./keys/keyring.js";
+export { processModel, modelSafetensors } from "./model/process-model.js";

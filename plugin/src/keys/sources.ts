@@ -1,0 +1,80 @@
+// Where keys come from (cryptotensors-format.md §4.2): a JWK given directly, a JWK / JWK-set file, the
+// reference's CRYPTOTENSOR_KEYS environment variable, or an HTTPS JWK-set URL with a bearer token.
+
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+import { CryptoTensorsError } from "../errors.js";
+import { parseJwkOrSet, parseJwkText, type Key } from "./jwk.js";
+
+/** The environment variable the reference's EnvKeyProvider reads. */
+export const KEYS_ENV = "CRYPTOTENSOR_KEYS";
+/** Bearer token for HTTPS key URLs when none is given explicitly. */
+export const KEY_TOKEN_ENV = "CTENSORS_KEY_TOKEN";
+
+export interface KeySourceOptions {
+  /** Bearer token sent to HTTPS key URLs (default: $CTENSORS_KEY_TOKEN). Never logged. */
+  token?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  fetch?: typeof fetch;
+}
+
+/** A key source as the user wrote it: a path, `file://…`, `env:` / `env:NAME`, `https://…`, or inline JSON. */
+export type KeySpec = string | object;
+
+function isLoopbackHttp(url: URL): boolean {
+  return url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+}
+
+/**
+ * Loads the keys named by one source.
+ * @throws ERR_CT_KEY_NOT_FOUND (source missing/unreachable), ERR_CT_KEY_INVALID (malformed keys)
+ */
+export async function loadKeys(spec: KeySpec, options: KeySourceOptions = {}): Promise<Key[]> {
+  if (typeof spec === "object") return parseJwkOrSet(spec, "key");
+  const env = options.env ?? process.env;
+  const trimmed = spec.trim();
+  if (trimmed.startsWith("{")) return parseJwkText(trimmed, "inline key");
+  if (trimmed === "env" || trimmed.startsWith("env:")) {
+    const name = trimmed.slice(4) || KEYS_ENV;
+    const text = env[name];
+    if (!text) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `environment variable ${name} is not set`);
+    return parseJwkText(text, `$${name}`);
+  }
+  if (/^https?:\/\//i.test(trimmed)) return loadKeysFromUrl(new URL(trimmed), options);
+  const path = trimmed.startsWith("file://") ? fileURLToPath(trimmed) : trimmed;
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (err) {
+    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
+  return parseJwkText(text, path);
+}
+
+async function loadKeysFromUrl(url: URL, options: KeySourceOptions): Promise<Key[]> {
+  if (url.protocol !== "https:" && !isLoopbackHttp(url)) {
+    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `refusing to fetch keys over plain HTTP from ${url.host}: use https://`);
+  }
+  const token = options.token ?? (options.env ?? process.env)[KEY_TOKEN_ENV];
+  const headers: Record<string, string> = { accept: "application/jwk-set+json, application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const doFetch = options.fetch ?? fetch;
+  let res: Response;
+  try {
+    res = await doFetch(url, { headers, redirect: "error" });
+  } catch (err) {
+    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot reach key service ${url.origin}${url.pathname}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
+  }
+  if (!res.ok) {
+    const hint = res.status === 401 || res.status === 403 ? " (check the bearer token: --key-token or $CTENSORS_KEY_TOKEN)" : "";
+    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `key service ${url.origin}${url.pathname} answered HTTP ${res.status}${hint}`);
+  }
+  return parseJwkText(await res.text(), `${url.origin}${url.pathname}`);
+}
+
+/** Loads and concatenates several sources, in order. */
+export async function loadAllKeys(specs: readonly KeySpec[], options: KeySourceOptions = {}): Promise<Key[]> {
+  const all: Key[] = [];
+  for (const s of specs) all.push(...(await loadKeys(s, options)));
+  return all;
+}

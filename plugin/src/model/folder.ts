@@ -1,0 +1,100 @@
+// Hugging Face model folders: every `*.safetensors` file (shards included) is processed, the shard
+// index (`*.safetensors.index.json`) is checked against the shards and kept valid, and every other
+// file (config, tokenizer, README…) is copied unchanged.
+
+import { copyFile, mkdir, readdir, readFile, stat } from "node:fs/promises";
+import { dirname, join, relative, resolve } from "node:path";
+import { CryptoTensorsError } from "../errors.js";
+
+/** Folders never copied from a model folder. */
+const SKIP_DIRS = new Set([".git", ".cache", ".huggingface"]);
+
+export interface ModelFiles {
+  /** Paths relative to the root. */
+  safetensors: string[];
+  indexes: string[];
+  others: string[];
+}
+
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isDirectory();
+  } catch (err) {
+    throw new CryptoTensorsError("ERR_CT_IO", `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+  }
+}
+
+export async function listModelFiles(root: string): Promise<ModelFiles> {
+  const out: ModelFiles = { safetensors: [], indexes: [], others: [] };
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const full = join(dir, entry.name);
+      const rel = relative(root, full);
+      if (entry.isDirectory()) {
+        if (!SKIP_DIRS.has(entry.name)) await walk(full);
+      } else if (entry.isFile()) {
+        if (entry.name.endsWith(".safetensors")) out.safetensors.push(rel);
+        else if (entry.name.endsWith(".safetensors.index.json")) out.indexes.push(rel);
+        else out.others.push(rel);
+      }
+    }
+  };
+  await walk(root);
+  for (const list of Object.values(out)) list.sort();
+  return out;
+}
+
+/**
+ * Checks a shard index against the tensor names found in its shards: every weight_map entry must name
+ * an existing shard that holds that tensor, and every tensor of those shards must be listed.
+ * @throws ERR_CT_FORMAT
+ */
+export async function checkShardIndex(root: string, indexPath: string, namesOf: (shard: string) => Promise<string[]>): Promise<void> {
+  let index: { weight_map?: Record<string, string> };
+  try {
+    index = JSON.parse(await readFile(join(root, indexPath), "utf8"));
+  } catch (err) {
+    throw new CryptoTensorsError("ERR_CT_FORMAT", `${indexPath} is not valid JSON`, { cause: err });
+  }
+  const map = index.weight_map;
+  if (!map || typeof map !== "object") throw new CryptoTensorsError("ERR_CT_FORMAT", `${indexPath} has no weight_map`);
+  const base = dirname(indexPath);
+  const byShard = new Map<string, Set<string>>();
+  for (const [tensor, shard] of Object.entries(map)) {
+    if (!byShard.has(shard)) byShard.set(shard, new Set());
+    byShard.get(shard)!.add(tensor);
+  }
+  for (const [shard, listed] of byShard) {
+    const names = await namesOf(join(base, shard)).catch((err) => {
+      throw new CryptoTensorsError("ERR_CT_FORMAT", `${indexPath} names shard ${shard}, which cannot be read`, { cause: err });
+    });
+    const actual = new Set(names);
+    const missing = [...listed].filter((n) => !actual.has(n));
+    const unlisted = names.filter((n) => !listed.has(n));
+    if (missing.length || unlisted.length) {
+      throw new CryptoTensorsError(
+        "ERR_CT_FORMAT",
+        `${indexPath} does not match ${shard}: ${missing.length} listed tensor(s) missing, ${unlisted.length} unlisted (e.g. ${JSON.stringify(missing[0] ?? unlisted[0])})`,
+      );
+    }
+  }
+}
+
+export async function copyModelFile(inRoot: string, outRoot: string, rel: string): Promise<void> {
+  const dst = join(outRoot, rel);
+  await mkdir(dirname(dst), { recursive: true });
+  await copyFile(join(inRoot, rel), dst);
+}
+
+/** Refuses to process a path into itself or overwrite existing output unless forced. */
+export async function checkOutput(input: string, output: string, force: boolean): Promise<void> {
+  if (resolve(input) === resolve(output)) throw new TypeError("input and output must differ");
+  let exists = false;
+  try {
+    const s = await stat(output);
+    exists = s.isDirectory() ? (await readdir(output)).length > 0 : true;
+  } catch {
+    exists = false;
+  }
+  if (exists && !force) throw new TypeError(`${output} already exists: choose another output or pass --force`);
+}
