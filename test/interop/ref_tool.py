@@ -24,7 +24,8 @@ Key files are JWKs in the reference spelling (standard padded base64):
   sign {"kty":"okp","alg":"ed25519","x":..,"d"? (32-byte seed),"kid":..,"jku"?}
 or a JWK set {"keys":[...]} (the first key of the needed kty is used).
 Key modes for `read`: direct = safe_open(config={"enc_key","sign_key"}); env = JWK set in
-$CRYPTOTENSOR_KEYS (needs no kid, but a header kid must match if the JWK has one);
+$CRYPTOTENSOR_KEYS (if the header has a kid the JWK must carry the same kid; kid-less
+header -> first key of the kty);
 registry = register_direct_key_provider(keys=[...]) (every key needs a "kid").
 In direct/registry modes an inherited $CRYPTOTENSOR_KEYS is removed for determinism.
 """
