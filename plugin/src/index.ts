@@ -9,6 +9,7 @@ export { parseJwk, parseJwkOrSet, toJwk, publicKeyOf, type Key, type EncryptionK
 export { loadKeys, loadAllKeys, KEYS_ENV, KEY_TOKEN_ENV, type KeySpec, type KeySourceOptions } from "./keys/sources.js";
 export { TrustStore } from "./keys/trust.js";
 export { DEFAULT_POLICY, DEFAULT_POLICY_TEXT, type Policy } from "./container/reserved.js";
+export { evaluatePolicy, regorusPythonEngine, REGO_PYTHON_ENV, type PolicyEngine } from "./policy.js";
 
 // --- Below: building blocks for the sidecar and tools, not for end users. ---
 export { parseHeader, parseHeaderPrefix, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo } from "./format/header.js";

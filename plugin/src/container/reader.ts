@@ -13,7 +13,7 @@ import { HEADER_PREFIX_BYTES, parseHeader, parseHeaderPrefix, type SafetensorsHe
 import type { Key, SigningKey } from "../keys/jwk.js";
 import { resolveEncryptionKey } from "../keys/keyring.js";
 import type { TrustStore } from "../keys/trust.js";
-import { evaluatePolicy } from "../policy.js";
+import { evaluatePolicy, type PolicyEngine } from "../policy.js";
 import {
   ENCRYPTION_KEY, parseCryptoKeys, parseDigests, parseEncryption, parsePolicy, parseSignature,
   type CryptoKeysEntry, type Policy, type TensorCryptoEntry,
@@ -33,6 +33,8 @@ export interface OpenOptions {
   requireEncrypted?: boolean;
   /** Follow a header's `file://` jku to find the master key (default true, as the reference). */
   followFileJku?: boolean;
+  /** Evaluates non-default policies (default: $CTENSORS_REGO_PYTHON, else such files are refused). */
+  policyEngine?: PolicyEngine;
 }
 
 /** Everything learned from a header without keys (used by `inspect`). */
@@ -130,7 +132,7 @@ export class CryptoTensorsReader {
       }
       const signer = options.trust.verify(signedMessageOf(header), crypto.signature, crypto.keys.sign);
       // 2. Policy.
-      evaluatePolicy(crypto.policy);
+      await evaluatePolicy(crypto.policy, options.policyEngine);
       // 3. Downgrade protection: every tensor encrypted.
       if (options.requireEncrypted) {
         const plain = header.tensors.filter((t) => !crypto.encryption.has(t.name));
