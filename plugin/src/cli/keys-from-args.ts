@@ -11,6 +11,11 @@ export function sourceOptions(token: string | undefined): KeySourceOptions {
   return token ? { token } : {};
 }
 
+/** How a key source is named in messages: never the text of an inline JWK, which may hold a secret. */
+function describeSpec(spec: string): string {
+  return spec.trim().startsWith("{") ? "(inline JWK)" : spec;
+}
+
 export async function loadKeyList(specs: readonly string[] | undefined, token?: string): Promise<Key[]> {
   return loadAllKeys(specs ?? [], sourceOptions(token));
 }
@@ -20,7 +25,7 @@ export async function loadOneEncryptionKey(spec: string | undefined, option: str
   if (!spec) throw new TypeError(`${option} is required`);
   const keys = (await loadKeys(spec, sourceOptions(token))).filter((k): k is EncryptionKey => k.kind === "enc");
   if (keys.length !== 1) {
-    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `${option} ${spec} must hold exactly one encryption key ("kty":"oct"), found ${keys.length}`);
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `${option} ${describeSpec(spec)} must hold exactly one encryption key ("kty":"oct"), found ${keys.length}`);
   }
   return keys[0]!;
 }
@@ -29,8 +34,8 @@ export async function loadOneEncryptionKey(spec: string | undefined, option: str
 export async function loadSigningKey(spec: string | undefined, token?: string): Promise<SigningKey> {
   if (!spec) throw new TypeError("--sign-key is required");
   const keys = (await loadKeys(spec, sourceOptions(token))).filter((k): k is SigningKey => k.kind === "sign");
-  if (keys.length !== 1) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key ${spec} must hold exactly one Ed25519 key, found ${keys.length}`);
-  if (!keys[0]!.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key ${spec} is a public key: signing needs the private key (sign.jwk)`);
+  if (keys.length !== 1) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key ${describeSpec(spec)} must hold exactly one Ed25519 key, found ${keys.length}`);
+  if (!keys[0]!.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key ${describeSpec(spec)} is a public key: signing needs the private key (sign.jwk)`);
   return keys[0]!;
 }
 

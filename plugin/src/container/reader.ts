@@ -145,7 +145,7 @@ export class CryptoTensorsReader {
       }
       const reader = new CryptoTensorsReader(fh, path, header, crypto, signer);
       // 4. Master key and DEKs, when keys were supplied: a wrong key fails here, at open.
-      if (options.keys && crypto.encryption.size) await reader.unwrapAll(options.keys, options.followFileJku);
+      if (options.keys?.length && crypto.encryption.size) await reader.unwrapAll(options.keys, options.followFileJku);
       return reader;
     } catch (err) {
       await fh.close();

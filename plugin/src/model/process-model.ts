@@ -1,6 +1,6 @@
 // Applies a per-file operation to a single file or to a whole model folder.
 
-import { mkdir } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { checkShardIndex, copyModelFile, isDirectory, listModelFiles } from "./folder.js";
 import { readHeader } from "../container/reader.js";
@@ -13,30 +13,48 @@ export interface ModelProgress {
 
 /**
  * Runs `perFile(in, out)` on `input` (file) or on every safetensors file of the folder `input`,
- * copying the other files; shard indexes are checked against the output.
+ * copying the other files; shard indexes are checked against the output. On failure, every file and
+ * directory this call created is removed again: a half-processed model folder is never left behind.
  */
 export async function processModel(
   input: string,
   output: string,
   perFile: (inFile: string, outFile: string, progress: ModelProgress) => Promise<void>,
 ): Promise<{ files: number; copied: number }> {
-  if (!(await isDirectory(input))) {
-    await mkdir(dirname(output), { recursive: true });
-    await perFile(input, output, { file: input, index: 0, count: 1 });
-    return { files: 1, copied: 0 };
+  const madeDirs: string[] = [];
+  const written: string[] = [];
+  const mkdirp = async (d: string) => {
+    const first = await mkdir(d, { recursive: true });
+    if (first !== undefined) madeDirs.push(first);
+  };
+  try {
+    if (!(await isDirectory(input))) {
+      await mkdirp(dirname(output));
+      await perFile(input, output, { file: input, index: 0, count: 1 });
+      return { files: 1, copied: 0 };
+    }
+    const files = await listModelFiles(input);
+    // Fail before any work when the shard index does not describe the shards (names are kept as they are).
+    for (const rel of files.indexes) {
+      await checkShardIndex(input, rel, async (shard) => (await readHeader(join(input, shard))).header.tensors.map((t) => t.name));
+    }
+    await mkdirp(output);
+    for (const [i, rel] of files.safetensors.entries()) {
+      await mkdirp(dirname(join(output, rel)));
+      await perFile(join(input, rel), join(output, rel), { file: rel, index: i, count: files.safetensors.length });
+      written.push(join(output, rel));
+    }
+    for (const rel of [...files.indexes, ...files.others]) {
+      await mkdirp(dirname(join(output, rel)));
+      await copyModelFile(input, output, rel);
+      written.push(join(output, rel));
+    }
+    return { files: files.safetensors.length, copied: files.indexes.length + files.others.length };
+  } catch (err) {
+    for (const f of written) await rm(f, { force: true }).catch(() => {});
+    for (const d of madeDirs.reverse()) await rm(d, { recursive: true, force: true }).catch(() => {});
+    throw err;
   }
-  const files = await listModelFiles(input);
-  // Fail before any work when the shard index does not describe the shards (names are kept as they are).
-  for (const rel of files.indexes) {
-    await checkShardIndex(input, rel, async (shard) => (await readHeader(join(input, shard))).header.tensors.map((t) => t.name));
-  }
-  await mkdir(output, { recursive: true });
-  for (const [i, rel] of files.safetensors.entries()) {
-    await mkdir(dirname(join(output, rel)), { recursive: true });
-    await perFile(join(input, rel), join(output, rel), { file: rel, index: i, count: files.safetensors.length });
-  }
-  for (const rel of [...files.indexes, ...files.others]) await copyModelFile(input, output, rel);
-  return { files: files.safetensors.length, copied: files.indexes.length + files.others.length };
 }
 
 /** The safetensors files of `input` (a file or a model folder), as absolute-or-given paths. */

@@ -27,7 +27,7 @@ export const verify: Command = {
     const results = [];
     try {
       for (const file of await modelSafetensors(positionals[0]!)) {
-        const reader = await CryptoTensorsReader.open(file, { trust, keys, requireEncrypted: values["require-encrypted"] as boolean });
+        const reader = await CryptoTensorsReader.open(file, { trust, keys: keys.length ? keys : undefined, requireEncrypted: values["require-encrypted"] as boolean });
         try {
           let checked = 0;
           for (const t of reader.tensors) {
