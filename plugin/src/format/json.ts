@@ -49,9 +49,10 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
     }
   };
   const value = (depth: number): JsonValue => {
-    if (depth > MAX_DEPTH) fail("nesting too deep");
     ws();
     const c = text[pos];
+    // serde_json's remaining_depth starts at 128 and may not reach 0: at most 127 nested containers.
+    if ((c === "{" || c === "[") && depth + 1 >= MAX_DEPTH) fail("nesting too deep");
     if (c === "{") return object(depth);
     if (c === "[") return array(depth);
     if (c === '"') return string();
