@@ -10,9 +10,10 @@ import { encrypt } from "./commands/encrypt.js";
 import { inspect } from "./commands/inspect.js";
 import { keygen } from "./commands/keygen.js";
 import { rewrap } from "./commands/rewrap.js";
+import { serve } from "./commands/serve.js";
 import { verify } from "./commands/verify.js";
 
-export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap } satisfies Record<string, Command>;
+export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, serve } satisfies Record<string, Command>;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

@@ -1,0 +1,84 @@
+// ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...]
+//   [--require-encrypted] [--key-token T]
+// Runs the sidecar (package `ctensors-sidecar`) until SIGTERM or SIGINT. The plugin does not depend on
+// the sidecar at compile time: it is imported at run time, by a name the compiler does not follow.
+
+import { CryptoTensorsError } from "../../errors.js";
+import { zeroKey, type Key } from "../../keys/jwk.js";
+import type { TrustStore } from "../../keys/trust.js";
+import type { Command } from "../command.js";
+import { loadKeyList, loadTrust } from "../keys-from-args.js";
+
+/** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
+interface SidecarModule {
+  defaultSocketPath(): string;
+  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean }): Promise<{ socketPath: string; close(): Promise<void> }>;
+}
+
+const SIDECAR_PACKAGE = "ctensors-sidecar";
+
+async function importSidecar(): Promise<SidecarModule> {
+  let mod: Partial<SidecarModule>;
+  try {
+    mod = (await import(String(SIDECAR_PACKAGE))) as Partial<SidecarModule>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && String((err as Error).message).includes(SIDECAR_PACKAGE)) {
+      throw new CryptoTensorsError("ERR_CT_IO", `ctensors serve needs the ${SIDECAR_PACKAGE} package, which is not installed: npm install ${SIDECAR_PACKAGE}`, { cause: err });
+    }
+    throw err;
+  }
+  if (typeof mod.startSidecar !== "function" || typeof mod.defaultSocketPath !== "function") {
+    throw new CryptoTensorsError("ERR_CT_IO", `the installed ${SIDECAR_PACKAGE} package does not export startSidecar: install a version that matches ctensors`);
+  }
+  return mod as SidecarModule;
+}
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const on = (signal: NodeJS.Signals) => {
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+      resolve(signal); // a second signal gets Node's default action (exit)
+    };
+    process.on("SIGTERM", on);
+    process.on("SIGINT", on);
+  });
+}
+
+export const serve: Command = {
+  summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",
+  usage:
+    "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted] [--key-token T]\n" +
+    "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock",
+  options: {
+    socket: { type: "string" },
+    key: { type: "string", multiple: true },
+    keys: { type: "string", multiple: true },
+    trust: { type: "string", multiple: true },
+    "trust-store": { type: "string", multiple: true },
+    "require-encrypted": { type: "boolean", default: false },
+    "key-token": { type: "string" },
+  },
+  async run({ values, positionals }) {
+    if (positionals.length) throw new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    const sidecar = await importSidecar();
+    const token = values["key-token"] as string | undefined;
+    const keySpecs = [...((values.key as string[] | undefined) ?? []), ...((values.keys as string[] | undefined) ?? [])];
+    const keys = await loadKeyList(keySpecs, token);
+    try {
+      const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
+      const signal = untilSignal();
+      const handle = await sidecar.startSidecar({
+        socketPath: (values.socket as string | undefined) ?? sidecar.defaultSocketPath(),
+        keys,
+        trust,
+        requireEncrypted: values["require-encrypted"] as boolean,
+      });
+      await signal;
+      await handle.close();
+      return 0;
+    } finally {
+      keys.forEach(zeroKey);
+    }
+  },
+};

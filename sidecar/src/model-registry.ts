@@ -1,0 +1,182 @@
+// Open models: every shard of a local file or folder opened with CryptoTensorsReader (signature,
+// policy, downgrade protection and DEK unwrap happen there), the manifest, and reference counts.
+// A model stays open while any OpenModel call has not been matched by a CloseModel, or a Load uses
+// it; then its readers are closed, which zeroes the unwrapped data keys.
+
+import { createHash } from "node:crypto";
+import { realpath, stat } from "node:fs/promises";
+import { dirname, isAbsolute, relative } from "node:path";
+import { CryptoTensorsError, CryptoTensorsReader, modelSafetensors, type Key, type TrustStore } from "ctensors";
+import { badRequest, SidecarError } from "./errors.js";
+import type { Logger } from "./log.js";
+
+export interface ModelOpenOptions {
+  keys: readonly Key[];
+  trust: TrustStore | undefined;
+  requireEncrypted: boolean;
+}
+
+export interface ManifestEntry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  byteSize: number;
+  encrypted: boolean;
+  /** The shard, relative to the model root. */
+  file: string;
+  reader: CryptoTensorsReader;
+}
+
+export class OpenModel {
+  /** OpenModel calls not yet matched by CloseModel. */
+  openRefs = 0;
+  /** Loads in progress. */
+  loadRefs = 0;
+
+  constructor(
+    readonly id: string,
+    /** The real path of the source (file or folder). */
+    readonly source: string,
+    readonly readers: readonly CryptoTensorsReader[],
+    readonly tensors: readonly ManifestEntry[],
+    readonly metadata: Record<string, string>,
+    readonly signerKid: string,
+  ) {}
+
+  readonly byName = new Map<string, ManifestEntry>();
+
+  get totalBytes(): number {
+    return this.tensors.reduce((sum, t) => sum + t.byteSize, 0);
+  }
+}
+
+/** model_id: stable for a source (the same real path gives the same id across opens and restarts). */
+export function modelIdOf(realSource: string): string {
+  return `m-${createHash("sha256").update(realSource).digest("hex").slice(0, 16)}`;
+}
+
+export class ModelRegistry {
+  private readonly models = new Map<string, OpenModel>();
+  private readonly opening = new Map<string, Promise<OpenModel>>();
+
+  constructor(
+    private readonly options: ModelOpenOptions,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * Opens `source` (an absolute path of a .safetensors file or a model folder), or finds it open, and
+   * takes one open reference.
+   * @throws ERR_CT_BAD_REQUEST (not an absolute path), and every error of CryptoTensorsReader.open
+   *   (ERR_CT_IO for a missing path, ERR_CT_FORMAT for a folder without shards or a tensor name in two shards)
+   */
+  async open(source: string): Promise<OpenModel> {
+    if (typeof source !== "string" || !source) throw badRequest("source is empty: pass the absolute path of a .safetensors file or a model folder");
+    if (!isAbsolute(source)) throw badRequest(`source must be an absolute path (Hub repo ids are not supported yet), got ${JSON.stringify(source)}`);
+    const real = await realpath(source).catch((err: NodeJS.ErrnoException) => {
+      throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${source}: ${err.code ?? err.message}`, { cause: err });
+    });
+    const id = modelIdOf(real);
+    let model = this.models.get(id);
+    if (!model) {
+      let pending = this.opening.get(id);
+      if (!pending) {
+        pending = this.openShards(id, real).finally(() => this.opening.delete(id));
+        this.opening.set(id, pending);
+      }
+      model = await pending;
+    }
+    model.openRefs++;
+    return model;
+  }
+
+  /** Takes a load reference on an open model. @throws ERR_CT_MODEL_NOT_OPEN */
+  acquire(id: string): OpenModel {
+    const model = this.models.get(id);
+    if (!model || model.openRefs === 0) throw new SidecarError("ERR_CT_MODEL_NOT_OPEN", `model ${JSON.stringify(id)} is not open: call OpenModel first`);
+    model.loadRefs++;
+    return model;
+  }
+
+  /** Drops a load reference taken with acquire(). */
+  async releaseLoad(model: OpenModel): Promise<void> {
+    model.loadRefs--;
+    await this.closeIfUnused(model);
+  }
+
+  /** CloseModel: drops one open reference. @throws ERR_CT_MODEL_NOT_OPEN */
+  async close(id: string): Promise<void> {
+    const model = this.models.get(id);
+    if (!model || model.openRefs === 0) throw new SidecarError("ERR_CT_MODEL_NOT_OPEN", `model ${JSON.stringify(id)} is not open`);
+    model.openRefs--;
+    await this.closeIfUnused(model);
+  }
+
+  /** Sources of the open models. */
+  sources(): string[] {
+    return [...this.models.values()].map((m) => m.source).sort();
+  }
+
+  /** Closes every model (shutdown), whatever its references. */
+  async closeAll(): Promise<void> {
+    await Promise.allSettled([...this.opening.values()]);
+    const all = [...this.models.values()];
+    this.models.clear();
+    await Promise.all(all.map((m) => this.closeReaders(m)));
+  }
+
+  private async closeIfUnused(model: OpenModel): Promise<void> {
+    if (model.openRefs > 0 || model.loadRefs > 0 || this.models.get(model.id) !== model) return;
+    this.models.delete(model.id);
+    await this.closeReaders(model);
+  }
+
+  private async closeReaders(model: OpenModel): Promise<void> {
+    await Promise.all(model.readers.map((r) => r.close().catch(() => {})));
+    this.log.info("model.closed", { model_id: model.id, source: model.source });
+  }
+
+  private async openShards(id: string, real: string): Promise<OpenModel> {
+    const isDir = await stat(real).then((s) => s.isDirectory(), (err: NodeJS.ErrnoException) => {
+      throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${real}: ${err.code ?? err.message}`, { cause: err });
+    });
+    const root = isDir ? real : dirname(real);
+    const files = await modelSafetensors(real);
+    if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${real} holds no .safetensors file`);
+    const readers: CryptoTensorsReader[] = [];
+    try {
+      const { keys, trust, requireEncrypted } = this.options;
+      for (const file of files) {
+        readers.push(await CryptoTensorsReader.open(file, { keys: keys.length ? keys : undefined, trust, requireEncrypted }));
+      }
+      const tensors: ManifestEntry[] = [];
+      const seen = new Map<string, string>();
+      for (const reader of readers) {
+        const file = relative(root, reader.path);
+        for (const t of reader.tensors) {
+          const other = seen.get(t.name);
+          if (other !== undefined) {
+            throw new CryptoTensorsError("ERR_CT_FORMAT", `tensor ${JSON.stringify(t.name)} is in two shards: ${other} and ${file}`);
+          }
+          seen.set(t.name, file);
+          tensors.push({ name: t.name, dtype: t.dtype, shape: [...t.shape], byteSize: t.end - t.begin, encrypted: reader.isEncrypted(t.name), file, reader });
+        }
+      }
+      const kids = new Set(readers.map((r) => (r.signer ? (r.signer.kid ?? "") : null)));
+      // One kid only when every shard was verified by the same trusted key.
+      const signerKid = kids.size === 1 && !kids.has(null) ? ([...kids][0] ?? "") : "";
+      const model = new OpenModel(id, real, readers, tensors, Object.fromEntries(readers[0]!.userMetadata() ?? []), signerKid);
+      for (const t of tensors) model.byName.set(t.name, t);
+      this.models.set(id, model);
+      this.log.info("model.opened", {
+        model_id: id, source: real, shards: files.length, tensors: tensors.length, bytes: model.totalBytes,
+        encrypted: tensors.filter((t) => t.encrypted).length, signer_kid: signerKid,
+      });
+      return model;
+    } catch (err) {
+      await Promise.all(readers.map((r) => r.close().catch(() => {})));
+      throw err; // logged once, where it becomes a status
+
+    }
+  }
+}
