@@ -1,0 +1,143 @@
+"""The gRPC client of the sidecar: socket resolution, the token, and metadata on every call.
+
+Control only: tensor bytes never travel over this channel (see _shm.py and _loader.py).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import string
+from collections.abc import Iterator
+from types import TracebackType
+
+import grpc
+
+from ._proto import sidecar_pb2, sidecar_pb2_grpc
+from .errors import CryptoTensorsError, SidecarUnavailableError, from_rpc_error
+
+SOCKET_ENV = "CTENSORS_SOCKET"
+TOKEN_SUFFIX = ".token"
+_MAX_TOKEN_BYTES = 4096
+# Manifests of large models (thousands of tensors) exceed grpc's 4 MiB default; the bytes never do.
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def default_socket_path() -> str:
+    """The socket a client uses when none is given (the sidecar applies the same rule).
+
+    $CTENSORS_SOCKET if set, else `$XDG_RUNTIME_DIR/ctensors/sidecar.sock` if XDG_RUNTIME_DIR is
+    set, else `/tmp/ctensors-<uid>/sidecar.sock`.
+    """
+    explicit = os.environ.get(SOCKET_ENV)
+    if explicit:
+        return explicit
+    runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime_dir:
+        return os.path.join(runtime_dir, "ctensors", "sidecar.sock")
+    return f"/tmp/ctensors-{os.getuid()}/sidecar.sock"
+
+
+def resolve_socket_path(socket: str | os.PathLike[str] | None) -> str:
+    """`socket` as an absolute path, or `default_socket_path()` when it is None."""
+    path = default_socket_path() if socket is None else os.fspath(socket)
+    if not path:
+        raise ValueError("socket must be a non-empty path")
+    return os.path.abspath(path)
+
+
+def read_token(socket_path: str) -> str:
+    """Reads the sidecar's per-run token from `<socket>.token`.
+
+    Refuses a token file that group or others may read (it must be mode 0600): such a token may
+    have been seen by others. Raises CryptoTensorsError(ERR_CT_UNAUTHENTICATED) with the reason.
+    """
+    path = socket_path + TOKEN_SUFFIX
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise CryptoTensorsError(
+            "ERR_CT_UNAUTHENTICATED",
+            f"no token file at {path}: the sidecar writes it beside its socket when it starts "
+            f"(is the sidecar serving --socket {socket_path}?)",
+        ) from None
+    except PermissionError:
+        raise CryptoTensorsError(
+            "ERR_CT_UNAUTHENTICATED",
+            f"cannot read the token file {path}: permission denied (it is readable only by the user "
+            "the sidecar runs as; run this process as that user)",
+        ) from None
+    except OSError as err:
+        raise CryptoTensorsError("ERR_CT_UNAUTHENTICATED", f"cannot read the token file {path}: {err}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise CryptoTensorsError("ERR_CT_UNAUTHENTICATED", f"the token file {path} is not a regular file")
+        if st.st_mode & 0o077:
+            raise CryptoTensorsError(
+                "ERR_CT_UNAUTHENTICATED",
+                f"refusing the token file {path}: its mode {stat.S_IMODE(st.st_mode):04o} lets group or others "
+                "read it; it must be 0600 (restart the sidecar, or chmod 600 it if you trust its contents)",
+            )
+        raw = os.read(fd, _MAX_TOKEN_BYTES + 1)
+    finally:
+        os.close(fd)
+    token = raw.decode("ascii", "replace").strip()
+    if not token or len(raw) > _MAX_TOKEN_BYTES or any(c not in string.hexdigits for c in token):
+        raise CryptoTensorsError("ERR_CT_UNAUTHENTICATED", f"the token file {path} does not hold a hex token")
+    return token
+
+
+class SidecarClient:
+    """One gRPC channel to the sidecar, with the bearer token on every call.
+
+    Every failed call raises CryptoTensorsError (mapped in errors.from_rpc_error). `token` is for
+    tests only; normally it is read from `<socket>.token`.
+    """
+
+    def __init__(self, socket: str | os.PathLike[str] | None = None, *, token: str | None = None) -> None:
+        self.socket_path = resolve_socket_path(socket)
+        if not os.path.exists(self.socket_path):
+            raise SidecarUnavailableError(self.socket_path, "no such socket")
+        self._metadata = (("authorization", f"Bearer {read_token(self.socket_path) if token is None else token}"),)
+        self._channel = grpc.insecure_channel(
+            f"unix:{self.socket_path}",
+            options=[
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = sidecar_pb2_grpc.SidecarStub(self._channel)
+
+    def health(self) -> sidecar_pb2.HealthResponse:
+        try:
+            return self._stub.Health(sidecar_pb2.HealthRequest(), metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, socket=self.socket_path) from err
+
+    def open_model(self, source: str) -> sidecar_pb2.OpenModelResponse:
+        try:
+            return self._stub.OpenModel(sidecar_pb2.OpenModelRequest(source=source), metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, socket=self.socket_path) from err
+
+    def close_model(self, model_id: str) -> None:
+        try:
+            self._stub.CloseModel(sidecar_pb2.CloseModelRequest(model_id=model_id), metadata=self._metadata)
+        except grpc.RpcError as err:
+            raise from_rpc_error(err, socket=self.socket_path) from err
+
+    def load(self, requests: Iterator[sidecar_pb2.LoadClientMessage]) -> grpc.Call:
+        """Starts a Load stream; the caller iterates the returned call and maps grpc.RpcError itself."""
+        return self._stub.Load(requests, metadata=self._metadata)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> SidecarClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,130 @@
+"""Shared-memory regions: map a region file the sidecar created and wrap its bytes as torch tensors.
+
+Zero copy: `tensor_view` returns a view of the mapping (`torch.frombuffer`), never a copy, except for
+0-element tensors, which are fresh `torch.empty` tensors (there are no bytes to share).
+
+Lifetime: each view keeps a reference to the `mmap` object, and the pages stay mapped until the last
+view is gone (the mmap is unmapped when it is garbage-collected). Never call `close()` on a region's
+mmap while views exist: `torch.frombuffer` holds a reference, not a buffer export, so close() would
+succeed and leave the views dangling. Plain `mmap` is used, not `multiprocessing.shared_memory`,
+which registers segments with the resource tracker (warnings, and an unlink at exit).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import stat
+from collections.abc import Sequence
+
+import torch
+
+from .errors import CryptoTensorsError
+
+#: Where the sidecar places regions (tmpfs: plaintext never reaches a disk). Other paths are refused.
+SHM_DIR = "/dev/shm"
+
+
+def _dtype_table() -> dict[str, torch.dtype]:
+    table = {
+        "BOOL": torch.bool,
+        "U8": torch.uint8,
+        "I8": torch.int8,
+        "I16": torch.int16,
+        "I32": torch.int32,
+        "I64": torch.int64,
+        "F16": torch.float16,
+        "BF16": torch.bfloat16,
+        "F32": torch.float32,
+        "F64": torch.float64,
+        "C64": torch.complex64,
+    }
+    # Spelled as in safetensors; present only in torch builds that have them.
+    optional = {
+        "U16": "uint16",
+        "U32": "uint32",
+        "U64": "uint64",
+        "F8_E4M3": "float8_e4m3fn",
+        "F8_E5M2": "float8_e5m2",
+        "F8_E8M0": "float8_e8m0fnu",
+    }
+    for name, attr in optional.items():
+        dtype = getattr(torch, attr, None)
+        if isinstance(dtype, torch.dtype):
+            table[name] = dtype
+    return table
+
+
+#: safetensors dtype name -> torch dtype. Sub-byte types (F4, F6_*) have no element-wise torch
+#: equivalent and are refused with ERR_CT_UNSUPPORTED.
+DTYPES: dict[str, torch.dtype] = _dtype_table()
+_NAMES: dict[torch.dtype, str] = {v: k for k, v in DTYPES.items()}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """The torch dtype for a safetensors dtype name; CryptoTensorsError(ERR_CT_UNSUPPORTED) if none."""
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise CryptoTensorsError("ERR_CT_UNSUPPORTED", f"dtype {name!r} has no torch equivalent here") from None
+
+
+def safetensors_dtype(dtype: torch.dtype) -> str:
+    """The safetensors name of a torch dtype (inverse of torch_dtype)."""
+    return _NAMES[dtype]
+
+
+def map_region(path: str, size: int) -> mmap.mmap:
+    """Maps `size` bytes of a region file read-write and shared (open O_RDWR, MAP_SHARED, close the fd).
+
+    Only regular files directly under /dev/shm are accepted (plaintext stays in memory), and the
+    file must be at least `size` bytes (touching a mapping past the end of a file raises SIGBUS).
+    """
+    if size <= 0:
+        raise _protocol(f"region {path} has size {size}")
+    norm = os.path.normpath(path)
+    if not os.path.isabs(path) or os.path.dirname(norm) != SHM_DIR:
+        raise _protocol(f"region path {path!r} is not a file directly under {SHM_DIR}")
+    try:
+        fd = os.open(norm, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
+    except OSError as err:
+        raise CryptoTensorsError("ERR_CT_IO", f"cannot open the shared-memory region {path}: {err}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise _protocol(f"region {path} is not a regular file")
+        if st.st_size < size:
+            raise _protocol(f"region {path} holds {st.st_size} bytes, fewer than the announced {size}")
+        return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    finally:
+        os.close(fd)  # the mapping stays valid without it
+
+
+def tensor_view(
+    region: mmap.mmap | None, *, offset: int, byte_size: int, dtype: str, shape: Sequence[int]
+) -> torch.Tensor:
+    """A tensor over `byte_size` bytes at `offset` in the region: a zero-copy view.
+
+    The one exception: a 0-element tensor is a new `torch.empty(shape, dtype)` (frombuffer cannot
+    make an empty view). The placement is checked against the dtype, the shape and the mapping.
+    """
+    tdtype = torch_dtype(dtype)
+    dims = [int(d) for d in shape]
+    itemsize = tdtype.itemsize
+    expected = math.prod(dims) * itemsize
+    if byte_size != expected:
+        raise _protocol(f"{dtype}{dims} needs {expected} bytes, the placement says {byte_size}")
+    if expected == 0:
+        return torch.empty(dims, dtype=tdtype)
+    if region is None or offset < 0 or offset + byte_size > len(region):
+        size = 0 if region is None else len(region)
+        raise _protocol(f"bytes {offset}..{offset + byte_size} lie outside the {size}-byte region")
+    if offset % itemsize:
+        raise _protocol(f"offset {offset} is not aligned to the {itemsize}-byte {dtype} elements")
+    flat = torch.frombuffer(region, dtype=torch.uint8, count=byte_size, offset=offset)
+    return flat.view(tdtype).reshape(dims)
+
+
+def _protocol(message: str) -> CryptoTensorsError:
+    return CryptoTensorsError("ERR_CT_INTERNAL", f"sidecar protocol error: {message}")

@@ -1,0 +1,90 @@
+"""Hugging Face transformers (5.x) integration: load an encrypted model folder through the sidecar.
+
+Uses the public hook `Model.from_pretrained(None, config=..., state_dict=..., dtype=...)` with lazy,
+shared-memory-backed values (the safetensors slice duck type: `__getitem__`, `get_shape()`,
+`get_dtype()`); nothing in transformers is patched. Importing this module imports transformers.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+import transformers
+
+from ._api import LazyResidentModel, closing_model, model_source, weights_dtype
+from ._client import SidecarClient
+
+__all__ = ["from_pretrained"]
+
+
+def from_pretrained(
+    path: str | os.PathLike[str],
+    *,
+    socket: str | os.PathLike[str] | None = None,
+    model_class: Any = None,
+    dtype: torch.dtype | str | None = None,
+    **kwargs: Any,
+) -> Any:
+    """Loads a model whose weights are CryptoTensors files, decrypted by the sidecar.
+
+    `path` is the local model folder (or one .safetensors file inside it): config.json (and
+    generation_config.json if present) are plaintext and read here; the weights come from the
+    sidecar. `model_class` defaults to AutoModelForCausalLM (an Auto class is resolved to the
+    concrete class for the config first; models with remote code need their class passed); `dtype`
+    defaults to the dtype holding most of the weights (pass one explicitly to convert, which copies).
+    Other keyword arguments go to `model_class.from_pretrained` (`config=` overrides the folder's).
+
+    Memory: all tensors are decrypted in one RESIDENT stream when transformers materializes the
+    first weight; when the dtype and device are unchanged the parameters are the zero-copy
+    shared-memory views themselves (transformers' `.to()` is then a no-op), otherwise transformers
+    converts them (a copy) and the shared memory is released.
+
+    Raises CryptoTensorsError / SidecarUnavailableError (see ctensors.errors).
+    """
+    if "state_dict" in kwargs:
+        raise TypeError("from_pretrained() builds state_dict itself; do not pass one")
+    source = model_source(path)
+    folder = source if os.path.isdir(source) else os.path.dirname(source)
+    config = kwargs.pop("config", None)
+    if config is None:
+        config = transformers.AutoConfig.from_pretrained(folder)
+    model_class, config = _concrete_class(model_class or transformers.AutoModelForCausalLM, config)
+    with SidecarClient(socket) as client:
+        manifest = client.open_model(source)
+        with closing_model(client, manifest.model_id):
+            state_dict = LazyResidentModel(client, manifest.model_id).slices(manifest.tensors)
+            if dtype is None or dtype == "auto":  # "auto" would probe the lazy values, which are not tensors
+                dtype = weights_dtype(manifest.tensors)
+            model = model_class.from_pretrained(None, config=config, state_dict=state_dict, dtype=dtype, **kwargs)
+            del state_dict
+    if os.path.isfile(os.path.join(folder, "generation_config.json")) and model.can_generate():
+        # What from_pretrained does itself when it is given a folder.
+        model.generation_config = transformers.GenerationConfig.from_pretrained(folder)
+    return model
+
+
+def _concrete_class(model_class: Any, config: Any) -> tuple[Any, Any]:
+    """Resolves an Auto class to the concrete model class for `config`, as the Auto class would.
+
+    Auto classes' from_pretrained resolves remote code from the model path first and does not
+    accept None for it; the concrete classes do.
+    """
+    mapping = getattr(model_class, "_model_mapping", None)
+    if mapping is None:
+        return model_class, config
+    try:
+        supported = mapping[type(config)]
+    except KeyError:
+        raise ValueError(
+            f"{model_class.__name__} has no model class for {type(config).__name__}; pass model_class="
+        ) from None
+    if isinstance(supported, (list, tuple)):
+        by_name = {cls.__name__: cls for cls in supported}
+        archs = [a for a in (getattr(config, "architectures", None) or []) if a in by_name]
+        supported = by_name[archs[0]] if archs else supported[0]
+    text_config_class = getattr(config, "sub_configs", {}).get("text_config")
+    if text_config_class is not None and getattr(supported, "config_class", None) == text_config_class:
+        config = config.get_text_config()
+    return supported, config
