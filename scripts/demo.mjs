@@ -2,9 +2,11 @@
 // `npm run demo`: the main job on the embedded default, end to end, on a fresh machine.
 //   tiny Llama (random weights, fixed seed) → keygen → encrypt the whole HF folder (v2, signed)
 //   → inspect → verify → the reference implementation (PyPI cryptotensors 0.2.3) loads our files
+//   → the sidecar serves it → ctensors.transformers loads it in Python (no key there) and generates
 //   → decrypt → byte-identical to the original.
 // Everything runs locally: keys are generated into a temp dir that is deleted at the end.
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,6 +76,23 @@ for path in sorted(glob.glob(encdir + "/*.safetensors")):
 print(f"reference decrypted {n} tensors, all equal to the original")
 `;
     run(python, ["-c", script, join(keys, "enc.jwk"), join(keys, "sign.pub.jwk"), encrypted, model]);
+  });
+  step("ctensors serve (sidecar) + ctensors.transformers.from_pretrained → generate 20 tokens", () => {
+    const socket = join(work, "run", "sidecar.sock");
+    const sidecar = spawn(process.execPath, [cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"], { stdio: ["ignore", "ignore", "pipe"] });
+    let log = "";
+    sidecar.stderr.on("data", (d) => { log += d; });
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!existsSync(`${socket}.token`)) {
+        if (Date.now() > deadline || sidecar.exitCode !== null) throw new Error(`sidecar did not start:\n${log}`);
+        execFileSync("sleep", ["0.1"]);
+      }
+      run(python, [join(root, "scripts", "demo_generate.py"), encrypted, model, "--socket", socket]);
+      process.stdout.write(`  sidecar log (first line): ${log.split("\n")[0]}\n`);
+    } finally {
+      sidecar.kill("SIGTERM");
+    }
   });
   step("ctensors decrypt", () =>
     ctensors("decrypt", encrypted, decrypted, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk")));
