@@ -6,7 +6,7 @@
 //   → decrypt → byte-identical to the original.
 // Everything runs locally: keys are generated into a temp dir that is deleted at the end.
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, openSync } from "node:fs";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -79,17 +79,19 @@ print(f"reference decrypted {n} tensors, all equal to the original")
   });
   step("ctensors serve (sidecar) + ctensors.transformers.from_pretrained → generate 20 tokens", () => {
     const socket = join(work, "run", "sidecar.sock");
-    const sidecar = spawn(process.execPath, [cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"], { stdio: ["ignore", "ignore", "pipe"] });
-    let log = "";
-    sidecar.stderr.on("data", (d) => { log += d; });
+    // The sidecar logs JSON lines to stderr; a file, because the sync steps block this event loop.
+    const logPath = join(work, "sidecar.log");
+    const logFd = openSync(logPath, "w");
+    const sidecar = spawn(process.execPath, [cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"], { stdio: ["ignore", "ignore", logFd] });
+    const log = () => readFileSync(logPath, "utf8");
     try {
       const deadline = Date.now() + 30_000;
       while (!existsSync(`${socket}.token`)) {
-        if (Date.now() > deadline || sidecar.exitCode !== null) throw new Error(`sidecar did not start:\n${log}`);
+        if (Date.now() > deadline || sidecar.exitCode !== null) throw new Error(`sidecar did not start:\n${log()}`);
         execFileSync("sleep", ["0.1"]);
       }
       run(python, [join(root, "scripts", "demo_generate.py"), encrypted, model, "--socket", socket]);
-      process.stdout.write(`  sidecar log (first line): ${log.split("\n")[0]}\n`);
+      process.stdout.write(`  sidecar log: ${log().split("\n")[0]}\n`);
     } finally {
       sidecar.kill("SIGTERM");
     }
