@@ -87,11 +87,22 @@ def test_token_not_a_regular_file(tmp_path: Path) -> None:
     assert info.value.code == "ERR_CT_UNAUTHENTICATED"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
-def test_token_unreadable(tmp_path: Path) -> None:
+def test_token_unreadable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A mode-000 file is readable by root (CI runs as root), so the EACCES a non-owner gets is
+    # produced by patching os.open for this one path.
     _write_token(tmp_path / "s.sock", "ab", 0o000)
-    with pytest.raises(CryptoTensorsError, match="permission denied"):
+    real_open = os.open
+    token_path = str(tmp_path / "s.sock") + ".token"
+
+    def deny(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(path) == token_path:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", deny)
+    with pytest.raises(CryptoTensorsError, match="permission denied") as info:
         read_token(str(tmp_path / "s.sock"))
+    assert info.value.code == "ERR_CT_UNAUTHENTICATED"
 
 
 def test_missing_socket_is_a_clear_error(tmp_path: Path) -> None:

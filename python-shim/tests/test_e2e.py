@@ -117,7 +117,8 @@ class Env:
 def env() -> Iterator[Env]:
     why = _serve_available()
     if why is not None:
-        pytest.skip(why)
+        # `npm test` builds the CLI first: a missing `serve` is a failure, never a skip.
+        pytest.fail(why)
     root = Path(tempfile.mkdtemp(prefix="cte-", dir="/tmp"))
     server: subprocess.Popen[bytes] | None = None
     try:
