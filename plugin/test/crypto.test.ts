@@ -20,20 +20,12 @@ import { generateDek, unwrapKey, wrapKey } from "../src/crypto/wrap.js";
 import { encryptTensorData } from "../src/container/writer.js";
 import type { TensorCryptoEntry } from "../src/container/reserved.js";
 import { CryptoTensorsError, DECRYPTION_FAILED_MESSAGE } from "../src/errors.js";
-import { tempDir } from "./helpers.js";
+import { tempDir, thrown } from "./helpers.js";
 
 const hex = (s: string) => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const range = (from: number, to: number) => new Uint8Array(to - from).map((_, i) => from + i);
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  expect.fail("expected an error, but the call returned normally");
-}
 
 function expectDecryptionFailed(err: unknown): void {
   expect(err).toBeInstanceOf(CryptoTensorsError);

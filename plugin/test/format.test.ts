@@ -11,21 +11,12 @@ import { DTYPES, type Dtype } from "../src/format/dtype.js";
 import { MAX_HEADER_BYTES, parseHeader, parseHeaderPrefix } from "../src/format/header.js";
 import { JsonNumber, JsonObject, parseJson, toSafeInteger, type JsonValue } from "../src/format/json.js";
 import { compareUtf8, encodeHeader, layoutTensors, serializeHeaderJson } from "../src/format/serialize.js";
-import { plainSafetensorsBytes, tempDir } from "./helpers.js";
+import { plainSafetensorsBytes, tempDir, thrown } from "./helpers.js";
 
 const enc = new TextEncoder();
 const bytes = (...b: number[]) => new Uint8Array(b);
 const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 
-/** Runs `fn` and returns what it threw (fails the test when it does not throw). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  expect.fail("expected an error, but the call returned normally");
-}
 
 async function thrownAsync(fn: () => Promise<unknown>): Promise<unknown> {
   try {

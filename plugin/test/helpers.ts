@@ -4,7 +4,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll } from "vitest";
+import { afterAll, expect } from "vitest";
 import { ed25519PublicKey } from "../src/crypto/signature.js";
 import { tensorByteLength, type Dtype } from "../src/format/dtype.js";
 import { encodeHeader, layoutTensors, serializeHeaderJson } from "../src/format/serialize.js";
@@ -76,4 +76,14 @@ export function sampleTensors(): PlainTensor[] {
     { name: "10", dtype: "U8", shape: [5] },
     { name: "2", dtype: "I8", shape: [3] },
   ];
+}
+
+/** Runs `fn` and returns what it threw (fails the test when it does not throw). */
+export function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  expect.fail("expected an error, but the call returned normally");
 }

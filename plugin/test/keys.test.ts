@@ -19,7 +19,7 @@ import { parseJwk, parseJwkOrSet, parseJwkText, publicKeyOf, toJwk, zeroKey, typ
 import { resolveEncryptionKey } from "../src/keys/keyring.js";
 import { KEY_TOKEN_ENV, KEYS_ENV, loadAllKeys, loadKeys } from "../src/keys/sources.js";
 import { TrustStore } from "../src/keys/trust.js";
-import { newEncryptionKey, newSigningKey, REPO_ROOT, tempDir } from "./helpers.js";
+import { newEncryptionKey, newSigningKey, REPO_ROOT, tempDir, thrown } from "./helpers.js";
 
 const execFileAsync = promisify(execFile);
 const hex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
@@ -27,14 +27,6 @@ const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 const b64url = (b: Uint8Array) => Buffer.from(b).toString("base64url");
 const bytesOf = (n: number, start = 1) => new Uint8Array(n).map((_, i) => (start + i) & 0xff);
 
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  expect.fail("expected an error, but the call returned normally");
-}
 
 async function rejection(p: Promise<unknown>): Promise<unknown> {
   try {
