@@ -1,0 +1,113 @@
+// Rendering: the results table, machine facts, a generated reading of the numbers, and the update
+// of one marked section of bench/RESULTS.md (other sections and hand-written text are kept).
+
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+
+const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "—" : x.toFixed(d));
+const ratio = (x) => (x === null || x === undefined ? "—" : `${x.toFixed(2)}×`);
+
+export function renderTable(rows) {
+  const head = ["operation", "s (median)", "min–max s", "GB/s", "÷ openssl 1 core", "÷ openssl -multi 2", "÷ reference", "CPU/wall", "peak RSS MiB (process)", "peak RSS MiB (op) / at start"];
+  const lines = [`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i === 0 ? ":--" : "--:")).join("|")}|`];
+  for (const r of rows) {
+    const range = r.seconds === null || r.n < 2 ? "" : `${f(r.minSeconds)}–${f(r.maxSeconds)}`;
+    const secs = r.seconds === null ? "—" : `${f(r.seconds)}${r.n > 1 ? ` (n=${r.n})` : ""}`;
+    const op = r.opPeakRssMiB === null ? "—" : `${f(r.opPeakRssMiB, 0)} / ${f(r.rssStartMiB, 0)}`;
+    lines.push(`| ${[r.op, secs, range, f(r.gbps), ratio(r.vsOpenssl1), ratio(r.vsOpenssl2), ratio(r.vsReference), f(r.cpuPerWall), f(r.peakRssMiB, 0), op].join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+export function renderFacts(m) {
+  return [
+    `- date: ${m.date}`,
+    `- CPU: ${m.cpu} — nproc ${m.nproc}; flags: ${m.cpuFlags}; RAM ${m.memGiB} GiB; ${m.kernel}`,
+    `- Node ${m.node} (its OpenSSL ${m.nodeOpenssl}); system ${m.systemOpenssl ?? "openssl: not found"}`,
+    `- Python ${m.python ?? "—"}, torch ${m.torch ?? "—"}, safetensors ${m.safetensors ?? "—"}, cryptotensors ${m.cryptotensors ?? "—"}`,
+    `- work dir ${m.workDir} (file system: ${m.workFs ?? "?"})`,
+    `- memory prefault: ${m.prefault ?? "—"}`,
+    ...(m.load ? [`- ${m.load}`] : []),
+  ].join("\n");
+}
+
+/** A few sentences computed from the rows (whatever parts ran). */
+export function renderReading(byId, extra = {}) {
+  const g = (id) => byId.get(id);
+  const out = [];
+  const o1 = g("openssl-enc-1"), o2 = g("openssl-enc-2"), d1 = g("openssl-dec-1"), mc = g("memcpy");
+  if (o1 && o2) {
+    out.push(`Ceiling: openssl AES-256-GCM on 2 MiB buffers does ${f(o1.gbps)} GB/s on one core, ${f(o2.gbps)} GB/s with -multi 2 (${f(o2.gbps / o1.gbps)}× scaling)${d1 ? `; decryption ${f(d1.gbps)} GB/s on one core` : ""}${mc ? `; memcpy runs at ${f(mc.gbps)} GB/s` : ""}.`);
+  }
+  const e = g("ours-encrypt"), ed = g("ours-encrypt-data");
+  if (e) {
+    let s = `encryptFile: ${f(e.gbps)} GB/s end to end (${ratio(e.vsOpenssl1)} openssl single core, ${ratio(e.vsOpenssl2)} of -multi 2), CPU/wall ${f(e.cpuPerWall)}`;
+    if (ed) s += `; the data phase alone runs at ${f(ed.gbps)} GB/s and the final header write + fsync + rename take ${f(e.seconds - ed.seconds)} s of ${f(e.seconds)} s (${f((100 * (e.seconds - ed.seconds)) / e.seconds, 0)} %)`;
+    out.push(`${s}.`);
+  }
+  const dm = g("ours-decrypt-mem"), df = g("ours-decrypt-file"), dfd = g("ours-decrypt-file-data");
+  if (dm) out.push(`Decrypt to memory: ${f(dm.gbps)} GB/s (${ratio(dm.vsOpenssl1)} openssl single-core decryption).${df ? ` decryptFile to disk: ${f(df.gbps)} GB/s${dfd ? `, of which fsync+rename ${f(df.seconds - dfd.seconds)} s` : ""}.` : ""}`);
+  const rs = g("ref-save"), rsf = g("ref-save-fsync"), rl = g("ref-load");
+  if (rs && e) {
+    out.push(`Against the reference (ratio = our GB/s ÷ theirs, >1 = we are faster): encrypt ${ratio(e.vsReference)} with both sides fsyncing (${f(e.gbps)} vs ${f(rsf.gbps)} GB/s)` +
+      `${ed ? `, ${ratio(ed.vsReference)} comparing our data phase with save_file without fsync (${f(ed.gbps)} vs ${f(rs.gbps)} GB/s)` : ""}; ` +
+      `decrypting load ${ratio(dm?.vsReference)} (${f(dm?.gbps)} vs ${f(rl?.gbps)} GB/s). ` +
+      `Peak RSS during the operation: reference save_file ${f(rs.opPeakRssMiB, 0)} MiB (from ${f(rs.rssStartMiB, 0)} MiB at its start), reference load ${f(rl?.opPeakRssMiB, 0)} MiB; ours ${f(e.opPeakRssMiB, 0)} MiB (encrypt) and ${f(dm?.opPeakRssMiB, 0)} MiB (decrypt to memory). CPU/wall: reference load ${f(rl?.cpuPerWall)}, ours ${f(dm?.cpuPerWall)}.`);
+  }
+  const bd = ["bd-read", "bd-seal", "bd-seal-hot", "bd-open", "bd-write", "bd-fsync"].map(g);
+  if (bd.every(Boolean)) {
+    const [read, seal, hot, open, write, fsync] = bd;
+    const perGiB = (r) => (2 ** 30 / (r.gbps * 1e9));
+    out.push(`Components, seconds per GiB: read ${f(perGiB(read), 3)}, sealInto ${f(perGiB(seal), 3)} (${f(seal.gbps)} GB/s = ${ratio(seal.vsOpenssl1)} openssl; ${f(hot.gbps)} GB/s cache-hot), openInto ${f(perGiB(open), 3)}, write ${f(perGiB(write), 3)} (min–max ${f(write.minSeconds * 2 ** 30 / write.bytes, 3)}–${f(write.maxSeconds * 2 ** 30 / write.bytes, 3)}), fsync ${f(perGiB(fsync), 3)}. ` +
+      `read + sealInto + write + fsync = ${f(perGiB(read) + perGiB(seal) + perGiB(write) + perGiB(fsync), 3)} s/GiB${e ? ` against ${f(perGiB(e), 3)} s/GiB measured for encryptFile` : ""}.`);
+  }
+  const ae = g("alloc-encrypt-default"), at = g("alloc-encrypt-tuned"), ad = g("alloc-decrypt-default"), adt = g("alloc-decrypt-tuned"), ai = g("alloc-into-default"), ait = g("alloc-into-tuned");
+  if (ae && at) {
+    out.push(`Allocation experiments (same package code): fixing glibc's malloc thresholds by environment takes encrypt ${f(ae.gbps)} → ${f(at.gbps)} GB/s (${ratio(at.gbps / ae.gbps)}) and readTensor decryption ${f(ad.gbps)} → ${f(adt.gbps)} GB/s (${ratio(adt.gbps / ad.gbps)}); ` +
+      `readTensorInto one reused buffer reaches ${f(ai.gbps)} GB/s (${f(ait.gbps)} GB/s tuned, ${ratio(ait.gbps / ad.gbps)} readTensor with defaults)${ait.vsReference ? `, ${ratio(ait.vsReference)} the reference's load` : ""}.`);
+  }
+  const re = g("rss-encrypt"), rm = g("rss-decrypt-mem"), ri = g("rss-decrypt-into"), rf = g("rss-decrypt-file"), rr = g("rss-ref-load");
+  if (re) {
+    const L = extra.largestTensorMiB;
+    out.push(`Bounded memory at ${extra.sizeMiB} MiB: peak RSS of the whole node process ${f(re.peakRssMiB, 0)} MiB encrypting (independent of model and tensor size: 16 MiB pieces), ` +
+      `${f(rm?.peakRssMiB, 0)} MiB decrypting to memory with readTensor${L ? ` (${f(rm.peakRssMiB / L, 1)}× the largest tensor, ${f(L, 1)} MiB: each call returns a new buffer and several wait for garbage collection)` : ""}, ` +
+      `${f(ri?.peakRssMiB, 0)} MiB with readTensorInto into one reused buffer (the floor: one largest tensor + the process), ${f(rf?.peakRssMiB, 0)} MiB for decryptFile (it uses readTensor)` +
+      `${rr ? `. The reference's load peaks at ${f(rr.peakRssMiB, 0)} MiB for the same file` : ""}.`);
+  }
+  return out.map((s) => `- ${s}`).join("\n");
+}
+
+export function renderSection({ key, command, facts, tables, reading, preamble }) {
+  const parts = [
+    `<!-- bench:${key}:begin -->`,
+    `## ${key === "main" ? "Main run" : key === "rss" ? "Bounded memory run" : `Run: ${key}`}`,
+    "",
+    `Command: \`${command}\``,
+    "",
+    preamble,
+    "",
+    "Machine:",
+    "",
+    renderFacts(facts),
+  ];
+  for (const t of tables) {
+    parts.push("", `### ${t.title}`, "", renderTable(t.rows));
+    if (t.notes?.length) parts.push("", ...t.notes.map((n) => `- ${n}`));
+  }
+  parts.push("", "### Reading", "", reading, "", `<!-- bench:${key}:end -->`);
+  return parts.join("\n");
+}
+
+const HEAD = `# Benchmark results
+
+Generated by \`bench/run.mjs\` (see bench/README.md). Each section below is rewritten only by a run
+of its kind (\`--write\`); text outside the marked sections is kept. Speeds are GB/s with
+GB = 10^9 bytes of tensor data; ratios are our throughput ÷ the baseline's throughput measured in
+the same run, on the same machine and files (so >1 means faster than the baseline).
+`;
+
+export function updateResultsFile(path, key, section) {
+  let text = existsSync(path) ? readFileSync(path, "utf8") : HEAD;
+  const re = new RegExp(`<!-- bench:${key}:begin -->[\\s\\S]*?<!-- bench:${key}:end -->`);
+  text = re.test(text) ? text.replace(re, () => section) : `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(path, text);
+}

@@ -1,0 +1,32 @@
+"""Child: the reference's decrypting load (PyPI cryptotensors).
+
+usage: python bench/ops/ref_load.py ENCRYPTED KEYDIR
+
+Timed: cryptotensors.safe_open(ENCRYPTED, framework="pt", config=keys) (signature check, key unwrap)
++ get_tensor of every tensor, each dropped at once. Nothing is cloned or compared.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import begin, finish, load_key_dir  # noqa: E402
+
+import cryptotensors  # noqa: E402
+import torch  # noqa: E402,F401
+
+path, key_dir = sys.argv[1:3]
+enc, _sign, pub = load_key_dir(key_dir)
+config = {"enc_key": enc, "sign_key": pub}
+
+probe = begin()
+nbytes = 0
+count = 0
+largest = 0
+with cryptotensors.safe_open(path, framework="pt", config=config) as f:
+    for name in f.keys():
+        t = f.get_tensor(name)
+        nbytes += t.nbytes
+        largest = max(largest, t.nbytes)
+        count += 1
+        del t
+finish(probe, bytes=nbytes, tensors=count, largestTensorBytes=largest)

@@ -1,0 +1,10 @@
+// The benchmark's parts, in run order. A part is { name, title, run(ctx) → { rows, notes? } };
+// later milestones add theirs here. `--only` picks by name; DEFAULT_PARTS run without it.
+import baseline from "./baseline.mjs";
+import breakdown from "./breakdown.mjs";
+import codec from "./codec.mjs";
+import alloc from "./alloc.mjs";
+import rss from "./rss.mjs";
+
+export const PARTS = [baseline, codec, breakdown, alloc, rss];
+export const DEFAULT_PARTS = ["baseline", "codec", "breakdown", "alloc"];

@@ -1,0 +1,64 @@
+// The benchmark harness's own plumbing (no timings are asserted: performance is reported as
+// ratios by `npm run bench`, never tested against the clock).
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+// @ts-ignore plain .mjs module without types
+import { dataSha256, llamaShapes, writeSyntheticModel } from "../bench/lib/model.mjs";
+// @ts-ignore plain .mjs module without types
+import { updateResultsFile } from "../bench/lib/report.mjs";
+import { readHeader } from "../plugin/dist/index.js";
+
+const root = join(import.meta.dirname, "..");
+const work = mkdtempSync(join(tmpdir(), "ctensors-bench-test-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe("bench model generator", () => {
+  it.each([8, 64, 1024, 4096])("hits %i MiB within 0.1 %% with Llama tensor names", (mib) => {
+    const m = llamaShapes(mib * 2 ** 20);
+    expect(Math.abs(m.dataBytes - mib * 2 ** 20) / (mib * 2 ** 20)).toBeLessThan(0.001);
+    const names = m.tensors.map((t: { name: string }) => t.name);
+    expect(names).toContain("model.layers.0.self_attn.q_proj.weight");
+    expect(names).toContain("model.layers.0.mlp.down_proj.weight");
+    expect(names).toContain("lm_head.weight");
+    expect([...names].sort()).toEqual(names); // canonical data order
+  });
+
+  it("writes a valid safetensors file whose data hash matches", async () => {
+    const m = llamaShapes(4 * 2 ** 20);
+    const path = join(work, "m.safetensors");
+    const w = await writeSyntheticModel(path, m.tensors);
+    const { header, crypto } = await readHeader(path);
+    expect(crypto).toBeNull();
+    expect(header.tensors.map((t) => t.name)).toEqual(m.tensors.map((t: { name: string }) => t.name));
+    expect(header.dataBytes).toBe(m.dataBytes);
+    expect(await dataSha256(path)).toBe(w.dataSha256);
+  });
+});
+
+describe("bench RESULTS.md sections", () => {
+  it("replaces only its own section and keeps other text", () => {
+    const path = join(work, "RESULTS.md");
+    writeFileSync(path, "# head\n\n<!-- bench:main:begin -->\nold\n<!-- bench:main:end -->\n\n## Notes\nmine\n");
+    updateResultsFile(path, "main", "<!-- bench:main:begin -->\nnew $& $1\n<!-- bench:main:end -->");
+    updateResultsFile(path, "rss", "<!-- bench:rss:begin -->\nrss\n<!-- bench:rss:end -->");
+    const text = readFileSync(path, "utf8");
+    expect(text).toContain("new $& $1");
+    expect(text).not.toContain("old");
+    expect(text).toContain("## Notes\nmine");
+    expect(text).toContain("<!-- bench:rss:begin -->\nrss");
+  });
+});
+
+describe("bench runner", () => {
+  it("runs the codec and rss parts end to end on a tiny model", () => {
+    const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--warmup", "0", "--only", "codec,rss", "--no-reference"], {
+      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+    });
+    expect(out).toContain("| ours: encryptFile");
+    expect(out).toContain("decryptFile output verified equal to the plain model's tensor data: yes");
+    expect(out).toMatch(/peak RSS of the whole node process \d+ MiB encrypting/);
+  });
+});
