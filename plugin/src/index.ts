@@ -16,3 +16,4 @@ export { parseHeader, parseHeaderPrefix, MAX_HEADER_BYTES, type SafetensorsHeade
 export { DTYPES, dtypeBits, type Dtype } from "./format/dtype.js";
 export { resolveEncryptionKey } from "./keys/keyring.js";
 export { processModel, modelSafetensors } from "./model/process-model.js";
+export { checkShardIndex, listModelFiles } from "./model/folder.js";

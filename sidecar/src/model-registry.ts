@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative } from "node:path";
-import { CryptoTensorsError, CryptoTensorsReader, modelSafetensors, type Key, type TrustStore } from "ctensors";
+import { checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, type Key, type TrustStore } from "ctensors";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -160,6 +160,18 @@ export class ModelRegistry {
           }
           seen.set(t.name, file);
           tensors.push({ name: t.name, dtype: t.dtype, shape: [...t.shape], byteSize: t.end - t.begin, encrypted: reader.isEncrypted(t.name), file, reader });
+        }
+      }
+      if (isDir) {
+        // The shard index (plaintext) must describe exactly the shards' tensors: a dropped or renamed
+        // shard is an error here, not a model with randomly initialised weights later.
+        const namesByFile = new Map(readers.map((r) => [relative(root, r.path), r.tensors.map((t) => t.name)]));
+        for (const index of (await listModelFiles(real)).indexes) {
+          await checkShardIndex(real, index, async (shard) => {
+            const names = namesByFile.get(shard);
+            if (!names) throw new CryptoTensorsError("ERR_CT_FORMAT", `missing shard ${shard}`);
+            return names;
+          });
         }
       }
       const kids = new Set(readers.map((r) => (r.signer ? (r.signer.kid ?? "") : null)));

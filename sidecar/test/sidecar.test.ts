@@ -246,6 +246,25 @@ describe("Health and OpenModel", () => {
     expect(await rpcFailure(open(empty))).toMatchObject({ code: status.FAILED_PRECONDITION, ctCode: "ERR_CT_FORMAT" });
   });
 
+  it("refuses a folder whose shard index does not match its shards (a dropped shard is not a partial model)", async () => {
+    const partial = join(dir, "dropped-shard");
+    mkdirSync(partial);
+    copyFileSync(join(encA, "model-00001-of-00002.safetensors"), join(partial, "model-00001-of-00002.safetensors"));
+    const weightMap: Record<string, string> = {};
+    for (const shard of ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]) {
+      for (const t of (await readHeader(join(encA, shard))).header.tensors) weightMap[t.name] = shard;
+    }
+    writeFileSync(join(partial, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+    const failure = await rpcFailure(open(partial));
+    expect(failure).toMatchObject({ code: status.FAILED_PRECONDITION, ctCode: "ERR_CT_FORMAT" });
+    expect(failure.details).toContain("model-00002-of-00002.safetensors");
+    // The same index next to both shards is accepted.
+    copyFileSync(join(encA, "model-00002-of-00002.safetensors"), join(partial, "model-00002-of-00002.safetensors"));
+    const res = await open(partial);
+    expect(res.tensors.length).toBe(Object.keys(weightMap).length);
+    await unary(client, "CloseModel", { model_id: res.model_id }, md());
+  });
+
   it("refuses a model signed by an untrusted key, and one it has no key for", async () => {
     const other = join(dir, "other.enc.safetensors");
     await encryptFile(join(dir, "big.safetensors"), other, { key: encKey, signKey: newSigningKey("stranger") });
