@@ -105,8 +105,9 @@ try {
   for (const part of parts) {
     ctx.log(`== ${part.name}`);
     const res = await part.run(ctx);
-    tables.push({ name: part.name, title: part.title, rows: res.rows, notes: res.notes });
+    tables.push({ name: part.name, title: part.title, rows: res.rows, notes: res.notes, columns: res.columns });
     if (res.largestTensorMiB) extra.largestTensorMiB = res.largestTensorMiB;
+    if (res.extra) Object.assign(extra, res.extra);
   }
   const byId = resolveRatios(tables.flatMap((t) => t.rows));
   const cpu1 = cpuTimes();
@@ -131,7 +132,7 @@ try {
   const section = renderSection({ key, command, facts, tables, reading, preamble });
   console.log(`\n${renderFacts(facts)}\n`);
   for (const t of tables) {
-    console.log(`${t.title}\n\n${renderTable(t.rows)}\n`);
+    console.log(`${t.title}\n\n${renderTable(t.rows, t.columns)}\n`);
     for (const n of t.notes ?? []) console.log(`- ${n}`);
     console.log("");
   }

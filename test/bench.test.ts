@@ -1,7 +1,7 @@
 // The benchmark harness's own plumbing (no timings are asserted: performance is reported as
 // ratios by `npm run bench`, never tested against the clock).
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -61,4 +61,16 @@ describe("bench runner", () => {
     expect(out).toContain("decryptFile output verified equal to the plain model's tensor data: yes");
     expect(out).toMatch(/peak RSS of the whole node process \d+ MiB encrypting/);
   });
+
+  // A tiny pass of the sidecar part (8 MiB, one repeat, no reference): the python ops, a sidecar per
+  // mode under GNU time, the byte-for-byte check. Needs the .venv with the ctensors package.
+  it.skipIf(!existsSync(join(root, ".venv", "bin", "python")))("runs the sidecar part end to end on a tiny model", () => {
+    const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "sidecar", "--no-reference"], {
+      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+    });
+    expect(out).toContain("| ours resident: ctensors.load_file + clone × all");
+    expect(out).toContain("| ours streaming: stream(copy=True), window 64 MiB × 2");
+    expect(out).toMatch(/loaded tensors verified equal to safetensors' load of the plain model \(separate untimed runs before the repeats\): yes/);
+    expect(out).toMatch(/sidecar peak RSS \d+ MiB resident/);
+  }, 120_000);
 });

@@ -34,6 +34,8 @@ export async function createContext(opts) {
     opts,
     work,
     python: existsSync(python) ? python : null,
+    /** plugin/dist/cli/bin.js (keygen, serve). */
+    cli,
     log(msg) {
       process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`);
     },

@@ -6,15 +6,29 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "—" : x.toFixed(d));
 const ratio = (x) => (x === null || x === undefined ? "—" : `${x.toFixed(2)}×`);
 
-export function renderTable(rows) {
-  const head = ["operation", "s (median)", "min–max s", "GB/s", "÷ openssl 1 core", "÷ openssl -multi 2", "÷ reference", "CPU/wall", "peak RSS MiB (process)", "peak RSS MiB (op) / at start"];
-  const lines = [`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i === 0 ? ":--" : "--:")).join("|")}|`];
-  for (const r of rows) {
-    const range = r.seconds === null || r.n < 2 ? "" : `${f(r.minSeconds)}–${f(r.maxSeconds)}`;
-    const secs = r.seconds === null ? "—" : `${f(r.seconds)}${r.n > 1 ? ` (n=${r.n})` : ""}`;
-    const op = r.opPeakRssMiB === null ? "—" : `${f(r.opPeakRssMiB, 0)} / ${f(r.rssStartMiB, 0)}`;
-    lines.push(`| ${[r.op, secs, range, f(r.gbps), ratio(r.vsOpenssl1), ratio(r.vsOpenssl2), ratio(r.vsReference), f(r.cpuPerWall), f(r.peakRssMiB, 0), op].join(" | ")} |`);
-  }
+// Table columns by name; a part may return `columns` (a list of names) to replace DEFAULT_COLUMNS.
+const COLUMNS = {
+  op: ["operation", (r) => r.op],
+  seconds: ["s (median)", (r) => (r.seconds === null ? "—" : `${f(r.seconds)}${r.n > 1 ? ` (n=${r.n})` : ""}`)],
+  range: ["min–max s", (r) => (r.seconds === null || r.n < 2 ? "" : `${f(r.minSeconds)}–${f(r.maxSeconds)}`)],
+  gbps: ["GB/s", (r) => f(r.gbps)],
+  openssl1: ["÷ openssl 1 core", (r) => ratio(r.vsOpenssl1)],
+  openssl2: ["÷ openssl -multi 2", (r) => ratio(r.vsOpenssl2)],
+  baseline: ["÷ baseline", (r) => ratio(r.vsBaseline)],
+  reference: ["÷ reference", (r) => ratio(r.vsReference)],
+  cpu: ["CPU/wall", (r) => f(r.cpuPerWall)],
+  peak: ["peak RSS MiB (process)", (r) => f(r.peakRssMiB, 0)],
+  opPeak: ["peak RSS MiB (op) / at start", (r) => (r.opPeakRssMiB === null ? "—" : `${f(r.opPeakRssMiB, 0)} / ${f(r.rssStartMiB, 0)}`)],
+  clientPeak: ["client peak RSS MiB (process)", (r) => f(r.peakRssMiB, 0)],
+  sidecarPeak: ["sidecar peak RSS MiB", (r) => f(r.sidecarPeakRssMiB, 0)],
+  shmPeak: ["/dev/shm peak MiB", (r) => f(r.shmPeakMiB, 0)],
+};
+export const DEFAULT_COLUMNS = ["op", "seconds", "range", "gbps", "openssl1", "openssl2", "reference", "cpu", "peak", "opPeak"];
+
+export function renderTable(rows, columns = DEFAULT_COLUMNS) {
+  const cols = columns.map((c) => COLUMNS[c] ?? (() => { throw new Error(`unknown table column ${c}`); })());
+  const lines = [`| ${cols.map(([h]) => h).join(" | ")} |`, `|${cols.map((_, i) => (i === 0 ? ":--" : "--:")).join("|")}|`];
+  for (const r of rows) lines.push(`| ${cols.map(([, cell]) => cell(r)).join(" | ")} |`);
   return lines.join("\n");
 }
 
@@ -73,6 +87,21 @@ export function renderReading(byId, extra = {}) {
       `${f(ri?.peakRssMiB, 0)} MiB with readTensorInto into one reused buffer (the floor: one largest tensor + the process), ${f(rf?.peakRssMiB, 0)} MiB for decryptFile (it uses readTensor)` +
       `${rr ? `. The reference's load peaks at ${f(rr.peakRssMiB, 0)} MiB for the same file` : ""}.`);
   }
+  const sp = g("sc-plain-clone"), sr = g("sc-resident-clone"), sz = g("sc-resident-zc"), sd = g("sc-stream-default"), ss = g("sc-stream-small"), sref = g("sc-ref-load"), sx = extra.sidecar;
+  if (sp && sr && sx) {
+    const st = sx.steps, side = sx.sidecarSide, mibw = (b) => f(b / 2 ** 20, 0);
+    const pct = (x) => f((100 * x) / st.seconds, 0);
+    out.push(`Sidecar, resident: load_file + clone of every tensor runs at ${f(sr.gbps)} GB/s, ${ratio(sr.vsBaseline)} a plain safetensors load + clone (${f(sp.gbps)} GB/s)${sref ? ` and ${ratio(sr.vsReference)} the reference's decrypting load (${f(sref.gbps)} GB/s)` : ""}; ` +
+      `the zero-copy load_file alone takes ${f(sz.seconds)} s of the ${f(sr.seconds)} s, so the clone adds ${f(sr.seconds - sz.seconds)} s. ` +
+      `Streaming (copy=True) ${f(sd?.gbps)} GB/s with the default window, ${f(ss?.gbps)} GB/s with 64 MiB (in effect ${mibw(sx.windows.small)} MiB: raised to the largest tensor).`);
+    out.push(`Where the time goes: the sidecar logs ${side.resident ? `${side.resident.ms} ms (${side.resident.gbps} GB/s)` : "—"} for the resident load itself; replaying its per-tensor loop with the same code (sidecar-steps) takes ${f(st.seconds)} s: ` +
+      `readTensorInto ${f(st.decrypt)} s (${pct(st.decrypt)} %; of which reading the page-cached ciphertext ≈ ${f(st.read)} s, so AES-GCM openInto on the main thread ≈ ${f(st.decrypt - st.read)} s = ${f(st.bytes / (st.decrypt - st.read) / 1e9)} GB/s), ` +
+      `pwrite into /dev/shm ${f(st.write)} s (${pct(st.write)} %, ${f(st.bytes / st.write / 1e9)} GB/s: first touch of new tmpfs pages), zeroing the scratch ${f(st.zero)} s, open ${f(st.open)} s; CPU/wall ${f(st.cpuPerWall)}: every step waits for the previous one, on one core. ` +
+      `The client side (gRPC, mapping, building views) is the rest of load_file: ${f(sz.seconds)} s against the sidecar's ${side.resident ? f(side.resident.ms / 1000) : "—"} s.`);
+    out.push(`Memory at ${f(sx.dataMiB, 0)} MiB of tensors (largest ${f(sx.largestMiB, 0)} MiB): sidecar peak RSS ${f(sr.sidecarPeakRssMiB, 0)} MiB resident, ${f(sd?.sidecarPeakRssMiB, 0)} / ${f(ss?.sidecarPeakRssMiB, 0)} MiB streaming (default / 64 MiB window) (its scratch buffer holds one tensor, the largest); ` +
+      `/dev/shm peak ${f(sr.shmPeakMiB, 0)} MiB resident (the whole model), ${f(sd?.shmPeakMiB, 0)} MiB streaming default (bound ${mibw(sx.windows.def * sx.windows.count)} MiB), ${f(ss?.shmPeakMiB, 0)} MiB with 64 MiB (bound ${mibw(sx.windows.small * sx.windows.count)} MiB). ` +
+      `Client peak RSS ${f(sr.peakRssMiB, 0)} MiB resident + clone (shared pages touched by the clone count too), ${f(sd?.peakRssMiB, 0)} MiB streaming, against ${f(sp.peakRssMiB, 0)} MiB for the plain load + clone.`);
+  }
   return out.map((s) => `- ${s}`).join("\n");
 }
 
@@ -90,7 +119,7 @@ export function renderSection({ key, command, facts, tables, reading, preamble }
     renderFacts(facts),
   ];
   for (const t of tables) {
-    parts.push("", `### ${t.title}`, "", renderTable(t.rows));
+    parts.push("", `### ${t.title}`, "", renderTable(t.rows, t.columns));
     if (t.notes?.length) parts.push("", ...t.notes.map((n) => `- ${n}`));
   }
   parts.push("", "### Reading", "", reading, "", `<!-- bench:${key}:end -->`);

@@ -9,7 +9,7 @@ import { GB, max, median, min, MiB } from "./stats.mjs";
  * @param {object[]} o.samples   runChild results (one per repeat)
  * @param {(s: object) => number} [o.secondsOf]  which time to use (default result.seconds)
  * @param {boolean} [o.memory]   report the samples' memory figures (default true)
- * @param {{ openssl?: "enc" | "dec", reference?: string }} [o.compare]
+ * @param {{ openssl?: "enc" | "dec", reference?: string, baseline?: string }} [o.compare]  ids of the rows to divide by
  */
 export function rowFromSamples({ id, op, samples, secondsOf = (s) => s.result.seconds, memory = true, cpu = true, compare, note }) {
   const secs = samples.map(secondsOf);
@@ -44,6 +44,7 @@ export function resolveRatios(allRows) {
     r.vsOpenssl1 = c.openssl ? ratio(r, `openssl-${c.openssl}-1`) : null;
     r.vsOpenssl2 = c.openssl ? ratio(r, `openssl-${c.openssl}-2`) : null;
     r.vsReference = c.reference ? ratio(r, c.reference) : null;
+    r.vsBaseline = c.baseline ? ratio(r, c.baseline) : null;
     r.vsReferenceId = c.reference ?? null;
   }
   return byId;

@@ -5,6 +5,7 @@ import breakdown from "./breakdown.mjs";
 import codec from "./codec.mjs";
 import alloc from "./alloc.mjs";
 import rss from "./rss.mjs";
+import sidecar from "./sidecar.mjs";
 
-export const PARTS = [baseline, codec, breakdown, alloc, rss];
-export const DEFAULT_PARTS = ["baseline", "codec", "breakdown", "alloc"];
+export const PARTS = [baseline, codec, breakdown, alloc, sidecar, rss];
+export const DEFAULT_PARTS = ["baseline", "codec", "breakdown", "alloc", "sidecar"];

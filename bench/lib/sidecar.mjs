@@ -1,0 +1,92 @@
+// A sidecar (`ctensors serve`) as a measured child of the bench: started under GNU time (lifetime
+// peak RSS), ready when its token file appears, stopped with SIGTERM sent to the node process itself
+// (not to `time`), its JSON log lines collected. Also: /dev/shm usage sampled while a client runs.
+
+import { spawn } from "node:child_process";
+import { existsSync, readFileSync, statfsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { GNU_TIME } from "./child.mjs";
+
+const MARK = "BENCH_MAXRSS_KIB=";
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+const kib = (pid, field) => {
+  try {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+};
+
+/**
+ * @param {object} o
+ * @param {string} o.cli       plugin's bin.js
+ * @param {string} o.dir       a fresh directory for the socket (created 0700)
+ * @param {string} o.keys      key dir from `ctensors keygen` (enc.jwk, sign.pub.jwk)
+ * @param {string[]} [o.nodeArgs]  extra node flags (e.g. --cpu-prof)
+ */
+export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const socket = join(dir, "s.sock");
+  const cmd = [process.execPath, ...nodeArgs, cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk")];
+  const argv = GNU_TIME ? [GNU_TIME, "-f", `${MARK}%M`, ...cmd] : cmd;
+  const child = spawn(argv[0], argv.slice(1), { cwd, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr.setEncoding("utf8").on("data", (d) => { stderr += d; });
+  const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
+  let dead = null;
+  exited.then((x) => { dead = x; });
+  const t0 = performance.now();
+  while (!existsSync(`${socket}.token`)) {
+    if (dead) throw new Error(`sidecar exited before it was ready (${dead.signal ?? `exit ${dead.code}`}):\n${stderr.slice(-3000)}`);
+    if (performance.now() - t0 > 30_000) {
+      child.kill("SIGKILL");
+      throw new Error(`sidecar not ready after 30 s:\n${stderr.slice(-3000)}`);
+    }
+    await sleep(20);
+  }
+  // The node process: time's only child (or the spawned process itself without GNU time).
+  let pid = child.pid;
+  if (GNU_TIME) {
+    const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
+    if (kids.length !== 1) throw new Error(`cannot find the sidecar's pid under ${GNU_TIME} (${child.pid}): children ${JSON.stringify(kids)}`);
+    pid = Number(kids[0]);
+  }
+  return {
+    socket,
+    pid,
+    readyMs: performance.now() - t0,
+    /** SIGTERM, wait for the clean stop; returns its peak RSS and log events. */
+    async stop() {
+      const hwm = kib(pid, "VmHWM");
+      process.kill(pid, "SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      const { code, signal } = await exited;
+      clearTimeout(timer);
+      const m = new RegExp(`${MARK}(\\d+)`).exec(stderr);
+      const events = stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => { try { return JSON.parse(l); } catch { return null; } }).filter(Boolean);
+      if (code !== 0) throw new Error(`sidecar stopped with ${signal ?? `exit ${code}`}:\n${stderr.slice(-3000)}`);
+      return { maxRssKiB: m ? Number(m[1]) : hwm, events };
+    },
+  };
+}
+
+/** Samples used bytes of the file system at `path` (default /dev/shm) every `ms` until stop(). */
+export function sampleFsUsage(path = "/dev/shm", ms = 10) {
+  const used = () => {
+    const s = statfsSync(path);
+    return (s.blocks - s.bfree) * s.bsize;
+  };
+  const base = used();
+  let peak = base;
+  const timer = setInterval(() => { peak = Math.max(peak, used()); }, ms);
+  return {
+    stop() {
+      clearInterval(timer);
+      peak = Math.max(peak, used());
+      return { baseBytes: base, peakBytes: peak - base };
+    },
+  };
+}

@@ -1,0 +1,73 @@
+"""Child: loading a model into this process's memory, plain (safetensors) or through the sidecar.
+
+usage: python bench/ops/sidecar_load.py MODE PATH [SOCKET [WINDOW_BYTES WINDOW_COUNT]] [--verify PLAIN]
+
+MODE
+  plain-clone  baseline: safetensors.torch.load_file(PATH) + .clone() of every tensor
+  resident     ctensors.load_file(PATH, socket=SOCKET) (zero-copy views of /dev/shm regions)
+               + .clone() of every tensor; `loadSeconds` is load_file alone (views untouched)
+  stream       ctensors.safe_open(PATH, framework="pt", socket=SOCKET) + f.stream(copy=True,
+               window_bytes=, window_count=) (0 = the sidecar's default), every tensor kept
+
+Timed: the operation only (imports outside). Every tensor ends up owned by this process and is kept
+until the end (peak RSS ≈ the model). `openSeconds` is the time to the first tensor (OpenModel, the
+signature check and DEK unwrap included, for the sidecar modes). With --verify PLAIN, after the
+result line, every kept tensor is compared with safetensors' load of PLAIN (untimed) and one line
+`BENCH_VERIFY ok|mismatch` is printed.
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import begin, finish  # noqa: E402
+
+import torch  # noqa: E402
+import safetensors.torch  # noqa: E402
+
+argv = sys.argv[1:]
+verify = None
+if "--verify" in argv:
+    i = argv.index("--verify")
+    verify = argv[i + 1]
+    del argv[i:i + 2]
+mode, path = argv[0], argv[1]
+socket = argv[2] if len(argv) > 2 else None
+window_bytes = int(argv[3]) if len(argv) > 3 else 0
+window_count = int(argv[4]) if len(argv) > 4 else 0
+if mode != "plain-clone":
+    import ctensors  # noqa: E402
+
+kept = {}
+fields = {}
+probe = begin()
+if mode == "plain-clone":
+    views = safetensors.torch.load_file(path)
+    fields["loadSeconds"] = time.perf_counter() - probe["t0"]
+    for name, t in views.items():
+        kept[name] = t.clone()
+    del views
+elif mode == "resident":
+    views = ctensors.load_file(path, socket=socket)
+    fields["loadSeconds"] = time.perf_counter() - probe["t0"]
+    for name, t in views.items():
+        kept[name] = t.clone()
+    del views, t
+elif mode == "stream":
+    with ctensors.safe_open(path, framework="pt", socket=socket) as f:
+        for name, t in f.stream(copy=True, window_bytes=window_bytes or None, window_count=window_count or None):
+            if not kept:
+                fields["openSeconds"] = time.perf_counter() - probe["t0"]
+            kept[name] = t
+else:
+    raise SystemExit(f"unknown mode {mode!r}")
+nbytes = sum(t.nbytes for t in kept.values())
+finish(probe, bytes=nbytes, tensors=len(kept), **fields)
+
+if verify:
+    ref = safetensors.torch.load_file(verify)
+    # bytes, not values: the synthetic data is random bits, so it holds NaNs (never equal to themselves)
+    same = lambda a, b: a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))  # noqa: E731
+    ok = ref.keys() == kept.keys() and all(same(ref[k], kept[k]) for k in ref)
+    sys.stdout.write(f"BENCH_VERIFY {'ok' if ok else 'mismatch'}\n")
+    sys.stdout.flush()

@@ -1,0 +1,137 @@
+// The sidecar path end to end, against a plain load and the reference, on the run's synthetic model:
+//   baseline   safetensors.torch.load_file(plain) + clone() of every tensor (python child)
+//   reference  cryptotensors safe_open + get_tensor × all on the encrypted file (ops/ref_load.py)
+//   resident   ctensors.load_file(encrypted, socket=…) + clone() of every tensor; the zero-copy
+//              load_file alone is a sub-row of the same children
+//   streaming  safe_open(…).stream(copy=True) keeping every tensor, default window and 64 MiB × 2
+// Each sidecar mode gets its own sidecar process per repeat (`ctensors serve` under GNU time, stopped
+// with SIGTERM after the client): its lifetime peak RSS is that mode's. /dev/shm usage is sampled by
+// this process while the client runs. A node child (ops/sidecar-steps.mjs) replays the sidecar's
+// per-tensor loop with its own building blocks to show where the sidecar's time goes.
+
+import { join } from "node:path";
+import { ROOT } from "../lib/context.mjs";
+import { rowFromSamples } from "../lib/rows.mjs";
+import { sampleFsUsage, startSidecar } from "../lib/sidecar.mjs";
+import { max, median } from "../lib/stats.mjs";
+
+const { streamingWindowBytes } = await import(new URL("../../sidecar/dist/load-plan.js", import.meta.url).href);
+
+const SMALL_WINDOW = 64 * 1024 * 1024;
+const WINDOW_COUNT = 2; // the sidecar's default, sent explicitly so the bound is known here
+const DEFAULT_WINDOW = 256 * 1024 * 1024; // the sidecar's defaultWindowBytes
+
+export default {
+  name: "sidecar",
+  title: "Sidecar: load into a Python process (ours resident / streaming) vs a plain load and the reference",
+  async run(ctx) {
+    const { sizeMiB, reps } = ctx.opts;
+    if (!ctx.python) throw new Error("the sidecar part needs the .venv (npm run setup)");
+    const useRef = ctx.opts.reference;
+    const keys = await ctx.keys();
+    const plain = await ctx.plain(sizeMiB);
+    const enc = await ctx.encrypted(sizeMiB);
+    const cli = ctx.cli;
+    let nSidecars = 0; // includes the two check runs
+    const s = { plain: [], ref: [], res: [], sdef: [], ssmall: [], steps: [] };
+    const verified = {};
+
+    // One sidecar for one client run; the sample gets the sidecar's peak RSS, /dev/shm peak, its log.
+    const withSidecar = async (args, verify) => {
+      await ctx.warm(enc.path);
+      const sc = await startSidecar({ cli, dir: ctx.path(`sc${++nSidecars}`), keys, cwd: ROOT });
+      const shm = sampleFsUsage("/dev/shm");
+      let sample;
+      try {
+        sample = await ctx.op("sidecar_load.py", [args[0], enc.path, sc.socket, ...args.slice(1), ...(verify ? ["--verify", plain.path] : [])]);
+      } finally {
+        const usage = shm.stop();
+        const stopped = await sc.stop();
+        if (sample) Object.assign(sample, { sidecarMaxRssKiB: stopped.maxRssKiB, shmPeakBytes: usage.peakBytes, sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null });
+      }
+      if (verify) {
+        verified[args.join(" ")] = /^BENCH_VERIFY ok$/m.test(sample.stdout);
+        if (!verified[args.join(" ")]) ctx.log(`verify failed: ${sample.stdout.slice(-2000)} ${sample.stderr.slice(-2000)}`);
+      }
+      return sample;
+    };
+    const ops = [
+      async (keep) => {
+        await ctx.warm(plain.path);
+        keep(s.plain, await ctx.op("sidecar_load.py", ["plain-clone", plain.path]));
+      },
+      async (keep) => keep(s.res, await withSidecar(["resident"])),
+      async (keep) => keep(s.sdef, await withSidecar(["stream", "0", String(WINDOW_COUNT)])),
+      async (keep) => keep(s.ssmall, await withSidecar(["stream", String(SMALL_WINDOW), String(WINDOW_COUNT)])),
+      async (keep) => {
+        await ctx.warm(enc.path);
+        keep(s.steps, await ctx.op("sidecar-steps.mjs", [enc.path, keys]));
+      },
+    ];
+    if (useRef) {
+      ops.push(async (keep) => {
+        await ctx.warm(enc.path);
+        keep(s.ref, await ctx.op("ref_load.py", [enc.path, keys]));
+      });
+    }
+    // Untimed check first, in runs of their own (the comparison loads the plain model too, which
+    // would otherwise show in the client's lifetime peak RSS).
+    ctx.log("sidecar: byte-for-byte check (untimed)");
+    await withSidecar(["resident"], true);
+    await withSidecar(["stream", String(SMALL_WINDOW), String(WINDOW_COUNT)], true);
+    for (let rep = 0; rep < reps; rep++) {
+      ctx.log(`sidecar ${rep + 1}/${reps}`);
+      const keep = (list, sample) => list.push(sample);
+      for (let i = 0; i < ops.length; i++) await ops[(i + rep) % ops.length](keep);
+    }
+    if (Object.values(verified).some((ok) => !ok)) throw new Error(`tensors loaded through the sidecar differ from the plain model: ${JSON.stringify(verified)}`);
+
+    const ref = useRef ? "sc-ref-load" : undefined;
+    const withSc = (row, samples) => ({
+      ...row,
+      sidecarPeakRssMiB: max(samples.map((x) => x.sidecarMaxRssKiB)) / 1024,
+      shmPeakMiB: max(samples.map((x) => x.shmPeakBytes)) / 2 ** 20,
+    });
+    const rows = [
+      rowFromSamples({ id: "sc-plain-clone", op: "baseline: safetensors load_file(plain) + clone × all", samples: s.plain }),
+      rowFromSamples({ id: "sc-plain-load", op: "  └ load_file alone (mmap views, untouched)", samples: s.plain, secondsOf: (x) => x.result.loadSeconds, memory: false, cpu: false }),
+      withSc(rowFromSamples({ id: "sc-resident-clone", op: "ours resident: ctensors.load_file + clone × all", samples: s.res, compare: { baseline: "sc-plain-clone", reference: ref } }), s.res),
+      rowFromSamples({ id: "sc-resident-zc", op: "  └ load_file alone (zero-copy views, untouched)", samples: s.res, secondsOf: (x) => x.result.loadSeconds, memory: false, cpu: false, compare: { baseline: "sc-plain-clone", reference: ref } }),
+      withSc(rowFromSamples({ id: "sc-stream-default", op: `ours streaming: stream(copy=True), default window (256 MiB × ${WINDOW_COUNT})`, samples: s.sdef, compare: { baseline: "sc-plain-clone", reference: ref } }), s.sdef),
+      withSc(rowFromSamples({ id: "sc-stream-small", op: `ours streaming: stream(copy=True), window 64 MiB × ${WINDOW_COUNT}`, samples: s.ssmall, compare: { baseline: "sc-plain-clone", reference: ref } }), s.ssmall),
+    ];
+    if (useRef) rows.push(rowFromSamples({ id: "sc-ref-load", op: "reference: cryptotensors safe_open + get_tensor × all (each dropped)", samples: s.ref, compare: { baseline: "sc-plain-clone" } }));
+
+    const mib = (b) => (b / 2 ** 20).toFixed(0);
+    const largest = plain.largest.bytes;
+    const window = (req) => streamingWindowBytes(req, plain.tensors.map((t) => t.bytes), DEFAULT_WINDOW);
+    const scLoad = (list) => {
+      const l = list.map((x) => x.sidecarLoad).filter(Boolean);
+      return l.length ? { ms: median(l.map((e) => e.ms)), gbps: median(l.map((e) => e.gb_per_s)), regions: l[0].regions } : null;
+    };
+    const faults = (list) => Math.round(median(list.map((x) => x.result.minorFaults ?? 0)));
+    const med = (k) => median(s.steps.map((x) => x.result[k]));
+    const steps = {
+      seconds: med("seconds"), open: med("openSeconds"), region: med("regionSeconds"), read: med("readSeconds"),
+      decrypt: med("decryptSeconds"), write: med("writeSeconds"), zero: med("zeroSeconds"), cpuPerWall: median(s.steps.map((x) => x.result.cpuSeconds / x.result.seconds)),
+      bytes: s.steps[0].result.bytes,
+    };
+    const sidecarSide = { resident: scLoad(s.res), streamDefault: scLoad(s.sdef), streamSmall: scLoad(s.ssmall) };
+    const notes = [
+      `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data, largest ${plain.largest.name} ${mib(largest)} MiB; encrypted file ${mib(enc.bytes)} MiB. Page cache warm for every run.`,
+      "every client ends up with every tensor in its own memory and keeps them to the end (reference excepted: its op drops each tensor at once, as in the codec part); imports outside the timed section; the sidecar modes' times include OpenModel (signature check, DEK unwrap) over gRPC",
+      `one sidecar process per mode and repeat (${nSidecars} in all), started before the client and stopped with SIGTERM after it; "sidecar peak RSS" is its lifetime peak (GNU time), max over repeats. "/dev/shm peak" is statfs(/dev/shm) used bytes sampled every 10 ms during the client run, minus its value before`,
+      `streaming windows: the sidecar raises window_bytes to the largest tensor, so "64 MiB" is in effect ${mib(window(SMALL_WINDOW))} MiB × ${WINDOW_COUNT} here (bound ${mib(window(SMALL_WINDOW) * WINDOW_COUNT)} MiB), the default ${mib(window(DEFAULT_WINDOW))} MiB × ${WINDOW_COUNT} (bound ${mib(window(DEFAULT_WINDOW) * WINDOW_COUNT)} MiB)`,
+      `the sidecar's own load.finished log (median): resident ${sidecarSide.resident?.ms ?? "—"} ms (${sidecarSide.resident?.gbps ?? "—"} GB/s, ${sidecarSide.resident?.regions ?? "—"} region(s)), streaming default ${sidecarSide.streamDefault?.ms ?? "—"} ms, 64 MiB ${sidecarSide.streamSmall?.ms ?? "—"} ms (from its start message to done, after OpenModel)`,
+      `loaded tensors verified equal to safetensors' load of the plain model (separate untimed runs before the repeats): ${Object.keys(verified).length ? (Object.values(verified).every(Boolean) ? `yes (${Object.keys(verified).join(", ")})` : "NO") : "not checked"}`,
+      `client minor page faults during the operation (median): baseline ${faults(s.plain)}, resident ${faults(s.res)}, streaming default ${faults(s.sdef)}, 64 MiB ${faults(s.ssmall)}${useRef ? `, reference ${faults(s.ref)}` : ""} (1 GiB = 262144 pages of 4 KiB)`,
+      `the sidecar's loop replayed in a node child (ops/sidecar-steps.mjs, same reader, ShmRegion and packing; median of ${s.steps.length}): ${steps.seconds.toFixed(2)} s for ${mib(steps.bytes)} MiB = open ${steps.open.toFixed(2)} s + region create ${steps.region.toFixed(2)} s + readTensorInto (read + AES-GCM) ${steps.decrypt.toFixed(2)} s + pwrite to /dev/shm ${steps.write.toFixed(2)} s + zeroing ${steps.zero.toFixed(2)} s; a separate read-only pass of the same bytes takes ${steps.read.toFixed(2)} s; CPU/wall ${steps.cpuPerWall.toFixed(2)}`,
+    ];
+    if (!useRef) notes.push("reference not measured (--no-reference)");
+    return {
+      rows, notes,
+      columns: ["op", "seconds", "range", "gbps", "baseline", "reference", "cpu", "clientPeak", "opPeak", "sidecarPeak", "shmPeak"],
+      extra: { sidecar: { steps, sidecarSide, windows: { small: window(SMALL_WINDOW), def: window(DEFAULT_WINDOW), count: WINDOW_COUNT }, largestMiB: largest / 2 ** 20, dataMiB: plain.dataBytes / 2 ** 20 } },
+    };
+  },
+};
