@@ -84,7 +84,7 @@ export function renderReading(byId, extra = {}) {
     const L = extra.largestTensorMiB;
     out.push(`Bounded memory at ${extra.sizeMiB} MiB: peak RSS of the whole node process ${f(re.peakRssMiB, 0)} MiB encrypting (independent of model and tensor size: 16 MiB pieces), ` +
       `${f(rm?.peakRssMiB, 0)} MiB decrypting to memory with readTensor${L ? ` (${f(rm.peakRssMiB / L, 1)}× the largest tensor, ${f(L, 1)} MiB: each call returns a new buffer and several wait for garbage collection)` : ""}, ` +
-      `${f(ri?.peakRssMiB, 0)} MiB with readTensorInto into one reused buffer (the floor: one largest tensor + the process), ${f(rf?.peakRssMiB, 0)} MiB for decryptFile (it uses readTensor)` +
+      `${f(ri?.peakRssMiB, 0)} MiB with readTensorInto into one reused buffer (the floor: one largest tensor + the process), ${f(rf?.peakRssMiB, 0)} MiB for decryptFile (it decrypts into one reused buffer too)` +
       `${rr ? `. The reference's load peaks at ${f(rr.peakRssMiB, 0)} MiB for the same file` : ""}.`);
   }
   const sp = g("sc-plain-clone"), sr = g("sc-resident-clone"), sz = g("sc-resident-zc"), sd = g("sc-stream-default"), ss = g("sc-stream-small"), sref = g("sc-ref-load"), sx = extra.sidecar;
