@@ -21,19 +21,10 @@ export async function decryptFile(input: string, output: string, options: Decryp
     let done = 0;
     await withAtomicFile(output, 0o600, async (fh) => {
       await writeAll(fh, headerBytes, 0);
-      // One buffer, sized for the largest tensor and reused: a fresh buffer per tensor costs page
-      // faults and garbage-collection lag (bench/RESULTS.md: about 1.7× slower, twice the peak RSS).
-      const scratch = new Uint8Array(reader.tensors.reduce((m, t) => Math.max(m, t.end - t.begin), 0));
-      try {
-        for (const t of reader.tensors) {
-          const data = scratch.subarray(0, t.end - t.begin);
-          await reader.readTensorInto(t.name, data);
-          await writeAll(fh, data, headerBytes.length + t.begin);
-          done += data.length;
-          options.onProgress?.(done, total);
-        }
-      } finally {
-        scratch.fill(0);
+      for await (const [t, data] of reader.readEach()) {
+        await writeAll(fh, data, headerBytes.length + t.begin);
+        done += data.length;
+        options.onProgress?.(done, total);
       }
     });
     return { tensors: reader.tensors.length, bytes: total };

@@ -189,6 +189,25 @@ export class CryptoTensorsReader {
   }
 
   /**
+   * Reads the given tensors (default: all, in data order) one after another into one buffer sized for
+   * the largest and reused: each yielded view is valid only until the next step, and the buffer is
+   * zeroed at the end. A fresh buffer per tensor costs page faults and garbage-collection lag
+   * (bench/RESULTS.md: about 1.7× slower, twice the peak RSS).
+   */
+  async *readEach(tensors: readonly TensorInfo[] = this.header.tensors): AsyncGenerator<[TensorInfo, Uint8Array]> {
+    const scratch = new Uint8Array(tensors.reduce((m, t) => Math.max(m, t.end - t.begin), 0));
+    try {
+      for (const t of tensors) {
+        const data = scratch.subarray(0, t.end - t.begin);
+        await this.readTensorInto(t.name, data);
+        yield [t, data];
+      }
+    } finally {
+      scratch.fill(0);
+    }
+  }
+
+  /**
    * Reads one tensor into `out` (exactly its byte length). On any failure `out` is zeroed.
    * @throws ERR_CT_DECRYPTION_FAILED, ERR_CT_INTEGRITY, ERR_CT_KEY_NOT_FOUND, ERR_CT_IO
    */
