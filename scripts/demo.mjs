@@ -2,9 +2,10 @@
 // `npm run demo`: the main job on the embedded default, end to end, on a fresh machine.
 //   tiny Llama (random weights, fixed seed) → keygen → encrypt the whole HF folder (v2, signed)
 //   → inspect → verify → the reference implementation (PyPI cryptotensors 0.2.3) loads our files
-//   → the sidecar serves it → ctensors.transformers loads it in Python (no key there) and generates
-//   → decrypt → byte-identical to the original.
-// Everything runs locally: keys are generated into a temp dir that is deleted at the end.
+//   → push to the embedded local Hub (`ctensors dev-hub`, a development stand-in for huggingface.co)
+//   → the sidecar serves it by repo id from an empty HF cache → ctensors.transformers loads it in
+//   Python (no key there) and generates → decrypt → byte-identical to the original.
+// Everything runs locally: keys, Hub data and cache live in a temp dir that is deleted at the end.
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, openSync } from "node:fs";
 import { createHash } from "node:crypto";
@@ -20,6 +21,9 @@ const work = mkdtempSync(join(tmpdir(), "ctensors-demo-"));
 const keep = process.argv.includes("--keep");
 
 const timings = [];
+const children = [];
+const HUB_TOKEN = "hf_ctensors_demo_token";
+const REPO = "demo/tiny-llama";
 function step(title, fn) {
   process.stdout.write(`\n▶ ${title}\n`);
   const t0 = performance.now();
@@ -77,12 +81,28 @@ print(f"reference decrypted {n} tensors, all equal to the original")
 `;
     run(python, ["-c", script, join(keys, "enc.jwk"), join(keys, "sign.pub.jwk"), encrypted, model]);
   });
-  step("ctensors serve (sidecar) + ctensors.transformers.from_pretrained → generate 20 tokens", () => {
+  const hubEnv = { ...process.env, HF_ENDPOINT: "", HF_TOKEN: HUB_TOKEN, HF_HOME: join(work, "hf-home"), HF_HUB_CACHE: join(work, "hf-cache") };
+  step("ctensors dev-hub (the embedded local Hub: a development server, not huggingface.co)", () => {
+    const logPath = join(work, "dev-hub.log");
+    const hub = spawn(process.execPath, [cli, "dev-hub", "--port", "0", "--data", join(work, "hub-data"), "--token", HUB_TOKEN], { stdio: ["ignore", openSync(logPath, "w"), "ignore"] });
+    children.push(hub);
+    const deadline = Date.now() + 30_000;
+    while (!/http:\/\/\S+/.test(readFileSync(logPath, "utf8"))) {
+      if (Date.now() > deadline || hub.exitCode !== null) throw new Error(`dev-hub did not start:\n${readFileSync(logPath, "utf8")}`);
+      execFileSync("sleep", ["0.1"]);
+    }
+    hubEnv.HF_ENDPOINT = /http:\/\/\S+/.exec(readFileSync(logPath, "utf8"))[0];
+    process.stdout.write(`  listening on ${hubEnv.HF_ENDPOINT}\n`);
+  });
+  step(`ctensors push → ${REPO} (refuses plaintext; writes the model card and cryptotensors.json)`, () =>
+    run(process.execPath, [cli, "push", encrypted, REPO], { env: hubEnv }));
+  step(`ctensors serve (sidecar, empty HF cache) + ctensors.transformers.from_pretrained("${REPO}") → generate 20 tokens`, () => {
     const socket = join(work, "run", "sidecar.sock");
     // The sidecar logs JSON lines to stderr; a file, because the sync steps block this event loop.
     const logPath = join(work, "sidecar.log");
     const logFd = openSync(logPath, "w");
-    const sidecar = spawn(process.execPath, [cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"], { stdio: ["ignore", "ignore", logFd] });
+    const sidecar = spawn(process.execPath, [cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"], { stdio: ["ignore", "ignore", logFd], env: hubEnv });
+    children.push(sidecar);
     const log = () => readFileSync(logPath, "utf8");
     try {
       const deadline = Date.now() + 30_000;
@@ -90,8 +110,14 @@ print(f"reference decrypted {n} tensors, all equal to the original")
         if (Date.now() > deadline || sidecar.exitCode !== null) throw new Error(`sidecar did not start:\n${log()}`);
         execFileSync("sleep", ["0.1"]);
       }
-      run(python, [join(root, "scripts", "demo_generate.py"), encrypted, model, "--socket", socket]);
-      process.stdout.write(`  sidecar log: ${log().split("\n")[0]}\n`);
+      run(python, [join(root, "scripts", "demo_generate.py"), REPO, model, "--socket", socket]);
+      const snapshot = log().split("\n").find((l) => l.includes('"hub.snapshot"'));
+      if (snapshot) process.stdout.write(`  sidecar log: ${snapshot}\n`);
+      const cached = digests(join(work, "hf-cache"));
+      const plain = new Set(Object.values(digests(model)));
+      const leaked = Object.entries(cached).filter(([p, d]) => p.endsWith(".safetensors") && plain.has(d));
+      if (leaked.length) throw new Error(`plaintext shards in the HF cache: ${leaked.map(([p]) => p).join(", ")}`);
+      process.stdout.write(`  HF cache: ${Object.keys(cached).filter((p) => p.includes("/blobs/")).length} blobs, every shard encrypted at rest\n`);
     } finally {
       sidecar.kill("SIGTERM");
     }
@@ -110,5 +136,6 @@ print(f"reference decrypted {n} tensors, all equal to the original")
   for (const [t, ms] of timings) process.stdout.write(`  ${ms.toFixed(0).padStart(6)} ms  ${t}\n`);
   if (keep) process.stdout.write(`\nfiles kept in ${work}\n`);
 } finally {
+  for (const child of children) if (child.exitCode === null) child.kill("SIGTERM");
   if (!keep) rmSync(work, { recursive: true, force: true });
 }

@@ -1,7 +1,8 @@
 """Demo step: load the encrypted model through the sidecar with ctensors.transformers, generate, and
 compare with the plaintext model (same greedy tokens, every tensor bitwise equal).
 
-Usage: python scripts/demo_generate.py ENCRYPTED_DIR PLAIN_DIR --socket PATH
+Usage: python scripts/demo_generate.py ENCRYPTED PLAIN_DIR --socket PATH
+ENCRYPTED: a local encrypted folder or a Hub model org/name[@rev] that the sidecar fetches.
 """
 
 import argparse
@@ -27,7 +28,10 @@ def main() -> None:
     t0 = time.perf_counter()
     model = ctensors.transformers.from_pretrained(args.encrypted, socket=args.socket).eval()
     t_load = time.perf_counter() - t0
-    tokenizer = AutoTokenizer.from_pretrained(args.encrypted)  # tokenizer files stay plaintext
+    with ctensors.safe_open(args.encrypted, socket=args.socket) as f:
+        # The sidecar's folder (for a Hub model, its snapshot in the HF cache): tokenizer files are plaintext.
+        folder, commit = f.local_path, f.commit
+    tokenizer = AutoTokenizer.from_pretrained(folder)
     ids = tokenizer(PROMPT, return_tensors="pt").input_ids
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -45,6 +49,8 @@ def main() -> None:
     assert served.keys() == plain.keys()
     assert all(torch.equal(served[k].view(torch.uint8), plain[k].view(torch.uint8)) for k in plain), "tensor mismatch"
 
+    if commit:
+        print(f"served {args.encrypted} at commit {commit} from {folder}")
     print(f"prompt:    {PROMPT!r}")
     print(f"generated: {tokenizer.decode(out[0, ids.shape[1]:])!r}  (random weights, so gibberish)")
     print(f"20 greedy tokens identical to the plaintext model; {len(plain)} tensors bitwise equal")

@@ -16,6 +16,7 @@ export const ERROR_CODES = {
   ERR_CT_POLICY_DENIED: "policy",
   ERR_CT_POLICY_UNSUPPORTED: "policy",
   ERR_CT_IO: "io",
+  ERR_CT_HUB: "hub",
 } as const;
 
 export type CryptoTensorsErrorCode = keyof typeof ERROR_CODES;
@@ -29,6 +30,7 @@ export const EXIT_CODES: Record<ErrorCategory, number> = {
   key: 6,
   policy: 7,
   io: 8,
+  hub: 9,
 };
 
 export class CryptoTensorsError extends Error {

@@ -39,6 +39,8 @@ def _bytes(t: torch.Tensor) -> bytes:
 class FakeModel:
     tensors: dict[str, torch.Tensor]
     metadata: dict[str, str] = field(default_factory=lambda: {"format": "pt"})
+    #: What OpenModel reports as local_path ("" = the source itself).
+    local_path: str = ""
 
 
 class _Abort(Exception):
@@ -158,6 +160,7 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
             tensors=infos,
             metadata=model.metadata,
             total_bytes=sum(i.byte_size for i in infos),
+            local_path=model.local_path or request.source,
         )
 
     def CloseModel(self, request: pb.CloseModelRequest, context: grpc.ServicerContext) -> pb.CloseModelResponse:

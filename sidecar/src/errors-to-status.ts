@@ -15,6 +15,8 @@
 // | ERR_CT_POLICY_DENIED                   | PERMISSION_DENIED    | the file's policy refuses                       |
 // | ERR_CT_POLICY_UNSUPPORTED              | FAILED_PRECONDITION  | the policy cannot be evaluated here             |
 // | ERR_CT_IO                              | NOT_FOUND if the cause is ENOENT/ENOTDIR, else UNAVAILABLE |            |
+// | ERR_CT_HUB                             | UNAVAILABLE          | Hub: unknown repo/revision/file, refused token, |
+// |                                        |                      |   network, or offline without a cached copy     |
 // | ERR_CT_UNAUTHENTICATED                 | UNAUTHENTICATED      | missing or wrong bearer token                   |
 // | ERR_CT_BAD_REQUEST                     | INVALID_ARGUMENT     | a malformed request or an out-of-order message  |
 // | ERR_CT_MODEL_NOT_OPEN                  | NOT_FOUND            | unknown model_id                                |
@@ -41,6 +43,7 @@ const CODEC_STATUS: Record<CryptoTensorsErrorCode, status> = {
   ERR_CT_POLICY_DENIED: status.PERMISSION_DENIED,
   ERR_CT_POLICY_UNSUPPORTED: status.FAILED_PRECONDITION,
   ERR_CT_IO: status.UNAVAILABLE,
+  ERR_CT_HUB: status.UNAVAILABLE,
 };
 
 const SIDECAR_STATUS: Record<SidecarErrorCode, status> = {

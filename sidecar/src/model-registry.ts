@@ -6,7 +6,10 @@
 import { createHash } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative } from "node:path";
-import { checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, type Key, type TrustStore } from "ctensors";
+import {
+  checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, type Key, type TrustStore,
+} from "ctensors";
+import { fetchSnapshot, readDeclaration, RepoCache, resolveRevision, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -14,6 +17,23 @@ export interface ModelOpenOptions {
   keys: readonly Key[];
   trust: TrustStore | undefined;
   requireEncrypted: boolean;
+  /** Where Hub sources come from; Hub sources are refused without it. */
+  hub?: HubSettings;
+}
+
+/** Which files of a Hub repo the sidecar fetches: the weights and their index, the confidentiality
+ * declaration, and the small plaintext files clients read beside them (config, tokenizer, chat template). */
+export function neededFromHub(path: string): boolean {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  if (/\.safetensors$/.test(name) || /\.safetensors\.index\.json$/.test(name)) return true;
+  if (path.includes("/")) return false; // weights of other formats, onnx/, subfolders: not for this loader
+  return /\.(json|txt|model|jinja|tiktoken)$/.test(name) || name.startsWith("tokenizer") || name.startsWith("vocab") || name.startsWith("merges");
+}
+
+export interface HubOrigin {
+  repo: string;
+  revision: string;
+  commit: string;
 }
 
 export interface ManifestEntry {
@@ -41,6 +61,8 @@ export class OpenModel {
     readonly tensors: readonly ManifestEntry[],
     readonly metadata: Record<string, string>,
     readonly signerKid: string,
+    /** Set for a Hub source. */
+    readonly hub?: HubOrigin,
   ) {}
 
   readonly byName = new Map<string, ManifestEntry>();
@@ -64,30 +86,65 @@ export class ModelRegistry {
     private readonly log: Logger,
   ) {}
 
+  /** Hub sources (`org/name@rev`) → the commit pinned at their first open. */
+  private readonly pins = new Map<string, string>();
+
   /**
-   * Opens `source` (an absolute path of a .safetensors file or a model folder), or finds it open, and
-   * takes one open reference.
-   * @throws ERR_CT_BAD_REQUEST (not an absolute path), and every error of CryptoTensorsReader.open
+   * Opens `source` (an absolute path of a .safetensors file or a model folder, or a Hub model
+   * `org/name[@rev]`), or finds it open, and takes one open reference.
+   * @throws ERR_CT_BAD_REQUEST (neither an absolute path nor a Hub reference), ERR_CT_HUB, ERR_CT_INTEGRITY
+   *   (a download does not match the Hub's listing), and every error of CryptoTensorsReader.open
    *   (ERR_CT_IO for a missing path, ERR_CT_FORMAT for a folder without shards or a tensor name in two shards)
    */
-  async open(source: string): Promise<OpenModel> {
-    if (typeof source !== "string" || !source) throw badRequest("source is empty: pass the absolute path of a .safetensors file or a model folder");
-    if (!isAbsolute(source)) throw badRequest(`source must be an absolute path (Hub repo ids are not supported yet), got ${JSON.stringify(source)}`);
-    const real = await realpath(source).catch((err: NodeJS.ErrnoException) => {
-      throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${source}: ${err.code ?? err.message}`, { cause: err });
-    });
+  async open(source: string, opts: { refresh?: boolean } = {}): Promise<OpenModel> {
+    if (typeof source !== "string" || !source) throw badRequest("source is empty: pass the absolute path of a .safetensors file or a model folder, or a Hub model org/name[@revision]");
+    let real: string;
+    let hub: HubOrigin | undefined;
+    let requireEncrypted = this.options.requireEncrypted;
+    if (isAbsolute(source)) {
+      real = await realpath(source).catch((err: NodeJS.ErrnoException) => {
+        throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${source}: ${err.code ?? err.message}`, { cause: err });
+      });
+    } else {
+      const ref = tryParseRepoRef(source);
+      if (!ref) throw badRequest(`source must be an absolute path or a Hub model org/name[@revision], got ${JSON.stringify(source)}`);
+      const snap = await this.fetchHub(ref, opts.refresh === true);
+      real = snap.path;
+      hub = { repo: ref.repo, revision: ref.revision, commit: snap.commit };
+      if ((await readDeclaration(real))?.confidential) requireEncrypted = true;
+    }
     const id = modelIdOf(real);
     let model = this.models.get(id);
     if (!model) {
       let pending = this.opening.get(id);
       if (!pending) {
-        pending = this.openShards(id, real).finally(() => this.opening.delete(id));
+        pending = this.openShards(id, real, requireEncrypted, hub).finally(() => this.opening.delete(id));
         this.opening.set(id, pending);
       }
       model = await pending;
     }
     model.openRefs++;
     return model;
+  }
+
+  /** Resolves (or reuses the pinned commit of) a Hub reference and brings what the sidecar needs into the cache. */
+  private async fetchHub(ref: RepoRef, refresh: boolean): Promise<{ path: string; commit: string }> {
+    const settings = this.options.hub;
+    if (!settings) throw badRequest(`Hub sources are not enabled in this sidecar (got ${ref.repo}); pass an absolute path`);
+    const key = `${ref.repo}@${ref.revision}`;
+    let commit = refresh ? undefined : this.pins.get(key);
+    const resolved = commit === undefined;
+    commit ??= await resolveRevision(ref, settings);
+    const started = Date.now();
+    const snap = await fetchSnapshot({ ...ref, revision: commit }, settings, { include: neededFromHub });
+    if (resolved) await snapshotRef(settings, ref, commit);
+    const previous = this.pins.get(key);
+    this.pins.set(key, commit);
+    this.log.info("hub.snapshot", {
+      repo: ref.repo, revision: ref.revision, commit, files: snap.files.length, downloaded: snap.downloaded.length,
+      ms: Date.now() - started, ...(previous && previous !== commit ? { previous_commit: previous } : {}),
+    });
+    return { path: snap.path, commit };
   }
 
   /** Takes a load reference on an open model. @throws ERR_CT_MODEL_NOT_OPEN */
@@ -114,7 +171,7 @@ export class ModelRegistry {
 
   /** Sources of the open models. */
   sources(): string[] {
-    return [...this.models.values()].map((m) => m.source).sort();
+    return [...this.models.values()].map((m) => (m.hub ? `${m.hub.repo}@${m.hub.commit}` : m.source)).sort();
   }
 
   /** Closes every model (shutdown), whatever its references. */
@@ -136,7 +193,7 @@ export class ModelRegistry {
     this.log.info("model.closed", { model_id: model.id, source: model.source });
   }
 
-  private async openShards(id: string, real: string): Promise<OpenModel> {
+  private async openShards(id: string, real: string, requireEncrypted: boolean, hub: HubOrigin | undefined): Promise<OpenModel> {
     const isDir = await stat(real).then((s) => s.isDirectory(), (err: NodeJS.ErrnoException) => {
       throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${real}: ${err.code ?? err.message}`, { cause: err });
     });
@@ -145,7 +202,7 @@ export class ModelRegistry {
     if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${real} holds no .safetensors file`);
     const readers: CryptoTensorsReader[] = [];
     try {
-      const { keys, trust, requireEncrypted } = this.options;
+      const { keys, trust } = this.options;
       for (const file of files) {
         readers.push(await CryptoTensorsReader.open(file, { keys: keys.length ? keys : undefined, trust, requireEncrypted }));
       }
@@ -177,11 +234,11 @@ export class ModelRegistry {
       const kids = new Set(readers.map((r) => (r.signer ? (r.signer.kid ?? "") : null)));
       // One kid only when every shard was verified by the same trusted key.
       const signerKid = kids.size === 1 && !kids.has(null) ? ([...kids][0] ?? "") : "";
-      const model = new OpenModel(id, real, readers, tensors, Object.fromEntries(readers[0]!.userMetadata() ?? []), signerKid);
+      const model = new OpenModel(id, real, readers, tensors, Object.fromEntries(readers[0]!.userMetadata() ?? []), signerKid, hub);
       for (const t of tensors) model.byName.set(t.name, t);
       this.models.set(id, model);
       this.log.info("model.opened", {
-        model_id: id, source: real, shards: files.length, tensors: tensors.length, bytes: model.totalBytes,
+        model_id: id, source: hub ? `${hub.repo}@${hub.commit}` : real, shards: files.length, tensors: tensors.length, bytes: model.totalBytes,
         encrypted: tensors.filter((t) => t.encrypted).length, signer_kid: signerKid,
       });
       return model;
@@ -191,4 +248,9 @@ export class ModelRegistry {
 
     }
   }
+}
+
+/** Records `revision → commit` in the cache's refs, as the Hub clients do after resolving. */
+async function snapshotRef(settings: HubSettings, ref: RepoRef, commit: string): Promise<void> {
+  await new RepoCache(settings.cacheDir, ref.repo).writeRef(ref.revision, commit);
 }

@@ -22,6 +22,7 @@ export interface HealthResponse {
 
 export interface OpenModelRequest {
   source: string;
+  refresh?: boolean;
 }
 
 export interface TensorInfoMessage {
@@ -39,6 +40,10 @@ export interface OpenModelResponse {
   metadata: Record<string, string>;
   signer_kid: string;
   total_bytes: number;
+  repo: string;
+  revision: string;
+  commit: string;
+  local_path: string;
 }
 
 export interface LoadStart {

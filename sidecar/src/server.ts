@@ -5,6 +5,7 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { chmod, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CryptoTensorsError, type Key, type TrustStore } from "ctensors";
+import type { HubSettings } from "ctensors/hub";
 import { authInterceptor, newToken, tokenPathOf, writeTokenFile } from "./auth.js";
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_COUNT } from "./load-plan.js";
 import { jsonLogger, type Logger } from "./log.js";
@@ -25,6 +26,8 @@ export interface SidecarOptions {
   trust?: TrustStore;
   /** Refuse plaintext and unsigned models, and files with any tensor in plaintext. */
   requireEncrypted?: boolean;
+  /** Enables Hub sources (`org/name[@rev]`): endpoint, token, cache folder, offline (see ctensors/hub hubSettings()). */
+  hub?: HubSettings;
   /** Default: JSON lines on stderr. */
   logger?: Logger;
   /** RESIDENT: bytes per region (default 1 GiB). */
@@ -59,7 +62,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
 
   const keys = options.keys ?? [];
   const requireEncrypted = options.requireEncrypted ?? false;
-  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted }, log);
+  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted, hub: options.hub }, log);
   const service = new SidecarService({
     registry, log, version: SIDECAR_VERSION, requireEncrypted, trust: options.trust,
     load: {

@@ -63,13 +63,17 @@ export class SidecarService {
   }
 
   private async openModel(req: OpenModelRequest): Promise<OpenModelResponse> {
-    const model = await this.deps.registry.open(req.source);
+    const model = await this.deps.registry.open(req.source, { refresh: req.refresh === true });
     return {
       model_id: model.id,
       tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, byte_size: t.byteSize, encrypted: t.encrypted, file: t.file })),
       metadata: model.metadata,
       signer_kid: model.signerKid,
       total_bytes: model.totalBytes,
+      repo: model.hub?.repo ?? "",
+      revision: model.hub?.revision ?? "",
+      commit: model.hub?.commit ?? "",
+      local_path: model.source,
     };
   }
 

@@ -73,6 +73,7 @@ describe("errorToStatus", () => {
     ERR_CT_POLICY_DENIED: status.PERMISSION_DENIED,
     ERR_CT_POLICY_UNSUPPORTED: status.FAILED_PRECONDITION,
     ERR_CT_IO: status.UNAVAILABLE,
+    ERR_CT_HUB: status.UNAVAILABLE,
   };
 
   it("maps every codec code, with the code in the ct-error-code trailer and the message as details", () => {

@@ -1,19 +1,22 @@
 // The `ctensors` command line. Exit codes: 0 ok, 1 unexpected error, 2 usage, 3 format, 4 signature /
-// trust / integrity, 5 decryption, 6 key, 7 policy, 8 I/O (see docs/cli.md).
+// trust / integrity, 5 decryption, 6 key, 7 policy, 8 I/O, 9 Hub (see docs/cli.md).
 
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { CryptoTensorsError, EXIT_CODES } from "../errors.js";
 import type { Command, CommandIO } from "./command.js";
 import { decrypt } from "./commands/decrypt.js";
+import { devHub } from "./commands/dev-hub.js";
 import { encrypt } from "./commands/encrypt.js";
 import { inspect } from "./commands/inspect.js";
 import { keygen } from "./commands/keygen.js";
+import { pull } from "./commands/pull.js";
+import { push } from "./commands/push.js";
 import { rewrap } from "./commands/rewrap.js";
 import { serve } from "./commands/serve.js";
 import { verify } from "./commands/verify.js";
 
-export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, serve } satisfies Record<string, Command>;
+export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, push, pull, serve, "dev-hub": devHub } satisfies Record<string, Command>;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

@@ -32,7 +32,8 @@ export async function listModelFiles(root: string): Promise<ModelFiles> {
       const rel = relative(root, full);
       if (entry.isDirectory()) {
         if (!SKIP_DIRS.has(entry.name)) await walk(full);
-      } else if (entry.isFile()) {
+      } else if (entry.isFile() || (entry.isSymbolicLink() && (await stat(full).then((s) => s.isFile(), () => false)))) {
+        // (symlinks to files count: the HF cache's snapshot folders are made of them)
         if (entry.name.endsWith(".safetensors")) out.safetensors.push(rel);
         else if (entry.name.endsWith(".safetensors.index.json")) out.indexes.push(rel);
         else out.others.push(rel);

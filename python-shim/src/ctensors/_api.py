@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -22,13 +23,30 @@ from ._shm import DTYPES
 _FRAMEWORKS = ("pt", "torch", "pytorch")
 
 
+# A Hub model reference, as the sidecar parses it (plugin/src/hub/repo-ref.ts): org/name[@revision].
+_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+_REPO_REF = re.compile(rf"{_PART}/{_PART}(?:@[A-Za-z0-9._/-]{{1,255}})?")
+
+
 def model_source(path: str | os.PathLike[str]) -> str:
-    """The OpenModel source for a local path: absolute, as the sidecar expects."""
-    return os.path.abspath(os.fspath(path))
+    """The OpenModel source for `path`: an existing local path made absolute (as the sidecar
+    expects), else a Hub model reference `org/name[@revision]` as given, else the absolute path
+    (the sidecar then says it does not exist). Like transformers, a local folder wins over a repo id.
+    """
+    text = os.fspath(path)
+    if not os.path.exists(text) and isinstance(text, str) and _REPO_REF.fullmatch(text):
+        return text
+    return os.path.abspath(text)
 
 
-def load_file(path: str | os.PathLike[str], *, socket: str | os.PathLike[str] | None = None) -> dict[str, torch.Tensor]:
+def load_file(
+    path: str | os.PathLike[str], *, socket: str | os.PathLike[str] | None = None, refresh: bool = False
+) -> dict[str, torch.Tensor]:
     """Loads every tensor of a CryptoTensors file or model folder, like safetensors.torch.load_file.
+
+    `path` may also be a Hub model `org/name` or `org/name@revision`: the sidecar downloads it into
+    the HF cache (encrypted at rest) and pins the commit it resolved to; `refresh=True` asks the Hub
+    again for a newer commit.
 
     The sidecar verifies and decrypts into shared memory (RESIDENT mode); the returned tensors are
     zero-copy views of it (0-element tensors excepted), writable, and the memory is released when
@@ -38,7 +56,7 @@ def load_file(path: str | os.PathLike[str], *, socket: str | os.PathLike[str] | 
     ERR_CT_POLICY_DENIED, ...) and SidecarUnavailableError when no sidecar answers on the socket.
     """
     with SidecarClient(socket) as client:
-        manifest = client.open_model(model_source(path))
+        manifest = client.open_model(model_source(path), refresh=refresh)
         with closing_model(client, manifest.model_id):
             return _loader.load_resident(client, manifest.model_id)
 
@@ -91,7 +109,8 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
     policy at open time, so a refusal raises here (CryptoTensorsError). Tensors are loaded on
     demand: `get_tensor(name)` asks the sidecar for that one tensor (RESIDENT mode, zero copy), and
     tensors stay valid after the handle is closed. `stream()` reads many tensors in STREAMING mode.
-    Only framework="pt" is supported.
+    Only framework="pt" is supported. `path` may be a Hub model `org/name[@revision]` (see
+    load_file); `local_path` is then the snapshot folder in the HF cache, `commit` the pinned commit.
     """
 
     def __init__(
@@ -100,13 +119,14 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
         framework: str = "pt",
         *,
         socket: str | os.PathLike[str] | None = None,
+        refresh: bool = False,
     ) -> None:
         if framework not in _FRAMEWORKS:
             raise ValueError(f"framework {framework!r} is not supported (only 'pt')")
         self._client: SidecarClient | None = None
         client = SidecarClient(socket)
         try:
-            self._manifest: pb.OpenModelResponse = client.open_model(model_source(path))
+            self._manifest: pb.OpenModelResponse = client.open_model(model_source(path), refresh=refresh)
         except BaseException:
             client.close()
             raise
@@ -124,6 +144,16 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
     def metadata(self) -> dict[str, str] | None:
         """The user metadata of the (first) shard, e.g. {"format": "pt"}; None when there is none."""
         return dict(self._manifest.metadata) or None
+
+    @property
+    def local_path(self) -> str:
+        """The local file or folder the sidecar reads (for a Hub model: its snapshot in the HF cache)."""
+        return self._manifest.local_path
+
+    @property
+    def commit(self) -> str | None:
+        """For a Hub model, the commit the sidecar pinned; None for a local path."""
+        return self._manifest.commit or None
 
     def get_tensor(self, name: str) -> torch.Tensor:
         """Loads one tensor: a zero-copy view of shared memory (a 0-element tensor is a new empty one)."""

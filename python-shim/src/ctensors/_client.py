@@ -115,9 +115,10 @@ class SidecarClient:
         except grpc.RpcError as err:
             raise from_rpc_error(err, socket=self.socket_path) from err
 
-    def open_model(self, source: str) -> sidecar_pb2.OpenModelResponse:
+    def open_model(self, source: str, *, refresh: bool = False) -> sidecar_pb2.OpenModelResponse:
         try:
-            return self._stub.OpenModel(sidecar_pb2.OpenModelRequest(source=source), metadata=self._metadata)
+            request = sidecar_pb2.OpenModelRequest(source=source, refresh=refresh)
+            return self._stub.OpenModel(request, metadata=self._metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, socket=self.socket_path) from err
 

@@ -25,13 +25,15 @@ def from_pretrained(
     socket: str | os.PathLike[str] | None = None,
     model_class: Any = None,
     dtype: torch.dtype | str | None = None,
+    refresh: bool = False,
     **kwargs: Any,
 ) -> Any:
     """Loads a model whose weights are CryptoTensors files, decrypted by the sidecar.
 
-    `path` is the local model folder (or one .safetensors file inside it): config.json (and
-    generation_config.json if present) are plaintext and read here; the weights come from the
-    sidecar. `model_class` defaults to AutoModelForCausalLM (an Auto class is resolved to the
+    `path` is the local model folder (or one .safetensors file inside it), or a Hub model
+    `org/name[@revision]` that the sidecar downloads into the HF cache (`refresh=True` picks up a
+    newer commit than the one it pinned): config.json (and generation_config.json if present) are
+    plaintext and read from that folder; the weights come from the sidecar. `model_class` defaults to AutoModelForCausalLM (an Auto class is resolved to the
     concrete class for the config first; models with remote code need their class passed); `dtype`
     defaults to the dtype holding most of the weights (pass one explicitly to convert, which copies).
     Other keyword arguments go to `model_class.from_pretrained` (`config=` overrides the folder's).
@@ -45,15 +47,17 @@ def from_pretrained(
     """
     if "state_dict" in kwargs:
         raise TypeError("from_pretrained() builds state_dict itself; do not pass one")
-    source = model_source(path)
-    folder = source if os.path.isdir(source) else os.path.dirname(source)
     config = kwargs.pop("config", None)
-    if config is None:
-        config = transformers.AutoConfig.from_pretrained(folder)
-    model_class, config = _concrete_class(model_class or transformers.AutoModelForCausalLM, config)
+    source = model_source(path)
     with SidecarClient(socket) as client:
-        manifest = client.open_model(source)
+        manifest = client.open_model(source, refresh=refresh)
         with closing_model(client, manifest.model_id):
+            # The sidecar's folder: the local one, or the Hub snapshot (plaintext config, tokenizer).
+            local = manifest.local_path or source  # (a sidecar before local_path: local paths only)
+            folder = local if os.path.isdir(local) else os.path.dirname(local)
+            if config is None:
+                config = transformers.AutoConfig.from_pretrained(folder)
+            model_class, config = _concrete_class(model_class or transformers.AutoModelForCausalLM, config)
             state_dict = LazyResidentModel(client, manifest.model_id).slices(manifest.tensors)
             if dtype is None or dtype == "auto":  # "auto" would probe the lazy values, which are not tensors
                 dtype = weights_dtype(manifest.tensors)

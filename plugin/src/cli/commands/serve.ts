@@ -7,12 +7,14 @@ import { CryptoTensorsError } from "../../errors.js";
 import { zeroKey, type Key } from "../../keys/jwk.js";
 import type { TrustStore } from "../../keys/trust.js";
 import type { Command } from "../command.js";
+import type { HubSettings } from "../../hub/settings.js";
+import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
   defaultSocketPath(): string;
-  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean }): Promise<{ socketPath: string; close(): Promise<void> }>;
+  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean; hub: HubSettings }): Promise<{ socketPath: string; close(): Promise<void> }>;
 }
 
 const SIDECAR_PACKAGE = "ctensors-sidecar";
@@ -49,7 +51,9 @@ export const serve: Command = {
   summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",
   usage:
     "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted] [--key-token T]\n" +
-    "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock",
+    "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock\n" +
+    "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
+    HUB_USAGE,
   options: {
     socket: { type: "string" },
     key: { type: "string", multiple: true },
@@ -58,6 +62,7 @@ export const serve: Command = {
     "trust-store": { type: "string", multiple: true },
     "require-encrypted": { type: "boolean", default: false },
     "key-token": { type: "string" },
+    ...HUB_OPTIONS,
   },
   async run({ values, positionals }) {
     if (positionals.length) throw new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -73,6 +78,7 @@ export const serve: Command = {
         keys,
         trust,
         requireEncrypted: values["require-encrypted"] as boolean,
+        hub: hubSettingsFromArgs(values),
       });
       await signal;
       await handle.close();

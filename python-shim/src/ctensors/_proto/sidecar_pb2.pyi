@@ -22,6 +22,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERR_CT_POLICY_DENIED: _ClassVar[ErrorCode]
     ERR_CT_POLICY_UNSUPPORTED: _ClassVar[ErrorCode]
     ERR_CT_IO: _ClassVar[ErrorCode]
+    ERR_CT_HUB: _ClassVar[ErrorCode]
     ERR_CT_UNAUTHENTICATED: _ClassVar[ErrorCode]
     ERR_CT_BAD_REQUEST: _ClassVar[ErrorCode]
     ERR_CT_MODEL_NOT_OPEN: _ClassVar[ErrorCode]
@@ -45,6 +46,7 @@ ERR_CT_KEY_INVALID: ErrorCode
 ERR_CT_POLICY_DENIED: ErrorCode
 ERR_CT_POLICY_UNSUPPORTED: ErrorCode
 ERR_CT_IO: ErrorCode
+ERR_CT_HUB: ErrorCode
 ERR_CT_UNAUTHENTICATED: ErrorCode
 ERR_CT_BAD_REQUEST: ErrorCode
 ERR_CT_MODEL_NOT_OPEN: ErrorCode
@@ -70,10 +72,12 @@ class HealthResponse(_message.Message):
     def __init__(self, version: _Optional[str] = ..., open_models: _Optional[_Iterable[str]] = ..., require_encrypted: _Optional[bool] = ..., trusted_signers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OpenModelRequest(_message.Message):
-    __slots__ = ("source",)
+    __slots__ = ("source", "refresh")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REFRESH_FIELD_NUMBER: _ClassVar[int]
     source: str
-    def __init__(self, source: _Optional[str] = ...) -> None: ...
+    refresh: bool
+    def __init__(self, source: _Optional[str] = ..., refresh: _Optional[bool] = ...) -> None: ...
 
 class TensorInfo(_message.Message):
     __slots__ = ("name", "dtype", "shape", "byte_size", "encrypted", "file")
@@ -92,7 +96,7 @@ class TensorInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., byte_size: _Optional[int] = ..., encrypted: _Optional[bool] = ..., file: _Optional[str] = ...) -> None: ...
 
 class OpenModelResponse(_message.Message):
-    __slots__ = ("model_id", "tensors", "metadata", "signer_kid", "total_bytes")
+    __slots__ = ("model_id", "tensors", "metadata", "signer_kid", "total_bytes", "repo", "revision", "commit", "local_path")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -105,12 +109,20 @@ class OpenModelResponse(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     SIGNER_KID_FIELD_NUMBER: _ClassVar[int]
     TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    REPO_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    COMMIT_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_PATH_FIELD_NUMBER: _ClassVar[int]
     model_id: str
     tensors: _containers.RepeatedCompositeFieldContainer[TensorInfo]
     metadata: _containers.ScalarMap[str, str]
     signer_kid: str
     total_bytes: int
-    def __init__(self, model_id: _Optional[str] = ..., tensors: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., signer_kid: _Optional[str] = ..., total_bytes: _Optional[int] = ...) -> None: ...
+    repo: str
+    revision: str
+    commit: str
+    local_path: str
+    def __init__(self, model_id: _Optional[str] = ..., tensors: _Optional[_Iterable[_Union[TensorInfo, _Mapping]]] = ..., metadata: _Optional[_Mapping[str, str]] = ..., signer_kid: _Optional[str] = ..., total_bytes: _Optional[int] = ..., repo: _Optional[str] = ..., revision: _Optional[str] = ..., commit: _Optional[str] = ..., local_path: _Optional[str] = ...) -> None: ...
 
 class LoadStart(_message.Message):
     __slots__ = ("model_id", "names", "mode", "window_bytes", "window_count")

@@ -1,0 +1,52 @@
+// ctensors pull REPO[@REV] [--cache-dir DIR] [--include GLOB...] [hub options]
+// Downloads into the standard HF cache (shared with the Python and JS Hub clients) and prints the
+// snapshot folder. Encrypted files stay encrypted at rest.
+
+import picomatch from "picomatch";
+import { fetchSnapshot } from "../../hub/snapshot.js";
+import { parseRepoRef } from "../../hub/repo-ref.js";
+import type { Command } from "../command.js";
+import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
+import { createProgress } from "../progress.js";
+
+export const pull: Command = {
+  summary: "download a Hub model (encrypted at rest) into the HF cache and print its snapshot folder",
+  usage:
+    "ctensors pull REPO[@REV] [--include GLOB...] [--cache-dir DIR] [--hub-url URL] [--token T] [--json]\n" +
+    "  REV: a branch, tag or commit sha (default main). Downloads are checked against the Hub's sizes and hashes;\n" +
+    "  an interrupted download resumes.\n" +
+    HUB_USAGE,
+  options: {
+    include: { type: "string", multiple: true },
+    json: { type: "boolean", default: false },
+    ...HUB_OPTIONS,
+  },
+  async run({ values, positionals, io }) {
+    if (positionals.length !== 1) throw new TypeError("expected REPO[@REV]");
+    const ref = parseRepoRef(positionals[0]!);
+    const settings = hubSettingsFromArgs(values);
+    const globs = (values.include as string[] | undefined) ?? [];
+    const include = globs.length ? picomatch(globs, { dot: true }) : undefined;
+    const progress = createProgress(!io.quiet);
+    let started = false;
+    const snap = await fetchSnapshot(ref, settings, {
+      include,
+      onProgress: (p) => {
+        if (p.totalBytes === 0) return;
+        if (!started) {
+          progress.start(`pull ${ref.repo}`, p.totalBytes);
+          started = true;
+        }
+        progress.update(p.doneBytes);
+      },
+    });
+    progress.stop();
+    if (values.json) {
+      io.out(JSON.stringify(snap, null, 2));
+    } else {
+      if (!io.quiet) io.err(`${ref.repo}@${ref.revision} = ${snap.commit}: ${snap.files.length} files, ${snap.downloaded.length} downloaded`);
+      io.out(snap.path);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,68 @@
+// ctensors push DIR REPO [--revision BRANCH] [--private] [--message MSG] [--allow-plaintext] [hub options]
+
+import { readFileSync } from "node:fs";
+import { pushModel } from "../../hub/push.js";
+import { parseRepoRef } from "../../hub/repo-ref.js";
+import type { Command } from "../command.js";
+import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
+import { createProgress } from "../progress.js";
+
+function version(): string {
+  return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
+}
+
+export const push: Command = {
+  summary: "upload an encrypted model folder to a Hub repo (creates the repo; refuses plaintext weights)",
+  usage:
+    "ctensors push DIR REPO [--revision BRANCH] [--private] [--message MSG] [--allow-plaintext] [--hub-url URL] [--token T] [--json]\n" +
+    "  REPO is org/name. Weight files must be CryptoTensors with every tensor encrypted unless --allow-plaintext.\n" +
+    "  Writes cryptotensors.json (the confidentiality declaration) and a model card section; config and tokenizer\n" +
+    "  files stay plaintext. Remote weight files the folder no longer has are deleted in the same commit.\n" +
+    HUB_USAGE,
+  options: {
+    revision: { type: "string" },
+    private: { type: "boolean", default: false },
+    message: { type: "string" },
+    "allow-plaintext": { type: "boolean", default: false },
+    json: { type: "boolean", default: false },
+    ...HUB_OPTIONS,
+  },
+  async run({ values, positionals, io }) {
+    if (positionals.length !== 2) throw new TypeError("expected DIR and REPO");
+    const [dir, repoArg] = positionals as [string, string];
+    const ref = parseRepoRef(repoArg);
+    if (ref.explicitRevision) throw new TypeError(`give the branch with --revision, not in REPO (${repoArg})`);
+    const settings = hubSettingsFromArgs(values);
+    const progress = createProgress(!io.quiet);
+    let bar = "";
+    const result = await pushModel({
+      dir, repo: ref.repo, revision: values.revision as string | undefined, private: values.private as boolean,
+      message: values.message as string | undefined, allowPlaintext: values["allow-plaintext"] as boolean, settings, version: version(),
+      onEvent: (e) => {
+        if (e.kind === "checked") {
+          const line = `push: ${e.files} files, ${(e.bytes / 1e6).toFixed(1)} MB; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${e.plaintext.join(", ")}` : ""}`;
+          if (!io.quiet) io.err(line);
+        } else if (e.kind === "phase") {
+          progress.stop();
+          bar = "";
+          if (!io.quiet) io.err(`push: ${e.phase}…`);
+        } else if (e.kind === "file") {
+          if (bar !== e.path) {
+            progress.start(`hash ${e.path}`, 1000);
+            bar = e.path;
+          }
+          progress.update(Math.round(e.progress * 1000));
+        }
+      },
+    });
+    progress.stop();
+    if (values.json) {
+      io.out(JSON.stringify(result, null, 2));
+    } else {
+      io.out(`pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`);
+      if (result.deleted.length) io.out(`deleted stale weight files: ${result.deleted.join(", ")}`);
+      io.out(result.confidential ? "declared confidential: every weight file is encrypted" : "NOT confidential: plaintext weights were pushed (--allow-plaintext)");
+    }
+    return 0;
+  },
+};

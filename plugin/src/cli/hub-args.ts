@@ -1,0 +1,21 @@
+// The Hub options shared by push, pull and serve: --hub-url, --token, --cache-dir (see hub/settings.ts
+// for the environment variables they override).
+
+import { hubSettings, type HubSettings } from "../hub/settings.js";
+import type { CommandContext } from "./command.js";
+
+export const HUB_OPTIONS = {
+  "hub-url": { type: "string" },
+  token: { type: "string" },
+  "cache-dir": { type: "string" },
+} as const;
+
+export const HUB_USAGE = "  Hub: --hub-url (else HF_ENDPOINT), --token (else HF_TOKEN or the HF token file), --cache-dir (else HF_HUB_CACHE, HF_HOME/hub); HF_HUB_OFFLINE=1: cache only";
+
+export function hubSettingsFromArgs(values: CommandContext["values"]): HubSettings {
+  return hubSettings({
+    hubUrl: values["hub-url"] as string | undefined,
+    token: values.token as string | undefined,
+    cacheDir: values["cache-dir"] as string | undefined,
+  });
+}

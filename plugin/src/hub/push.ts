@@ -1,0 +1,221 @@
+// `ctensors push`: uploads a model folder to a Hub repo in one commit. Before anything leaves the
+// machine, every weight file is classified: encrypted CryptoTensors shards go; plaintext weights
+// (plain or partly encrypted safetensors, .bin/.pt/.gguf/... files) are refused unless the caller
+// allows them, and never into a repo that declares itself confidential. The commit also writes the
+// repo's confidentiality declaration (cryptotensors.json) and the model card section, and removes
+// remote weight files the folder no longer has (a stale shard would otherwise be served).
+
+import { openAsBlob } from "node:fs";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join, relative } from "node:path";
+import { commitIter, createBranch, createRepo, downloadFile, listFiles, repoExists, type CommitOperation } from "@huggingface/hub";
+import { readHeader } from "../container/reader.js";
+import { CryptoTensorsError } from "../errors.js";
+import { DECLARATION_FILE, parseDeclaration, serializeDeclaration, type Declaration } from "./declaration.js";
+import { hubError, hubStatus } from "./hub-error.js";
+import { updateModelCard } from "./model-card.js";
+import { credentialsOf, type HubSettings } from "./settings.js";
+
+/** Weight formats that cannot be CryptoTensors: always plaintext. */
+const PLAIN_WEIGHT = /\.(bin|pt|pth|ckpt|h5|msgpack|gguf|pkl|npy|npz|onnx|onnx_data)$/i;
+const SAFETENSORS = /\.safetensors$/i;
+const WEIGHT_INDEX = /\.safetensors\.index\.json$/i;
+
+export interface PushOptions {
+  dir: string;
+  repo: string;
+  /** Branch to commit to (created from main when missing). Default main. */
+  revision?: string;
+  private?: boolean;
+  message?: string;
+  allowPlaintext?: boolean;
+  settings: HubSettings;
+  /** Phases and per-file hashing progress of the upload. */
+  onEvent?: (e: PushEvent) => void;
+  version: string;
+}
+
+export type PushEvent =
+  | { kind: "checked"; files: number; bytes: number; encrypted: number; plaintext: string[] }
+  | { kind: "phase"; phase: string }
+  | { kind: "file"; path: string; progress: number };
+
+export interface PushResult {
+  repo: string;
+  revision: string;
+  commit: string;
+  url: string;
+  files: string[];
+  deleted: string[];
+  confidential: boolean;
+  created: boolean;
+}
+
+interface LocalFile {
+  path: string;
+  abs: string;
+  size: number;
+}
+
+async function walk(dir: string): Promise<LocalFile[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+    throw new CryptoTensorsError("ERR_CT_IO", `cannot read the folder ${dir}: ${err.code ?? err.message}`, { cause: err });
+  });
+  const out: LocalFile[] = [];
+  for (const e of entries) {
+    if (!e.isFile()) continue;
+    const abs = join(e.parentPath ?? (e as unknown as { path: string }).path, e.name);
+    const path = relative(dir, abs).split("\\").join("/");
+    // Git internals, caches and editor/OS litter stay home.
+    if (path.split("/").some((p) => p === ".git" || p === ".cache" || p === "__pycache__") || e.name === ".DS_Store") continue;
+    out.push({ path, abs, size: (await stat(abs)).size });
+  }
+  return out.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+interface Classified {
+  encrypted: string[];
+  plaintext: string[];
+  signers: Set<string>;
+  encryptionKeys: Set<string>;
+  formats: Set<string>;
+}
+
+async function classify(files: LocalFile[]): Promise<Classified> {
+  const c: Classified = { encrypted: [], plaintext: [], signers: new Set(), encryptionKeys: new Set(), formats: new Set() };
+  for (const f of files) {
+    if (PLAIN_WEIGHT.test(f.path)) {
+      c.plaintext.push(f.path);
+      continue;
+    }
+    if (!SAFETENSORS.test(f.path)) continue;
+    const { header, crypto } = await readHeader(f.abs);
+    const all = header.tensors.length;
+    if (!crypto || crypto.encryption.size < all) {
+      c.plaintext.push(f.path);
+    } else {
+      c.encrypted.push(f.path);
+    }
+    if (crypto) {
+      if (crypto.keys.sign.kid) c.signers.add(crypto.keys.sign.kid);
+      if (crypto.keys.enc.kid) c.encryptionKeys.add(crypto.keys.enc.kid);
+      c.formats.add(`CryptoTensors v${crypto.keys.version}, ${crypto.keys.encAlg}`);
+    }
+  }
+  return c;
+}
+
+async function remoteText(repo: string, path: string, revision: string, settings: HubSettings): Promise<string | undefined> {
+  try {
+    const blob = await downloadFile({ repo, path, revision, ...credentialsOf(settings) });
+    return blob ? await blob.text() : undefined;
+  } catch (err) {
+    if (hubStatus(err) === 404) return undefined;
+    throw hubError(err, `reading ${path} of ${repo}@${revision}`, settings.hubUrl);
+  }
+}
+
+/** Pushes `dir` to `repo` in one commit. @throws ERR_CT_NOT_CONFIDENTIAL, ERR_CT_HUB, ERR_CT_FORMAT, ERR_CT_IO */
+export async function pushModel(o: PushOptions): Promise<PushResult> {
+  const { settings, repo } = o;
+  const revision = o.revision ?? "main";
+  const emit = o.onEvent ?? (() => {});
+  if (settings.offline) throw new CryptoTensorsError("ERR_CT_HUB", "HF_HUB_OFFLINE is set: push needs the Hub");
+  const files = await walk(o.dir);
+  if (!files.length) throw new CryptoTensorsError("ERR_CT_IO", `${o.dir} holds no files to push`);
+  if (files.some((f) => f.path === DECLARATION_FILE)) {
+    throw new TypeError(`${DECLARATION_FILE} in ${o.dir} is written by push itself: remove it from the folder`);
+  }
+  const c = await classify(files);
+  emit({ kind: "checked", files: files.length, bytes: files.reduce((s, f) => s + f.size, 0), encrypted: c.encrypted.length, plaintext: c.plaintext });
+  if (c.plaintext.length && !o.allowPlaintext) {
+    throw new CryptoTensorsError(
+      "ERR_CT_NOT_CONFIDENTIAL",
+      `refusing to push plaintext weights: ${c.plaintext.join(", ")}. Encrypt them first (ctensors encrypt), or pass --allow-plaintext to publish them unencrypted`,
+    );
+  }
+  if (!c.encrypted.length && !c.plaintext.length) {
+    throw new CryptoTensorsError("ERR_CT_FORMAT", `${o.dir} holds no weight files (.safetensors)`);
+  }
+
+  const creds = credentialsOf(settings);
+  let created = false;
+  try {
+    if (!(await repoExists({ repo, ...creds }))) {
+      await createRepo({ repo, private: o.private ?? false, ...creds } as Parameters<typeof createRepo>[0]);
+      created = true;
+    }
+  } catch (err) {
+    if (hubStatus(err) !== 409) throw hubError(err, `creating ${repo}`, settings.hubUrl);
+  }
+  if (revision !== "main") {
+    try {
+      await createBranch({ repo, branch: revision, ...creds });
+    } catch (err) {
+      if (hubStatus(err) !== 409) throw hubError(err, `creating the branch ${revision} of ${repo}`, settings.hubUrl);
+    }
+  }
+
+  const remote = created ? [] : await remoteFiles(repo, revision, settings);
+  const remoteDecl = remote.includes(DECLARATION_FILE) ? parseDeclaration((await remoteText(repo, DECLARATION_FILE, revision, settings)) ?? "") : undefined;
+  if (remoteDecl?.confidential && c.plaintext.length) {
+    throw new CryptoTensorsError(
+      "ERR_CT_NOT_CONFIDENTIAL",
+      `${repo}@${revision} is declared confidential (${DECLARATION_FILE}); refusing to add plaintext weights: ${c.plaintext.join(", ")}`,
+    );
+  }
+  const confidential = c.plaintext.length === 0;
+  const declaration: Declaration = {
+    format: "cryptotensors", confidential, signers: [...c.signers].sort(), encryptionKeys: [...c.encryptionKeys].sort(), tool: `ctensors ${o.version}`,
+  };
+  const localCard = files.find((f) => f.path === "README.md");
+  const baseCard = localCard ? await readFile(localCard.abs, "utf8") : remote.includes("README.md") ? await remoteText(repo, "README.md", revision, settings) : undefined;
+  const card = updateModelCard(baseCard, {
+    repo, signers: declaration.signers, encryptionKeys: declaration.encryptionKeys, formats: [...c.formats].sort(),
+    encryptedFiles: c.encrypted.length, plaintextWeightFiles: c.plaintext,
+  });
+
+  const local = new Set(files.map((f) => f.path));
+  const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p)));
+  const operations: CommitOperation[] = [
+    ...(await Promise.all(
+      files.filter((f) => f.path !== "README.md").map(async (f) => ({ operation: "addOrUpdate" as const, path: f.path, content: await openAsBlob(f.abs) })),
+    )),
+    { operation: "addOrUpdate", path: "README.md", content: new Blob([card]) },
+    { operation: "addOrUpdate", path: DECLARATION_FILE, content: new Blob([serializeDeclaration(declaration)]) },
+    ...deleted.map((path) => ({ operation: "delete" as const, path })),
+  ];
+  let result: { commit: { oid: string; url: string } } | undefined;
+  try {
+    const it = commitIter({
+      repo, branch: revision, operations, title: o.message ?? `Upload CryptoTensors model (${c.encrypted.length} encrypted file(s))`, ...creds,
+    } as Parameters<typeof commitIter>[0]);
+    for (;;) {
+      const step = await it.next();
+      if (step.done) {
+        result = step.value as typeof result;
+        break;
+      }
+      const ev = step.value as { event: string; phase?: string; path?: string; progress?: number };
+      if (ev.event === "phase") emit({ kind: "phase", phase: ev.phase ?? "" });
+      else if (ev.event === "fileProgress") emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0 });
+    }
+  } catch (err) {
+    throw hubError(err, `uploading to ${repo}@${revision}`, settings.hubUrl);
+  }
+  if (!result?.commit?.oid) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
+  return {
+    repo, revision, commit: result.commit.oid, url: result.commit.url, files: [...local, DECLARATION_FILE].sort(), deleted, confidential, created,
+  };
+}
+
+async function remoteFiles(repo: string, revision: string, settings: HubSettings): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const e of listFiles({ repo, revision, recursive: true, ...credentialsOf(settings) })) if (e.type === "file") out.push(e.path);
+  } catch (err) {
+    if (hubStatus(err) === 404) return [];
+    throw hubError(err, `listing ${repo}@${revision}`, settings.hubUrl);
+  }
+  return out;
+}

@@ -1,0 +1,120 @@
+// Unit tests of the Hub helpers' own logic: repo references, settings precedence, the model card
+// section, the confidentiality declaration, cache paths. (Network behaviour: test/hub/hub.test.ts.)
+
+import { mkdirSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { RepoCache } from "../src/hub/cache.js";
+import { parseDeclaration, serializeDeclaration } from "../src/hub/declaration.js";
+import { updateModelCard, type CardFacts } from "../src/hub/model-card.js";
+import { parseRepoRef, repoFolderName, tryParseRepoRef } from "../src/hub/repo-ref.js";
+import { hubSettings } from "../src/hub/settings.js";
+import { tempDir, thrown } from "./helpers.js";
+
+describe("repo references", () => {
+  it("parses org/name and org/name@revision", () => {
+    expect(parseRepoRef("acme/llama-3.1_8B")).toEqual({ repo: "acme/llama-3.1_8B", revision: "main", explicitRevision: false });
+    expect(parseRepoRef("acme/tiny@v1.0")).toMatchObject({ repo: "acme/tiny", revision: "v1.0", explicitRevision: true });
+    expect(parseRepoRef("acme/tiny@refs/pr/1").revision).toBe("refs/pr/1");
+    const sha = "0123456789abcdef0123456789abcdef01234567";
+    expect(parseRepoRef(`acme/tiny@${sha}`).revision).toBe(sha);
+  });
+
+  it("rejects paths and names the Hub would not accept", () => {
+    for (const bad of [
+      "/abs/path", "./rel", "../x/y", "acme", "a/b/c", "acme/..", "acme/-x", "acme/x-", "acme/a--b", "acme/a..b",
+      "acme/tiny@", "acme/tiny@../x", "acme/tiny@a//b", "acme/ti ny", "acme/tiny@x y", `acme/${"x".repeat(97)}`, "",
+    ]) {
+      expect(tryParseRepoRef(bad), bad).toBeUndefined();
+    }
+    expect(thrown(() => parseRepoRef("./model"))).toBeInstanceOf(TypeError);
+  });
+
+  it("names cache folders as the Hub clients do", () => {
+    expect(repoFolderName("acme/tiny")).toBe("models--acme--tiny");
+  });
+});
+
+describe("settings", () => {
+  it("takes options over the environment over defaults", () => {
+    const env = { HF_ENDPOINT: "http://env-hub:1/", HF_TOKEN: "hf_env", HF_HUB_CACHE: "/env-cache" };
+    expect(hubSettings({}, env)).toEqual({ hubUrl: "http://env-hub:1", accessToken: "hf_env", cacheDir: "/env-cache", offline: false });
+    expect(hubSettings({ hubUrl: "http://opt:2", token: "hf_opt", cacheDir: "/opt-cache" }, env)).toMatchObject({
+      hubUrl: "http://opt:2", accessToken: "hf_opt", cacheDir: "/opt-cache",
+    });
+    const home = join(tempDir("ct-hubset-"), "hf");
+    const none = hubSettings({}, { HF_HOME: home });
+    expect(none).toEqual({ hubUrl: "https://huggingface.co", accessToken: undefined, cacheDir: join(home, "hub"), offline: false });
+    expect(hubSettings({}, {}).cacheDir).toBe(join(homedir(), ".cache", "huggingface", "hub"));
+    expect(hubSettings({}, { XDG_CACHE_HOME: "/xdg" }).cacheDir).toBe("/xdg/huggingface/hub");
+  });
+
+  it("reads the token file and HF_HUB_OFFLINE", () => {
+    const home = tempDir("ct-hubtok-");
+    mkdirSync(home, { recursive: true });
+    writeFileSync(join(home, "token"), "hf_from_file\n");
+    expect(hubSettings({}, { HF_HOME: home }).accessToken).toBe("hf_from_file");
+    expect(hubSettings({}, { HF_HOME: home, HF_TOKEN: "hf_env" }).accessToken).toBe("hf_env");
+    for (const v of ["1", "true", "YES", "on"]) expect(hubSettings({}, { HF_HUB_OFFLINE: v }).offline).toBe(true);
+    for (const v of ["0", "", "false"]) expect(hubSettings({}, { HF_HUB_OFFLINE: v }).offline).toBe(false);
+  });
+
+  it("refuses a Hub URL that is not http(s)", () => {
+    expect(thrown(() => hubSettings({ hubUrl: "file:///etc" }, {}))).toBeInstanceOf(TypeError);
+    expect(thrown(() => hubSettings({}, { HF_ENDPOINT: "not a url" }))).toBeInstanceOf(TypeError);
+  });
+});
+
+describe("model card", () => {
+  const facts: CardFacts = {
+    repo: "acme/tiny", signers: ["pub-1"], encryptionKeys: ["enc-1"], formats: ["CryptoTensors v2, aes256gcm"], encryptedFiles: 3, plaintextWeightFiles: [],
+  };
+
+  it("writes a new card with front matter tags and the section", () => {
+    const card = updateModelCard(undefined, facts);
+    expect(card.startsWith("---\ntags:\n- cryptotensors\n- encrypted\n---\n# tiny\n")).toBe(true);
+    expect(card).toContain("`pub-1`");
+    expect(card).toContain("ctensors vllm");
+  });
+
+  it("keeps the user's text and front matter, and replaces only its own section on update", () => {
+    const user = "---\nlicense: apache-2.0\ntags:\n- llama\n---\n# My model\n\nSome words.\n";
+    const first = updateModelCard(user, facts);
+    expect(first).toContain("license: apache-2.0");
+    expect(first).toMatch(/tags:\n- cryptotensors\n- encrypted\n- llama\n/);
+    expect(first).toContain("# My model\n\nSome words.");
+    const second = updateModelCard(first.replace("Some words.", "Other words."), { ...facts, signers: ["pub-2"] });
+    expect(second).toContain("Other words.");
+    expect(second).toContain("`pub-2`");
+    expect(second).not.toContain("`pub-1`");
+    expect(second.match(/ctensors:begin/g)).toHaveLength(1);
+    expect(second.match(/- cryptotensors/g)).toHaveLength(1);
+  });
+
+  it("turns an inline tag list into a block list", () => {
+    expect(updateModelCard("---\ntags: [a, b]\n---\nx\n", facts)).toMatch(/tags:\n- a\n- b\n- cryptotensors\n- encrypted\n---/);
+  });
+});
+
+describe("declaration", () => {
+  it("round-trips, and reads a malformed file as confidential", () => {
+    const d = { format: "cryptotensors" as const, confidential: false, signers: ["s"], encryptionKeys: ["e"], tool: "ctensors 0.1.0" };
+    expect(parseDeclaration(serializeDeclaration(d))).toEqual(d);
+    expect(parseDeclaration("not json").confidential).toBe(true);
+    expect(parseDeclaration("[]").confidential).toBe(true);
+    expect(parseDeclaration('{"confidential": "no"}').confidential).toBe(true);
+    expect(parseDeclaration('{"confidential": false}').confidential).toBe(false);
+  });
+});
+
+describe("cache paths", () => {
+  it("refuses Hub file names that would leave the snapshot, and odd object ids", () => {
+    const cache = new RepoCache("/c", "acme/tiny");
+    expect(cache.snapshotPath("a".repeat(40), "onnx/model.onnx")).toBe(`/c/models--acme--tiny/snapshots/${"a".repeat(40)}/onnx/model.onnx`);
+    for (const bad of ["../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a\\b", ""]) {
+      expect(thrown(() => cache.snapshotPath("a".repeat(40), bad)), bad).toMatchObject({ code: "ERR_CT_HUB" });
+    }
+    expect(thrown(() => cache.blobPath("../../x"))).toMatchObject({ code: "ERR_CT_HUB" });
+  });
+});

@@ -1,0 +1,180 @@
+"""A Hub model served by repo id, end to end, with the real programs: `ctensors push` uploads a
+freshly encrypted tiny Llama; `ctensors serve`, starting from an empty HF cache, serves `acme/tiny`;
+this package's transformers loader generates exactly the plaintext model's tokens. The Python
+`huggingface_hub` client then downloads the same files from the server, and reads the cache the
+sidecar wrote with `local_files_only=True` (no network).
+
+huggingface.co cannot be reached from here: the Hub is the repo's local development server
+(`ctensors dev-hub`), a stand-in that both Hub clients talk to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from conftest import REPO_ROOT, bitwise_equal
+from huggingface_hub import hf_hub_download, snapshot_download
+from safetensors.torch import load_file as st_load_file
+
+import ctensors
+from ctensors._api import model_source
+from ctensors.errors import CryptoTensorsError
+from ctensors.transformers import from_pretrained
+
+pytestmark = pytest.mark.e2e
+
+CLI = REPO_ROOT / "plugin" / "dist" / "cli" / "bin.js"
+TOKEN = "hf_python_e2e_token"
+REPO = "acme/tiny"
+
+
+@dataclass
+class Hub:
+    root: Path
+    url: str
+    socket: str
+    cache: Path
+    plain: Path
+    enc: Path
+    commit: str
+
+
+def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["node", str(CLI), *args], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
+
+
+def _wait_for(check: object, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while not check():  # type: ignore[operator]
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{log.read_text()}")
+        time.sleep(0.1)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def hub() -> Iterator[Hub]:
+    if not CLI.exists():
+        pytest.fail(f"{CLI} is not built (npm run build)")  # `npm test` builds it: never a skip
+    root = Path(tempfile.mkdtemp(prefix="cth-", dir="/tmp"))
+    hub_proc = sidecar = None
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    try:
+        hub_log = root / "hub.log"
+        hub_proc = _start(["dev-hub", "--port", "0", "--data", str(root / "hub-data"), "--token", TOKEN], hub_log, base)
+        _wait_for(lambda: "http://" in hub_log.read_text(), hub_proc, hub_log, "the dev hub")
+        url = next(w for w in hub_log.read_text().split() if w.startswith("http://")).rstrip(".,;")
+        env = {**base, "HF_ENDPOINT": url, "HF_TOKEN": TOKEN, "HF_HOME": str(root / "hf-home"), "HF_HUB_CACHE": str(root / "cache")}
+
+        def cli(*args: str) -> str:
+            proc = subprocess.run(["node", str(CLI), *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+            assert proc.returncode == 0, f"ctensors {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+            return proc.stdout
+
+        cli("keygen", "--out", str(root / "keys"))
+        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(root / "plain")], check=True, capture_output=True)
+        cli("encrypt", str(root / "plain"), str(root / "enc"), "--key", str(root / "keys" / "enc.jwk"), "--sign-key", str(root / "keys" / "sign.jwk"))
+        import json
+
+        commit = json.loads(cli("push", str(root / "enc"), REPO, "--json"))["commit"]
+        sock_dir = root / "s"
+        sock_dir.mkdir(mode=0o700)
+        socket = str(sock_dir / "sidecar.sock")
+        side_log = root / "sidecar.log"
+        sidecar = _start(["serve", "--socket", socket, "--key", str(root / "keys" / "enc.jwk"), "--trust", str(root / "keys" / "sign.pub.jwk")], side_log, env)
+        _wait_for(lambda: os.path.exists(socket + ".token"), sidecar, side_log, "the sidecar")
+        assert not (root / "cache").exists(), "the sidecar starts from an empty cache"
+        yield Hub(root, url, socket, root / "cache", root / "plain", root / "enc", commit)
+    finally:
+        _stop(sidecar)
+        _stop(hub_proc)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_transformers_by_repo_id_generates_like_the_plaintext_model(hub: Hub) -> None:
+    model = from_pretrained(REPO, socket=hub.socket)
+    plain = transformers.AutoModelForCausalLM.from_pretrained(hub.plain)
+    prompt = torch.tensor([[1, 2, 3, 4, 5]])
+    want = plain.generate(prompt, max_new_tokens=20, do_sample=False)
+    got = model.generate(prompt, max_new_tokens=20, do_sample=False)
+    assert got.tolist() == want.tolist()
+    # The snapshot the sidecar downloaded holds the ciphertext files, not plaintext.
+    snap = hub.cache / "models--acme--tiny" / "snapshots" / hub.commit
+    shards = sorted(p.name for p in hub.enc.glob("*.safetensors"))
+    assert shards and sorted(p.name for p in snap.glob("*.safetensors")) == shards
+    for name in shards:
+        assert _sha256(snap / name) == _sha256(hub.enc / name)
+        assert _sha256(snap / name) != _sha256(hub.plain / name)
+
+
+def test_load_file_and_safe_open_by_repo_id(hub: Hub) -> None:
+    loaded = ctensors.load_file(REPO, socket=hub.socket)
+    want: dict[str, torch.Tensor] = {}
+    for shard in sorted(hub.plain.glob("*.safetensors")):
+        want.update(st_load_file(shard))
+    assert sorted(loaded) == sorted(want)
+    assert all(bitwise_equal(loaded[n], want[n]) for n in want)
+    with ctensors.safe_open(f"{REPO}@main", socket=hub.socket) as f:
+        assert f.commit == hub.commit
+        assert f.local_path == str(hub.cache / "models--acme--tiny" / "snapshots" / hub.commit)
+    with ctensors.safe_open(str(hub.enc), socket=hub.socket) as f:
+        assert f.commit is None
+
+
+def test_unknown_repo_is_a_clear_error(hub: Hub) -> None:
+    with pytest.raises(CryptoTensorsError) as info:
+        ctensors.load_file("acme/missing", socket=hub.socket)
+    assert info.value.code == "ERR_CT_HUB"
+    assert "acme/missing" in info.value.message
+
+
+def test_huggingface_hub_downloads_the_same_files_and_reads_our_cache_offline(hub: Hub) -> None:
+    # The Python Hub client against the same server, into a cache of its own.
+    theirs = Path(snapshot_download(REPO, cache_dir=hub.root / "py-cache", endpoint=hub.url, token=TOKEN))
+    assert theirs.name == hub.commit
+    for path in hub.enc.iterdir():
+        assert _sha256(theirs / path.name) == _sha256(path), path.name
+    # The cache the sidecar wrote, read by huggingface_hub without the network.
+    config = hf_hub_download(REPO, "config.json", cache_dir=hub.cache, local_files_only=True)
+    assert Path(config).read_bytes() == (hub.enc / "config.json").read_bytes()
+    shard = hf_hub_download(REPO, "model-00001-of-00003.safetensors", cache_dir=hub.cache, local_files_only=True)
+    assert _sha256(Path(shard)) == _sha256(hub.enc / "model-00001-of-00003.safetensors")
+    offline = snapshot_download(REPO, cache_dir=hub.cache, local_files_only=True)
+    assert Path(offline) == hub.cache / "models--acme--tiny" / "snapshots" / hub.commit
+
+
+def test_model_source_prefers_a_local_path_over_a_repo_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert model_source("acme/tiny") == "acme/tiny"
+    assert model_source("acme/tiny@v1.0") == "acme/tiny@v1.0"
+    (tmp_path / "acme" / "tiny").mkdir(parents=True)
+    assert model_source("acme/tiny") == str(tmp_path / "acme" / "tiny")
+    assert model_source("not a repo") == str(tmp_path / "not a repo")
+    assert model_source("a/b/c") == str(tmp_path / "a" / "b" / "c")
