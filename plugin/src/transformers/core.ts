@@ -203,15 +203,16 @@ export async function install(env: TransformersEnv, options: InstallOptions, pla
       const local = rel ? localHits.get(rel) : undefined;
       if (local) graphKey = local;
     }
+    const rel = localRel(graphKey);
     try {
       const entry = await entryFor(graphKey);
+      if (rel && entry.kind !== "absent") localHits.set(rel, graphKey);
       if (entry.kind !== "model") return undefined;
-      const rel = localRel(graphKey);
-      if (rel) localHits.set(rel, graphKey);
       const bytes = entry.files.get(basename(key));
       if (!bytes) return undefined;
       return new Response(bytes as unknown as ConstructorParameters<typeof Response>[0], { status: 200, headers: { "content-length": String(bytes.length), "content-type": "application/octet-stream" } });
     } catch (err) {
+      if (rel) localHits.set(rel, graphKey); // the remote key asked next must fail the same way
       return failingResponse(err);
     }
   }
