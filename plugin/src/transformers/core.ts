@@ -99,9 +99,18 @@ function basename(path: string): string {
   return path.slice(path.lastIndexOf("/") + 1);
 }
 
-/** A Response whose body fails with `err` (transformers.js reads the body, so its load rejects with `err`). */
+/**
+ * A Response whose body fails with `err`: transformers.js reads the body, so its load rejects with `err`.
+ * The body methods are overridden because browsers turn a failed body stream into a bare
+ * "TypeError: Failed to fetch", which would hide the typed error.
+ */
 function failingResponse(err: unknown): Response {
-  return new Response(new ReadableStream({ start(controller) { controller.error(err); } }), { status: 200 });
+  const res = new Response(null, { status: 200 });
+  const reject = { value: () => Promise.reject(err) };
+  return Object.defineProperties(res, {
+    body: { get: () => new ReadableStream({ start(controller) { controller.error(err); } }) },
+    arrayBuffer: reject, blob: reject, text: reject, json: reject, bytes: reject,
+  });
 }
 
 export async function install(env: TransformersEnv, options: InstallOptions, platform: Platform): Promise<CryptoTensorsHook> {
