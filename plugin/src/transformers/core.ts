@@ -34,7 +34,7 @@ export interface InstallOptions {
    */
   requireEncrypted?: boolean;
   /** fetch used for model files (default: `env.fetch`, else `globalThis.fetch`). */
-  fetch?: typeof fetch;
+  fetch?: FetchLike;
   /** Extra headers for model file requests (e.g. `{ authorization: "Bearer hf_…" }` for private Hub repos). */
   headers?: Record<string, string>;
 }
@@ -79,8 +79,11 @@ export interface TransformersEnv {
   localModelPath?: string;
   remoteHost?: string;
   remotePathTemplate?: string;
-  fetch?: typeof fetch;
+  fetch?: FetchLike;
 }
+
+/** What the hook needs of a fetch function (transformers.js' `env.fetch` is one). */
+export type FetchLike = (input: string, init?: any) => Promise<Response>;
 
 const ONNX_REQUEST = /^(.*\.onnx)(?:_data(?:_\d+)?)?$/;
 
@@ -128,7 +131,7 @@ export async function install(env: TransformersEnv, options: InstallOptions, pla
   const localHits = new Map<string, string>();
   const loaded: LoadedModel[] = [];
 
-  const doFetch = (url: string, init: RequestInit): Promise<Response> => (options.fetch ?? env.fetch ?? globalThis.fetch)(url, init);
+  const doFetch = (url: string, init: RequestInit): Promise<Response> => (options.fetch ?? env.fetch ?? ((u: string, i?: RequestInit) => globalThis.fetch(u, i)))(url, init);
 
   async function get(key: string): Promise<Uint8Array | undefined> {
     if (!isHttpUrl(key)) return platform.readLocal(key);
