@@ -2,16 +2,19 @@
 // outputs identical to the plaintext model, tampering and untrusted signers refused with typed errors,
 // no plaintext weights written anywhere, one decryption per model, keys from files and HTTPS URLs;
 // plus the CLI on ONNX folders (encrypt/decrypt round trip byte for byte, inspect, verify).
+// "Hub" here is always a TEST STAND-IN (helpers.ts hubStandIn: static files under /{model}/resolve/{rev}/),
+// not the real Hub nor the project's local Hub server.
 
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
-import { parseMessage, serializeMessage } from "../../plugin/src/onnx/wire.js";
-import { joinOnnx, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
+import { lenField, parseMessage, serializeMessage } from "../../plugin/src/onnx/wire.js";
+import { joinOnnx, parseManifest, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
 import { copyDir, ct, ctOk, filesContaining, FIXTURES, hubStandIn, REPO_ROOT, runPipeline, weightNeedles, type RunResult } from "./helpers.js";
 
 const MODELS = ["tiny-bert", "tiny-bert-extdata"] as const;
@@ -80,6 +83,41 @@ describe("ONNX wire format", () => {
       expect(Buffer.from(joined.model).equals(Buffer.from(model))).toBe(true);
       for (const [loc, data] of joined.external) expect(Buffer.from(data).equals(readFileSync(join(dir, loc)))).toBe(true);
       expect(joined.external.size).toBe(m === "tiny-bert-extdata" ? 1 : 0);
+    }
+  });
+});
+
+describe("ONNX layout: hostile inputs", () => {
+  const enc = new TextEncoder();
+  const entry = (k: string, v: string) => lenField(13, serializeMessage([lenField(1, enc.encode(k)), lenField(2, enc.encode(v))])).raw;
+  const varint = (no: number, v: number) => Uint8Array.from([no * 8, v]);
+  function modelWithExternal(location: string): Uint8Array {
+    const tensor = serializeMessage(parseMessage(new Uint8Array([
+      ...varint(1, 4), ...varint(2, 1), ...lenField(8, enc.encode("w")).raw, ...entry("location", location), ...entry("offset", "0"), ...entry("length", "16"), ...varint(14, 1),
+    ])));
+    return serializeMessage([lenField(7, serializeMessage([lenField(5, tensor)]))]);
+  }
+
+  it("external-data locations that leave the model folder are refused (encrypt and decrypt)", () => {
+    for (const loc of ["../secret", "/etc/passwd", "a/../../b", "a\\b", ""]) {
+      let read = false;
+      expect(() => splitOnnx(modelWithExternal(loc), () => { read = true; return new Uint8Array(16); }), loc).toThrow(/not a plain relative path/);
+      expect(read).toBe(false);
+      expect(() => parseManifest(JSON.stringify({ version: 1, graph: "model.onnx", graph_sha256: "", inline: [], external: [{ file: loc, bytes: 1 }] }))).toThrow(/plain relative path/);
+    }
+    expect(splitOnnx(modelWithExternal("model.onnx_data"), () => new Uint8Array(16)).weights).toHaveLength(1);
+  });
+
+  it("non-zero bytes outside every initializer of an external-data file are refused (could not be rebuilt)", () => {
+    const data = new Uint8Array(20);
+    data[18] = 7;
+    expect(() => splitOnnx(modelWithExternal("model.onnx_data"), () => data)).toThrow(/not zero padding/);
+  });
+
+  it("truncated or malformed protobuf is ERR_CT_FORMAT", () => {
+    const model = readFileSync(join(FIXTURES, "tiny-bert", "onnx", "model.onnx"));
+    for (const bad of [model.subarray(0, model.length - 7), Buffer.from([0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f]), Buffer.from([0x07])]) {
+      expect(() => splitOnnx(new Uint8Array(bad), () => new Uint8Array())).toThrow(expect.objectContaining({ code: "ERR_CT_FORMAT" }));
     }
   });
 });
@@ -259,6 +297,22 @@ describe("CLI on ONNX folders", () => {
     }
   });
 
+  it("the reference implementation (PyPI cryptotensors) reads the container: the ONNX initializers, bit for bit", async () => {
+    const dir = join(FIXTURES, "tiny-bert-extdata", "onnx");
+    const { weights } = splitOnnx(new Uint8Array(readFileSync(join(dir, "model.onnx"))), (loc) => new Uint8Array(readFileSync(join(dir, loc))));
+    const out = execFileSync(join(REPO_ROOT, ".venv", "bin", "python"), [
+      join(REPO_ROOT, "test", "interop", "ref_tool.py"), "read", "--in", join(encRoot, "tiny-bert-extdata", "onnx", "model.onnx.cryptotensors"),
+      "--enc-key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.pub.jwk"),
+    ], { encoding: "utf8", maxBuffer: 64 << 20 });
+    const ref = JSON.parse(out) as { ok: boolean; tensors: Record<string, { dtype: string; shape: number[]; sha256: string }> };
+    expect(ref.ok).toBe(true);
+    expect(Object.keys(ref.tensors).sort()).toEqual(weights.map((w) => w.name).sort());
+    for (const w of weights) {
+      expect(ref.tensors[w.name]!.sha256).toBe(createHash("sha256").update(w.data).digest("hex"));
+      expect(ref.tensors[w.name]!.shape).toEqual(w.shape);
+    }
+  });
+
   it("inspect lists the ONNX weights as encrypted tensors", async () => {
     const report = JSON.parse(await ctOk(["inspect", join(encRoot, "tiny-bert-extdata"), "--json"]));
     expect(report.file).toMatch(/onnx\/model\.onnx\.cryptotensors$/);
@@ -281,6 +335,17 @@ describe("CLI on ONNX folders", () => {
     expect(t.stderr).toMatch(/ERR_CT_INTEGRITY/);
   });
 
+  it("rewrap rotates the ONNX container's key; the rotated folder decrypts to the original", async () => {
+    const rotated = join(out, "rotated");
+    const newKeys = join(out, "new-keys");
+    await ctOk(["keygen", "--out", newKeys]);
+    await ctOk(["rewrap", join(encRoot, "tiny-bert-extdata"), rotated, "--key", join(keys, "enc.jwk"), "--new-key", join(newKeys, "enc.jwk"), "--sign-key", join(newKeys, "sign.jwk"), "--trust", join(keys, "sign.pub.jwk")]);
+    const old = await ct(["decrypt", rotated, join(out, "rotated-old"), "--key", join(keys, "enc.jwk"), "--trust", join(newKeys, "sign.pub.jwk")]);
+    expect(old.exitCode).toBe(6); // the old master key no longer opens it
+    await ctOk(["decrypt", rotated, join(out, "rotated-dec"), "--key", join(newKeys, "enc.jwk"), "--trust", join(newKeys, "sign.pub.jwk")]);
+    for (const f of ["onnx/model.onnx", "onnx/model.onnx_data"]) expect(readFileSync(join(out, "rotated-dec", f)).equals(readFileSync(join(FIXTURES, "tiny-bert-extdata", f))), f).toBe(true);
+  });
+
   it("encrypt refuses an external-data file that no graph refers to (it would be copied in plaintext)", async () => {
     const dir = copyDir(join(FIXTURES, "tiny-bert"), join(out, "stray"));
     writeFileSync(join(dir, "onnx", "model_fp16.onnx_data"), "weights");
@@ -288,5 +353,8 @@ describe("CLI on ONNX folders", () => {
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toMatch(/model_fp16\.onnx_data looks like ONNX external data/);
     expect(existsSync(join(out, "stray-enc"))).toBe(false);
+    const single = await ct(["encrypt", join(FIXTURES, "tiny-bert", "onnx", "model.onnx"), join(out, "single.onnx"), "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")]);
+    expect(single.exitCode).toBe(2);
+    expect(single.stderr).toMatch(/encrypted as a model folder/);
   });
 });

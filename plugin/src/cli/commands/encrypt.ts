@@ -52,6 +52,7 @@ export const encrypt: Command = {
     if (version !== 1 && version !== 2) throw new TypeError("--format-version must be 1 or 2");
     const chunkBytes = positiveInt(values["chunk-size"], "--chunk-size");
     if (chunkBytes !== undefined && version === 1) throw new TypeError("--chunk-size applies to format version 2 only");
+    if (/\.onnx(_data(_\d+)?)?$/.test(input)) throw new TypeError(`${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`);
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     const key = await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
