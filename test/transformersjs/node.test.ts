@@ -144,6 +144,16 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     });
   }
 
+  it("AutoModel.from_pretrained + AutoTokenizer: last_hidden_state identical to the plaintext model's", async () => {
+    const plain = await runPipeline({ localModelPath: FIXTURES + "/", model: "tiny-bert", api: "auto" });
+    expect(plain.error).toBeUndefined();
+    expect(plain.dims![2]).toBe(32);
+    const enc = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert-extdata", api: "auto", hook: hook() });
+    expect(enc.error, enc.error?.message).toBeUndefined();
+    expect(enc.dims).toEqual(plain.dims);
+    expect(enc.data).toEqual(plain.data);
+  });
+
   it("without the hook the encrypted model does not load (the graph alone holds no weights)", async () => {
     const r = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert" });
     expect(r.data).toBeUndefined();

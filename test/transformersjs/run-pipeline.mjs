@@ -34,7 +34,15 @@ try {
     if (cfg.expectFsCacheOff && env.useFSCache !== false) throw new Error("the hook left useFSCache on");
   }
   let out;
-  for (let i = 0; i < (cfg.repeat ?? 1); i++) {
+  if (cfg.api === "auto") {
+    // AutoTokenizer + AutoModel.from_pretrained instead of pipeline(): the raw last_hidden_state.
+    const { AutoModel, AutoTokenizer } = await import("@huggingface/transformers");
+    const tokenizer = await AutoTokenizer.from_pretrained(cfg.model);
+    const model = await AutoModel.from_pretrained(cfg.model, { dtype: "fp32" });
+    const result = await model(tokenizer(texts, { padding: true }));
+    out = result.last_hidden_state;
+  }
+  for (let i = 0; i < (cfg.api === "auto" ? 0 : cfg.repeat ?? 1); i++) {
     const extractor = await pipeline("feature-extraction", cfg.model, { dtype: "fp32" });
     out = await extractor(texts, { pooling: "mean", normalize: false });
     await extractor.dispose?.();

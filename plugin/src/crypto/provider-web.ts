@@ -19,6 +19,20 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+type WebCryptoKey = Awaited<ReturnType<ReturnType<typeof subtle>["importKey"]>>;
+
+/** Imported AES keys, per raw key buffer (a tensor's chunks share one data key). */
+const aesKeys = new WeakMap<Uint8Array, Promise<WebCryptoKey>>();
+
+function aesKey(raw: Uint8Array): Promise<WebCryptoKey> {
+  let k = aesKeys.get(raw);
+  if (!k) {
+    k = subtle().importKey("raw", raw.slice(), { name: "AES-GCM" }, false, ["decrypt"]);
+    aesKeys.set(raw, k);
+  }
+  return k;
+}
+
 export const webCryptoProvider: CryptoProvider = {
   async aeadOpen(alg, key, nonce, ciphertext, tag) {
     if (tag.length !== TAG_BYTES || nonce.length !== 12) throw decryptionFailed();
@@ -30,7 +44,7 @@ export const webCryptoProvider: CryptoProvider = {
       }
     }
     try {
-      const k = await subtle().importKey("raw", key, { name: "AES-GCM" }, false, ["decrypt"]);
+      const k = await aesKey(key);
       const plain = await subtle().decrypt({ name: "AES-GCM", iv: nonce, tagLength: 128 }, k, concat(ciphertext, tag));
       return new Uint8Array(plain);
     } catch {
