@@ -1,10 +1,11 @@
 """Writes a tiny BERT (random weights, fixed seed) in the transformers.js layout, for the tests.
 
+A 2-layer BERT (hidden size 32, 23k parameters) for the `feature-extraction` pipeline:
 OUT_DIR/tiny-bert/          config.json, tokenizer.json, tokenizer_config.json, onnx/model.onnx (weights inline)
 OUT_DIR/tiny-bert-extdata/  the same model with its weights in onnx/model.onnx_data (ONNX external data) and
                             "transformers.js_config": {"use_external_data_format": true} in config.json
-OUT_DIR/tiny-bert/expected.json  the Python onnxruntime-free reference output is NOT computed here: the tests
-                            compare the encrypted model against this plaintext model through transformers.js.
+No expected outputs are stored: the tests run this plaintext model and its encrypted copy through
+transformers.js and compare the two.
 
 Everything is generated locally (WordPiece vocabulary written here; nothing is downloaded). Needs the .venv's
 torch and transformers plus `onnx` and `onnxscript` (python-requirements-fixtures.txt). The output is committed
