@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Installs everything the tests and the demo need, idempotently:
 //  1. npm packages from package-lock.json (npm ci), skipped when node_modules matches the lock;
-//  2. the Python environment at .venv/ from python-requirements.txt, skipped when its stamp matches.
+//  2. the Python environment at .venv/ from python-requirements.txt, skipped when its stamp matches;
+//  3. Debian's `chromium` for the browser test (apt-get, as root), skipped when /usr/bin/chromium exists.
 // Uses only Node built-ins, so it runs on a fresh clone before any dependency exists.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -57,4 +58,21 @@ if (!existsSync(pyStamp) || readFileSync(pyStamp, "utf8") !== pyHash) {
   writeFileSync(pyStamp, pyHash);
 } else {
   log("Python environment up to date");
+}
+
+// --- Chromium (browser test of the transformers.js hook) ---
+// Debian's package, driven by playwright-core with executablePath: no browser is ever downloaded by
+// npm. Installed only where missing and only when we can (root + apt-get); otherwise the browser test
+// fails and says why (it is never skipped).
+const chromiumPath = process.env.CTENSORS_CHROMIUM ?? "/usr/bin/chromium";
+if (existsSync(chromiumPath)) {
+  log(`chromium present (${chromiumPath})`);
+} else if (process.platform === "linux" && process.getuid?.() === 0 && existsSync("/usr/bin/apt-get")) {
+  log("installing Debian's chromium for the browser test (apt-get; a few minutes)…");
+  const aptEnv = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  run("apt-get", ["update", "-qq"], { env: aptEnv });
+  run("apt-get", ["install", "-y", "-qq", "chromium"], { env: aptEnv });
+} else {
+  log(`WARNING: ${chromiumPath} is missing and cannot be installed here (needs root and apt-get): ` +
+    "install Debian's `chromium` (or set CTENSORS_CHROMIUM); test/transformersjs/browser.test.ts will fail until then");
 }

@@ -198,7 +198,8 @@ export class ModelRegistry {
       throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${real}: ${err.code ?? err.message}`, { cause: err });
     });
     const root = isDir ? real : dirname(real);
-    const files = await modelSafetensors(real);
+    // ONNX weight containers (onnx/*.onnx.cryptotensors) belong to transformers.js, not to this loader.
+    const files = (await modelSafetensors(real)).filter((f) => !f.endsWith(".onnx.cryptotensors"));
     if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${real} holds no .safetensors file`);
     const readers: CryptoTensorsReader[] = [];
     try {

@@ -14,10 +14,10 @@ import type { Key, SigningKey } from "../keys/jwk.js";
 import { resolveEncryptionKey } from "../keys/keyring.js";
 import type { TrustStore } from "../keys/trust.js";
 import { evaluatePolicy, type PolicyEngine } from "../policy.js";
-import {
-  ENCRYPTION_KEY, parseCryptoKeys, parseDigests, parseEncryption, parsePolicy, parseSignature,
-  type CryptoKeysEntry, type Policy, type TensorCryptoEntry,
-} from "./reserved.js";
+import type { CryptoKeysEntry } from "./reserved.js";
+import { parseCrypto, type CryptoInfo } from "./crypto-info.js";
+
+export type { CryptoInfo };
 import { signedMessageOf } from "./signing.js";
 import { readAll } from "../io/files.js";
 
@@ -37,14 +37,6 @@ export interface OpenOptions {
   policyEngine?: PolicyEngine;
 }
 
-/** Everything learned from a header without keys (used by `inspect`). */
-export interface CryptoInfo {
-  keys: CryptoKeysEntry;
-  encryption: Map<string, TensorCryptoEntry>;
-  policy: Policy;
-  signature: Uint8Array;
-  digests: Map<string, Uint8Array> | undefined;
-}
 
 /** Reads the header and the crypto entries of a file, checking format only (no signature, no keys). */
 export async function readHeader(path: string): Promise<{ header: SafetensorsHeader; crypto: CryptoInfo | null; fileBytes: number }> {
@@ -75,27 +67,6 @@ async function readHeaderFrom(fh: FileHandle): Promise<{ header: SafetensorsHead
   await readAll(fh, raw, HEADER_PREFIX_BYTES);
   const header = parseHeader(raw, size);
   return { header, crypto: parseCrypto(header), fileBytes: size };
-}
-
-function parseCrypto(header: SafetensorsHeader): CryptoInfo | null {
-  const md = header.metadata;
-  if (!md || !md.has(ENCRYPTION_KEY)) return null; // a plain safetensors file (§2.7)
-  const keys = parseCryptoKeys(md);
-  const signature = parseSignature(md);
-  const policy = parsePolicy(md);
-  const encryption = parseEncryption(md, keys);
-  for (const name of encryption.keys()) {
-    if (!header.byName.has(name)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY} names a tensor that does not exist: ${JSON.stringify(name)}`);
-  }
-  for (const [name, e] of encryption) {
-    if (e.scheme === "chunked") {
-      const t = header.byName.get(name)!;
-      if (e.tags.length !== TAG_BYTES * chunkCount(t.end - t.begin, keys.chunkBytes!)) {
-        throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY}[${JSON.stringify(name)}]: "tags" has the wrong length for the tensor's chunk count`);
-      }
-    }
-  }
-  return { keys, encryption, policy, signature, digests: parseDigests(md) };
 }
 
 /** An open file. Call {@link CryptoTensorsReader.close} when done: it zeroes the data keys. */

@@ -3,7 +3,7 @@
 // document stored as a string, except `__signature__` (bare base64).
 
 import { CryptoTensorsError, formatError } from "../errors.js";
-import { parseAeadAlgorithm, NONCE_BYTES, TAG_BYTES, aeadKeyBytes, type AeadAlgorithm } from "../crypto/aead.js";
+import { parseAeadAlgorithm, NONCE_BYTES, TAG_BYTES, aeadKeyBytes, type AeadAlgorithm } from "../crypto/aead-params.js";
 import { decodeBase64, encodeBase64 } from "../crypto/base64.js";
 import { DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
 import type { WrappedKey } from "../crypto/wrap.js";

@@ -5,32 +5,14 @@
 import { createCipheriv, createDecipheriv, type CipherGCM, type CipherGCMTypes, type CipherChaCha20Poly1305Types } from "node:crypto";
 import { decryptionFailed } from "../errors.js";
 
-export const AEAD_ALGORITHMS = ["aes256gcm", "aes128gcm", "chacha20poly1305"] as const;
-export type AeadAlgorithm = (typeof AEAD_ALGORITHMS)[number];
-
-export const NONCE_BYTES = 12;
-export const TAG_BYTES = 16;
+export { AEAD_ALGORITHMS, NONCE_BYTES, TAG_BYTES, aeadKeyBytes, parseAeadAlgorithm, type AeadAlgorithm } from "./aead-params.js";
+import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, type AeadAlgorithm } from "./aead-params.js";
 
 const OPENSSL_NAME: Record<AeadAlgorithm, CipherGCMTypes | CipherChaCha20Poly1305Types> = {
   aes256gcm: "aes-256-gcm",
   aes128gcm: "aes-128-gcm",
   chacha20poly1305: "chacha20-poly1305",
 };
-
-const KEY_BYTES: Record<AeadAlgorithm, number> = { aes256gcm: 32, aes128gcm: 16, chacha20poly1305: 32 };
-
-export function aeadKeyBytes(alg: AeadAlgorithm): number {
-  return KEY_BYTES[alg];
-}
-
-/**
- * The reference's lenient name parsing: remove '-', lowercase ("AES-256-GCM" → aes256gcm).
- * Returns undefined for anything else.
- */
-export function parseAeadAlgorithm(name: string): AeadAlgorithm | undefined {
-  const n = name.replaceAll("-", "").toLowerCase();
-  return (AEAD_ALGORITHMS as readonly string[]).includes(n) ? (n as AeadAlgorithm) : undefined;
-}
 
 function check(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): void {
   if (key.length !== KEY_BYTES[alg]) throw new TypeError(`${alg} needs a ${KEY_BYTES[alg]}-byte key, got ${key.length}`);

@@ -10,9 +10,16 @@ import { CryptoTensorsError } from "../errors.js";
 
 const encoder = new TextEncoder();
 
+const utf8 = new TextEncoder();
+
 /** Compares strings by their UTF-8 bytes (Rust `String` order), not by UTF-16 code units. */
 export function compareUtf8(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+  if (typeof Buffer !== "undefined") return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+  // Browsers (no Buffer): the same byte order.
+  const x = utf8.encode(a);
+  const y = utf8.encode(b);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
 }
 
 /** The compact canonical header JSON. `tensors` must already be in data order. */

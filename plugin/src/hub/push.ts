@@ -10,6 +10,8 @@ import { readdir, readFile, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
 import { commitIter, createBranch, createRepo, downloadFile, listFiles, repoExists, type CommitOperation } from "@huggingface/hub";
 import { readHeader } from "../container/reader.js";
+import { checkGraph } from "../onnx/encrypt.js";
+import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../onnx/model.js";
 import { CryptoTensorsError } from "../errors.js";
 import { DECLARATION_FILE, parseDeclaration, serializeDeclaration, type Declaration } from "./declaration.js";
 import { hubError, hubStatus } from "./hub-error.js";
@@ -18,7 +20,7 @@ import { credentialsOf, type HubSettings } from "./settings.js";
 
 /** Weight formats that cannot be CryptoTensors: always plaintext. */
 const PLAIN_WEIGHT = /\.(bin|pt|pth|ckpt|h5|msgpack|gguf|pkl|npy|npz|onnx|onnx_data)$/i;
-const SAFETENSORS = /\.safetensors$/i;
+const SAFETENSORS = /\.safetensors$|\.onnx\.cryptotensors$/i;
 const WEIGHT_INDEX = /\.safetensors\.index\.json$/i;
 
 export interface PushOptions {
@@ -83,7 +85,9 @@ interface Classified {
 
 async function classify(files: LocalFile[]): Promise<Classified> {
   const c: Classified = { encrypted: [], plaintext: [], signers: new Set(), encryptionKeys: new Set(), formats: new Set() };
+  const byPath = new Map(files.map((f) => [f.path, f]));
   for (const f of files) {
+    if (/\.onnx$/i.test(f.path) && (await isStrippedGraph(f, byPath.get(f.path + ONNX_CONTAINER_SUFFIX)))) continue;
     if (PLAIN_WEIGHT.test(f.path)) {
       c.plaintext.push(f.path);
       continue;
@@ -103,6 +107,16 @@ async function classify(files: LocalFile[]): Promise<Classified> {
     }
   }
   return c;
+}
+
+/** An ONNX graph whose weights were moved into its encrypted container (ctensors encrypt). */
+async function isStrippedGraph(graph: LocalFile, container: LocalFile | undefined): Promise<boolean> {
+  if (!container) return false;
+  const { header, crypto } = await readHeader(container.abs);
+  if (!crypto) return false;
+  const name = graph.path.slice(graph.path.lastIndexOf("/") + 1);
+  checkGraph(new Uint8Array(await readFile(graph.abs)), name, header.metadata?.get(ONNX_MANIFEST_KEY)); // throws if it does not match
+  return true;
 }
 
 async function remoteText(repo: string, path: string, revision: string, settings: HubSettings): Promise<string | undefined> {

@@ -11,8 +11,11 @@ const SKIP_DIRS = new Set([".git", ".cache", ".huggingface"]);
 
 export interface ModelFiles {
   /** Paths relative to the root. */
+  /** `*.safetensors` and CryptoTensors containers of ONNX weights (`*.onnx.cryptotensors`). */
   safetensors: string[];
   indexes: string[];
+  /** ONNX graphs (`*.onnx`). */
+  onnx: string[];
   others: string[];
 }
 
@@ -25,7 +28,7 @@ export async function isDirectory(path: string): Promise<boolean> {
 }
 
 export async function listModelFiles(root: string): Promise<ModelFiles> {
-  const out: ModelFiles = { safetensors: [], indexes: [], others: [] };
+  const out: ModelFiles = { safetensors: [], indexes: [], onnx: [], others: [] };
   const walk = async (dir: string): Promise<void> => {
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       const full = join(dir, entry.name);
@@ -34,7 +37,8 @@ export async function listModelFiles(root: string): Promise<ModelFiles> {
         if (!SKIP_DIRS.has(entry.name)) await walk(full);
       } else if (entry.isFile() || (entry.isSymbolicLink() && (await stat(full).then((s) => s.isFile(), () => false)))) {
         // (symlinks to files count: the HF cache's snapshot folders are made of them)
-        if (entry.name.endsWith(".safetensors")) out.safetensors.push(rel);
+        if (entry.name.endsWith(".safetensors") || entry.name.endsWith(".onnx.cryptotensors")) out.safetensors.push(rel);
+        else if (entry.name.endsWith(".onnx")) out.onnx.push(rel);
         else if (entry.name.endsWith(".safetensors.index.json")) out.indexes.push(rel);
         else out.others.push(rel);
       }

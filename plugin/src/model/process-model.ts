@@ -2,7 +2,7 @@
 
 import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { checkShardIndex, copyModelFile, isDirectory, listModelFiles } from "./folder.js";
+import { checkShardIndex, copyModelFile, isDirectory, listModelFiles, type ModelFiles } from "./folder.js";
 import { readHeader } from "../container/reader.js";
 
 export interface ModelProgress {
@@ -10,6 +10,13 @@ export interface ModelProgress {
   index: number;
   count: number;
 }
+
+/**
+ * Handles the ONNX models of a folder (encrypt: graph + external data → graph + container; decrypt: the
+ * reverse). Returns the files it wrote and the input files (relative) it consumed: those are neither
+ * processed by `perFile` nor copied.
+ */
+export type OnnxHandler = (inRoot: string, outRoot: string, files: ModelFiles) => Promise<{ written: string[]; consumed: Set<string>; files: number }>;
 
 /**
  * Runs `perFile(in, out)` on `input` (file) or on every safetensors file of the folder `input`,
@@ -20,6 +27,7 @@ export async function processModel(
   input: string,
   output: string,
   perFile: (inFile: string, outFile: string, progress: ModelProgress) => Promise<void>,
+  onnx?: OnnxHandler,
 ): Promise<{ files: number; copied: number }> {
   const madeDirs: string[] = [];
   const written: string[] = [];
@@ -39,17 +47,28 @@ export async function processModel(
       await checkShardIndex(input, rel, async (shard) => (await readHeader(join(input, shard))).header.tensors.map((t) => t.name));
     }
     await mkdirp(output);
-    for (const [i, rel] of files.safetensors.entries()) {
+    const consumed = new Set<string>();
+    let onnxFiles = 0;
+    if (onnx) {
+      for (const rel of files.onnx) await mkdirp(dirname(join(output, rel)));
+      const r = await onnx(input, output, files);
+      written.push(...r.written);
+      r.consumed.forEach((c) => consumed.add(c));
+      onnxFiles = r.files;
+    }
+    const safetensors = files.safetensors.filter((f) => !consumed.has(f));
+    for (const [i, rel] of safetensors.entries()) {
       await mkdirp(dirname(join(output, rel)));
-      await perFile(join(input, rel), join(output, rel), { file: rel, index: i, count: files.safetensors.length });
+      await perFile(join(input, rel), join(output, rel), { file: rel, index: i, count: safetensors.length });
       written.push(join(output, rel));
     }
-    for (const rel of [...files.indexes, ...files.others]) {
+    const others = [...files.indexes, ...files.onnx, ...files.others].filter((f) => !consumed.has(f));
+    for (const rel of others) {
       await mkdirp(dirname(join(output, rel)));
       await copyModelFile(input, output, rel);
       written.push(join(output, rel));
     }
-    return { files: files.safetensors.length, copied: files.indexes.length + files.others.length };
+    return { files: safetensors.length + onnxFiles, copied: others.length };
   } catch (err) {
     for (const f of written) await rm(f, { force: true }).catch(() => {});
     for (const d of madeDirs.reverse()) await rm(d, { recursive: true, force: true }).catch(() => {});

@@ -4,6 +4,9 @@ import { decryptFile } from "../../container/decrypt-file.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
+import { decryptOnnxFile } from "../../onnx/encrypt.js";
+import { ONNX_CONTAINER_SUFFIX } from "../../onnx/model.js";
+import { CryptoTensorsError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
@@ -35,6 +38,20 @@ export const decrypt: Command = {
           onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
         });
         tensors += res.tensors;
+      }, async (inRoot, outRoot, files) => {
+        // ONNX models: graph + X.onnx.cryptotensors → the original X.onnx and its external data.
+        const written: string[] = [];
+        const consumed = new Set<string>();
+        const containers = files.safetensors.filter((f) => f.endsWith(ONNX_CONTAINER_SUFFIX));
+        for (const rel of containers) {
+          const graph = rel.slice(0, -ONNX_CONTAINER_SUFFIX.length);
+          if (!files.onnx.includes(graph)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${rel} has no graph ${graph} beside it`);
+          const res = await decryptOnnxFile(inRoot, outRoot, graph, { keys, trust, requireEncrypted: values["require-encrypted"] as boolean });
+          written.push(...res.written);
+          consumed.add(rel).add(graph);
+          tensors += res.tensors;
+        }
+        return { written, consumed, files: containers.length };
       });
       progress.stop();
       io.out(`decrypted ${tensors} tensors in ${r.files} file(s) → ${output}`);

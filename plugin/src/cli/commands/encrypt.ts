@@ -6,6 +6,8 @@ import { encryptFile } from "../../container/encrypt-file.js";
 import { DEFAULT_POLICY_TEXT, type Policy } from "../../container/reserved.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
+import { encryptOnnxFile } from "../../onnx/encrypt.js";
+import { CryptoTensorsError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
@@ -50,6 +52,7 @@ export const encrypt: Command = {
     if (version !== 1 && version !== 2) throw new TypeError("--format-version must be 1 or 2");
     const chunkBytes = positiveInt(values["chunk-size"], "--chunk-size");
     if (chunkBytes !== undefined && version === 1) throw new TypeError("--chunk-size applies to format version 2 only");
+    if (/\.onnx(_data(_\d+)?)?$/.test(input)) throw new TypeError(`${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`);
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     const key = await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
@@ -58,18 +61,33 @@ export const encrypt: Command = {
     const progress = createProgress(!io.quiet);
     let encrypted = 0;
     let total = 0;
+    const common = {
+      key, signKey, policy, chunkBytes,
+      tensors: values.tensors as string[] | undefined,
+      formatVersion: version as 1 | 2,
+      plaintextDigests: !values["no-plaintext-digests"],
+      onWarning: (m: string) => io.err(`warning: ${m}`),
+    };
     try {
       const result = await processModel(input, output, async (inFile, outFile, p) => {
-        const r = await encryptFile(inFile, outFile, {
-          key, signKey, policy, chunkBytes,
-          tensors: values.tensors as string[] | undefined,
-          formatVersion: version,
-          plaintextDigests: !values["no-plaintext-digests"],
-          onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
-          onWarning: (m) => io.err(`warning: ${m}`),
-        });
+        const r = await encryptFile(inFile, outFile, { ...common, onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`) });
         encrypted += r.encrypted;
         total += r.tensors;
+      }, async (inRoot, outRoot, files) => {
+        // ONNX models (transformers.js layout): weights → onnx/X.onnx.cryptotensors, graph kept.
+        const written: string[] = [];
+        const consumed = new Set<string>();
+        for (const rel of files.onnx) {
+          const r = await encryptOnnxFile(inRoot, outRoot, rel, common);
+          written.push(...r.written);
+          r.consumed.forEach((c) => consumed.add(c));
+          encrypted += r.result.encrypted;
+          total += r.result.tensors;
+        }
+        // Never copy ONNX external data that no graph refers to: it would be plaintext weights.
+        const stray = files.others.filter((f) => /\.onnx_data(_\d+)?$|\.onnx\.data$/.test(f) && !consumed.has(f));
+        if (stray.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`);
+        return { written, consumed, files: files.onnx.length };
       });
       progress.stop();
       io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);

@@ -4,7 +4,11 @@
 
 import { CryptoTensorsReader } from "../../container/reader.js";
 import { zeroKey } from "../../keys/jwk.js";
+import { readFile } from "node:fs/promises";
+import { basename } from "node:path";
 import { modelSafetensors } from "../../model/process-model.js";
+import { checkGraph } from "../../onnx/encrypt.js";
+import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../../onnx/model.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 
@@ -34,6 +38,11 @@ export const verify: Command = {
             reader.isEncrypted(t.name) ? keys.length > 0 : reader.crypto?.digests?.has(t.name) === true);
           let checked = 0;
           for await (const _ of reader.readEach(toCheck)) checked++;
+          if (file.endsWith(ONNX_CONTAINER_SUFFIX)) {
+            // ONNX weights: the graph beside the container must match the signed manifest's digest.
+            const graph = file.slice(0, -ONNX_CONTAINER_SUFFIX.length);
+            checkGraph(new Uint8Array(await readFile(graph)), basename(graph), reader.header.metadata?.get(ONNX_MANIFEST_KEY));
+          }
           const unauthenticated = reader.unauthenticatedTensors();
           results.push({ file, ok: true, encrypted: reader.crypto !== null, signer: reader.signer?.kid ?? null, tensorsChecked: checked, unauthenticated });
           if (!values.json) {

@@ -1,0 +1,290 @@
+// ONNX models as CryptoTensors: the weights (a graph's initializers) are taken out of the ONNX file and
+// its external-data files and become the tensors of a CryptoTensors container beside the graph; the
+// graph keeps everything else. Putting them back gives the original files byte for byte.
+//
+// Layout for `onnx/model.onnx` (docs/transformersjs.md):
+//   onnx/model.onnx                the graph; every initializer that held raw_data keeps an EMPTY raw_data
+//                                  field, initializers stored as external data keep their references
+//   onnx/model.onnx.cryptotensors  one tensor per initializer (its bytes, dtype and shape), encrypted and
+//                                  signed; `__metadata__["ctensors.onnx"]` (signed with the header) holds
+//                                  the manifest: SHA-256 of the stripped graph, which initializers were
+//                                  inline, and the external-data files to rebuild (name and size).
+// Pure code (no Node APIs): used by the CLI and by the runtime hook in Node and in browsers.
+
+import { CryptoTensorsError } from "../errors.js";
+import type { Dtype } from "../format/dtype.js";
+import { tensorByteLength } from "../format/dtype.js";
+import { lenField, parseMessage, repeatedVarints, serializeMessage, stringValue, varintValue, WIRE_LEN, type WireField } from "./wire.js";
+
+// Field numbers of the ONNX IR (onnx.proto3, IR version ≥ 3).
+const MODEL_GRAPH = 7;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_DIMS = 1;
+const TENSOR_DATA_TYPE = 2;
+const TENSOR_NAME = 8;
+const TENSOR_RAW_DATA = 9;
+const TENSOR_EXTERNAL_DATA = 13;
+const TENSOR_DATA_LOCATION = 14;
+const ENTRY_KEY = 1;
+const ENTRY_VALUE = 2;
+const DATA_LOCATION_EXTERNAL = 1;
+
+/** The metadata key of the manifest in the container's `__metadata__`. */
+export const ONNX_MANIFEST_KEY = "ctensors.onnx";
+/** The container beside `X.onnx`. */
+export const ONNX_CONTAINER_SUFFIX = ".cryptotensors";
+
+/** TensorProto.DataType → safetensors dtype, where one exists with the same byte layout. */
+const ONNX_DTYPES: Record<number, Dtype> = {
+  1: "F32", 2: "U8", 3: "I8", 4: "U16", 5: "I16", 6: "I32", 7: "I64", 9: "BOOL", 10: "F16", 11: "F64",
+  12: "U32", 13: "U64", 16: "BF16", 17: "F8_E4M3", 19: "F8_E5M2",
+};
+
+export interface OnnxWeight {
+  name: string;
+  dtype: Dtype;
+  shape: number[];
+  data: Uint8Array;
+}
+
+export interface OnnxManifest {
+  version: 1;
+  /** Base name of the graph file. */
+  graph: string;
+  /** Standard base64 SHA-256 of the stripped graph file. */
+  graphSha256: string;
+  /** Initializers whose raw_data was moved out, in graph order. */
+  inline: string[];
+  /** External-data files to rebuild (relative to the graph's folder) with their sizes. */
+  external: { file: string; bytes: number }[];
+}
+
+interface Initializer {
+  fields: WireField[];
+  name: string;
+  dataType: number;
+  dims: number[];
+  external: Map<string, string> | undefined;
+}
+
+function bad(message: string): CryptoTensorsError {
+  return new CryptoTensorsError("ERR_CT_FORMAT", message);
+}
+
+function readInitializer(payload: Uint8Array): Initializer {
+  const fields = parseMessage(payload);
+  let name: string | undefined;
+  let dataType = 0;
+  let location = 0;
+  const entries: WireField[] = [];
+  for (const f of fields) {
+    if (f.no === TENSOR_NAME) name = stringValue(f);
+    else if (f.no === TENSOR_DATA_TYPE) dataType = varintValue(f);
+    else if (f.no === TENSOR_DATA_LOCATION) location = varintValue(f);
+    else if (f.no === TENSOR_EXTERNAL_DATA && f.wire === WIRE_LEN) entries.push(f);
+  }
+  if (name === undefined) throw bad("an ONNX initializer has no name");
+  let external: Map<string, string> | undefined;
+  if (location === DATA_LOCATION_EXTERNAL) {
+    external = new Map();
+    for (const e of entries) {
+      let k: string | undefined;
+      let v: string | undefined;
+      for (const ef of parseMessage(e.value)) {
+        if (ef.no === ENTRY_KEY) k = stringValue(ef);
+        else if (ef.no === ENTRY_VALUE) v = stringValue(ef);
+      }
+      if (k !== undefined) external.set(k, v ?? "");
+    }
+  }
+  return { fields, name, dataType, dims: repeatedVarints(fields, TENSOR_DIMS), external };
+}
+
+/** An external-data location must stay inside the graph's folder. */
+export function checkLocation(location: string): string {
+  if (!location || location.startsWith("/") || location.includes("\\") || location.split("/").some((p) => p === ".." || p === "." || p === "")) {
+    throw bad(`external data location ${JSON.stringify(location)} is not a plain relative path`);
+  }
+  return location;
+}
+
+function externalRange(init: Initializer, fileBytes: number | undefined): { file: string; offset: number; length: number } {
+  const ext = init.external!;
+  const file = checkLocation(ext.get("location") ?? "");
+  const num = (k: string, dflt: number | undefined): number => {
+    const s = ext.get(k);
+    if (s === undefined) {
+      if (dflt === undefined) throw bad(`initializer ${JSON.stringify(init.name)}: external data has no ${k}`);
+      return dflt;
+    }
+    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw bad(`initializer ${JSON.stringify(init.name)}: bad external data ${k} ${JSON.stringify(s)}`);
+    return Number(s);
+  };
+  const offset = num("offset", 0);
+  const length = num("length", fileBytes === undefined ? undefined : fileBytes - offset);
+  return { file, offset, length };
+}
+
+function weightOf(init: Initializer, data: Uint8Array): OnnxWeight {
+  const dtype = ONNX_DTYPES[init.dataType];
+  if (dtype) {
+    const n = tensorByteLength(dtype, init.dims);
+    if (n !== undefined && Number(n) === data.length) return { name: init.name, dtype, shape: [...init.dims], data };
+  }
+  // No safetensors dtype with this layout (int4, strings…) or an unexpected size: keep the bytes as U8.
+  return { name: init.name, dtype: "U8", shape: [data.length], data };
+}
+
+function graphFields(model: Uint8Array): { modelFields: WireField[]; graphIndex: number; graph: WireField[] } {
+  const modelFields = parseMessage(model);
+  const graphIndex = modelFields.findIndex((f) => f.no === MODEL_GRAPH && f.wire === WIRE_LEN);
+  if (graphIndex < 0) throw bad("the ONNX file has no graph");
+  return { modelFields, graphIndex, graph: parseMessage(modelFields[graphIndex]!.value) };
+}
+
+function withGraph(modelFields: WireField[], graphIndex: number, graph: WireField[]): Uint8Array {
+  const out = [...modelFields];
+  out[graphIndex] = lenField(MODEL_GRAPH, serializeMessage(graph));
+  return serializeMessage(out);
+}
+
+export interface SplitResult {
+  /** The graph file without inline weights. */
+  graph: Uint8Array;
+  weights: OnnxWeight[];
+  inline: string[];
+  external: { file: string; bytes: number }[];
+  /** External-data files that were read (relative to the graph's folder). */
+  consumed: string[];
+}
+
+/**
+ * Takes the weights out of an ONNX model. `readExternal(location)` returns an external-data file's
+ * bytes. Bytes of an external file that no initializer covers must be zero (alignment padding), so that
+ * the file can be rebuilt exactly.
+ * @throws ERR_CT_FORMAT, ERR_CT_UNSUPPORTED
+ */
+export function splitOnnx(model: Uint8Array, readExternal: (location: string) => Uint8Array): SplitResult {
+  const { modelFields, graphIndex, graph } = graphFields(model);
+  const weights: OnnxWeight[] = [];
+  const inline: string[] = [];
+  const names = new Set<string>();
+  const files = new Map<string, { data: Uint8Array; covered: Uint8Array }>();
+  const newGraph = graph.map((gf) => {
+    if (gf.no !== GRAPH_INITIALIZER || gf.wire !== WIRE_LEN) return gf;
+    const init = readInitializer(gf.value);
+    if (names.has(init.name)) throw bad(`two initializers are named ${JSON.stringify(init.name)}`);
+    if (init.external) {
+      const location = checkLocation(init.external.get("location") ?? "");
+      let file = files.get(location);
+      if (!file) {
+        const data = readExternal(location);
+        file = { data, covered: new Uint8Array(data.length) };
+        files.set(location, file);
+      }
+      const r = externalRange(init, file.data.length);
+      if (r.offset + r.length > file.data.length) throw bad(`initializer ${JSON.stringify(init.name)}: external data range is beyond the end of ${location}`);
+      file.covered.fill(1, r.offset, r.offset + r.length);
+      names.add(init.name);
+      weights.push(weightOf(init, file.data.subarray(r.offset, r.offset + r.length)));
+      return gf;
+    }
+    const raw = init.fields.filter((f) => f.no === TENSOR_RAW_DATA);
+    if (raw.length !== 1 || raw[0]!.wire !== WIRE_LEN || raw[0]!.value.length === 0) return gf; // typed fields or empty: left in the graph
+    names.add(init.name);
+    inline.push(init.name);
+    weights.push(weightOf(init, raw[0]!.value));
+    const stripped = init.fields.map((f) => (f.no === TENSOR_RAW_DATA ? lenField(TENSOR_RAW_DATA, new Uint8Array(0)) : f));
+    return lenField(GRAPH_INITIALIZER, serializeMessage(stripped));
+  });
+  for (const [location, { data, covered }] of files) {
+    for (let i = 0; i < data.length; i++) {
+      if (!covered[i] && data[i] !== 0) {
+        throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `${location}: byte ${i} belongs to no initializer and is not zero padding; cannot rebuild this file exactly`);
+      }
+    }
+  }
+  return {
+    graph: withGraph(modelFields, graphIndex, newGraph),
+    weights,
+    inline,
+    external: [...files].map(([file, { data }]) => ({ file, bytes: data.length })),
+    consumed: [...files.keys()],
+  };
+}
+
+/**
+ * Puts the weights back: returns the original ONNX file and its external-data files.
+ * `weight(name)` returns an initializer's bytes (decrypted and authenticated). The graph must have
+ * been checked against the manifest's digest by the caller.
+ * @throws ERR_CT_FORMAT when graph and manifest disagree
+ */
+export async function joinOnnx(
+  graph: Uint8Array, manifest: OnnxManifest, weight: (name: string) => Promise<Uint8Array>,
+): Promise<{ model: Uint8Array; external: Map<string, Uint8Array> }> {
+  const { modelFields, graphIndex, graph: fields } = graphFields(graph);
+  const inline = new Set(manifest.inline);
+  const external = new Map(manifest.external.map((e) => [checkLocation(e.file), new Uint8Array(e.bytes)]));
+  const seen = new Set<string>();
+  const newGraph: WireField[] = [];
+  for (const gf of fields) {
+    if (gf.no !== GRAPH_INITIALIZER || gf.wire !== WIRE_LEN) {
+      newGraph.push(gf);
+      continue;
+    }
+    const init = readInitializer(gf.value);
+    if (init.external) {
+      const location = checkLocation(init.external.get("location") ?? "");
+      const file = external.get(location);
+      if (!file) throw bad(`initializer ${JSON.stringify(init.name)} refers to ${location}, which the manifest does not list`);
+      const r = externalRange(init, file.length);
+      const data = await weight(init.name);
+      if (data.length !== r.length || r.offset + r.length > file.length) throw bad(`initializer ${JSON.stringify(init.name)}: size does not match its external data range`);
+      file.set(data, r.offset);
+      newGraph.push(gf);
+      continue;
+    }
+    if (!inline.has(init.name)) {
+      newGraph.push(gf);
+      continue;
+    }
+    seen.add(init.name);
+    const data = await weight(init.name);
+    const restored = init.fields.map((f) => {
+      if (f.no !== TENSOR_RAW_DATA) return f;
+      if (f.value.length !== 0) throw bad(`initializer ${JSON.stringify(init.name)} still holds data in the stripped graph`);
+      return lenField(TENSOR_RAW_DATA, data);
+    });
+    newGraph.push(lenField(GRAPH_INITIALIZER, serializeMessage(restored)));
+  }
+  const missing = manifest.inline.filter((n) => !seen.has(n));
+  if (missing.length) throw bad(`the graph has no initializer ${JSON.stringify(missing[0])} listed in the manifest`);
+  return { model: withGraph(modelFields, graphIndex, newGraph), external };
+}
+
+export function serializeManifest(m: OnnxManifest): string {
+  return JSON.stringify({ version: m.version, graph: m.graph, graph_sha256: m.graphSha256, inline: m.inline, external: m.external });
+}
+
+/** @throws ERR_CT_FORMAT */
+export function parseManifest(text: string | undefined): OnnxManifest {
+  if (text === undefined) throw bad(`the container has no ${JSON.stringify(ONNX_MANIFEST_KEY)} metadata: it does not hold ONNX weights`);
+  let j: Record<string, unknown>;
+  try {
+    j = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw bad(`${ONNX_MANIFEST_KEY} is not JSON`);
+  }
+  const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === "string");
+  const ext = j.external;
+  if (
+    j.version !== 1 || typeof j.graph !== "string" || typeof j.graph_sha256 !== "string" || !strings(j.inline) || !Array.isArray(ext) ||
+    !ext.every((e) => e && typeof e.file === "string" && Number.isSafeInteger(e.bytes) && e.bytes >= 0)
+  ) {
+    throw bad(`${ONNX_MANIFEST_KEY} is malformed or of an unsupported version`);
+  }
+  return {
+    version: 1, graph: j.graph, graphSha256: j.graph_sha256, inline: j.inline as string[],
+    external: (ext as { file: string; bytes: number }[]).map((e) => ({ file: checkLocation(e.file), bytes: e.bytes })),
+  };
+}

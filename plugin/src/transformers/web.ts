@@ -1,0 +1,59 @@
+// `import { installCryptoTensors } from "ctensors/transformers"` in a browser (the package's `browser`
+// export, bundled by plugin/scripts/build-web.mjs): the same hook as in Node (core.ts) with WebCrypto
+// AES-GCM and SHA-256, @noble/ciphers ChaCha20-Poly1305 and @noble/curves Ed25519.
+// Keys: a JWK or JWK set object, inline JSON text, or a JWK-set URL fetched with an optional bearer
+// token (`keyToken`). There are no key files or environment variables in a page.
+// What this does and does not protect in a browser: docs/transformersjs.md.
+
+import { CryptoTensorsError } from "../errors.js";
+import { webCryptoProvider } from "../crypto/provider-web.js";
+import { parseJwkOrSet, parseJwkText, type Key } from "../keys/jwk.js";
+import { install, type CryptoTensorsHook, type InstallOptions, type KeySource, type TransformersEnv } from "./core.js";
+
+export type { CryptoTensorsHook, InstallOptions, LoadedModel, TransformersEnv, KeySource } from "./core.js";
+export { CryptoTensorsError } from "../errors.js";
+
+async function loadWebKeys(sources: readonly KeySource[], token: string | undefined): Promise<Key[]> {
+  const out: Key[] = [];
+  for (const s of sources) {
+    if (typeof s === "object") {
+      out.push(...parseJwkOrSet(s, "key"));
+      continue;
+    }
+    const t = s.trim();
+    if (t.startsWith("{")) {
+      out.push(...parseJwkText(t, "inline key"));
+      continue;
+    }
+    const url = new URL(t, (globalThis as { location?: { href: string } }).location?.href);
+    const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+    if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+      throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `${t}: in a browser a key is a JWK object, JWK text or an https:// JWK-set URL`);
+    }
+    const headers: Record<string, string> = { accept: "application/jwk-set+json, application/json" };
+    if (token) headers.authorization = `Bearer ${token}`;
+    let res: Response;
+    try {
+      res = await fetch(url, { headers, redirect: "error", credentials: "omit" });
+    } catch (err) {
+      throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot reach key service ${url.origin}${url.pathname}`, { cause: err });
+    }
+    if (!res.ok) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `key service ${url.origin}${url.pathname} answered HTTP ${res.status}`);
+    out.push(...parseJwkText(await res.text(), `${url.origin}${url.pathname}`));
+  }
+  return out;
+}
+
+/** See the Node entry (node.ts). In a browser, local-path requests are fetched relative to the page. */
+export function installCryptoTensors(env: TransformersEnv, options: InstallOptions): Promise<CryptoTensorsHook> {
+  return install(env, options, {
+    provider: webCryptoProvider,
+    loadKeys: loadWebKeys,
+    async readLocal(path) {
+      const res = await fetch(path, { credentials: "same-origin" });
+      if (res.status === 404) return undefined;
+      if (!res.ok) throw new CryptoTensorsError("ERR_CT_IO", `cannot fetch ${path}: HTTP ${res.status}`);
+      return new Uint8Array(await res.arrayBuffer());
+    },
+  });
+}

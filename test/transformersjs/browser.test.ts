@@ -1,0 +1,131 @@
+// The browser build of ctensors/transformers in headless Chromium (Debian's `chromium`, driven by
+// playwright-core; never a downloaded browser): the demo page (demo/browser/) runs the encrypted
+// model with transformers.js + onnxruntime-web (wasm from node_modules, no CDN) and shows the output,
+// which must equal the plaintext model's output in the same browser. A screenshot is saved to
+// test-output/transformersjs-browser.png. Setup (scripts/setup.mjs) installs chromium; when it is
+// missing this test FAILS (it is never skipped).
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { tempDir } from "../../plugin/test/helpers.js";
+import { copyDir, ctOk, FIXTURES, REPO_ROOT, runPipeline, type RunResult } from "./helpers.js";
+// @ts-expect-error: a plain .mjs script without types
+import { startDemoServer } from "../../scripts/browser-demo.mjs";
+
+const CHROMIUM = process.env.CTENSORS_CHROMIUM ?? "/usr/bin/chromium";
+const OUT = join(REPO_ROOT, "test-output");
+const work = tempDir("ctensors-browser-");
+let browser: Browser;
+let server: { url: string; requests: string[]; close(): Promise<void> };
+let nodeBaseline: RunResult;
+
+const jwks = (...files: string[]) => JSON.stringify({ keys: files.map((f) => JSON.parse(readFileSync(f, "utf8"))) });
+
+beforeAll(async () => {
+  expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: run \`node scripts/setup.mjs\` as root (it installs Debian's chromium)`).toBe(true);
+  expect(existsSync(join(REPO_ROOT, "plugin", "dist", "transformers.web.js")), "run npm run build first").toBe(true);
+  const keys = join(work, "keys");
+  const other = join(work, "other");
+  await ctOk(["keygen", "--out", keys]);
+  await ctOk(["keygen", "--out", other]);
+  const enc = join(work, "enc");
+  await ctOk(["encrypt", join(FIXTURES, "tiny-bert-extdata"), enc, "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")]);
+  // The same model under ChaCha20-Poly1305 (no WebCrypto: @noble/ciphers in the page).
+  const chachaKeys = join(work, "chacha-keys");
+  await ctOk(["keygen", "--out", chachaKeys, "--alg", "chacha20poly1305"]);
+  const chacha = join(work, "chacha");
+  await ctOk(["encrypt", join(FIXTURES, "tiny-bert"), chacha, "--key", join(chachaKeys, "enc.jwk"), "--sign-key", join(chachaKeys, "sign.jwk"), "--format-version", "1"]);
+  const tampered = copyDir(enc, join(work, "tampered"));
+  const c = readFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"));
+  c[c.length - 100]! ^= 1;
+  writeFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"), c);
+  server = await startDemoServer({
+    models: { "acme/secret-bert": enc, "acme/plain-bert": join(FIXTURES, "tiny-bert"), "acme/tampered-bert": tampered, "acme/chacha-bert": chacha },
+    jwks: {
+      "jwks.json": jwks(join(keys, "enc.jwk"), join(keys, "sign.pub.jwk")),
+      "untrusted.json": jwks(join(keys, "enc.jwk"), join(other, "sign.pub.jwk")),
+      "chacha.json": jwks(join(chachaKeys, "enc.jwk"), join(chachaKeys, "sign.pub.jwk")),
+    },
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  nodeBaseline = await runPipeline({ localModelPath: FIXTURES + "/", model: "tiny-bert" });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+interface PageResult { dims?: number[]; data?: number[]; loaded?: { source: string; tensors: number }[] | null; error?: { code: string | null; message: string } }
+
+async function openDemo(query: string): Promise<{ page: Page; result: PageResult; urls: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
+  const urls: string[] = [];
+  page.on("request", (r) => urls.push(r.url()));
+  await page.goto(server.url + query);
+  await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result, null, { timeout: 90_000 });
+  const result = (await page.evaluate(() => (window as unknown as { __result: unknown }).__result)) as PageResult;
+  return { page, result, urls };
+}
+
+describe("browser: the demo page runs the encrypted model", () => {
+  it("shows the same output as the plaintext model, decrypted in the page; screenshot saved", async () => {
+    const plain = await openDemo("?model=acme/plain-bert&mode=plain");
+    await plain.page.close();
+    expect(plain.result.error).toBeUndefined();
+    expect(plain.result.dims).toEqual([3, 32]);
+
+    const enc = await openDemo("?model=acme/secret-bert");
+    expect(enc.result.error, enc.result.error?.message).toBeUndefined();
+    expect(enc.result.dims).toEqual(plain.result.dims);
+    expect(enc.result.data).toEqual(plain.result.data); // exact, same browser, same runtime
+    expect(enc.result.loaded).toHaveLength(1);
+    expect(enc.result.loaded![0]!.tensors).toBe(18);
+    // onnxruntime-web (wasm) vs onnxruntime-node (native): the same model within float rounding.
+    enc.result.data!.forEach((v, i) => expect(Math.abs(v - nodeBaseline.data![i]!)).toBeLessThan(1e-4));
+
+    // Everything came from the local server: no CDN, and the external data was served from memory.
+    const origin = server.url.replace(/\/$/, "");
+    expect(enc.urls.filter((u) => !u.startsWith(origin) && !u.startsWith("data:") && !u.startsWith("blob:"))).toEqual([]);
+    expect(enc.urls.some((u) => u.endsWith("/onnx/model.onnx.cryptotensors"))).toBe(true);
+    expect(enc.urls.some((u) => u.endsWith("/onnx/model.onnx_data"))).toBe(false);
+
+    await expect.poll(() => enc.page.textContent("#status")).toBe("done");
+    const cells = await enc.page.$$eval("#out tbody td.vec", (tds) => tds.map((td) => td.textContent ?? ""));
+    expect(cells).toHaveLength(3);
+    expect(cells[0]).toContain(enc.result.data![0]!.toFixed(5));
+    mkdirSync(OUT, { recursive: true });
+    const shot = join(OUT, "transformersjs-browser.png");
+    await enc.page.screenshot({ path: shot, fullPage: true });
+    expect(readFileSync(shot).subarray(1, 4).toString()).toBe("PNG");
+    await enc.page.close();
+  });
+
+  it("ChaCha20-Poly1305, format v1 (monolithic): same output", async () => {
+    const plain = await openDemo("?model=acme/plain-bert&mode=plain");
+    await plain.page.close();
+    const c = await openDemo("?model=acme/chacha-bert&keys=/keys/chacha.json");
+    expect(c.result.error, c.result.error?.message).toBeUndefined();
+    expect(c.result.data).toEqual(plain.result.data);
+    await c.page.close();
+  });
+
+  it("refuses a tampered model (ERR_CT_DECRYPTION_FAILED) and an untrusted signer (ERR_CT_UNTRUSTED_SIGNER)", async () => {
+    const t = await openDemo("?model=acme/tampered-bert");
+    expect(t.result.data).toBeUndefined();
+    expect(t.result.error?.code, t.result.error?.message).toBe("ERR_CT_DECRYPTION_FAILED");
+    expect(await t.page.textContent("#status")).toMatch(/ERR_CT_DECRYPTION_FAILED/);
+    await t.page.close();
+    const u = await openDemo("?model=acme/secret-bert&keys=/keys/untrusted.json");
+    expect(u.result.error?.code, u.result.error?.message).toBe("ERR_CT_UNTRUSTED_SIGNER");
+    await u.page.close();
+  });
+
+  it("refuses the plaintext model when the hook is installed (downgrade): ERR_CT_NOT_CONFIDENTIAL", async () => {
+    const p = await openDemo("?model=acme/plain-bert");
+    expect(p.result.error?.code, p.result.error?.message).toBe("ERR_CT_NOT_CONFIDENTIAL");
+    await p.page.close();
+  });
+});
