@@ -12,6 +12,7 @@ import { constants as osConstants } from "node:os";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
+import { CryptoTensorsError } from "../../errors.js";
 import type { Command, CommandIO } from "../command.js";
 
 export const LOAD_FORMAT = "cryptotensors";
@@ -124,12 +125,12 @@ async function startSidecar(socket: string, values: Record<string, unknown>, tim
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       const r = await child;
-      throw new Error(`the sidecar exited before it was ready (${r.signal ?? `exit code ${r.exitCode}`}); see its messages above`);
+      throw new CryptoTensorsError("ERR_CT_IO", `the sidecar exited before it was ready (${r.signal ?? `exit code ${r.exitCode}`}); see its messages above`);
     }
     if ((await socketAnswers(socket)) && (await access(`${socket}.token`).then(() => true, () => false))) return { child };
     if (Date.now() > deadline) {
       await stopChild(child);
-      throw new Error(`the sidecar did not answer on ${socket} within ${timeoutMs / 1000} s`);
+      throw new CryptoTensorsError("ERR_CT_IO", `the sidecar did not answer on ${socket} within ${timeoutMs / 1000} s`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -207,7 +208,7 @@ export const vllm: Command = {
           io.err(`ctensors vllm: ${noVllmMessage(cmd)}`);
           return EXIT_NO_VLLM;
         }
-        throw new Error(`could not run ${vllmPath}: ${result.shortMessage}`);
+        throw new CryptoTensorsError("ERR_CT_IO", `could not run ${vllmPath}: ${result.shortMessage}`);
       }
       if (result.signal) return 128 + (osConstants.signals[result.signal as NodeJS.Signals] ?? 0);
       return result.exitCode ?? 1;
