@@ -67,14 +67,17 @@ beforeAll(async () => {
   writeFileSync(
     FAKE,
     `#!${process.execPath}
-import { appendFileSync, existsSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, renameSync, writeFileSync } from "node:fs";
 const rec = process.env.FAKE_RECORD;
 const socket = process.env.CTENSORS_SOCKET;
-writeFileSync(rec, JSON.stringify({ argv: process.argv.slice(2), socket, socketExists: !!socket && existsSync(socket), pid: process.pid }) + "\\n");
+// handlers first: the test signals as soon as the record exists
+for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { appendFileSync(rec, s + "\\n"); setTimeout(() => process.exit(7), 100); });
+// written whole, then renamed: the test never reads a half-written record
+writeFileSync(rec + ".tmp", JSON.stringify({ argv: process.argv.slice(2), socket, socketExists: !!socket && existsSync(socket), pid: process.pid }) + "\\n");
+renameSync(rec + ".tmp", rec);
 const mode = process.env.FAKE_MODE ?? "wait";
 if (mode === "exit3") process.exit(3);
 if (mode === "kill9") process.kill(process.pid, "SIGKILL");
-for (const s of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(s, () => { appendFileSync(rec, s + "\\n"); setTimeout(() => process.exit(7), 100); });
 setInterval(() => {}, 1000);
 `,
   );

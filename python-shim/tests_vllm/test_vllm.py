@@ -145,6 +145,7 @@ def test_encrypted_model_gives_the_same_greedy_tokens_as_plaintext(env: Env, pla
     # The encrypted folder is --model: vLLM reads its plaintext config.json and tokenizer itself;
     # the weights come only from the sidecar.
     tokens, out = env.run_vllm(env.enc, "cryptotensors", extra={"socket": env.socket})
+    print(f"plaintext, vLLM's default loader: {plaintext_tokens}\nencrypted, load_format=cryptotensors: {tokens}")
     assert tokens == plaintext_tokens
     assert "cryptotensors: loaded 21 tensors" in out
     assert "Registered model loader" in out

@@ -27,6 +27,8 @@ __all__ = [
     "ExtraConfigError",
     "LoaderConfig",
     "MissingWeightsError",
+    "UnsupportedVllmError",
+    "check_vllm_version",
     "is_cryptotensors_file",
     "register",
 ]
