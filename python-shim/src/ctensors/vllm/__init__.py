@@ -41,7 +41,7 @@ MIN_VLLM_VERSION = "0.11.0"
 
 _lock = threading.Lock()
 _registered = False
-_log = logging.getLogger(__name__)
+_log = logging.getLogger("vllm.ctensors")  # under vLLM's logger, so that its configuration applies
 
 
 class UnsupportedVllmError(RuntimeError):
