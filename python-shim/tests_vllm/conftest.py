@@ -1,0 +1,1 @@
+"""The vLLM tests run with .venv-vllm/bin/python (vLLM installed), apart from python-shim/tests."""
