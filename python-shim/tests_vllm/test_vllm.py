@@ -247,3 +247,54 @@ def test_ctensors_vllm_runs_vllm_serve_and_stops_everything_on_sigint(env: Env, 
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait()
+
+
+def test_an_encrypted_hub_repo_by_repo_id(env: Env, plaintext_tokens: list[list[int]]) -> None:
+    # `ctensors push` to the repo's development Hub (a local stand-in for huggingface.co, which is
+    # unreachable here); vLLM gets `--model acme/tiny-vllm` and reads config/tokenizer from the Hub itself
+    # (HF_ENDPOINT); the sidecar, started with the same Hub settings and an empty cache, serves the weights.
+    token = "hf_vllm_hub_test"
+    hub_log = env.root / "hub.log"
+    with open(hub_log, "wb") as out:
+        hub = subprocess.Popen(["node", str(CLI), "dev-hub", "--port", "0", "--data", str(env.root / "hub-data"), "--token", token],
+                               stdout=out, stderr=subprocess.STDOUT)
+    sidecar = None
+    try:
+        deadline = time.monotonic() + 60
+        while "http://" not in hub_log.read_text():
+            assert hub.poll() is None and time.monotonic() < deadline, hub_log.read_text()
+            time.sleep(0.1)
+        url = re.search(r"http://\S+", hub_log.read_text()).group(0).rstrip(".,;")  # type: ignore[union-attr]
+        hub_env = {"HF_ENDPOINT": url, "HF_TOKEN": token, "HF_HOME": str(env.root / "hf-home")}
+        subprocess.run(["node", str(CLI), "push", str(env.enc), "acme/tiny-vllm"], cwd=env.root, check=True,
+                       capture_output=True, timeout=120, env={**os.environ, **hub_env})
+        (env.root / "hs").mkdir(mode=0o700)
+        socket = str(env.root / "hs" / "sidecar.sock")
+        sidecar_log = env.root / "hub-sidecar.log"
+        with open(sidecar_log, "wb") as out:
+            sidecar = subprocess.Popen(
+                ["node", str(CLI), "serve", "--socket", socket, "--key", str(env.keys / "enc.jwk"),
+                 "--trust", str(env.keys / "sign.pub.jwk"), "--cache-dir", str(env.root / "sidecar-cache")],
+                cwd=env.root, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **hub_env})
+        deadline = time.monotonic() + 60
+        while not os.path.exists(socket + ".token"):
+            assert sidecar.poll() is None and time.monotonic() < deadline, sidecar_log.read_text()
+            time.sleep(0.1)
+        args = {"model": "acme/tiny-vllm", "load_format": "cryptotensors", "extra": {"socket": socket}, "tp": 1,
+                "prompts": PROMPTS, "max_tokens": MAX_TOKENS}
+        proc = subprocess.run([sys.executable, str(CHILD), json.dumps(args)], cwd=env.root, capture_output=True, text=True,
+                              timeout=420, env=_env(**hub_env, HF_HUB_CACHE=str(env.root / "vllm-cache")))
+        match = re.search(r"^RESULT (.*)$", proc.stdout, re.M)
+        assert proc.returncode == 0 and match, f"vLLM failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}"
+        assert json.loads(match.group(1))["tokens"] == plaintext_tokens
+        assert '"hub.snapshot"' in sidecar_log.read_text()
+        # vLLM's own cache got config/tokenizer files, never the (encrypted) weights.
+        assert not glob.glob(str(env.root / "vllm-cache" / "**" / "*.safetensors"), recursive=True)
+    finally:
+        for p in (sidecar, hub):
+            if p is not None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(15)
+                except subprocess.TimeoutExpired:
+                    p.kill()
