@@ -41,6 +41,8 @@ describe("ctensors serve", () => {
       expect(proc.child.exitCode, proc.stderr()).toBeNull();
       expect(statSync(join(dir, "sock")).mode & 0o777).toBe(0o700);
       expect(statSync(`${socket}.token`).mode & 0o777).toBe(0o600);
+      // The token file appears when the socket listens; the startup log line follows it.
+      await eventually(() => proc.stderr().includes("sidecar.started") || proc.child.exitCode !== null, "the startup log line", 30_000);
       const started = JSON.parse(proc.stderr().split("\n").find((l) => l.includes("sidecar.started"))!);
       expect(started).toMatchObject({ level: "info", socket, require_encrypted: true, trusted_signers: ["sign-cli"], keys: 1 });
 
