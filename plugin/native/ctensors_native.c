@@ -239,6 +239,24 @@ static int run_unit(job_t* job, EVP_CIPHER_CTX* ctx, const unit_t* u, uint8_t* i
                   job->tags + t->tag_off + (size_t)TAG_BYTES * u->index, in_buf, out_buf);
 }
 
+// Cold page cache: ask the kernel to start reading a unit a few places ahead of the one about to be
+// processed, so that disk reads overlap the AEAD work (a no-op when the pages are cached).
+#define READ_AHEAD_UNITS 4
+static void prefetch(job_t* job, uint64_t i) {
+  if (i >= job->nunits) return;
+  const unit_t* u = &job->units[i];
+  const task_t* t = &job->tasks[u->task];
+  uint64_t begin = 0, n = t->len;
+  if (t->scheme == SCHEME_PLAIN) {
+    begin = u->index * SLICE_BYTES;
+    n = t->len - begin < SLICE_BYTES ? t->len - begin : SLICE_BYTES;
+  } else if (t->scheme == SCHEME_CHUNKED && t->len) {
+    begin = u->index * t->chunk;
+    n = t->len - begin < t->chunk ? t->len - begin : t->chunk;
+  }
+  if (n) (void)posix_fadvise(job->sources[t->src].fd, (off_t)(t->src_off + begin), (off_t)n, POSIX_FADV_WILLNEED);
+}
+
 static void* worker(void* arg) {
   job_t* job = (job_t*)arg;
   EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
@@ -250,6 +268,7 @@ static void* worker(void* arg) {
     if (i >= job->nunits) break;
     const unit_t* u = &job->units[i];
     task_t* t = &job->tasks[u->task];
+    if (job->src_pread) prefetch(job, i + READ_AHEAD_UNITS);
     if (__atomic_load_n(&t->status, __ATOMIC_RELAXED) != ST_OK) continue;  // already failed: skip the rest
     int st = ok ? run_unit(job, ctx, u, in_buf, out_buf) : ST_INTERNAL;
     if (st != ST_OK) __atomic_store_n(&t->status, st, __ATOMIC_RELAXED);
@@ -278,6 +297,7 @@ static void execute(napi_env env, void* data) {
       return;
     }
     job->sources[s].map_len = (size_t)st.st_size;
+    (void)posix_fadvise(job->sources[s].fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // larger readahead when the cache is cold
     if (st.st_size == 0 || job->src_pread) continue;
     void* m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, job->sources[s].fd, 0);
     if (m == MAP_FAILED) {

@@ -289,3 +289,63 @@ describe("encrypt", () => {
     });
   }
 });
+
+describe("engine selection and cross-engine files", () => {
+  const withEngine = async <T>(engine: string, fn: () => Promise<T>): Promise<T> => {
+    const before = process.env.CTENSORS_ENGINE;
+    process.env.CTENSORS_ENGINE = engine;
+    try {
+      return await fn();
+    } finally {
+      if (before === undefined) delete process.env.CTENSORS_ENGINE;
+      else process.env.CTENSORS_ENGINE = before;
+    }
+  };
+
+  it("CTENSORS_ENGINE=js selects node:crypto; an unknown value is a TypeError", async () => {
+    await withEngine("js", async () => expect(engineName()).toBe("js"));
+    await withEngine("auto", async () => expect(engineName()).toBe("native"));
+    await withEngine("fast", async () => expect(() => engineName()).toThrow(TypeError));
+  });
+
+  for (const version of [1, 2] as const) {
+    for (const alg of AEAD_ALGORITHMS) {
+      it(`v${version} ${alg}: a file encrypted by either engine reads back exactly with both (readTensor and readTensorsInto)`, async () => {
+        const { encryptFile } = await import("../src/container/encrypt-file.js");
+        const { CryptoTensorsReader, readTensorsInto } = await import("../src/container/reader.js");
+        const { TrustStore } = await import("../src/keys/trust.js");
+        const { newEncryptionKey, newSigningKey, writePlainSafetensors } = await import("./helpers.js");
+        const key = newEncryptionKey(alg, "enc-x");
+        const signKey = newSigningKey("sign-x");
+        const plainPath = join(dir, `x-plain-${version}-${alg}.safetensors`);
+        const data = writePlainSafetensors(plainPath, [
+          { name: "big", dtype: "BF16", shape: [3, 700_001] }, // 4.2 MB: v2 chunks of 1.5 MB, the last one partial
+          { name: "small", dtype: "F32", shape: [5] },
+          { name: "empty", dtype: "F32", shape: [0] },
+          { name: "odd", dtype: "U8", shape: [1_048_577] },
+        ]);
+        for (const writer of ["js", "native"]) {
+          const encPath = join(dir, `x-enc-${version}-${alg}-${writer}.safetensors`);
+          await withEngine(writer, () => encryptFile(plainPath, encPath, { key, signKey, formatVersion: version, chunkBytes: version === 2 ? 1_500_000 : undefined }));
+          for (const readerEngine of ["js", "native"]) {
+            await withEngine(readerEngine, async () => {
+              const reader = await CryptoTensorsReader.open(encPath, { keys: [key], trust: new TrustStore([signKey]) });
+              try {
+                for (const [name, bytes] of data) expect(Buffer.from(await reader.readTensor(name)).equals(bytes), `${writer}→${readerEngine} ${name}`).toBe(true);
+                if (readerEngine === "native") {
+                  const names = [...data.keys()];
+                  const offsets = names.map((_, i) => i * 4_300_032);
+                  const out = new Uint8Array(names.length * 4_300_032);
+                  await readTensorsInto(names.map((name, i) => ({ reader, name, offset: offsets[i]! })), { kind: "buffer", buffer: out });
+                  names.forEach((name, i) => expect(Buffer.from(out.subarray(offsets[i]!, offsets[i]! + data.get(name)!.length)).equals(data.get(name)!)).toBe(true));
+                }
+              } finally {
+                await reader.close();
+              }
+            });
+          }
+        }
+      });
+    }
+  }
+});
