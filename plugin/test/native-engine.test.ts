@@ -349,3 +349,23 @@ describe("engine selection and cross-engine files", () => {
     }
   }
 });
+
+it("close() waits for a native read of the same reader still in flight (the fd stays valid for it)", async () => {
+  const { encryptFile } = await import("../src/container/encrypt-file.js");
+  const { CryptoTensorsReader } = await import("../src/container/reader.js");
+  const { TrustStore } = await import("../src/keys/trust.js");
+  const { newEncryptionKey, newSigningKey, writePlainSafetensors } = await import("./helpers.js");
+  const key = newEncryptionKey("aes256gcm", "enc-c");
+  const signKey = newSigningKey("sign-c");
+  const plainPath = join(dir, "close-plain.safetensors");
+  const data = writePlainSafetensors(plainPath, [{ name: "w", dtype: "U8", shape: [24 * 1024 * 1024] }]);
+  const encPath = join(dir, "close-enc.safetensors");
+  await encryptFile(plainPath, encPath, { key, signKey });
+  const reader = await CryptoTensorsReader.open(encPath, { keys: [key], trust: new TrustStore([signKey]) });
+  const out = new Uint8Array(24 * 1024 * 1024);
+  const read = reader.readTensorInto("w", out);
+  await new Promise((resolve) => setImmediate(resolve)); // the job is queued on the pool
+  await reader.close();
+  await read;
+  expect(Buffer.from(out).equals(data.get("w")!)).toBe(true);
+});

@@ -104,6 +104,7 @@ function parseCrypto(header: SafetensorsHeader): CryptoInfo | null {
 /** An open file. Call {@link CryptoTensorsReader.close} when done: it zeroes the data keys. */
 export class CryptoTensorsReader {
   private readonly deks = new Map<string, Uint8Array>();
+  private readonly inflight = new Set<Promise<unknown>>();
 
   private constructor(
     private readonly fh: FileHandle,
@@ -319,7 +320,16 @@ export class CryptoTensorsReader {
     return { ...base, scheme: Scheme.Chunked, key: dek, iv: entry.baseIv, tags: entry.tags.subarray(0, TAG_BYTES * chunkCount(length, chunk)), chunkBytes: chunk };
   }
 
+  /** @internal Native jobs reading this file by fd: close() waits for them before closing the fd. */
+  track<T>(job: Promise<T>): Promise<T> {
+    this.inflight.add(job);
+    const forget = () => this.inflight.delete(job);
+    job.then(forget, forget);
+    return job;
+  }
+
   async close(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
     for (const dek of this.deks.values()) dek.fill(0);
     this.deks.clear();
     await this.fh.close();
@@ -361,7 +371,9 @@ export async function readTensorsInto(items: readonly TensorPlacement[], dst: Na
   if (tasks.length) {
     let statuses: Uint8Array;
     try {
-      statuses = await runNative("decrypt", fds, dst, tasks);
+      const job = runNative("decrypt", fds, dst, tasks);
+      for (const reader of new Set(taskItems.map((i) => i.reader))) reader.track(job);
+      statuses = await job;
     } catch (err) {
       throw new CryptoTensorsError("ERR_CT_IO", (err as Error).message, { cause: err });
     }
