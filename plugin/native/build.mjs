@@ -4,7 +4,7 @@
 // one line and exits 0: the pure-JS engine is used instead (CTENSORS_ENGINE=native then fails clearly).
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, realpathSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -35,5 +35,12 @@ try {
   execFileSync(cc, args, { stdio: ["ignore", "inherit", "inherit"] });
 } catch (err) {
   fallback(`${cc} failed: ${err.code === "ENOENT" ? "no compiler" : `exit ${err.status}`}`);
+}
+// Load it once: a node whose binary does not export OpenSSL's symbols fails here, not at first use.
+try {
+  execFileSync(process.execPath, ["-e", `require(${JSON.stringify(output)}).opensslVersion()`], { stdio: ["ignore", "ignore", "pipe"] });
+} catch (err) {
+  rmSync(output, { force: true });
+  fallback(`the addon does not load in this node: ${String(err.stderr ?? err).split("\n").find((l) => /Error/.test(l)) ?? "unknown error"}`);
 }
 console.log(`[native] built ${output}`);
