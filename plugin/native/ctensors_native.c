@@ -90,6 +90,7 @@ typedef struct {
   unit_t* units;
   uint64_t nunits;
   uint64_t next_unit;  // taken with __atomic_fetch_add
+  uint64_t prefetched; // units [0, prefetched) were given to posix_fadvise(WILLNEED)
   uint8_t* keys;
   size_t keys_len;
   uint8_t* ivs;
@@ -239,22 +240,41 @@ static int run_unit(job_t* job, EVP_CIPHER_CTX* ctx, const unit_t* u, uint8_t* i
                   job->tags + t->tag_off + (size_t)TAG_BYTES * u->index, in_buf, out_buf);
 }
 
-// Cold page cache: ask the kernel to start reading a unit a few places ahead of the one about to be
-// processed, so that disk reads overlap the AEAD work (a no-op when the pages are cached).
-#define READ_AHEAD_UNITS 4
-static void prefetch(job_t* job, uint64_t i) {
-  if (i >= job->nunits) return;
+// Cold page cache: ask the kernel to start reading the units ahead of the one about to be processed,
+// up to READ_AHEAD_BYTES of source, so that disk reads overlap the AEAD work (a no-op when the pages
+// are cached). job->prefetched is the highest unit already advised, shared by the threads.
+#define READ_AHEAD_BYTES (64ull << 20)
+static void unit_range(const job_t* job, uint64_t i, uint64_t* begin, uint64_t* n) {
   const unit_t* u = &job->units[i];
   const task_t* t = &job->tasks[u->task];
-  uint64_t begin = 0, n = t->len;
+  *begin = 0;
+  *n = t->len;
   if (t->scheme == SCHEME_PLAIN) {
-    begin = u->index * SLICE_BYTES;
-    n = t->len - begin < SLICE_BYTES ? t->len - begin : SLICE_BYTES;
+    *begin = u->index * SLICE_BYTES;
+    *n = t->len - *begin < SLICE_BYTES ? t->len - *begin : SLICE_BYTES;
   } else if (t->scheme == SCHEME_CHUNKED && t->len) {
-    begin = u->index * t->chunk;
-    n = t->len - begin < t->chunk ? t->len - begin : t->chunk;
+    *begin = u->index * t->chunk;
+    *n = t->len - *begin < t->chunk ? t->len - *begin : t->chunk;
   }
-  if (n) (void)posix_fadvise(job->sources[t->src].fd, (off_t)(t->src_off + begin), (off_t)n, POSIX_FADV_WILLNEED);
+}
+
+static void prefetch(job_t* job, uint64_t i) {
+  uint64_t ahead = 0;
+  uint64_t done = __atomic_load_n(&job->prefetched, __ATOMIC_RELAXED);
+  for (uint64_t j = i; j < job->nunits && ahead < READ_AHEAD_BYTES; j++) {
+    uint64_t begin, n;
+    unit_range(job, j, &begin, &n);
+    ahead += n;
+    if (j + 1 <= done) continue;  // advised already (prefetched holds index + 1)
+    if (!__atomic_compare_exchange_n(&job->prefetched, &done, j + 1, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+      if (j + 1 <= done) continue;  // another thread advised it meanwhile
+      j--;                          // retry this unit with the new value
+      ahead -= n;
+      continue;
+    }
+    const task_t* t = &job->tasks[job->units[j].task];
+    if (n) (void)posix_fadvise(job->sources[t->src].fd, (off_t)(t->src_off + begin), (off_t)n, POSIX_FADV_WILLNEED);
+  }
 }
 
 static void* worker(void* arg) {
@@ -268,7 +288,7 @@ static void* worker(void* arg) {
     if (i >= job->nunits) break;
     const unit_t* u = &job->units[i];
     task_t* t = &job->tasks[u->task];
-    if (job->src_pread) prefetch(job, i + READ_AHEAD_UNITS);
+    if (job->src_pread) prefetch(job, i);
     if (__atomic_load_n(&t->status, __ATOMIC_RELAXED) != ST_OK) continue;  // already failed: skip the rest
     int st = ok ? run_unit(job, ctx, u, in_buf, out_buf) : ST_INTERNAL;
     if (st != ST_OK) __atomic_store_n(&t->status, st, __ATOMIC_RELAXED);
