@@ -50,6 +50,18 @@ describe("bench RESULTS.md sections", () => {
     expect(text).toContain("## Notes\nmine");
     expect(text).toContain("<!-- bench:rss:begin -->\nrss");
   });
+
+  it("replaces a section whose key holds regex characters (baseline+sidecar-cold) instead of appending a second one", () => {
+    const path = join(work, "RESULTS-plus.md");
+    const section = (body: string) => `<!-- bench:baseline+sidecar-cold:begin -->\n${body}\n<!-- bench:baseline+sidecar-cold:end -->`;
+    writeFileSync(path, "# head\n");
+    updateResultsFile(path, "baseline+sidecar-cold", section("first"));
+    updateResultsFile(path, "baseline+sidecar-cold", section("second"));
+    const text = readFileSync(path, "utf8");
+    expect(text.split("bench:baseline+sidecar-cold:begin")).toHaveLength(2);
+    expect(text).toContain("second");
+    expect(text).not.toContain("first");
+  });
 });
 
 describe("bench runner", () => {

@@ -82,7 +82,7 @@ export function renderReading(byId, extra = {}) {
   const re = g("rss-encrypt"), rm = g("rss-decrypt-mem"), ri = g("rss-decrypt-into"), rf = g("rss-decrypt-file"), rr = g("rss-ref-load");
   if (re) {
     const L = extra.largestTensorMiB;
-    out.push(`Bounded memory at ${extra.sizeMiB} MiB: peak RSS of the whole node process ${f(re.peakRssMiB, 0)} MiB encrypting (independent of model and tensor size: 16 MiB pieces), ` +
+    out.push(`Bounded memory at ${extra.sizeMiB} MiB: peak RSS of the whole node process ${f(re.peakRssMiB, 0)} MiB encrypting (independent of model and tensor size: 256 KiB per thread with the native engine, 16 MiB pieces with JS), ` +
       `${f(rm?.peakRssMiB, 0)} MiB decrypting to memory with readTensor${L ? ` (${f(rm.peakRssMiB / L, 1)}× the largest tensor, ${f(L, 1)} MiB: each call returns a new buffer and several wait for garbage collection)` : ""}, ` +
       `${f(ri?.peakRssMiB, 0)} MiB with readTensorInto into one reused buffer (the floor: one largest tensor + the process), ${f(rf?.peakRssMiB, 0)} MiB for decryptFile (it decrypts into one reused buffer too)` +
       `${rr ? `. The reference's load peaks at ${f(rr.peakRssMiB, 0)} MiB for the same file` : ""}.`);
@@ -166,7 +166,8 @@ the same run, on the same machine and files (so >1 means faster than the baselin
 
 export function updateResultsFile(path, key, section) {
   let text = existsSync(path) ? readFileSync(path, "utf8") : HEAD;
-  const re = new RegExp(`<!-- bench:${key}:begin -->[\\s\\S]*?<!-- bench:${key}:end -->`);
+  const k = key.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); // keys like "baseline+sidecar" hold regex characters
+  const re = new RegExp(`<!-- bench:${k}:begin -->[\\s\\S]*?<!-- bench:${k}:end -->`);
   text = re.test(text) ? text.replace(re, () => section) : `${text.trimEnd()}\n\n${section}\n`;
   writeFileSync(path, text);
 }
