@@ -1,6 +1,9 @@
-// ctensors native AEAD engine: decrypts CryptoTensors tensors straight from a read-only mapping of the
-// encrypted file into their destination (a mapped /dev/shm region or a caller's buffer), and encrypts
-// plain tensors from a mapped file into an output file, on a pool of threads, with OpenSSL's EVP.
+// ctensors native AEAD engine: decrypts CryptoTensors tensors into their destination (a /dev/shm
+// region file or a caller's buffer) and encrypts plain tensors into an output file, on a pool of
+// threads, with OpenSSL's EVP. Data moves in 256 KiB pieces: read with pread into a per-thread
+// buffer (or from a read-only mapping of the file), through the AEAD, then into the caller's buffer,
+// or into the destination file with pwrite from a second per-thread buffer (or into a shared mapping
+// of it). The defaults (pread, pwrite) measured cheaper than mappings: bench/RESULTS.md.
 //
 // No libcrypto is linked: the node binary exports OpenSSL's symbols and this module resolves them at
 // load time. Built by plugin/native/build.mjs with plain gcc against Node's own headers.

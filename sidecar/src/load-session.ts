@@ -4,8 +4,8 @@
 // `residentRegionBytes`, each filled once. STREAMING: at most `window_count` regions, each refilled
 // after the client's `consumed`. `done` is sent once every region has been mapped.
 //
-// Plaintext held by this process: one scratch buffer, the size of the largest requested tensor,
-// zeroed after every tensor. Whatever ends the stream (done, error, bad message, cancel, client
+// Plaintext held by this process: native engine, 256 KiB per engine thread, wiped after each region;
+// JS engine, one scratch buffer the size of the largest requested tensor, zeroed after every tensor. Whatever ends the stream (done, error, bad message, cancel, client
 // gone, shutdown), every region file is unlinked and every fd closed.
 
 import type { ServerDuplexStream } from "@grpc/grpc-js";
@@ -262,9 +262,9 @@ export class LoadSession {
 
   /**
    * Fills the region with the batch's tensors. Native engine: one job decrypts every chunk of every
-   * tensor of the batch on the thread pool, straight from the mapped model files into the mapped
-   * region (no intermediate buffer). JS engine: each tensor is decrypted into the scratch buffer,
-   * written into the region, and the scratch zeroed.
+   * tensor of the batch on the thread pool, from the model files into the region file in 256 KiB
+   * pieces (pread, AEAD, pwrite; no tensor-sized buffer). JS engine: each tensor is decrypted into
+   * the scratch buffer, written into the region, and the scratch zeroed.
    */
   private async fill(region: RegionState, batch: Batch<ManifestEntry>): Promise<void> {
     if (engineName() === "native") {

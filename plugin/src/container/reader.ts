@@ -347,8 +347,8 @@ export interface TensorPlacement {
 
 /**
  * Reads (and decrypts) many tensors, possibly of several files, into one destination with the native
- * engine: all chunks of all tensors on the thread pool, straight from the mapped files into the
- * destination. Tensors the native engine does not handle (plaintext with a signed digest) go through
+ * engine: all chunks of all tensors in one job on the thread pool, from the files into the destination
+ * (a buffer is written in place; a file, e.g. a /dev/shm region, through pwrite). Tensors the native engine does not handle (plaintext with a signed digest) go through
  * readTensorInto. On failure the failing tensor's bytes are zeroed and the first failure (in the
  * given order) is thrown: ERR_CT_DECRYPTION_FAILED, ERR_CT_FORMAT, ERR_CT_INTEGRITY, ERR_CT_IO.
  */

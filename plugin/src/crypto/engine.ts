@@ -1,6 +1,6 @@
-// Which AEAD engine moves tensor bytes: "native" (plugin/native: OpenSSL EVP on a thread pool, reading a
-// mapping of the file and writing straight into the destination) or "js" (node:crypto, one tensor at a
-// time through a buffer). Both produce the same bytes and the same errors; the native one is used when
+// Which AEAD engine moves tensor bytes: "native" (plugin/native: OpenSSL EVP on a thread pool, all
+// chunks of many tensors in one job, 256 KiB pieces through per-thread buffers, no tensor-sized
+// buffer) or "js" (node:crypto, one tensor at a time through a buffer). Both produce the same bytes and the same errors; the native one is used when
 // it was built (npm run build), unless CTENSORS_ENGINE=js. CTENSORS_ENGINE=native makes a missing
 // addon an error instead of a silent fallback. CTENSORS_THREADS sets the native pool size
 // (default: the available parallelism, at most 16).
