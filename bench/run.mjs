@@ -2,8 +2,9 @@
 // Benchmark harness (`npm run bench`). Ratios against baselines measured in the same run, never
 // absolute timings as pass/fail. See bench/README.md.
 //
-//   node bench/run.mjs [--size-mib 1024] [--reps 3] [--only baseline,codec,breakdown,rss]
-//                      [--write] [--out bench/RESULTS.md] [--keep] [--no-reference] [--openssl-seconds 3]
+//   node bench/run.mjs [--size-mib 2048] [--reps 3] [--only baseline,codec,engine,sidecar] [--cold]
+//                      [--streaming-only] [--write] [--out bench/RESULTS.md] [--keep] [--no-reference]
+//                      [--openssl-seconds 3]
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,20 +12,24 @@ import { join, relative, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { BENCH_DIR, createContext, ROOT } from "./lib/context.mjs";
 import { availableMemoryBytes, cpuShare, cpuTimes, freeBytes, loadAverage, machineFacts, ownCpuTicks } from "./lib/machine.mjs";
-import { renderReading, renderSection, renderTable, renderFacts, updateResultsFile } from "./lib/report.mjs";
+import { renderReading, renderSection, renderTable, renderFacts, renderTargets, updateResultsFile } from "./lib/report.mjs";
 import { resolveRatios } from "./lib/rows.mjs";
 import { GNU_TIME } from "./lib/child.mjs";
 import { MiB } from "./lib/stats.mjs";
 import { DEFAULT_PARTS, PARTS } from "./parts/index.mjs";
 
 const USAGE = `usage: node bench/run.mjs [options]
-  --size-mib N          synthetic model size (default 1024)
+  --size-mib N          synthetic model size (default 2048)
   --reps N              repeats of each measured operation, interleaved (default 3; the rss part runs once)
   --only a,b            parts to run: ${PARTS.map((p) => p.name).join(", ")} (default ${DEFAULT_PARTS.join(",")})
   --write               update the results file (a section per kind of run)
   --out PATH            results file (default bench/RESULTS.md; implies --write)
   --keep                keep the work directory (under ${tmpdir()})
   --no-reference        skip the Python reference implementation
+  --cold                drop the page cache (echo 3 > /proc/sys/vm/drop_caches, root) before each
+                        measured operation instead of warming its input
+  --streaming-only      sidecar part: only the streaming modes, each tensor dropped by the client
+                        (for the sidecar-memory run at sizes the client cannot hold)
   --warmup N            untimed warm-up repeats of the codec part before the measured ones (default 1)
   --prefault-gib N|auto touch N GiB of memory once before measuring (default 0 = off; auto: 6 × size
                         + 2 GiB, capped at MemAvailable − 2 GiB). See bench/README.md
@@ -32,13 +37,15 @@ const USAGE = `usage: node bench/run.mjs [options]
 
 const { values } = parseArgs({
   options: {
-    "size-mib": { type: "string", default: "1024" },
+    "size-mib": { type: "string", default: "2048" },
     reps: { type: "string", default: "3" },
     only: { type: "string" },
     write: { type: "boolean", default: false },
     out: { type: "string" },
     keep: { type: "boolean", default: false },
     "no-reference": { type: "boolean", default: false },
+    cold: { type: "boolean", default: false },
+    "streaming-only": { type: "boolean", default: false },
     "openssl-seconds": { type: "string", default: "3" },
     warmup: { type: "string", default: "1" },
     "prefault-gib": { type: "string", default: "0" },
@@ -65,10 +72,12 @@ const opts = {
   warmup: integer("warmup", 0),
   keep: values.keep,
   reference: !values["no-reference"],
+  cold: values.cold,
+  streamingOnly: values["streaming-only"],
 };
 const resultsPath = values.out ? resolve(values.out) : join(BENCH_DIR, "RESULTS.md");
 const write = values.write || values.out !== undefined;
-const key = selected.join(",") === DEFAULT_PARTS.join(",") ? "main" : selected.join("+");
+const key = (selected.join(",") === DEFAULT_PARTS.join(",") ? "main" : selected.join("+")) + (opts.cold ? "-cold" : "") + (opts.streamingOnly ? `-streaming-${opts.sizeMiB}` : "");
 const command = `node bench/run.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
 
 // Disk: the plain model, our encrypted copy and one output at a time.
@@ -117,12 +126,15 @@ try {
   const o1 = byId.get("openssl-enc-1"), o2 = byId.get("openssl-enc-2");
   const contended = o1 && o2 && o2.gbps / o1.gbps < 1.6;
   if (contended) ctx.log("warning: openssl -multi 2 scaled poorly: the second core was busy with something else during this run");
-  const reading = renderReading(byId, extra);
+  const targets = renderTargets(byId);
+  const reading = (targets ? `${targets}\n\n` : "") + renderReading(byId, extra);
   const seconds = (performance.now() - started) / 1000;
   const preamble = [
     `Size ${opts.sizeMiB} MiB synthetic Llama-shaped bf16 model; ` +
       (selected.every((n) => n === "rss") ? "one run of each operation." : `${opts.reps} interleaved repeat(s) per operation (median shown; the codec part first runs ${opts.warmup} discarded warm-up repeat(s); the rss part runs once).`),
-    "Page cache warm: each measured operation's input file is read once right before it runs.",
+    opts.cold
+      ? "Page cache cold: before each measured operation the whole page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches), so inputs come from disk."
+      : "Page cache warm: each measured operation's input file is read once right before it runs.",
     "Every measured operation runs in its own child process (node or python): seconds and CPU time are taken inside it around the operation only (imports, key loading and the reference's load_file are outside);",
     `"peak RSS (process)" is the child's lifetime maximum from ${GNU_TIME ? "GNU time -f %M" : "its own VmHWM"}; "peak RSS (op)" is VmHWM after resetting it (/proc/self/clear_refs) right before the operation, shown with the RSS at that moment.`,
     `CPU/wall = user+system CPU seconds of all the child's threads ÷ wall seconds of the operation (2 would be both cores busy). The whole run took ${seconds.toFixed(0)} s.`,

@@ -50,6 +50,18 @@ describe("bench RESULTS.md sections", () => {
     expect(text).toContain("## Notes\nmine");
     expect(text).toContain("<!-- bench:rss:begin -->\nrss");
   });
+
+  it("replaces a section whose key holds regex characters (baseline+sidecar-cold) instead of appending a second one", () => {
+    const path = join(work, "RESULTS-plus.md");
+    const section = (body: string) => `<!-- bench:baseline+sidecar-cold:begin -->\n${body}\n<!-- bench:baseline+sidecar-cold:end -->`;
+    writeFileSync(path, "# head\n");
+    updateResultsFile(path, "baseline+sidecar-cold", section("first"));
+    updateResultsFile(path, "baseline+sidecar-cold", section("second"));
+    const text = readFileSync(path, "utf8");
+    expect(text.split("bench:baseline+sidecar-cold:begin")).toHaveLength(2);
+    expect(text).toContain("second");
+    expect(text).not.toContain("first");
+  });
 });
 
 describe("bench runner", () => {
@@ -72,5 +84,26 @@ describe("bench runner", () => {
     expect(out).toContain("| ours streaming: stream(copy=True), window 64 MiB × 2");
     expect(out).toMatch(/loaded tensors verified equal to safetensors' load of the plain model \(separate untimed runs before the repeats\): yes/);
     expect(out).toMatch(/sidecar peak RSS \d+ MiB resident/);
+    expect(out).toContain("| ours resident, v1 file: ctensors.load_file (zero-copy views)");
+    expect(out).toMatch(/loaded tensors verified .*: yes \(resident, resident \(v1 file\), stream/);
+  }, 120_000);
+
+  it("runs the engine part (decrypt-only: native, native mmap, JS) on a tiny model", () => {
+    const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "engine"], {
+      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+    });
+    expect(out).toContain("| native engine (pread → EVP → pwrite, 256 KiB pieces): fresh region (first touch)");
+    expect(out).toContain("| JS engine (node:crypto per tensor + pwrite): fresh region (first touch)");
+    expect(out).toMatch(/CPU seconds per GiB .*native \d+\.\d+ \/ \d+\.\d+/);
+    expect(out).toMatch(/Decrypt-only into a \/dev\/shm region: native engine \d+\.\d+ GB\/s/);
+  }, 120_000);
+
+  it.skipIf(!existsSync(join(root, ".venv", "bin", "python")))("runs the sidecar part in --streaming-only mode and reports the RSS target", () => {
+    const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "sidecar", "--streaming-only", "--no-reference"], {
+      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+    });
+    expect(out).toContain("each tensor dropped, default window");
+    expect(out).toMatch(/\| streaming: sidecar peak RSS \(default window\) \| \d+ MiB \| ≤ 512 MiB \| met \|/);
+    expect(out).not.toContain("| ours resident");
   }, 120_000);
 });

@@ -3,7 +3,7 @@
 // removes the work directory at the end (unless --keep).
 
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { mkdir, mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -50,8 +50,17 @@ export async function createContext(opts) {
       }
       return runChild(process.execPath, [file, ...args], options);
     },
-    /** Reads a file once so that the measured operation finds it in the page cache. */
+    /**
+     * Page cache before a measured operation: warm (default) reads the file once so the operation
+     * finds it cached; with --cold, every clean page of the machine's cache is dropped instead
+     * (sync; echo 3 > /proc/sys/vm/drop_caches, needs root), so the operation reads from disk.
+     */
     async warm(path) {
+      if (opts.cold) {
+        execFileSync("sync");
+        writeFileSync("/proc/sys/vm/drop_caches", "3");
+        return;
+      }
       await readThrough(path);
     },
     async drop(...paths) {
@@ -76,14 +85,14 @@ export async function createContext(opts) {
         return { path, ...model, ...written, largest, seconds: (performance.now() - g0) / 1000 };
       });
     },
-    /** Our encrypted copy of plain(sizeMiB), made once, untimed (the measured encrypts write elsewhere). */
-    encrypted(sizeMiB) {
-      return once(`enc:${sizeMiB}`, async () => {
+    /** Our encrypted copy of plain(sizeMiB), v2 or v1, made once, untimed (the measured encrypts write elsewhere). */
+    encrypted(sizeMiB, version = 2) {
+      return once(`enc:${sizeMiB}:v${version}`, async () => {
         const plain = await ctx.plain(sizeMiB);
         const keys = await ctx.keys();
-        const path = join(work, `enc-${sizeMiB}MiB.safetensors`);
+        const path = join(work, `enc-${sizeMiB}MiB${version === 2 ? "" : `-v${version}`}.safetensors`);
         ctx.log(`preparing ${path} (untimed)`);
-        await ctx.op("encrypt.mjs", [plain.path, path, keys]);
+        await ctx.op("encrypt.mjs", [plain.path, path, keys, String(version)]);
         return { path, bytes: (await stat(path)).size };
       });
     },

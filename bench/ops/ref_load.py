@@ -1,9 +1,12 @@
 """Child: the reference's decrypting load (PyPI cryptotensors).
 
-usage: python bench/ops/ref_load.py ENCRYPTED KEYDIR
+usage: python bench/ops/ref_load.py ENCRYPTED KEYDIR [--load-file]
 
 Timed: cryptotensors.safe_open(ENCRYPTED, framework="pt", config=keys) (signature check, key unwrap)
 + get_tensor of every tensor, each dropped at once. Nothing is cloned or compared.
+With --load-file: the keys are registered with register_direct_key_provider (untimed) and the timed
+part is cryptotensors.torch.load_file(ENCRYPTED), which returns every tensor in this process's memory
+(kept until the end), as the issue's item 3 asks.
 """
 import os
 import sys
@@ -15,8 +18,18 @@ import cryptotensors  # noqa: E402
 import torch  # noqa: E402,F401
 
 path, key_dir = sys.argv[1:3]
+use_load_file = "--load-file" in sys.argv[3:]
 enc, _sign, pub = load_key_dir(key_dir)
 config = {"enc_key": enc, "sign_key": pub}
+if use_load_file:
+    import cryptotensors.torch  # noqa: E402
+    cryptotensors.register_direct_key_provider(keys=[enc, pub])
+    probe = begin()
+    tensors = cryptotensors.torch.load_file(path)
+    nbytes = sum(t.nbytes for t in tensors.values())
+    largest = max((t.nbytes for t in tensors.values()), default=0)
+    finish(probe, bytes=nbytes, tensors=len(tensors), largestTensorBytes=largest)
+    sys.exit(0)
 
 probe = begin()
 nbytes = 0

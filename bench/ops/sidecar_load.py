@@ -8,6 +8,7 @@ MODE
                + .clone() of every tensor; `loadSeconds` is load_file alone (views untouched)
   stream       ctensors.safe_open(PATH, framework="pt", socket=SOCKET) + f.stream(copy=True,
                window_bytes=, window_count=) (0 = the sidecar's default), every tensor kept
+  stream-drop  the same, but each copied tensor is dropped at once (for the sidecar-memory runs)
 
 Timed: the operation only (imports outside). Every tensor ends up owned by this process and is kept
 until the end (peak RSS ≈ the model). `openSeconds` is the time to the first tensor (OpenModel, the
@@ -59,6 +60,19 @@ elif mode == "stream":
             if not kept:
                 fields["openSeconds"] = time.perf_counter() - probe["t0"]
             kept[name] = t
+elif mode == "stream-drop":
+    # as "stream", but each copied tensor is dropped at once (client memory stays small: for runs
+    # about the sidecar's memory at sizes the client could not hold)
+    nbytes_seen, count = 0, 0
+    with ctensors.safe_open(path, framework="pt", socket=socket) as f:
+        for name, t in f.stream(copy=True, window_bytes=window_bytes or None, window_count=window_count or None):
+            if not count:
+                fields["openSeconds"] = time.perf_counter() - probe["t0"]
+            nbytes_seen += t.nbytes
+            count += 1
+            del t
+    finish(probe, bytes=nbytes_seen, tensors=count, **fields)
+    sys.exit(0)
 else:
     raise SystemExit(f"unknown mode {mode!r}")
 nbytes = sum(t.nbytes for t in kept.values())

@@ -3,9 +3,10 @@
 import baseline from "./baseline.mjs";
 import breakdown from "./breakdown.mjs";
 import codec from "./codec.mjs";
+import engine from "./engine.mjs";
 import alloc from "./alloc.mjs";
 import rss from "./rss.mjs";
 import sidecar from "./sidecar.mjs";
 
-export const PARTS = [baseline, codec, breakdown, alloc, sidecar, rss];
-export const DEFAULT_PARTS = ["baseline", "codec", "breakdown", "alloc", "sidecar"];
+export const PARTS = [baseline, codec, engine, breakdown, alloc, sidecar, rss];
+export const DEFAULT_PARTS = ["baseline", "codec", "engine", "sidecar"];

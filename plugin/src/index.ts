@@ -17,3 +17,5 @@ export { DTYPES, dtypeBits, type Dtype } from "./format/dtype.js";
 export { resolveEncryptionKey } from "./keys/keyring.js";
 export { processModel, modelSafetensors } from "./model/process-model.js";
 export { checkShardIndex, listModelFiles } from "./model/folder.js";
+export { readTensorsInto, type TensorPlacement } from "./container/reader.js";
+export { engineName, nativeThreads, type EngineName } from "./crypto/engine.js";

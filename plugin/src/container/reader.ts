@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { open as openFile, type FileHandle } from "node:fs/promises";
 import { CryptoTensorsError, decryptionFailed } from "../errors.js";
 import { openInto, TAG_BYTES } from "../crypto/aead.js";
-import { chunkCount, chunkNonceInto } from "../crypto/chunked.js";
+import { chunkCount, chunkNonceInto, counterFits } from "../crypto/chunked.js";
+import { engineName, runNative, Scheme, TaskStatus, type NativeDestination, type NativeTask } from "../crypto/engine.js";
 import { unwrapKey } from "../crypto/wrap.js";
 import { HEADER_PREFIX_BYTES, parseHeader, parseHeaderPrefix, type SafetensorsHeader, type TensorInfo } from "../format/header.js";
 import type { Key, SigningKey } from "../keys/jwk.js";
@@ -20,6 +21,8 @@ import { parseCrypto, type CryptoInfo } from "./crypto-info.js";
 export type { CryptoInfo };
 import { signedMessageOf } from "./signing.js";
 import { readAll } from "../io/files.js";
+import { write as fsWrite } from "node:fs";
+import { promisify } from "node:util";
 
 export interface OpenOptions {
   /** Master keys to choose from (by the header's kid). Needed to read encrypted tensors. */
@@ -72,6 +75,7 @@ async function readHeaderFrom(fh: FileHandle): Promise<{ header: SafetensorsHead
 /** An open file. Call {@link CryptoTensorsReader.close} when done: it zeroes the data keys. */
 export class CryptoTensorsReader {
   private readonly deks = new Map<string, Uint8Array>();
+  private readonly inflight = new Set<Promise<unknown>>();
 
   private constructor(
     private readonly fh: FileHandle,
@@ -186,6 +190,17 @@ export class CryptoTensorsReader {
     const t = this.info(name);
     const length = t.end - t.begin;
     if (out.length !== length) throw new TypeError(`buffer for ${name} must be ${length} bytes, got ${out.length}`);
+    if (this.crypto?.encryption.has(name) && engineName() === "native") {
+      try {
+        if (this.nativeTask(name, 0)) {
+          await readTensorsInto([{ reader: this, name, offset: 0 }], { kind: "buffer", buffer: out });
+          return;
+        }
+      } catch (err) {
+        out.fill(0);
+        throw err;
+      }
+    }
     const position = this.header.dataStart + t.begin;
     try {
       const entry = this.crypto?.encryption.get(name);
@@ -241,9 +256,120 @@ export class CryptoTensorsReader {
     return this.header.tensors.filter((t) => !this.crypto!.encryption.has(t.name) && !this.crypto!.digests?.has(t.name)).map((t) => t.name);
   }
 
+  /** The open file descriptor (for the native engine, which maps the file). @internal */
+  get fd(): number {
+    return this.fh.fd;
+  }
+
+  /**
+   * @internal How the native engine reads tensor `name` into `dstOffset` of its destination (without
+   * the source index), or null when the JS path must (a plaintext tensor with a signed digest, or the
+   * reference's empty v1 tensor). Throws what readTensorInto would throw before touching any data.
+   */
+  nativeTask(name: string, dstOffset: number): Omit<NativeTask, "source"> | null {
+    const t = this.info(name);
+    const length = t.end - t.begin;
+    const srcOffset = this.header.dataStart + t.begin;
+    const entry = this.crypto?.encryption.get(name);
+    const base = { srcOffset, length, dstOffset, alg: this.crypto?.keys.encAlg ?? "aes256gcm", chunkBytes: 0 } as const;
+    if (!entry) {
+      if (this.crypto?.digests?.has(name)) return null;
+      return { ...base, scheme: Scheme.Plain, key: new Uint8Array(0), iv: new Uint8Array(12), tags: new Uint8Array(0) };
+    }
+    const dek = this.deks.get(name);
+    if (!dek) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", "this file was opened without a master key: pass keys to read encrypted tensors");
+    if (entry.scheme === "monolithic") {
+      if (length === 0 && entry.iv.length === 0 && entry.tag.length === 0) return null;
+      if (entry.iv.length !== 12 || entry.tag.length !== TAG_BYTES) throw decryptionFailed();
+      return { ...base, scheme: Scheme.Monolithic, key: dek, iv: entry.iv, tags: entry.tag };
+    }
+    const chunk = this.crypto!.keys.chunkBytes!;
+    if (length === 0 ? entry.baseIv.length !== 12 : entry.baseIv.length < 12) throw decryptionFailed();
+    if (!counterFits(entry.baseIv, chunkCount(length, chunk))) {
+      throw new CryptoTensorsError("ERR_CT_FORMAT", "chunk index overflowed the IV counter");
+    }
+    return { ...base, scheme: Scheme.Chunked, key: dek, iv: entry.baseIv, tags: entry.tags.subarray(0, TAG_BYTES * chunkCount(length, chunk)), chunkBytes: chunk };
+  }
+
+  /** @internal Native jobs reading this file by fd: close() waits for them before closing the fd. */
+  track<T>(job: Promise<T>): Promise<T> {
+    this.inflight.add(job);
+    const forget = () => this.inflight.delete(job);
+    job.then(forget, forget);
+    return job;
+  }
+
   async close(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
     for (const dek of this.deks.values()) dek.fill(0);
     this.deks.clear();
     await this.fh.close();
+  }
+}
+
+const fsWriteAsync = promisify(fsWrite);
+
+/** One tensor to place: `name` of `reader`, at byte `offset` of the destination. */
+export interface TensorPlacement {
+  reader: CryptoTensorsReader;
+  name: string;
+  offset: number;
+}
+
+/**
+ * Reads (and decrypts) many tensors, possibly of several files, into one destination with the native
+ * engine: all chunks of all tensors in one job on the thread pool, from the files into the destination
+ * (a buffer is written in place; a file, e.g. a /dev/shm region, through pwrite). Tensors the native engine does not handle (plaintext with a signed digest) go through
+ * readTensorInto. On failure the failing tensor's bytes are zeroed and the first failure (in the
+ * given order) is thrown: ERR_CT_DECRYPTION_FAILED, ERR_CT_FORMAT, ERR_CT_INTEGRITY, ERR_CT_IO.
+ */
+export async function readTensorsInto(items: readonly TensorPlacement[], dst: NativeDestination): Promise<void> {
+  const fds: number[] = [];
+  const tasks: NativeTask[] = [];
+  const taskItems: TensorPlacement[] = [];
+  const rest: TensorPlacement[] = [];
+  for (const item of items) {
+    const task = item.reader.nativeTask(item.name, item.offset);
+    if (!task) {
+      rest.push(item);
+      continue;
+    }
+    let source = fds.indexOf(item.reader.fd);
+    if (source < 0) source = fds.push(item.reader.fd) - 1;
+    tasks.push({ ...task, source });
+    taskItems.push(item);
+  }
+  if (tasks.length) {
+    let statuses: Uint8Array;
+    try {
+      const job = runNative("decrypt", fds, dst, tasks);
+      for (const reader of new Set(taskItems.map((i) => i.reader))) reader.track(job);
+      statuses = await job;
+    } catch (err) {
+      throw new CryptoTensorsError("ERR_CT_IO", (err as Error).message, { cause: err });
+    }
+    const failed = statuses.findIndex((s) => s !== TaskStatus.Ok);
+    if (failed >= 0) {
+      if (dst.kind === "buffer") for (const t of tasks) dst.buffer.fill(0, t.dstOffset, t.dstOffset + t.length);
+      const status = statuses[failed]!;
+      if (status === TaskStatus.Auth) throw decryptionFailed();
+      if (status === TaskStatus.Counter) throw new CryptoTensorsError("ERR_CT_FORMAT", "chunk index overflowed the IV counter");
+      throw new CryptoTensorsError("ERR_CT_IO", `native engine failed on tensor ${JSON.stringify(taskItems[failed]!.name)} (status ${status})`);
+    }
+  }
+  for (const item of rest) {
+    const length = item.reader.info(item.name).end - item.reader.info(item.name).begin;
+    if (dst.kind === "buffer") {
+      await item.reader.readTensorInto(item.name, dst.buffer.subarray(item.offset, item.offset + length));
+      continue;
+    }
+    const tmp = new Uint8Array(length);
+    try {
+      await item.reader.readTensorInto(item.name, tmp);
+      let done = 0;
+      while (done < length) done += (await fsWriteAsync(dst.fd, tmp, done, length - done, item.offset + done)).bytesWritten;
+    } finally {
+      tmp.fill(0);
+    }
   }
 }

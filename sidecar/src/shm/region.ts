@@ -61,6 +61,11 @@ export class ShmRegion {
     return region;
   }
 
+  /** The open descriptor (the native engine maps the file through it). */
+  get fd(): number {
+    return this.fh.fd;
+  }
+
   get isUnlinked(): boolean {
     return this.unlinked;
   }

@@ -1,0 +1,137 @@
+// Which AEAD engine moves tensor bytes: "native" (plugin/native: OpenSSL EVP on a thread pool, all
+// chunks of many tensors in one job, 256 KiB pieces through per-thread buffers, no tensor-sized
+// buffer) or "js" (node:crypto, one tensor at a time through a buffer). Both produce the same bytes and the same errors; the native one is used when
+// it was built (npm run build), unless CTENSORS_ENGINE=js. CTENSORS_ENGINE=native makes a missing
+// addon an error instead of a silent fallback. CTENSORS_THREADS sets the native pool size
+// (default: the available parallelism, at most 16).
+
+import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
+import { CryptoTensorsError } from "../errors.js";
+import type { AeadAlgorithm } from "./aead.js";
+
+export type EngineName = "js" | "native";
+
+interface NativeModule {
+  run(
+    op: number, sourceFds: Int32Array, dstKind: number, dst: number | Uint8Array, dstBytes: number,
+    tasks: Float64Array, keys: Uint8Array, ivs: Uint8Array, tags: Uint8Array, threads: number, populate: number,
+  ): Promise<Uint8Array>;
+  opensslVersion(): string;
+}
+
+/** Where the build puts the addon, relative to this file (src/crypto or dist/crypto). */
+const ADDON = "../../native/build/ctensors_native.node";
+
+let loaded: { module: NativeModule | null; error: string | null } | undefined;
+
+function load(): { module: NativeModule | null; error: string | null } {
+  if (loaded) return loaded;
+  try {
+    const module = createRequire(import.meta.url)(ADDON) as NativeModule;
+    loaded = { module, error: null };
+  } catch (err) {
+    loaded = { module: null, error: (err as Error).message.split("\n")[0] ?? String(err) };
+  }
+  return loaded;
+}
+
+/** The engine in use now (reads CTENSORS_ENGINE each time, so tests can switch). */
+export function engineName(): EngineName {
+  const forced = process.env.CTENSORS_ENGINE;
+  if (forced === "js") return "js";
+  if (forced !== undefined && forced !== "" && forced !== "native" && forced !== "auto") {
+    throw new TypeError(`CTENSORS_ENGINE must be js, native or auto, got ${JSON.stringify(forced)}`);
+  }
+  const { module, error } = load();
+  if (module) return "native";
+  if (forced === "native") {
+    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `CTENSORS_ENGINE=native but the native engine is not available (${error}); run npm run build with gcc installed`);
+  }
+  return "js";
+}
+
+export function nativeThreads(): number {
+  const env = Number(process.env.CTENSORS_THREADS);
+  if (Number.isInteger(env) && env > 0) return Math.min(env, 64);
+  return Math.min(availableParallelism(), 16);
+}
+
+export enum Scheme { Plain = 0, Monolithic = 1, Chunked = 2 }
+const ALG_ID: Record<AeadAlgorithm, number> = { aes256gcm: 0, aes128gcm: 1, chacha20poly1305: 2 };
+
+/** One tensor's bytes: [srcOffset, srcOffset+length) of source `source` → dstOffset of the destination. */
+export interface NativeTask {
+  source: number;
+  srcOffset: number;
+  length: number;
+  dstOffset: number;
+  scheme: Scheme;
+  alg: AeadAlgorithm;
+  key: Uint8Array;
+  /** 12 bytes: the v1 iv or the v2 base iv (ignored for Plain). */
+  iv: Uint8Array;
+  /** Decrypt: the tag(s) to check. Encrypt: filled with the tag(s) produced. (16 bytes per chunk; 16 for v1.) */
+  tags: Uint8Array;
+  chunkBytes: number;
+}
+
+export type NativeDestination =
+  /** Memory of this process: written in place. */
+  | { kind: "buffer"; buffer: Uint8Array }
+  /**
+   * A file of `bytes` bytes (0: unbounded), e.g. a /dev/shm region or an output file: written with
+   * pwrite from a small per-thread buffer (default), or, with CTENSORS_NATIVE_DST=map and `bytes` > 0,
+   * mapped shared and written in place. bench/RESULTS.md has the measurements behind the default.
+   */
+  | { kind: "file"; fd: number; bytes: number };
+
+export enum TaskStatus { Ok = 0, Auth = 1, Io = 2, Counter = 3, Internal = 4 }
+
+const FIELDS = 9;
+
+/**
+ * Runs one job on the native engine; resolves with one status per task. Failed decrypt tasks have
+ * their destination zeroed. Rejects only when the job could not start (a mapping failed).
+ */
+export async function runNative(op: "decrypt" | "encrypt", sources: readonly number[], dst: NativeDestination, tasks: readonly NativeTask[]): Promise<Uint8Array> {
+  const { module } = load();
+  if (!module) throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", "the native engine is not available");
+  const fields = new Float64Array(tasks.length * FIELDS);
+  const keyBytes = tasks.reduce((s, t) => s + (t.scheme === Scheme.Plain ? 0 : t.key.length), 0);
+  const tagBytes = tasks.reduce((s, t) => s + (t.scheme === Scheme.Plain ? 0 : t.tags.length), 0);
+  const keys = new Uint8Array(keyBytes);
+  const ivs = new Uint8Array(12 * tasks.length);
+  const tags = new Uint8Array(tagBytes);
+  let k = 0;
+  let g = 0;
+  tasks.forEach((t, i) => {
+    const plain = t.scheme === Scheme.Plain;
+    fields.set([t.source, t.srcOffset, t.length, t.dstOffset, t.scheme, ALG_ID[t.alg], t.chunkBytes, k, g], i * FIELDS);
+    if (plain) return;
+    keys.set(t.key, k);
+    k += t.key.length;
+    ivs.set(t.iv.subarray(0, 12), 12 * i);
+    tags.set(t.tags, g);
+    g += t.tags.length;
+  });
+  try {
+    const dstArg = dst.kind === "buffer" ? dst.buffer : dst.fd;
+    const dstBytes = dst.kind === "file" ? dst.bytes : dst.buffer.length;
+    const kind = dst.kind === "buffer" ? 0 : process.env.CTENSORS_NATIVE_DST === "map" && dst.bytes > 0 ? 1 : 2;
+    // Sources are read with pread into a per-thread buffer unless CTENSORS_NATIVE_SRC=map.
+    const flags = (process.env.CTENSORS_NATIVE_POPULATE === "0" ? 0 : 1) | (process.env.CTENSORS_NATIVE_SRC === "map" ? 0 : 2);
+    const statuses = await module.run(op === "decrypt" ? 0 : 1, Int32Array.from(sources), kind, dstArg, dstBytes, fields, keys, ivs, tags, nativeThreads(), flags);
+    if (op === "encrypt") {
+      g = 0;
+      for (const t of tasks) {
+        if (t.scheme === Scheme.Plain) continue;
+        t.tags.set(tags.subarray(g, g + t.tags.length));
+        g += t.tags.length;
+      }
+    }
+    return statuses;
+  } finally {
+    keys.fill(0);
+  }
+}
