@@ -42,3 +42,14 @@ export async function loadSigningKey(spec: string | undefined, token?: string): 
 export async function loadTrust(trust: readonly string[] | undefined, trustStore: readonly string[] | undefined, token?: string): Promise<TrustStore> {
   return TrustStore.load([...(trust ?? []), ...(trustStore ?? [])], sourceOptions(token));
 }
+
+/** The sidecar's socket, key and trust options, shared by serve and vllm (which starts serve). */
+export const SIDECAR_OPTIONS = {
+  socket: { type: "string" },
+  key: { type: "string", multiple: true },
+  keys: { type: "string", multiple: true },
+  trust: { type: "string", multiple: true },
+  "trust-store": { type: "string", multiple: true },
+  "require-encrypted": { type: "boolean", default: false },
+  "key-token": { type: "string" },
+} as const;

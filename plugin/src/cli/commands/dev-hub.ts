@@ -4,18 +4,7 @@
 
 import { startDevHub } from "../../hub/dev-hub/index.js";
 import type { Command } from "../command.js";
-
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off("SIGTERM", on);
-      process.off("SIGINT", on);
-      resolve(signal); // a second signal gets Node's default action (exit)
-    };
-    process.on("SIGTERM", on);
-    process.on("SIGINT", on);
-  });
-}
+import { untilSignal } from "../signals.js";
 
 export const devHub: Command = {
   summary: "run a local Hub-compatible development server (for tests and demos; not a Hub replacement)",

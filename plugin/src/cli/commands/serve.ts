@@ -7,9 +7,10 @@ import { CryptoTensorsError } from "../../errors.js";
 import { zeroKey, type Key } from "../../keys/jwk.js";
 import type { TrustStore } from "../../keys/trust.js";
 import type { Command } from "../command.js";
+import { untilSignal } from "../signals.js";
 import type { HubSettings } from "../../hub/settings.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
-import { loadKeyList, loadTrust } from "../keys-from-args.js";
+import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
 
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
@@ -35,18 +36,6 @@ async function importSidecar(): Promise<SidecarModule> {
   return mod as SidecarModule;
 }
 
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (signal: NodeJS.Signals) => {
-      process.off("SIGTERM", on);
-      process.off("SIGINT", on);
-      resolve(signal); // a second signal gets Node's default action (exit)
-    };
-    process.on("SIGTERM", on);
-    process.on("SIGINT", on);
-  });
-}
-
 export const serve: Command = {
   summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",
   usage:
@@ -55,13 +44,7 @@ export const serve: Command = {
     "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
     HUB_USAGE,
   options: {
-    socket: { type: "string" },
-    key: { type: "string", multiple: true },
-    keys: { type: "string", multiple: true },
-    trust: { type: "string", multiple: true },
-    "trust-store": { type: "string", multiple: true },
-    "require-encrypted": { type: "boolean", default: false },
-    "key-token": { type: "string" },
+    ...SIDECAR_OPTIONS,
     ...HUB_OPTIONS,
   },
   async run({ values, positionals }) {

@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
 import { CryptoTensorsError } from "../../errors.js";
 import type { Command, CommandIO } from "../command.js";
+import { SIDECAR_OPTIONS } from "../keys-from-args.js";
 
 export const LOAD_FORMAT = "cryptotensors";
 /** Exit code when the vLLM executable cannot be found (the shell's "command not found"). */
@@ -151,13 +152,7 @@ export const vllm: Command = {
     "  reuses a sidecar that answers on the socket, else starts one with the key options (and stops it at the end);\n" +
     "  vLLM gets CTENSORS_SOCKET and --load-format cryptotensors. --vllm: the vLLM executable (default $CTENSORS_VLLM, else vllm)",
   options: {
-    socket: { type: "string" },
-    key: { type: "string", multiple: true },
-    keys: { type: "string", multiple: true },
-    trust: { type: "string", multiple: true },
-    "trust-store": { type: "string", multiple: true },
-    "require-encrypted": { type: "boolean", default: false },
-    "key-token": { type: "string" },
+    ...SIDECAR_OPTIONS,
     vllm: { type: "string" },
     "sidecar-timeout": { type: "string", default: "60" },
   },
