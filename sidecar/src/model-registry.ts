@@ -9,7 +9,7 @@ import { dirname, isAbsolute, relative } from "node:path";
 import {
   checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, type Key, type TrustStore,
 } from "ctensors";
-import { fetchSnapshot, readDeclaration, RepoCache, resolveRevision, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
+import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -132,12 +132,10 @@ export class ModelRegistry {
     const settings = this.options.hub;
     if (!settings) throw badRequest(`Hub sources are not enabled in this sidecar (got ${ref.repo}); pass an absolute path`);
     const key = `${ref.repo}@${ref.revision}`;
-    let commit = refresh ? undefined : this.pins.get(key);
-    const resolved = commit === undefined;
-    commit ??= await resolveRevision(ref, settings);
+    const pinned = refresh ? undefined : this.pins.get(key);
     const started = Date.now();
-    const snap = await fetchSnapshot({ ...ref, revision: commit }, settings, { include: neededFromHub });
-    if (resolved) await snapshotRef(settings, ref, commit);
+    const snap = await fetchSnapshot(ref, settings, { include: neededFromHub, commit: pinned });
+    const { commit } = snap;
     const previous = this.pins.get(key);
     this.pins.set(key, commit);
     this.log.info("hub.snapshot", {
@@ -249,9 +247,4 @@ export class ModelRegistry {
 
     }
   }
-}
-
-/** Records `revision → commit` in the cache's refs, as the Hub clients do after resolving. */
-async function snapshotRef(settings: HubSettings, ref: RepoRef, commit: string): Promise<void> {
-  await new RepoCache(settings.cacheDir, ref.repo).writeRef(ref.revision, commit);
 }

@@ -22,6 +22,8 @@ export interface SnapshotOptions {
   /** Which files to fetch (all when absent). */
   include?: (path: string) => boolean;
   onProgress?: (p: SnapshotProgress) => void;
+  /** A commit already resolved for `ref` (pinned by the caller): no resolution, and refs/ is left as it is. */
+  commit?: string;
 }
 
 export interface Snapshot {
@@ -81,7 +83,7 @@ export async function listCommitFiles(repo: string, commit: string, settings: Hu
 export async function fetchSnapshot(ref: RepoRef, settings: HubSettings, options: SnapshotOptions = {}): Promise<Snapshot> {
   const include = options.include ?? (() => true);
   const cache = new RepoCache(settings.cacheDir, ref.repo);
-  const commit = await resolveRevision(ref, settings);
+  const commit = options.commit ?? (await resolveRevision(ref, settings));
   if (settings.offline) {
     const files = (await cache.listSnapshot(commit)).filter(include);
     if (files.length === 0) {
@@ -116,6 +118,6 @@ export async function fetchSnapshot(ref: RepoRef, settings: HubSettings, options
   };
   await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker));
   for (const f of wanted) await cache.link(commit, f.path, etagOf(f));
-  await cache.writeRef(ref.revision, commit);
+  if (options.commit === undefined) await cache.writeRef(ref.revision, commit);
   return { repo: ref.repo, revision: ref.revision, commit, path: cache.snapshotDir(commit), files: wanted.map((f) => f.path).sort(), downloaded: downloaded.sort() };
 }
