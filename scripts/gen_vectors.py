@@ -196,7 +196,7 @@ def main(out: Path = DEFAULT_OUT) -> int:
 
     def bad(name: str, source: str, data: bytes, description: str, error: str, *, keys_: list[str] | None = None,
             trust: list[str] | None = None, require_encrypted: bool = False, reference_accepts: bool = False,
-            error_with_rego: str | None = None, note: str | None = None) -> None:
+            error_with_rego: str | None = None, note: str | None = None, reference_error: str | None = None) -> None:
         src = next(c for c in cases if c["name"] == source)
         file = src["file"] if data == files[source] else f"files/{name}.safetensors"
         (out / file).write_bytes(data)
@@ -216,6 +216,8 @@ def main(out: Path = DEFAULT_OUT) -> int:
         }
         if note:
             case["reference"]["note"] = note
+        if reference_error:
+            case["reference"]["error"] = reference_error
         cases.append(case)
 
     everything = set(tensors)
@@ -237,15 +239,15 @@ def main(out: Path = DEFAULT_OUT) -> int:
     v1, v2, v2c = files["v1-aes256gcm"], files["v2-aes256gcm"], files["v2-chacha20poly1305"]
     w1, w2, wc = tensor_range(v1, "weight"), tensor_range(v2, "weight"), tensor_range(v2c, "weight")
     bad("v1-aes256gcm-ciphertext-flipped", "v1-aes256gcm", flip(v1, (w1[0] + w1[1]) // 2),
-        "one bit of the encrypted tensor `weight` flipped", "ERR_CT_DECRYPTION_FAILED")
+        "one bit of the encrypted tensor `weight` flipped", "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption")
     bad("v2-aes256gcm-last-chunk-flipped", "v2-aes256gcm", flip(v2, w2[1] - 1),
-        "last byte of the last chunk of `weight` flipped", "ERR_CT_DECRYPTION_FAILED")
+        "last byte of the last chunk of `weight` flipped", "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption")
     bad("v2-chacha20poly1305-first-chunk-flipped", "v2-chacha20poly1305", flip(v2c, wc[0]),
-        "first byte of the first chunk of `weight` flipped", "ERR_CT_DECRYPTION_FAILED")
+        "first byte of the first chunk of `weight` flipped", "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption")
     bad("v2-aes256gcm-wrong-master-key", "v2-aes256gcm", v2, "the right file opened with another key under the same kid",
-        "ERR_CT_DECRYPTION_FAILED", keys_=["keys/enc-aes256gcm-wrong.jwk"])
+        "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption", keys_=["keys/enc-aes256gcm-wrong.jwk"])
     bad("v2-aes256gcm-untrusted-signer", "v2-aes256gcm", v2, "the right file, but the reader trusts only another signer",
-        "ERR_CT_UNTRUSTED_SIGNER", trust=["keys/other-sign.pub.jwk"])
+        "ERR_CT_UNTRUSTED_SIGNER", reference_error="Signature verification failed", trust=["keys/other-sign.pub.jwk"])
 
     def metadata_changed(data: bytes) -> bytes:
         header, body = split(data)
@@ -253,7 +255,7 @@ def main(out: Path = DEFAULT_OUT) -> int:
         return join(header, body)
 
     bad("v1-aes128gcm-metadata-changed", "v1-aes128gcm", metadata_changed(files["v1-aes128gcm"]),
-        "user metadata `format` changed from np to pt (a signed member)", "ERR_CT_SIGNATURE_INVALID")
+        "user metadata `format` changed from np to pt (a signed member)", "ERR_CT_SIGNATURE_INVALID", reference_error="Signature verification failed")
 
     def tag_changed(enc: dict[str, Any]) -> dict[str, Any]:
         tags = bytearray(base64.b64decode(enc["weight"]["tags"]))
@@ -262,11 +264,12 @@ def main(out: Path = DEFAULT_OUT) -> int:
         return enc
 
     bad("v2-aes256gcm-tag-changed", "v2-aes256gcm", edit_reserved(v2, "__encryption__", tag_changed),
-        "one bit of the first chunk tag of `weight` flipped in the header (the header is signed)", "ERR_CT_SIGNATURE_INVALID")
-    bad("v2-aes256gcm-trailing-bytes", "v2-aes256gcm", v2 + b"\0" * 8, "8 bytes appended after the last tensor", "ERR_CT_FORMAT")
-    bad("v2-aes256gcm-truncated", "v2-aes256gcm", v2[:-4], "the last 4 bytes cut off", "ERR_CT_FORMAT")
+        "one bit of the first chunk tag of `weight` flipped in the header (the header is signed)", "ERR_CT_SIGNATURE_INVALID", reference_error="Signature verification failed")
+    bad("v2-aes256gcm-trailing-bytes", "v2-aes256gcm", v2 + b"\0" * 8, "8 bytes appended after the last tensor", "ERR_CT_FORMAT",
+        reference_error="incomplete metadata")
+    bad("v2-aes256gcm-truncated", "v2-aes256gcm", v2[:-4], "the last 4 bytes cut off", "ERR_CT_FORMAT", reference_error="incomplete metadata")
     bad("v2-aes256gcm-header-too-large", "v2-aes256gcm", struct.pack("<Q", 100_000_001) + v2[8:],
-        "header length prefix 100,000,001 (over the 100,000,000-byte limit)", "ERR_CT_FORMAT")
+        "header length prefix 100,000,001 (over the 100,000,000-byte limit)", "ERR_CT_FORMAT", reference_error="header too large")
 
     def keys_edit(**changes: Any) -> Any:
         def fn(ck: dict[str, Any]) -> dict[str, Any]:
@@ -280,15 +283,16 @@ def main(out: Path = DEFAULT_OUT) -> int:
         return fn
 
     bad("v2-aes256gcm-version-3", "v2-aes256gcm", edit_reserved(v2, "__crypto_keys__", keys_edit(version="3")),
-        "__crypto_keys__.version \"3\"", "ERR_CT_UNSUPPORTED")
+        "__crypto_keys__.version \"3\"", "ERR_CT_UNSUPPORTED", reference_error="UnsupportedVersion")
     bad("v2-aes256gcm-chunk-size-0", "v2-aes256gcm", edit_reserved(v2, "__crypto_keys__", keys_edit(chunk_size=0)),
-        "__crypto_keys__.chunk_size 0", "ERR_CT_FORMAT")
+        "__crypto_keys__.chunk_size 0", "ERR_CT_FORMAT", reference_error="chunk_size must be greater than 0")
     bad("v2-aes256gcm-kty-uppercase", "v2-aes256gcm", edit_reserved(v2, "__crypto_keys__", keys_edit(sign__kty="OKP")),
-        "__crypto_keys__.sign.kty \"OKP\" (the JOSE spelling; the format requires lowercase \"okp\")", "ERR_CT_FORMAT")
+        "__crypto_keys__.sign.kty \"OKP\" (the JOSE spelling; the format requires lowercase \"okp\")", "ERR_CT_FORMAT",
+        reference_error="unknown variant `OKP`")
     bad("v2-aes256gcm-no-policy", "v2-aes256gcm", edit_reserved(v2, "__policy__", lambda _: None),
-        "__policy__ removed", "ERR_CT_FORMAT")
+        "__policy__ removed", "ERR_CT_FORMAT", reference_error="Missing __policy__")
     bad("v2-aes256gcm-no-signature", "v2-aes256gcm", edit_reserved(v2, "__signature__", lambda _: None),
-        "__signature__ removed", "ERR_CT_FORMAT")
+        "__signature__ removed", "ERR_CT_FORMAT", reference_error="Missing __signature__")
     bad("v2-aes256gcm-encryption-stripped", "v2-aes256gcm", edit_reserved(v2, "__encryption__", lambda _: None),
         "__encryption__ removed: the file now reads as plain safetensors holding ciphertext (downgrade)", "ERR_CT_NOT_CONFIDENTIAL",
         require_encrypted=True, reference_accepts=True,
@@ -297,7 +301,7 @@ def main(out: Path = DEFAULT_OUT) -> int:
         require_encrypted=True, reference_accepts=True, note="the reference has no require-encrypted mode")
     bad("v2-aes256gcm-policy-deny", "v2-aes256gcm", files["v2-aes256gcm-policy-deny"],
         "written by the reference with the policy `package model\\nallow = false`", "ERR_CT_POLICY_UNSUPPORTED",
-        error_with_rego="ERR_CT_POLICY_DENIED")
+        error_with_rego="ERR_CT_POLICY_DENIED", reference_error="Policy evaluation denied")
 
     write_json(out / "manifest.json", {
         "description": "CryptoTensors test vectors written by the reference implementation (PyPI cryptotensors "
