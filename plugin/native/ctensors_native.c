@@ -122,7 +122,7 @@ static const EVP_CIPHER* cipher_of(uint32_t alg) {
 
 static int key_len_of(uint32_t alg) { return alg == ALG_AES128GCM ? 16 : 32; }
 
-// nonce_i = base_iv[0..8] || BE32(BE32(base_iv[8..12]) + i), checked (format §2.5).
+// nonce_i = base_iv[0..8] || BE32(BE32(base_iv[8..12]) + i), checked (docs/format.md §3.5).
 static int chunk_nonce(const uint8_t* base, uint64_t index, uint8_t* out) {
   uint64_t start = ((uint64_t)base[8] << 24) | ((uint64_t)base[9] << 16) | ((uint64_t)base[10] << 8) | base[11];
   uint64_t c = start + index;
