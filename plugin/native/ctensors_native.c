@@ -54,6 +54,8 @@ enum { DST_BUFFER = 0, DST_MAP = 1, DST_PWRITE = 2 };
 #define SLICE_BYTES (8u << 20)
 #define MAX_THREADS 64
 
+static napi_value layout(napi_env env, napi_callback_info info);  // introspection, at the end of the file
+
 typedef struct {
   uint32_t src;      // index into the job's sources
   uint64_t src_off;  // byte offset in that file
@@ -120,7 +122,7 @@ static const EVP_CIPHER* cipher_of(uint32_t alg) {
 
 static int key_len_of(uint32_t alg) { return alg == ALG_AES128GCM ? 16 : 32; }
 
-// nonce_i = base_iv[0..8] || BE32(BE32(base_iv[8..12]) + i), checked (format §2.5).
+// nonce_i = base_iv[0..8] || BE32(BE32(base_iv[8..12]) + i), checked (docs/format.md §3.5).
 static int chunk_nonce(const uint8_t* base, uint64_t index, uint8_t* out) {
   uint64_t start = ((uint64_t)base[8] << 24) | ((uint64_t)base[9] << 16) | ((uint64_t)base[10] << 8) | base[11];
   uint64_t c = start + index;
@@ -593,6 +595,7 @@ static napi_value version(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
+    { "layout", NULL, layout, NULL, NULL, NULL, napi_default, NULL },
     { "run", NULL, run, NULL, NULL, NULL, napi_default, NULL },
     { "opensslVersion", NULL, version, NULL, NULL, NULL, napi_default, NULL },
   };
@@ -601,3 +604,56 @@ static napi_value init(napi_env env, napi_value exports) {
 }
 
 NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
+
+// layout() → the constants of the JS ↔ C contract as this binary was compiled: the enums, the number
+// of Float64 fields per task row, the tag and nonce sizes, and the sizes of the C task row types.
+// plugin/test/native-layout.test.ts checks them against plugin/src/crypto/engine.ts.
+static void set_u64(napi_env env, napi_value obj, const char* name, uint64_t v) {
+  napi_value n;
+  napi_create_double(env, (double)v, &n);
+  napi_set_named_property(env, obj, name, n);
+}
+
+static napi_value layout(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out, op, scheme, alg, status, dst;
+  napi_create_object(env, &out);
+  napi_create_object(env, &op);
+  set_u64(env, op, "decrypt", OP_DECRYPT);
+  set_u64(env, op, "encrypt", OP_ENCRYPT);
+  napi_create_object(env, &scheme);
+  set_u64(env, scheme, "plain", SCHEME_PLAIN);
+  set_u64(env, scheme, "monolithic", SCHEME_MONOLITHIC);
+  set_u64(env, scheme, "chunked", SCHEME_CHUNKED);
+  napi_create_object(env, &alg);
+  set_u64(env, alg, "aes256gcm", ALG_AES256GCM);
+  set_u64(env, alg, "aes128gcm", ALG_AES128GCM);
+  set_u64(env, alg, "chacha20poly1305", ALG_CHACHA20POLY1305);
+  napi_create_object(env, &status);
+  set_u64(env, status, "ok", ST_OK);
+  set_u64(env, status, "auth", ST_AUTH);
+  set_u64(env, status, "io", ST_IO);
+  set_u64(env, status, "counter", ST_COUNTER);
+  set_u64(env, status, "internal", ST_INTERNAL);
+  napi_create_object(env, &dst);
+  set_u64(env, dst, "buffer", DST_BUFFER);
+  set_u64(env, dst, "map", DST_MAP);
+  set_u64(env, dst, "pwrite", DST_PWRITE);
+  napi_set_named_property(env, out, "op", op);
+  napi_set_named_property(env, out, "scheme", scheme);
+  napi_set_named_property(env, out, "alg", alg);
+  napi_set_named_property(env, out, "status", status);
+  napi_set_named_property(env, out, "dst", dst);
+  set_u64(env, out, "taskFields", TASK_FIELDS);
+  set_u64(env, out, "tagBytes", TAG_BYTES);
+  set_u64(env, out, "nonceBytes", NONCE_BYTES);
+  napi_value keys;
+  napi_create_object(env, &keys);
+  set_u64(env, keys, "aes256gcm", (uint64_t)key_len_of(ALG_AES256GCM));
+  set_u64(env, keys, "aes128gcm", (uint64_t)key_len_of(ALG_AES128GCM));
+  set_u64(env, keys, "chacha20poly1305", (uint64_t)key_len_of(ALG_CHACHA20POLY1305));
+  napi_set_named_property(env, out, "keyBytes", keys);
+  set_u64(env, out, "chunkBits", sizeof(((task_t*)0)->chunk) * 8);
+  set_u64(env, out, "lengthBits", sizeof(((task_t*)0)->len) * 8);
+  return out;
+}

@@ -6,7 +6,7 @@
 import { build } from "esbuild";
 import { existsSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const plugin = join(dirname(fileURLToPath(import.meta.url)), "..");
 const src = join(plugin, "src");
@@ -16,7 +16,8 @@ const WEB_VARIANTS = new Map([
 ]);
 const STUB = join(src, "transformers", "node-stubs.web.ts");
 
-const swap = {
+/** The esbuild plugin that makes a browser bundle of plugin/src code (also used by the browser test). */
+export const ctensorsWebPlugin = {
   name: "ctensors-web",
   setup(b) {
     b.onResolve({ filter: /^node:/ }, () => ({ path: STUB }));
@@ -29,15 +30,17 @@ const swap = {
   },
 };
 
-await build({
-  entryPoints: [join(src, "transformers", "web.ts")],
-  outfile: join(plugin, "dist", "transformers.web.js"),
-  bundle: true,
-  format: "esm",
-  platform: "browser",
-  target: "es2022",
-  sourcemap: true,
-  legalComments: "linked",
-  plugins: [swap],
-  logLevel: "warning",
-});
+if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
+  await build({
+    entryPoints: [join(src, "transformers", "web.ts")],
+    outfile: join(plugin, "dist", "transformers.web.js"),
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    sourcemap: true,
+    legalComments: "linked",
+    plugins: [ctensorsWebPlugin],
+    logLevel: "warning",
+  });
+}

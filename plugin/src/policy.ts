@@ -1,4 +1,4 @@
-// Access policy (cryptotensors-format.md §5). The reference evaluates the rule `data.model.allow` of the
+// Access policy (docs/format.md §7). The reference evaluates the rule `data.model.allow` of the
 // `local` Rego module with no input and requires the boolean true. The exact default policy is
 // recognised here; any other policy goes to a real Rego engine when one is configured (regorus, through
 // a Python that has it: $CTENSORS_REGO_PYTHON or `policyEngine`), and is refused otherwise:

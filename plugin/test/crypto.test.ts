@@ -1,10 +1,10 @@
 // Known-answer tests for the cryptographic building blocks (src/crypto/*): the three AEADs, Ed25519,
 // strict base64, v2 chunk nonces, DEK wrapping, and the writer's v1/v2 tensor encryption.
-// Spec: /work/shared/docs/cryptotensors-format.md §2, §3, §10.2 item 1.
+// Spec: docs/format.md §3, §4.
 //
 // Vector provenance is given next to each vector. "Derived" vectors (no published vector has the exact
 // shape the format needs) were computed with Python `cryptography` 48.0.0 (OpenSSL-backed; the system
-// python3 — /work/main/.venv has no `cryptography`) using an independent Python implementation of the
+// python3 — the project .venv has no `cryptography`) using an independent Python implementation of the
 // spec's rules, and are checked here against our code (node:crypto). Where a published vector exists
 // it is used verbatim.
 
@@ -34,7 +34,7 @@ function expectDecryptionFailed(err: unknown): void {
 }
 
 // ------------------------------------------------------------------------------------------------
-// AEAD known answers (AAD is always empty in this format, §2.1)
+// AEAD known answers (AAD is always empty in this format, §3.1)
 
 interface AeadVector {
   source: string;
@@ -69,7 +69,7 @@ const GCM_VECTORS: AeadVector[] = [
 // ChaCha20-Poly1305: RFC 8439 §2.8.2 has AAD, so the published empty-AAD vectors come from Project
 // Wycheproof, testvectors/chacha20_poly1305_test.json (google/wycheproof @ 8f2cba4), tcIds 2, 4, 16, 24.
 // The "sunscreen" vector: key/nonce/plaintext/ciphertext are RFC 8439 §2.4.2's ChaCha20 test vector (the
-// AEAD encrypts with block counter 1, exactly as §2.4.2 does, so the ciphertext is the published one);
+// AEAD encrypts with block counter 1, exactly as RFC 8439 §2.4.2 does, so the ciphertext is the published one);
 // its Poly1305 tag over empty AAD is derived (Python `cryptography` 48.0.0).
 const SUNSCREEN = Buffer.from(
   "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.",
@@ -245,7 +245,7 @@ describe("Ed25519 (RFC 8032 §7.1)", () => {
 
 // ------------------------------------------------------------------------------------------------
 
-describe("strict base64 (§2.6)", () => {
+describe("strict base64 (§3.6)", () => {
   // RFC 4648 §10 test vectors.
   const RFC4648: [string, string, string][] = [
     ["", "", ""],
@@ -322,7 +322,7 @@ describe("strict base64 (§2.6)", () => {
 
 // ------------------------------------------------------------------------------------------------
 
-describe("v2 chunk nonces (§2.5)", () => {
+describe("v2 chunk nonces (§3.5)", () => {
   it("chunk 0 uses base_iv itself", () => {
     const base = hex("0102030405060708090a0b0c");
     expect(toHex(chunkNonce(base, 0))).toBe("0102030405060708090a0b0c");
@@ -371,7 +371,7 @@ describe("v2 chunk nonces (§2.5)", () => {
 
 // ------------------------------------------------------------------------------------------------
 
-describe("DEK wrapping (§2.3)", () => {
+describe("DEK wrapping (§3.3)", () => {
   // Derived KATs (Python `cryptography` 48.0.0): master = 00 01 …, key_iv = 20 … 2b, DEK = a0 a1 …
   const WRAP_KAT: Record<AeadAlgorithm, [string, string]> = {
     aes256gcm: ["729b04d3c83dbca9b2d5e8656db55a5660f85e2f3335d559d44fd6a9f537e0b6", "4cf3a0e51467d647235aeccfa72bad74"],
@@ -453,7 +453,7 @@ describe("tensor encryption as the writer does it", () => {
     scheme: "chunked", wrapped: dummyWrap, baseIv, tags: new Uint8Array(16 * chunkCount(tensorBytes, chunk)),
   });
 
-  // Derived KATs (Python `cryptography` 48.0.0 with an independent implementation of §2.5):
+  // Derived KATs (Python `cryptography` 48.0.0 with an independent implementation of §3.5):
   // DEK = a0 … bf, base_iv = 10×8 ‖ 00 00 00 ff (so chunk 1 carries into the next counter byte),
   // chunk_size 16, plaintext = 00 01 02 … (len bytes).
   const DEK = range(0xa0, 0xc0);

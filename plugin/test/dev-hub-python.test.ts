@@ -1,5 +1,5 @@
 // The local development Hub (plugin/src/hub/dev-hub) driven by the real Python huggingface_hub client in
-// /work/main/.venv (plugin/test/hub/devhub_client.py), next to the real @huggingface/hub client.
+// .venv (plugin/test/hub/devhub_client.py), next to the real @huggingface/hub client.
 // huggingface.co is unreachable here: the server is a local stand-in for it. Also checks that an HF cache
 // written by @huggingface/hub's snapshotDownload is readable by Python offline (what the sidecar relies on).
 

@@ -1,6 +1,6 @@
 // Unit tests for the safetensors layer: header parsing and validation (src/format/header.ts), the strict
 // JSON parser (src/format/json.ts) and the canonical serializer / writer layout (src/format/serialize.ts).
-// Spec: /work/shared/docs/cryptotensors-format.md §1.1, §1.2, §1.8, §1.9, §10.2 item 2.
+// Spec: docs/format.md §1.1–§1.5.
 
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -169,7 +169,7 @@ describe("parseHeader: accepted headers", () => {
     expect(h.byName.get("__proto__")?.end).toBe(1);
   });
 
-  it("every dtype with its bit size (§1.9)", () => {
+  it("every dtype with its bit size (§1.4)", () => {
     const bits: Record<Dtype, number> = {
       BOOL: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8,
       I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, C64: 64, F64: 64, I64: 64, U64: 64,
@@ -431,7 +431,7 @@ describe("canonical serializer", () => {
     expect(json).toBe(`{"__metadata__":{"A":"v","__x__":"v","b":"v","é":"v","\uE000":"v","😀":"v"}}`);
   });
 
-  it("orders the reserved keys as the reference does (§1.2)", () => {
+  it("orders the reserved keys as the reference does (§1.3)", () => {
     const keys = ["format", "__signature__", "__policy__", "__encryption__", "__crypto_keys__", "Format"];
     expect([...keys].sort(compareUtf8)).toEqual(["Format", "__crypto_keys__", "__encryption__", "__policy__", "__signature__", "format"]);
     expect(compareUtf8("a", "a")).toBe(0);
@@ -498,7 +498,7 @@ describe("canonical serializer", () => {
   });
 });
 
-describe("layoutTensors (reference writer order, §1.8)", () => {
+describe("layoutTensors (reference writer order, §1.5)", () => {
   it("sorts by dtype descending in enum order, offsets contiguous", () => {
     const specs = DTYPES.map((d) => ({ name: `t${d}`, dtype: d, shape: [8] }));
     // Input in a scrambled order (every 7th of 20, 7 and 20 coprime).
@@ -590,7 +590,7 @@ describe("layoutTensors (reference writer order, §1.8)", () => {
 });
 
 describe("golden header bytes, derived by hand from the spec", () => {
-  it("§1.10's tensors with format=pt: N = 152, one space of padding", () => {
+  it("§9's tensors with format=pt, unencrypted: N = 152, one space of padding", () => {
     // Writer order: both F32 → by name: bias [0,12], weight [12,36].
     // JSON is 151 bytes: 32 for `{"__metadata__":{"format":"pt"},`, 57 for the bias member and its comma,
     // 62 for the weight member and the closing brace → padded to 152 = 0x98.

@@ -1,6 +1,6 @@
 // Unit tests for keys: JWK parsing/serialisation in both spellings (src/keys/jwk.ts), key sources
 // incl. a real HTTPS key service (src/keys/sources.ts), master-key resolution (src/keys/keyring.ts) and
-// the signer trust store (src/keys/trust.ts). Spec: /work/shared/docs/cryptotensors-format.md §4, §3.
+// the signer trust store (src/keys/trust.ts). Spec: docs/format.md §6, §4.
 
 import { execFile, execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -57,7 +57,7 @@ const TEST1_PUBLIC = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a
 
 // ------------------------------------------------------------------------------------------------
 
-describe("parseJwk: the reference spelling (§4.1)", () => {
+describe("parseJwk: the reference spelling (§6.1)", () => {
   it("oct master key with std base64, kid and jku", () => {
     const k = bytesOf(32);
     const key = parseJwk({ kty: "oct", alg: "aes256gcm", k: b64(k), kid: "enc-1", jku: "file:///keys/enc.jwk", use: "enc", key_ops: ["x"] });
@@ -449,7 +449,7 @@ describe("loadKeys: HTTP(S) key services", () => {
 
 const ref = (alg: string, kid?: string, jku?: string): KeyRef => ({ kty: "oct", alg, kid, jku });
 
-describe("resolveEncryptionKey (§4.3)", () => {
+describe("resolveEncryptionKey (§6.3)", () => {
   const dir = tempDir();
 
   it("picks the key whose kid matches the header", async () => {

@@ -1,87 +1,58 @@
-// Loads proto/ctensors/sidecar/v1/sidecar.proto at run time (no generated code) and types the
-// messages as @grpc/proto-loader presents them: snake_case fields, uint64 as number, enums as names,
-// and `msg` naming the member set in a oneof.
+// Loads proto/ctensors/sidecar/v1/sidecar.proto at run time and types the messages as @grpc/proto-loader
+// presents them (snake_case fields, uint64 as number, enums as names, `msg` naming the member set in a
+// oneof). The types come from src/generated/, which sidecar/scripts/gen-proto-types.mjs generates from
+// the .proto (a test regenerates it and requires identical bytes); only the few narrowings below are
+// written by hand.
 
 import { loadPackageDefinition, type GrpcObject, type ServiceClientConstructor, type ServiceDefinition } from "@grpc/grpc-js";
 import { loadSync, type EnumTypeDefinition, type Options } from "@grpc/proto-loader";
 import { fileURLToPath } from "node:url";
+import type { CloseModelRequest__Output } from "./generated/ctensors/sidecar/v1/CloseModelRequest.js";
+import type { HealthResponse__Output } from "./generated/ctensors/sidecar/v1/HealthResponse.js";
+import type { LoadClientMessage__Output } from "./generated/ctensors/sidecar/v1/LoadClientMessage.js";
+import type { LoadDone__Output } from "./generated/ctensors/sidecar/v1/LoadDone.js";
+import type { LoadMode__Output } from "./generated/ctensors/sidecar/v1/LoadMode.js";
+import type { LoadServerMessage as GeneratedLoadServerMessage } from "./generated/ctensors/sidecar/v1/LoadServerMessage.js";
+import type { LoadStart__Output } from "./generated/ctensors/sidecar/v1/LoadStart.js";
+import type { OpenModelRequest__Output } from "./generated/ctensors/sidecar/v1/OpenModelRequest.js";
+import type { OpenModelResponse__Output } from "./generated/ctensors/sidecar/v1/OpenModelResponse.js";
+import type { RegionReady__Output } from "./generated/ctensors/sidecar/v1/RegionReady.js";
+import type { TensorInfo__Output } from "./generated/ctensors/sidecar/v1/TensorInfo.js";
+import type { TensorPlacement__Output } from "./generated/ctensors/sidecar/v1/TensorPlacement.js";
 
 /** The contract, resolved from this module's place in the repository (src/ or dist/ alike). */
 export const PROTO_PATH = fileURLToPath(new URL("../../proto/ctensors/sidecar/v1/sidecar.proto", import.meta.url));
 
 export const PROTO_LOADER_OPTIONS: Options = { keepCase: true, longs: Number, enums: String, defaults: true, oneofs: true };
 
-export type LoadModeName = "LOAD_MODE_UNSPECIFIED" | "LOAD_MODE_RESIDENT" | "LOAD_MODE_STREAMING";
+/** A name of the proto's LoadMode enum. */
+export type LoadModeName = LoadMode__Output;
+export type HealthResponse = HealthResponse__Output;
+export type OpenModelRequest = OpenModelRequest__Output;
+export type TensorInfoMessage = TensorInfo__Output;
+export type OpenModelResponse = OpenModelResponse__Output;
+export type TensorPlacement = TensorPlacement__Output;
+export type RegionReady = RegionReady__Output;
+export type LoadDone = LoadDone__Output;
+export type CloseModelRequest = CloseModelRequest__Output;
 
-export interface HealthResponse {
-  version: string;
-  open_models: string[];
-  require_encrypted: boolean;
-  trusted_signers: string[];
-}
-
-export interface OpenModelRequest {
-  source: string;
-  refresh?: boolean;
-}
-
-export interface TensorInfoMessage {
-  name: string;
-  dtype: string;
-  shape: number[];
-  byte_size: number;
-  encrypted: boolean;
-  file: string;
-}
-
-export interface OpenModelResponse {
-  model_id: string;
-  tensors: TensorInfoMessage[];
-  metadata: Record<string, string>;
-  signer_kid: string;
-  total_bytes: number;
-  repo: string;
-  revision: string;
-  commit: string;
-  local_path: string;
-}
-
-export interface LoadStart {
-  model_id: string;
-  names: string[];
-  /** A name, or a number for a value this proto does not know. */
+export type LoadStart = Omit<LoadStart__Output, "mode"> & {
+  /** A name, or a number for a value this proto does not know (proto-loader passes those through). */
   mode: LoadModeName | number;
-  window_bytes: number;
-  window_count: number;
-}
+};
 
-export interface LoadClientMessage {
-  msg?: "start" | "mapped" | "consumed";
-  start?: LoadStart;
-  mapped?: { region_id: number };
-  consumed?: { region_id: number };
-}
+export type LoadClientMessage = Omit<LoadClientMessage__Output, "start"> & { start?: LoadStart | null };
 
-export interface TensorPlacement {
-  name: string;
-  dtype: string;
-  shape: number[];
-  offset: number;
-  byte_size: number;
-}
+/** What the server sends: exactly one member of the oneof. */
+export type LoadServerMessage = { ready: RegionReady } | { done: LoadDone };
 
-export interface RegionReady {
-  region_id: number;
-  path: string;
-  region_bytes: number;
-  tensors: TensorPlacement[];
-}
-
-export type LoadServerMessage = { ready: RegionReady } | { done: { tensors: number; bytes: number } };
-
-export interface CloseModelRequest {
-  model_id: string;
-}
+/** @internal Compile-time checks that the narrowings still fit the generated message types. */
+export type ProtoNarrowingChecks = [
+  Fits<LoadServerMessage, GeneratedLoadServerMessage>,
+  Fits<LoadStart__Output, LoadStart>,
+  Fits<LoadClientMessage__Output, LoadClientMessage>,
+];
+type Fits<T extends U, U> = [T, U];
 
 let cached: { pkg: GrpcObject; errorCodes: string[] } | null = null;
 

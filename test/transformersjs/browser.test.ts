@@ -3,16 +3,21 @@
 // model with transformers.js + onnxruntime-web (wasm from node_modules, no CDN) and shows the output,
 // which must equal the plaintext model's output in the same browser. A screenshot is saved to
 // test-output/transformersjs-browser.png. Setup (scripts/setup.mjs) installs chromium; when it is
-// missing this test FAILS (it is never skipped).
+// missing this test FAILS (it is never skipped). The shared test vectors (test/vectors/) are replayed in
+// the page through the browser build of the in-memory reader: the same verdicts as in Node.
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { build } from "esbuild";
 import { chromium, type Browser, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
 import { copyDir, ctOk, FIXTURES, REPO_ROOT, runPipeline, type RunResult } from "./helpers.js";
 // @ts-expect-error: a plain .mjs script without types
 import { startDemoServer } from "../../scripts/browser-demo.mjs";
+// @ts-expect-error: a plain .mjs script without types
+import { ctensorsWebPlugin } from "../../plugin/scripts/build-web.mjs";
+import { expectedVerdict, type Manifest } from "../vectors/replay.js";
 
 const CHROMIUM = process.env.CTENSORS_CHROMIUM ?? "/usr/bin/chromium";
 const OUT = join(REPO_ROOT, "test-output");
@@ -127,5 +132,33 @@ describe("browser: the demo page runs the encrypted model", () => {
     const p = await openDemo("?model=acme/plain-bert");
     expect(p.result.error?.code, p.result.error?.message).toBe("ERR_CT_NOT_CONFIDENTIAL");
     await p.page.close();
+  });
+});
+
+describe("browser: the shared test vectors", () => {
+  it("the browser build of the in-memory reader gives every case's expected verdict (digests or error code)", async () => {
+    const vectors = join(REPO_ROOT, "test", "vectors");
+    const manifest = JSON.parse(readFileSync(join(vectors, "manifest.json"), "utf8")) as Manifest;
+    const bundle = await build({
+      entryPoints: [join(REPO_ROOT, "test", "transformersjs", "vectors-entry.ts")],
+      bundle: true, write: false, format: "iife", globalName: "ctVectors", platform: "browser", target: "es2022",
+      plugins: [ctensorsWebPlugin], logLevel: "warning",
+    });
+    const files: Record<string, string> = {};
+    const texts: Record<string, string> = {};
+    for (const c of manifest.cases) {
+      files[c.file] = readFileSync(join(vectors, c.file)).toString("base64");
+      for (const k of [...c.keys, ...c.trust]) texts[k] = readFileSync(join(vectors, k), "utf8");
+    }
+    const page = await browser.newPage();
+    // A page of the local server: a secure context (127.0.0.1), so WebCrypto is available.
+    await page.goto(server.url + "vectors");
+    await page.addScriptTag({ content: bundle.outputFiles[0]!.text });
+    const verdicts = await page.evaluate(
+      ([m, f, t]) => (globalThis as unknown as { ctVectors: { replayAll(...a: unknown[]): Promise<unknown> } }).ctVectors.replayAll(m, f, t),
+      [manifest, files, texts] as const,
+    );
+    await page.close();
+    expect(verdicts).toEqual(Object.fromEntries(manifest.cases.map((c) => [c.name, expectedVerdict(c)])));
   });
 });

@@ -1,4 +1,4 @@
-// The crypto entries of a header (format §2), parsed and cross-checked without keys. Pure code, shared by
+// The crypto entries of a header (docs/format.md §2), parsed and cross-checked without keys. Pure code, shared by
 // the file reader and the in-memory reader.
 
 import { CryptoTensorsError } from "../errors.js";
@@ -22,7 +22,7 @@ export interface CryptoInfo {
 /** null for a plain safetensors file. @throws ERR_CT_FORMAT, ERR_CT_UNSUPPORTED */
 export function parseCrypto(header: SafetensorsHeader): CryptoInfo | null {
   const md = header.metadata;
-  if (!md || !md.has(ENCRYPTION_KEY)) return null; // a plain safetensors file (§2.7)
+  if (!md || !md.has(ENCRYPTION_KEY)) return null; // a plain safetensors file (§3.7)
   const keys = parseCryptoKeys(md);
   const signature = parseSignature(md);
   const policy = parsePolicy(md);

@@ -1,4 +1,4 @@
-// Encrypt and sign one plain safetensors file (cryptotensors-format.md §1–§3), streaming tensor by tensor.
+// Encrypt and sign one plain safetensors file (docs/format.md §1–§4, §8), streaming tensor by tensor.
 
 import { open, type FileHandle } from "node:fs/promises";
 import picomatch from "picomatch";

@@ -1,4 +1,4 @@
-// The reserved `__metadata__` entries of a CryptoTensors header (cryptotensors-format.md §1.3–§1.7),
+// The reserved `__metadata__` entries of a CryptoTensors header (docs/format.md §2),
 // parsed strictly and serialised byte-for-byte as the reference writes them. Each value is a JSON
 // document stored as a string, except `__signature__` (bare base64).
 
@@ -112,7 +112,7 @@ export function parseCryptoKeys(metadata: ReadonlyMap<string, string>): CryptoKe
     chunkBytes = toSafeInteger(rawChunk);
     if (!chunkBytes) throw formatError(`${CRYPTO_KEYS_KEY}: "chunk_size" must be a positive integer`);
   } else if (version === "2") {
-    chunkBytes = DEFAULT_CHUNK_BYTES; // chunked iff chunk_size present or version "2" (§1.4)
+    chunkBytes = DEFAULT_CHUNK_BYTES; // chunked iff chunk_size present or version "2" (§2.2)
   }
   const enc = keyRef(obj.get("enc"), "oct", `${CRYPTO_KEYS_KEY}.enc`);
   const sign = keyRef(obj.get("sign"), "okp", `${CRYPTO_KEYS_KEY}.sign`);

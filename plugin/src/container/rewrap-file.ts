@@ -1,4 +1,4 @@
-// Key rotation without re-encrypting data (cryptotensors-format.md §4.4): verify with the old trust,
+// Key rotation without re-encrypting data (docs/format.md §6.4): verify with the old trust,
 // unwrap every DEK with the old master key, wrap it under the new one with fresh key IVs, re-sign.
 // IVs, tags, version, chunk size, digests and (unless replaced) the policy are kept; data is copied.
 

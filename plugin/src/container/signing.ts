@@ -1,4 +1,4 @@
-// What the Ed25519 signature covers (cryptotensors-format.md §3): the canonical header JSON without
+// What the Ed25519 signature covers (docs/format.md §4.1): the canonical header JSON without
 // `__signature__` and without padding, tensors in data order with their final offsets.
 
 import type { SafetensorsHeader, TensorInfo } from "../format/header.js";

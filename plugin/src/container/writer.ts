@@ -58,7 +58,7 @@ export function newTensorEntry(layout: CryptoLayout, masterKey: Uint8Array, byte
   }
   const count = chunkCount(byteLength, layout.chunkBytes);
   let baseIv: Uint8Array;
-  do baseIv = new Uint8Array(randomBytes(NONCE_BYTES)); // redraw rather than overflow the counter (§2.5)
+  do baseIv = new Uint8Array(randomBytes(NONCE_BYTES)); // redraw rather than overflow the counter (§3.5)
   while (!counterFits(baseIv, count));
   return { entry: { scheme: "chunked", wrapped, baseIv, tags: new Uint8Array(count * TAG_BYTES) }, dek };
 }

@@ -1,4 +1,4 @@
-// AEAD names and sizes (cryptotensors-format.md §2.1). Pure code, shared by the node:crypto and web backends.
+// AEAD names and sizes (docs/format.md §3.1). Pure code, shared by the node:crypto and web backends.
 
 export const AEAD_ALGORITHMS = ["aes256gcm", "aes128gcm", "chacha20poly1305"] as const;
 export type AeadAlgorithm = (typeof AEAD_ALGORITHMS)[number];

@@ -1,4 +1,4 @@
-// The three AEADs of the format (cryptotensors-format.md §2.1): 12-byte nonce, 16-byte tag, empty AAD.
+// The three AEADs of the format (docs/format.md §3.1): 12-byte nonce, 16-byte tag, empty AAD.
 // Backed by node:crypto (OpenSSL). Any authentication failure becomes ERR_CT_DECRYPTION_FAILED
 // with one fixed message: callers learn nothing about why (no oracle).
 

@@ -1,4 +1,4 @@
-// Strict base64 (cryptotensors-format.md §2.6): the reference uses the standard alphabet with
+// Strict base64 (docs/format.md §3.6): the reference uses the standard alphabet with
 // required, canonical padding and rejects non-canonical trailing bits. Node's Buffer decoder is
 // lenient (skips junk, accepts missing padding), so the input is validated first.
 

@@ -1,4 +1,4 @@
-// v2 chunked encryption (cryptotensors-format.md §2.5): chunk i of a tensor is sealed on its own with
+// v2 chunked encryption (docs/format.md §3.5): chunk i of a tensor is sealed on its own with
 // nonce_i = base_iv[0..8] || BE32(BE32(base_iv[8..12]) + i), the addition checked (never wraps).
 // An empty tensor is one seal of the empty string under base_iv, so it still carries one tag.
 

@@ -58,7 +58,7 @@ export function nativeThreads(): number {
 }
 
 export enum Scheme { Plain = 0, Monolithic = 1, Chunked = 2 }
-const ALG_ID: Record<AeadAlgorithm, number> = { aes256gcm: 0, aes128gcm: 1, chacha20poly1305: 2 };
+export const ALG_ID: Record<AeadAlgorithm, number> = { aes256gcm: 0, aes128gcm: 1, chacha20poly1305: 2 };
 
 /** One tensor's bytes: [srcOffset, srcOffset+length) of source `source` → dstOffset of the destination. */
 export interface NativeTask {
@@ -88,7 +88,8 @@ export type NativeDestination =
 
 export enum TaskStatus { Ok = 0, Auth = 1, Io = 2, Counter = 3, Internal = 4 }
 
-const FIELDS = 9;
+/** Float64 fields per task row: source, srcOffset, length, dstOffset, scheme, alg, chunkBytes, key offset, tag offset. */
+export const TASK_FIELDS = 9;
 
 /**
  * Runs one job on the native engine; resolves with one status per task. Failed decrypt tasks have
@@ -97,7 +98,7 @@ const FIELDS = 9;
 export async function runNative(op: "decrypt" | "encrypt", sources: readonly number[], dst: NativeDestination, tasks: readonly NativeTask[]): Promise<Uint8Array> {
   const { module } = load();
   if (!module) throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", "the native engine is not available");
-  const fields = new Float64Array(tasks.length * FIELDS);
+  const fields = new Float64Array(tasks.length * TASK_FIELDS);
   const keyBytes = tasks.reduce((s, t) => s + (t.scheme === Scheme.Plain ? 0 : t.key.length), 0);
   const tagBytes = tasks.reduce((s, t) => s + (t.scheme === Scheme.Plain ? 0 : t.tags.length), 0);
   const keys = new Uint8Array(keyBytes);
@@ -107,7 +108,7 @@ export async function runNative(op: "decrypt" | "encrypt", sources: readonly num
   let g = 0;
   tasks.forEach((t, i) => {
     const plain = t.scheme === Scheme.Plain;
-    fields.set([t.source, t.srcOffset, t.length, t.dstOffset, t.scheme, ALG_ID[t.alg], t.chunkBytes, k, g], i * FIELDS);
+    fields.set([t.source, t.srcOffset, t.length, t.dstOffset, t.scheme, ALG_ID[t.alg], t.chunkBytes, k, g], i * TASK_FIELDS);
     if (plain) return;
     keys.set(t.key, k);
     k += t.key.length;

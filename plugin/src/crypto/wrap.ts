@@ -1,4 +1,4 @@
-// DEK wrapping (cryptotensors-format.md §2.3): the per-tensor data key is sealed with the master key's
+// DEK wrapping (docs/format.md §3.3): the per-tensor data key is sealed with the master key's
 // own algorithm, a fresh 12-byte key IV and empty AAD; ciphertext and tag are stored apart.
 
 import { randomBytes } from "node:crypto";

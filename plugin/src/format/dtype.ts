@@ -1,5 +1,5 @@
-// safetensors dtypes (cryptotensors-format.md §1.9): header spelling, bit size, and the enum order the
-// reference writer sorts by (§1.8).
+// safetensors dtypes (docs/format.md §1.4): header spelling, bit size, and the enum order the
+// reference writer sorts by (§1.5).
 
 /** In the reference's `enum Dtype` order; the writer sorts tensors by this order, descending. */
 export const DTYPES = [

@@ -1,5 +1,5 @@
 // Parse and validate a safetensors header, with the reference's checks in its order
-// (cryptotensors-format.md §1.1–§1.2): size prefix, cap, UTF-8, JSON, entries, contiguous offsets,
+// (docs/format.md §1.1–§1.2): size prefix, cap, UTF-8, JSON, entries, contiguous offsets,
 // dtype × shape = byte length, and the file length exactly 8 + N + data length (no trailing bytes).
 
 import { formatError } from "../errors.js";

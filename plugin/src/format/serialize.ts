@@ -1,4 +1,4 @@
-// Canonical header serialisation, byte-identical to the reference (cryptotensors-format.md §1.2, §1.8):
+// Canonical header serialisation, byte-identical to the reference (docs/format.md §1.3, §1.5):
 // compact JSON, `__metadata__` first with keys in UTF-8 byte order, tensors in data order with members
 // dtype, shape, data_offsets; padded with spaces to a multiple of 8. The same bytes (without
 // `__signature__` and padding) are what the Ed25519 signature covers.
@@ -60,7 +60,7 @@ export interface TensorSpec {
  * Orders tensors as the reference writer does (dtype descending in enum order, then name ascending) and
  * assigns contiguous offsets. Zero-length tensors are moved so that no two share an offset when
  * possible: the reference orders such ties randomly when it verifies, so adjacent empty tensors make
- * its signature check fail at random (format §9 item 10).
+ * its signature check fail at random (docs/format.md §11.2 item 10).
  * @throws TypeError when a shape is not a whole number of bytes
  */
 export function layoutTensors(specs: readonly TensorSpec[]): TensorInfo[] {

@@ -1,4 +1,4 @@
-// JWKs in both spellings (cryptotensors-format.md §4.1):
+// JWKs in both spellings (docs/format.md §6.1):
 //  - the reference's: {"kty":"oct","alg":"aes256gcm","k":<std base64>} and {"kty":"okp","alg":"ed25519","x","d"}
 //  - standard JOSE (RFC 7517/8037): base64url values, {"kty":"OKP","crv":"Ed25519","alg":"EdDSA"},
 //    content algorithms "A256GCM" / "A128GCM" / "C20P".

@@ -1,5 +1,5 @@
 // Chooses the master key for a file from the keys the caller supplied, by the header's `kid` and `alg`
-// (cryptotensors-format.md §4.3), and honours a `file://` `jku` the way the reference's FileKeyProvider does.
+// (docs/format.md §6.3), and honours a `file://` `jku` the way the reference's FileKeyProvider does.
 
 import { fileURLToPath } from "node:url";
 import { CryptoTensorsError } from "../errors.js";

@@ -1,4 +1,4 @@
-// Where keys come from (cryptotensors-format.md §4.2): a JWK given directly, a JWK / JWK-set file, the
+// Where keys come from (docs/format.md §6.2): a JWK given directly, a JWK / JWK-set file, the
 // reference's CRYPTOTENSOR_KEYS environment variable, or an HTTPS JWK-set URL with a bearer token.
 
 import { readFile } from "node:fs/promises";

@@ -1,5 +1,5 @@
 // Signer trust: a header is verified only with public keys the caller pinned (--trust / a trust-store
-// file), never with a key the file names for itself (cryptotensors-format.md §9 item 3).
+// file), never with a key the file names for itself (docs/format.md §4.2, §11.2 item 3).
 
 import { CryptoTensorsError } from "../errors.js";
 import { ed25519Verify } from "../crypto/signature.js";
