@@ -122,8 +122,9 @@ async function download(cache: RepoCache, blob: string, commit: string, file: Hu
           { cause: err },
         );
       }
-      // A Hub that refused or could not be reached leaves the partial file to resume; bad bytes do not.
-      if (!(err instanceof CryptoTensorsError && err.code === "ERR_CT_HUB")) await rm(partial, { force: true });
+      // A Hub that refused or could not be reached leaves what arrived to resume; bad bytes do not.
+      const resumable = err instanceof CryptoTensorsError && err.code === "ERR_CT_HUB" && ((await sizeOf(partial)) ?? 0) > 0;
+      if (!resumable) await rm(partial, { force: true });
       throw err;
     }
     const got = hash.digest("hex");
