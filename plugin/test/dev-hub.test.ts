@@ -4,7 +4,7 @@
 // to a server on an ephemeral port over real HTTP.
 
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
 import { join } from "node:path";
 import {
@@ -26,6 +26,8 @@ import {
 } from "@huggingface/hub";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startDevHub, uploadMode, type DevHub } from "../src/hub/dev-hub/index.js";
+import { repoIdOfFields, repoTypeOfField, repoTypeOfSegment, validBranchName, validPath } from "../src/hub/dev-hub/names.js";
+import { Storage } from "../src/hub/dev-hub/storage.js";
 import { execa } from "execa";
 import { CLI, tempDir } from "./helpers.js";
 
@@ -361,6 +363,81 @@ describe("dev-hub input checks", () => {
     expect(commit.status).toBe(400);
   });
 });
+
+describe("dev-hub request names", () => {
+  const send = (method: string, path: string, body: unknown) =>
+    fetch(`${hub.url}${path}`, { method, headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
+  it("never deletes outside the data folder: a repo type, namespace or name with a path in it is refused (400)", async () => {
+    // A decoy repo where `type: "../../victim/"` would lead (repos/<type>s/<org>/<name> joined under dataDir).
+    const victim = join(root, "victim", "s", "org", "toy");
+    mkdirSync(victim, { recursive: true });
+    writeFileSync(join(victim, "repo.json"), "{}");
+    for (const body of [
+      { type: "../../victim/", organization: "org", name: "toy" },
+      { type: "model/../../victim", organization: "org", name: "toy" },
+      { type: "constructor", organization: "org", name: "toy" },
+      { type: "model", organization: "../victim", name: "toy" },
+      { type: "model", organization: "org", name: "../../x" },
+      { type: "model", organization: 7, name: "toy" },
+    ]) {
+      const r = await send("DELETE", "/api/repos/delete", body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+    }
+    expect(existsSync(join(victim, "repo.json"))).toBe(true);
+    expect((await send("POST", "/api/repos/create", { type: "../x", name: "y" })).status).toBe(400);
+    // The real repo is still there.
+    expect((await modelInfo({ ...common(), name: repo.name })).name).toBe(repo.name);
+  });
+
+  it("refuses branch names that are not names, and treats Object property names as unknown revisions and files", async () => {
+    for (const bad of ["x..y", "a/../b", "HEAD", "__proto__", "a//b", "0123456789abcdef0123456789abcdef01234567"]) {
+      const r = await send("POST", `/api/models/org/toy/branch/${encodeURIComponent(bad)}`, {});
+      expect(r.status, bad).toBe(400);
+    }
+    for (const rev of ["constructor", "__proto__", "toString"]) {
+      const r = await fetch(`${hub.url}/api/models/org/toy/revision/${rev}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      expect(r.status, rev).toBe(404);
+      const f = await fetch(`${hub.url}/org/toy/resolve/main/${rev}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+      expect(f.status, rev).toBe(404);
+    }
+    // A commit line that is not an object is a bad request, not an internal error.
+    const c = await fetch(`${hub.url}/api/models/org/toy/commit/main`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/x-ndjson" },
+      body: 'null\n{"key":"file","value":null}',
+    });
+    expect(c.status).toBe(400);
+  });
+
+  it("checks names in one place, and storage refuses any other name", () => {
+    expect(repoTypeOfSegment("models")).toBe("model");
+    for (const seg of ["model", "constructor", "__proto__", "..", undefined]) expect(repoTypeOfSegment(seg), String(seg)).toBeUndefined();
+    expect(repoTypeOfField(undefined)).toBe("model");
+    for (const t of ["../x", "models", "", 1, {}]) expect(thrownBy(() => repoTypeOfField(t)), String(t)).toMatchObject({ status: 400 });
+    expect(repoIdOfFields(undefined, "toy", "dev")).toBe("dev/toy");
+    for (const [o, n] of [["..", "x"], ["org", "a/b"], ["org", "x.git"], ["org", ""], [1, "x"]]) {
+      expect(thrownBy(() => repoIdOfFields(o, n, "dev")), `${o}/${n}`).toMatchObject({ status: 400 });
+    }
+    expect(validBranchName("release/v1")).toBe(true);
+    for (const p of ["a", "a/b.txt", "__proto__"]) expect(validPath(p), p).toBe(true);
+    for (const p of ["", "/a", "a/", "a/../b", "./a", "a\\b", "a\0b", "x".repeat(1001), 3]) expect(validPath(p), String(p)).toBe(false);
+    const storage = new Storage(join(root, "unused"));
+    expect(thrownBy(() => storage.repoDir("../../x" as "model", "org/toy"))).toMatchObject({ status: 400 });
+    expect(thrownBy(() => storage.repoDir("model", "../x"))).toMatchObject({ status: 400 });
+    expect(thrownBy(() => storage.lfsPath("../x"))).toMatchObject({ status: 400 });
+    expect(thrownBy(() => storage.objectPath("../x"))).toMatchObject({ status: 400 });
+  });
+});
+
+function thrownBy(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (err) {
+    return err;
+  }
+  return undefined;
+}
 
 describe("dev-hub without a token (development mode)", () => {
   it("accepts anonymous writes and logs a warning and one line per request", async () => {

@@ -1,13 +1,15 @@
 // Unit tests of the Hub helpers' own logic: repo references, settings precedence, the model card
 // section, the confidentiality declaration, cache paths. (Network behaviour: test/hub/hub.test.ts.)
 
-import { mkdirSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { RepoCache } from "../src/hub/cache.js";
 import { parseDeclaration, serializeDeclaration } from "../src/hub/declaration.js";
 import { updateModelCard, type CardFacts } from "../src/hub/model-card.js";
+import { claimPartial, partialPath } from "../src/hub/partial.js";
 import { parseRepoRef, repoFolderName, tryParseRepoRef } from "../src/hub/repo-ref.js";
 import { hubSettings } from "../src/hub/settings.js";
 import { tempDir, thrown } from "./helpers.js";
@@ -116,5 +118,25 @@ describe("cache paths", () => {
       expect(thrown(() => cache.snapshotPath("a".repeat(40), bad)), bad).toMatchObject({ code: "ERR_CT_HUB" });
     }
     expect(thrown(() => cache.blobPath("../../x"))).toMatchObject({ code: "ERR_CT_HUB" });
+  });
+});
+
+describe("partial downloads", () => {
+  it("adopts the largest partial of a process that is gone, and never touches a live one or the Python client's", async () => {
+    const blobs = tempDir("ct-partial-");
+    mkdirSync(blobs, { recursive: true });
+    const blob = join(blobs, "a".repeat(64));
+    const gone = [1, 2].map(() => spawnSync(process.execPath, ["-e", ""]).pid);
+    writeFileSync(partialPath(blob, gone[0]), "small");
+    writeFileSync(partialPath(blob, gone[1]), "the larger one");
+    writeFileSync(partialPath(blob, process.ppid), "live"); // the test runner's parent: alive
+    writeFileSync(`${blob}.incomplete`, "python"); // huggingface_hub's, under its own lock
+    const mine = await claimPartial(blob);
+    expect(mine).toBe(partialPath(blob));
+    expect(readFileSync(mine, "utf8")).toBe("the larger one");
+    expect(readdirSync(blobs).sort()).toEqual([`${"a".repeat(64)}.incomplete`, partialPath(blob, process.ppid).slice(blobs.length + 1), mine.slice(blobs.length + 1)].sort());
+    // A second claim keeps what this process already has.
+    expect(await claimPartial(blob)).toBe(mine);
+    expect(readFileSync(mine, "utf8")).toBe("the larger one");
   });
 });

@@ -5,6 +5,7 @@
 // (plugin/src/hub/dev-hub, a stand-in that the real @huggingface/hub client talks to; the Python
 // huggingface_hub client is checked against it in python-shim/tests/test_hub_e2e.py).
 
+import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -14,6 +15,7 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
 import { startDevHub, type DevHub } from "../../plugin/src/hub/dev-hub/index.js";
+import { partialPath } from "../../plugin/src/hub/partial.js";
 import { hubSettings } from "../../plugin/src/hub/settings.js";
 import { toJwk, type EncryptionKey, type SigningKey } from "../../plugin/src/keys/jwk.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
@@ -204,9 +206,10 @@ describe("ctensors pull", () => {
     const shard = "model-00001-of-00002.safetensors";
     const bytes = readFileSync(join(encDir, shard));
     const blob = join(repoDir, "blobs", sha256(bytes));
+    const killed = partialPath(blob, spawnSync(process.execPath, ["-e", ""]).pid); // as left by a pull that was killed
     for (const [partial, resumed] of [[bytes.subarray(0, 5000), true], [Buffer.alloc(5000, 7), false]] as const) {
       rmSync(blob);
-      writeFileSync(`${blob}.incomplete`, partial);
+      writeFileSync(killed, partial);
       hubLog.length = 0;
       const r = await ct(["pull", "acme/tiny", "--cache-dir", cache, "--json"]);
       expectExit(r, 0);
@@ -217,7 +220,7 @@ describe("ctensors pull", () => {
       expect(gets.some((l) => l.includes(` 200 ${bytes.length}B`)), gets.join("\n")).toBe(!resumed);
       expect(JSON.parse(r.stdout).downloaded).toEqual([shard]);
       expect(readFileSync(blob).equals(bytes)).toBe(true);
-      expect(existsSync(`${blob}.incomplete`)).toBe(false);
+      expect(readdirSync(join(repoDir, "blobs")).filter((f) => f.endsWith(".incomplete"))).toEqual([]);
     }
   });
 
@@ -237,7 +240,7 @@ describe("ctensors pull", () => {
       expectExit(r, 4, "ERR_CT_INTEGRITY");
       const blobs = join(fresh, "models--acme--tiny", "blobs");
       expect(existsSync(join(blobs, oid))).toBe(false);
-      expect(existsSync(join(blobs, `${oid}.incomplete`))).toBe(false);
+      expect(readdirSync(blobs).filter((f) => f.startsWith(oid))).toEqual([]);
     } finally {
       writeFileSync(stored!, original);
     }
@@ -301,6 +304,25 @@ describe("the sidecar serves Hub models by repo id", () => {
     for (const [n, b] of expected) expect(loaded.tensors.get(n)!.equals(Buffer.from(b)), n).toBe(true);
     // Encrypted at rest: the cached shard is the ciphertext file.
     expect(readFileSync(join(m.local_path, "model-00002-of-00002.safetensors")).equals(readFileSync(join(encDir, "model-00002-of-00002.safetensors")))).toBe(true);
+    await unary(client, "CloseModel", { model_id: m.model_id }, md());
+  });
+
+  it("opens a repo with an empty file and files of identical content (one blob)", async () => {
+    const same = new TextEncoder().encode('{"bos_token_id": 1}\n');
+    const files = [
+      ...readdirSync(encDir).map((f) => ({ path: f, content: new Blob([readFileSync(join(encDir, f))]) })),
+      { path: "merges.txt", content: new Blob([]) },
+      { path: "generation_config.json", content: new Blob([same]) },
+      { path: "tokenizer_config.json", content: new Blob([same]) },
+    ];
+    const { createRepo } = await import("@huggingface/hub");
+    await createRepo({ repo: "acme/ordinary", ...creds() });
+    await uploadFiles({ repo: "acme/ordinary", files, useXet: false, ...creds() });
+    const m = await open("acme/ordinary");
+    expect(readFileSync(join(m.local_path, "merges.txt")).length).toBe(0);
+    expect(readFileSync(join(m.local_path, "tokenizer_config.json"))).toEqual(Buffer.from(same));
+    const loaded = await runLoad(client, md(), { model_id: m.model_id, mode: "LOAD_MODE_STREAMING" });
+    expect(loaded.tensors.size).toBe(expected.size);
     await unary(client, "CloseModel", { model_id: m.model_id }, md());
   });
 

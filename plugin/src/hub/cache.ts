@@ -2,11 +2,15 @@
 //   <cache>/models--org--name/blobs/<etag>             file contents (etag: LFS sha256, else git blob sha1)
 //   <cache>/models--org--name/snapshots/<commit>/<path> relative symlinks to ../../blobs/<etag>
 //   <cache>/models--org--name/refs/<revision>          the commit a branch or tag pointed to when last resolved
-// Files are only ever added under blobs/ by rename of a complete, verified download.
+// Files are only ever added under blobs/ by rename of a complete, verified download. Every file is written
+// under a temporary name of its own and renamed into place, so concurrent writers (in one process or
+// several) never share a file. Failures to write become ERR_CT_IO (cache-io.ts).
 
-import { mkdir, readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { CryptoTensorsError } from "../errors.js";
+import { cacheIo, ensureDir } from "./cache-io.js";
 import { COMMIT_SHA, repoFolderName } from "./repo-ref.js";
 
 export class RepoCache {
@@ -16,9 +20,13 @@ export class RepoCache {
     this.root = join(cacheDir, repoFolderName(repo));
   }
 
+  blobsDir(): string {
+    return join(this.root, "blobs");
+  }
+
   blobPath(etag: string): string {
     if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(etag)) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub gave an invalid object id ${JSON.stringify(etag)} for a file of ${this.repo}`);
-    return join(this.root, "blobs", etag);
+    return join(this.blobsDir(), etag);
   }
 
   snapshotDir(commit: string): string {
@@ -37,11 +45,14 @@ export class RepoCache {
   /** Points the snapshot entry at a blob (replacing what was there). */
   async link(commit: string, path: string, etag: string): Promise<string> {
     const pointer = this.snapshotPath(commit, path);
-    await mkdir(dirname(pointer), { recursive: true });
-    const tmp = `${pointer}.${process.pid}.tmp`;
-    await rm(tmp, { force: true });
-    await symlink(relative(dirname(pointer), this.blobPath(etag)), tmp);
-    await rename(tmp, pointer);
+    await ensureDir(dirname(pointer));
+    const tmp = tempName(pointer);
+    try {
+      await cacheIo(pointer, () => symlink(relative(dirname(pointer), this.blobPath(etag)), tmp));
+      await cacheIo(pointer, () => rename(tmp, pointer));
+    } finally {
+      await rm(tmp, { force: true });
+    }
     return pointer;
   }
 
@@ -59,10 +70,14 @@ export class RepoCache {
   async writeRef(revision: string, commit: string): Promise<void> {
     if (COMMIT_SHA.test(revision)) return;
     const path = join(this.root, "refs", revision);
-    await mkdir(dirname(path), { recursive: true });
-    const tmp = `${path}.${process.pid}.tmp`;
-    await writeFile(tmp, commit);
-    await rename(tmp, path);
+    await ensureDir(dirname(path));
+    const tmp = tempName(path);
+    try {
+      await cacheIo(path, () => writeFile(tmp, commit));
+      await cacheIo(path, () => rename(tmp, path));
+    } finally {
+      await rm(tmp, { force: true });
+    }
   }
 
   /** Every file path (relative, `/`-separated) of a cached snapshot. */
@@ -74,4 +89,9 @@ export class RepoCache {
       .map((e) => relative(root, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split("\\").join("/"))
       .sort();
   }
+}
+
+/** A temporary name beside `path`, unique to one write. */
+function tempName(path: string): string {
+  return `${path}.${process.pid}-${randomBytes(6).toString("hex")}.tmp`;
 }

@@ -2,11 +2,12 @@
 // HF cache. The commit is what callers pin: a snapshot folder never changes once complete.
 
 import { stat } from "node:fs/promises";
-import { listFiles, modelInfo } from "@huggingface/hub";
+import { modelInfo } from "@huggingface/hub";
 import { CryptoTensorsError } from "../errors.js";
 import { RepoCache } from "./cache.js";
-import { downloadToCache, etagOf, type HubFile } from "./download.js";
+import { downloadToCache, etagOf, sizeOfFile, type HubFile } from "./download.js";
 import { hubError } from "./hub-error.js";
+import { listCommitFiles } from "./listing.js";
 import { COMMIT_SHA, type RepoRef } from "./repo-ref.js";
 import { credentialsOf, type HubSettings } from "./settings.js";
 
@@ -60,21 +61,6 @@ export async function resolveRevision(ref: RepoRef, settings: HubSettings): Prom
   return info.sha;
 }
 
-/** The files of a commit, as the Hub lists them. */
-export async function listCommitFiles(repo: string, commit: string, settings: HubSettings): Promise<HubFile[]> {
-  const files: HubFile[] = [];
-  try {
-    for await (const entry of listFiles({ repo, revision: commit, recursive: true, ...credentialsOf(settings) })) {
-      if (entry.type !== "file") continue;
-      if (typeof entry.oid !== "string") throw new CryptoTensorsError("ERR_CT_HUB", `the Hub listed ${entry.path} without an object id`);
-      files.push({ path: entry.path, size: entry.size, oid: entry.oid, ...(entry.lfs ? { lfs: { oid: entry.lfs.oid, size: entry.lfs.size } } : {}) });
-    }
-  } catch (err) {
-    throw hubError(err, `listing the files of ${repo}@${commit.slice(0, 12)}`, settings.hubUrl);
-  }
-  return files;
-}
-
 /**
  * Brings `ref` into the cache and returns its snapshot. Offline (HF_HUB_OFFLINE=1): only what the
  * cache holds, no network call.
@@ -94,18 +80,21 @@ export async function fetchSnapshot(ref: RepoRef, settings: HubSettings, options
   const wanted = (await listCommitFiles(ref.repo, commit, settings)).filter((f) => include(f.path));
   for (const f of wanted) cache.snapshotPath(commit, f.path); // refuse odd names before writing anything
   const progress: SnapshotProgress = { totalBytes: 0, doneBytes: 0 };
-  const missing: HubFile[] = [];
+  // One download per blob: files with the same content share it.
+  const missing = new Map<string, HubFile>();
   for (const f of wanted) {
-    const { size } = await stat(cache.blobPath(etagOf(f))).catch(() => ({ size: -1 }));
-    if (size !== (f.lfs?.size ?? f.size)) {
-      missing.push(f);
-      progress.totalBytes += f.lfs?.size ?? f.size;
+    const etag = etagOf(f);
+    if (missing.has(etag)) continue;
+    const { size } = await stat(cache.blobPath(etag)).catch(() => ({ size: -1 }));
+    if (size !== sizeOfFile(f)) {
+      missing.set(etag, f);
+      progress.totalBytes += sizeOfFile(f);
     }
   }
   options.onProgress?.({ ...progress });
-  const downloaded: string[] = [];
+  const fetched = new Set<string>();
   // A few files at a time: shards are large, config files small.
-  const queue = [...missing];
+  const queue = [...missing.values()];
   const worker = async () => {
     for (let f = queue.shift(); f; f = queue.shift()) {
       const file = f;
@@ -113,10 +102,11 @@ export async function fetchSnapshot(ref: RepoRef, settings: HubSettings, options
         progress.doneBytes += n;
         options.onProgress?.({ ...progress, file: file.path });
       });
-      if (got) downloaded.push(file.path);
+      if (got) fetched.add(etagOf(file));
     }
   };
   await Promise.all(Array.from({ length: Math.min(4, queue.length) }, worker));
+  const downloaded = wanted.filter((f) => fetched.has(etagOf(f))).map((f) => f.path);
   for (const f of wanted) await cache.link(commit, f.path, etagOf(f));
   if (options.commit === undefined) await cache.writeRef(ref.revision, commit);
   return { repo: ref.repo, revision: ref.revision, commit, path: cache.snapshotDir(commit), files: wanted.map((f) => f.path).sort(), downloaded: downloaded.sort() };

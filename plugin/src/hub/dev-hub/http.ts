@@ -1,7 +1,7 @@
 // Small HTTP helpers for the development Hub: JSON answers, errors in the Hub's shape, bounded bodies.
 
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { HubError } from "./repos.js";
+import { HubError } from "./hub-error.js";
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const data = Buffer.from(JSON.stringify(body));

@@ -7,11 +7,11 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { sendJson } from "./http.js";
-import { HubError } from "./repos.js";
+import { HubError } from "./hub-error.js";
+import { validLfsOid } from "./names.js";
 import type { Storage } from "./storage.js";
 
 const HREF_TTL_S = 3600;
-const OID = /^[0-9a-f]{64}$/;
 
 export class Lfs {
   private readonly secret = randomBytes(32);
@@ -34,7 +34,7 @@ export class Lfs {
     const sig = query.get("sig") ?? "";
     const want = Buffer.from(this.sign(op, oid, size, exp));
     const got = Buffer.from(sig);
-    if (!OID.test(oid) || !Number.isSafeInteger(size) || size < 0 || got.length !== want.length || !timingSafeEqual(got, want)) {
+    if (!validLfsOid(oid) || !Number.isSafeInteger(size) || size < 0 || got.length !== want.length || !timingSafeEqual(got, want)) {
       throw new HubError(403, "invalid or missing LFS href signature");
     }
     if (exp < Date.now() / 1000) throw new HubError(403, "LFS href expired");
@@ -52,7 +52,7 @@ export class Lfs {
     for (const o of body.objects as Array<{ oid?: unknown; size?: unknown }>) {
       const oid = String(o?.oid ?? "");
       const size = Number(o?.size);
-      if (!OID.test(oid) || !Number.isSafeInteger(size) || size < 0) {
+      if (!validLfsOid(oid) || !Number.isSafeInteger(size) || size < 0) {
         objects.push({ oid, size, error: { code: 422, message: "invalid oid or size" } });
         continue;
       }

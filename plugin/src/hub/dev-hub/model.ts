@@ -61,10 +61,9 @@ export function lfsEntry(sha256: string, size: number): { oid: string; size: num
   return { oid: gitBlobOid(pointer), size, lfs: { oid: sha256, size, pointerSize: pointer.length } };
 }
 
-/** A repo-relative file path the server accepts: no empty, "." or ".." segment, no backslash or NUL. */
-export function validPath(path: string): boolean {
-  if (!path || path.length > 1000 || path.includes("\\") || path.includes("\0")) return false;
-  return path.split("/").every((s) => s !== "" && s !== "." && s !== "..");
+/** The file at `path` in a commit (own entries only: a path named like an Object method is no file). */
+export function fileAt(commit: Commit, path: string): FileEntry | undefined {
+  return Object.hasOwn(commit.tree, path) ? commit.tree[path] : undefined;
 }
 
 /**
@@ -83,7 +82,8 @@ export function makeCommit(parent: Commit | undefined, changes: Change[], info: 
     changes: changes.map((c) => (c.kind === "file" ? { kind: c.kind, path: c.path, oid: c.oid, size: c.size, lfs: c.lfs ?? null } : c)),
   });
   const id = createHash("sha1").update(canonical).digest("hex");
-  const tree: Record<string, FileEntry> = { ...(parent?.tree ?? {}) };
+  // No prototype: a file may be called "__proto__".
+  const tree: Record<string, FileEntry> = Object.assign(Object.create(null) as Record<string, FileEntry>, parent?.tree ?? {});
   for (const c of changes) {
     if (c.kind === "delete") {
       delete tree[c.path];

@@ -2,37 +2,18 @@
 // in-memory cache over Storage and one lock per repository (commits and branch updates are serialized).
 
 import { createHash } from "node:crypto";
+import { HubError, repoNotFound, revisionNotFound } from "./hub-error.js";
 import { makeCommit, type Change, type Commit, type RepoMeta, type RepoType } from "./model.js";
+import { isRepoType, validCommitId, validRepoId } from "./names.js";
 import type { Storage } from "./storage.js";
 
-export class HubError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code?: string,
-    /** More fields of the JSON error body (the Hub's 409 on create carries the repo url). */
-    readonly extra?: Record<string, unknown>,
-  ) {
-    super(message);
-  }
+/** The commit a branch points to (own properties only: a branch named like an Object method is no branch). */
+export function branchHead(meta: RepoMeta, branch: string): string | undefined {
+  return Object.hasOwn(meta.branches, branch) ? meta.branches[branch] : undefined;
 }
-
-export const repoNotFound = () => new HubError(404, "Repository not found", "RepoNotFound");
-export const revisionNotFound = (rev: string) => new HubError(404, `Invalid rev id: ${rev}`, "RevisionNotFound");
-export const entryNotFound = (path: string) => new HubError(404, `Entry not found: ${path}`, "EntryNotFound");
 
 export function repoObjectId(type: RepoType, id: string): string {
   return createHash("sha1").update(`${type}/${id}`).digest("hex").slice(0, 24);
-}
-
-/** A namespace or repo name the server accepts (no "..", no path separators). */
-export function validRepoPart(part: string): boolean {
-  return /^[A-Za-z0-9_][\w.-]{0,95}$/.test(part) && !part.includes("..") && !part.endsWith(".git");
-}
-
-export function validRepoId(id: string): boolean {
-  const parts = id.split("/");
-  return parts.length === 2 && parts.every(validRepoPart);
 }
 
 export class Repos {
@@ -47,7 +28,7 @@ export class Repos {
   }
 
   async get(type: RepoType, id: string): Promise<RepoMeta | undefined> {
-    if (!validRepoId(id)) return undefined;
+    if (!isRepoType(type) || !validRepoId(id)) return undefined;
     const k = this.key(type, id);
     let meta = this.cache.get(k);
     if (!meta) {
@@ -70,7 +51,7 @@ export class Repos {
   /** Resolves a branch name, "HEAD" (= main) or a full commit sha to a commit. */
   async resolve(meta: RepoMeta, rev: string): Promise<Commit> {
     const branch = rev === "HEAD" ? "main" : rev;
-    const sha = meta.branches[branch] ?? (/^[0-9a-f]{40}$/.test(rev) ? rev : undefined);
+    const sha = branchHead(meta, branch) ?? (validCommitId(rev) ? rev : undefined);
     const c = sha ? await this.commit(meta, sha) : undefined;
     if (!c) throw revisionNotFound(rev);
     return c;
@@ -91,7 +72,7 @@ export class Repos {
   }
 
   async create(type: RepoType, id: string, isPrivate: boolean, author: string): Promise<RepoMeta> {
-    if (!validRepoId(id)) throw new HubError(400, `invalid repo id ${JSON.stringify(id)}`);
+    if (!isRepoType(type) || !validRepoId(id)) throw new HubError(400, `invalid repo id ${JSON.stringify(id)}`);
     return this.locked(type, id, async () => {
       if (await this.get(type, id)) throw new HubError(409, "You already created this model repo", "RepoExists");
       const initial = makeCommit(undefined, [], { title: "initial commit", message: "", author });
@@ -106,8 +87,7 @@ export class Repos {
   async remove(type: RepoType, id: string): Promise<void> {
     await this.locked(type, id, async () => {
       if (!(await this.get(type, id))) throw repoNotFound();
-      const { rm } = await import("node:fs/promises");
-      await rm(this.storage.repoDir(type, id), { recursive: true, force: true });
+      await this.storage.removeRepo(type, id);
       this.cache.delete(this.key(type, id));
       for (const k of [...this.commits.keys()]) if (k.startsWith(`${this.key(type, id)}@`)) this.commits.delete(k);
     });
@@ -121,7 +101,7 @@ export class Repos {
     info: { title: string; message: string; author: string; parentCommit?: string },
   ): Promise<Commit> {
     return this.locked(meta.type, meta.id, async () => {
-      const headSha = meta.branches[branch];
+      const headSha = branchHead(meta, branch);
       if (!headSha) throw revisionNotFound(branch);
       if (info.parentCommit && info.parentCommit !== headSha) {
         throw new HubError(412, `A commit has happened since. Please refresh and try again: parentCommit ${info.parentCommit} is not the head of ${branch} (${headSha})`, "PreconditionFailed");
@@ -144,7 +124,7 @@ export class Repos {
 
   async createBranch(meta: RepoMeta, branch: string, opts: { startingPoint?: string; empty?: boolean; overwrite?: boolean; author: string }): Promise<void> {
     await this.locked(meta.type, meta.id, async () => {
-      if (meta.branches[branch] && !opts.overwrite) throw new HubError(409, `Reference already exists: refs/heads/${branch}`, "BranchExists");
+      if (branchHead(meta, branch) && !opts.overwrite) throw new HubError(409, `Reference already exists: refs/heads/${branch}`, "BranchExists");
       let sha: string;
       if (opts.empty) {
         const c = makeCommit(undefined, [], { title: `create branch ${branch}`, message: "", author: opts.author });
@@ -161,7 +141,7 @@ export class Repos {
   async deleteBranch(meta: RepoMeta, branch: string): Promise<void> {
     await this.locked(meta.type, meta.id, async () => {
       if (branch === "main") throw new HubError(403, "The main branch cannot be deleted");
-      if (!meta.branches[branch]) throw revisionNotFound(branch);
+      if (!branchHead(meta, branch)) throw revisionNotFound(branch);
       delete meta.branches[branch];
       await this.storage.writeRepo(meta);
     });

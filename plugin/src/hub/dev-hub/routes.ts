@@ -2,10 +2,13 @@
 // Python huggingface_hub use; see docs/dev-hub.md).
 
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { changesOf, commitInfoOf, parseCommitBody } from "./commit-request.js";
 import { bearer, readBody, readJson, sendError, sendJson } from "./http.js";
+import { entryNotFound, HubError, repoNotFound } from "./hub-error.js";
 import type { Lfs } from "./lfs.js";
-import { gitBlobOid, lfsEntry, lfsPointer, listTree, validPath, type Change, type Commit, type FileEntry, type RepoMeta, type RepoType } from "./model.js";
-import { entryNotFound, HubError, repoNotFound, repoObjectId, validRepoPart, type Repos } from "./repos.js";
+import { fileAt, lfsPointer, listTree, type Change, type Commit, type FileEntry, type RepoMeta, type RepoType } from "./model.js";
+import { repoIdOfFields, repoTypeOfField, repoTypeOfSegment, validBranchName, validPath } from "./names.js";
+import { branchHead, repoObjectId, type Repos } from "./repos.js";
 import type { Storage } from "./storage.js";
 
 /** Files at least this large are uploaded with LFS, whatever their name. */
@@ -28,8 +31,6 @@ export interface HubContext {
   user: string;
   treePageSize: number;
 }
-
-const TYPES: Record<string, RepoType> = { models: "model", datasets: "dataset", spaces: "space" };
 
 /** Whether an upload goes through LFS: by extension, by size (≥ 10 MiB), or binary content (a NUL byte in the sample). */
 export function uploadMode(path: string, size: number, sample?: Buffer): "lfs" | "regular" {
@@ -125,7 +126,7 @@ export class Router {
       if (segs[1] === "agent-harnesses" && segs.length === 2 && m === "GET") return sendJson(res, 200, { standardEnvVars: [], harnesses: {} });
       if (segs[1] === "repos" && segs[2] === "create" && segs.length === 3 && m === "POST") return this.createRepo(req, res, auth);
       if (segs[1] === "repos" && segs[2] === "delete" && segs.length === 3 && m === "DELETE") return this.deleteRepo(req, res, auth);
-      const type = TYPES[segs[1] ?? ""];
+      const type = repoTypeOfSegment(segs[1]);
       if (type && segs.length >= 4) return this.api(req, res, auth, type, `${segs[2]}/${segs[3]}`, segs.slice(4), url);
       throw new HubError(404, `no such endpoint: ${m} ${url.pathname}`);
     }
@@ -134,7 +135,7 @@ export class Router {
     let rest = segs;
     let type: RepoType = "model";
     if ((segs[0] === "datasets" || segs[0] === "spaces") && segs.length >= 5) {
-      type = TYPES[segs[0]]!;
+      type = repoTypeOfSegment(segs[0])!;
       rest = segs.slice(1);
     }
     if (rest.length === 6 && rest[1]!.endsWith(".git") && rest.slice(2).join("/") === "info/lfs/objects/batch" && m === "POST") {
@@ -171,15 +172,9 @@ export class Router {
   private async createRepo(req: IncomingMessage, res: ServerResponse, auth: Auth): Promise<void> {
     this.requireWrite(auth);
     const body = await readJson(req, MAX_JSON_BODY);
-    const name = body.name;
-    const org = body.organization ?? this.ctx.user;
-    const type = (body.type ?? "model") as RepoType;
-    if (typeof name !== "string" || typeof org !== "string" || !validRepoPart(name) || !validRepoPart(org)) {
-      throw new HubError(400, "invalid repo name or organization");
-    }
-    if (type !== "model" && type !== "dataset" && type !== "space") throw new HubError(400, "type must be model, dataset or space");
+    const type = repoTypeOfField(body.type);
+    const id = repoIdOfFields(body.organization, body.name, this.ctx.user);
     const isPrivate = body.visibility !== undefined ? body.visibility === "private" : body.private === true;
-    const id = `${org}/${name}`;
     const prefix = type === "model" ? "" : `${type}s/`;
     const repoUrl = `${this.base(req)}/${prefix}${id}`;
     try {
@@ -194,9 +189,7 @@ export class Router {
   private async deleteRepo(req: IncomingMessage, res: ServerResponse, auth: Auth): Promise<void> {
     this.requireWrite(auth);
     const body = await readJson(req, MAX_JSON_BODY);
-    const type = (body.type ?? "model") as RepoType;
-    const id = `${body.organization ?? this.ctx.user}/${String(body.name)}`;
-    await this.ctx.repos.remove(type, id);
+    await this.ctx.repos.remove(repoTypeOfField(body.type), repoIdOfFields(body.organization, body.name, this.ctx.user));
     sendJson(res, 200, {});
   }
 
@@ -218,7 +211,7 @@ export class Router {
       if (typeof body.startingPoint === "string") opts.startingPoint = body.startingPoint;
       if (body.emptyBranch === true) opts.empty = true;
       if (body.overwrite === true) opts.overwrite = true;
-      if (!/^[\w.\-/]{1,200}$/.test(rev!) || /^[0-9a-f]{40}$/.test(rev!) || rev === "HEAD" || rev!.includes("..")) throw new HubError(400, `invalid branch name ${JSON.stringify(rev)}`);
+      if (!validBranchName(rev)) throw new HubError(400, `invalid branch name ${JSON.stringify(rev)}`);
       await this.ctx.repos.createBranch(meta, rev!, opts);
       return sendJson(res, 200, {});
     }
@@ -305,7 +298,8 @@ export class Router {
     for (const p of paths) {
       if (typeof p !== "string") throw new HubError(400, "paths must be strings");
       const path = p.replace(/^\/+|\/+$/g, "");
-      if (c.tree[path]) out.push(await this.renderEntry(meta, c, { type: "file", path, entry: c.tree[path], oid: c.tree[path]!.oid }, expand));
+      const file = fileAt(c, path);
+      if (file) out.push(await this.renderEntry(meta, c, { type: "file", path, entry: file, oid: file.oid }, expand));
       else if (path && validPath(path)) {
         const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
         const dir = listTree(c, parent, false)?.find((i) => i.path === path && i.type === "directory");
@@ -357,86 +351,30 @@ export class Router {
       const sample = typeof f?.sample === "string" ? Buffer.from(f.sample, "base64") : undefined;
       return { path, uploadMode: uploadMode(path, size, sample), shouldIgnore: false };
     });
-    sendJson(res, 200, { files, commitOid: meta.branches[rev] ?? null });
+    sendJson(res, 200, { files, commitOid: branchHead(meta, rev) ?? null });
   }
 
   private async commit(req: IncomingMessage, res: ServerResponse, meta: RepoMeta, branch: string, url: URL): Promise<void> {
     if (url.searchParams.get("create_pr")) throw new HubError(400, "pull requests are not supported by the development Hub");
-    const buf = await readBody(req, MAX_COMMIT_BODY);
-    const type = String(req.headers["content-type"] ?? "");
-    let lines: Array<{ key: string; value: Record<string, unknown> }>;
-    try {
-      if (type.startsWith("application/json")) {
-        // JSON form: {summary, description, parentCommit, files:[{path, content, encoding}], lfsFiles:[…], deletedFiles:[…]}
-        const j = JSON.parse(buf.toString("utf8")) as Record<string, unknown>;
-        const arr = (k: string) => (Array.isArray(j[k]) ? (j[k] as Record<string, unknown>[]) : []);
-        lines = [
-          { key: "header", value: { summary: j.summary, description: j.description, parentCommit: j.parentCommit } },
-          ...arr("files").map((value) => ({ key: "file", value })),
-          ...arr("lfsFiles").map((value) => ({ key: "lfsFile", value })),
-          ...arr("deletedFiles").map((value) => ({ key: "deletedFile", value })),
-          ...arr("deletedFolders").map((value) => ({ key: "deletedFolder", value })),
-        ];
-      } else {
-        lines = buf
-          .toString("utf8")
-          .split("\n")
-          .filter((l) => l.trim())
-          .map((l) => JSON.parse(l) as { key: string; value: Record<string, unknown> });
-      }
-    } catch {
-      throw new HubError(400, "commit body is not valid ndjson / JSON");
-    }
-    const header = lines.find((l) => l.key === "header")?.value ?? {};
-    const changes: Change[] = [];
-    const seen = new Set<string>();
-    for (const { key, value } of lines) {
-      if (key === "header") continue;
-      const path = String(value?.path ?? "");
-      const normalized = key === "deletedFolder" ? path.replace(/\/+$/, "") : path;
-      if (!validPath(normalized)) throw new HubError(400, `invalid path ${JSON.stringify(path)}`);
-      if (seen.has(normalized)) throw new HubError(400, `path ${JSON.stringify(path)} appears twice in the commit`);
-      seen.add(normalized);
-      if (key === "file") {
-        if (value.encoding !== undefined && value.encoding !== "base64") throw new HubError(400, `unsupported encoding ${String(value.encoding)}`);
-        const content = Buffer.from(String(value.content ?? ""), "base64");
-        const oid = gitBlobOid(content);
-        await this.ctx.storage.putObject(oid, content);
-        changes.push({ kind: "file", path, oid, size: content.length });
-      } else if (key === "lfsFile") {
-        const oid = String(value.oid ?? "");
-        const size = Number(value.size);
-        if ((value.algo ?? "sha256") !== "sha256") throw new HubError(400, "lfsFile algo must be sha256");
-        const have = /^[0-9a-f]{64}$/.test(oid) ? await this.ctx.storage.lfsSize(oid) : undefined;
-        if (have === undefined) throw new HubError(422, `lfsFile ${JSON.stringify(path)}: LFS object ${oid} was not uploaded`);
-        if (have !== size) throw new HubError(422, `lfsFile ${JSON.stringify(path)}: size ${size} does not match the uploaded object (${have} bytes)`);
-        changes.push({ kind: "file", path, ...lfsEntry(oid, size) });
-      } else if (key === "deletedFile") {
-        changes.push({ kind: "delete", path });
-      } else if (key === "deletedFolder") {
-        changes.push({ kind: "deleteFolder", path: normalized });
-      } else {
-        throw new HubError(400, `unsupported commit operation ${JSON.stringify(key)}`);
-      }
-    }
-    const info: { title: string; message: string; author: string; parentCommit?: string } = {
-      title: typeof header.summary === "string" && header.summary ? header.summary : "Upload files with the development Hub",
-      message: typeof header.description === "string" ? header.description : "",
-      author: this.ctx.user,
-    };
-    if (typeof header.parentCommit === "string" && header.parentCommit) info.parentCommit = header.parentCommit;
-    // Deleting a file that does not exist is an error on the Hub.
-    const headCommit = await this.ctx.repos.resolve(meta, branch);
-    for (const ch of changes) if (ch.kind === "delete" && !headCommit.tree[ch.path]) throw entryNotFound(ch.path);
-    const c = await this.ctx.repos.commitChanges(meta, branch, changes, info);
+    const lines = parseCommitBody(await readBody(req, MAX_COMMIT_BODY), String(req.headers["content-type"] ?? ""));
+    const changes = await changesOf(lines, this.ctx.storage);
+    await this.refuseMissingDeletes(meta, branch, changes);
+    const c = await this.ctx.repos.commitChanges(meta, branch, changes, commitInfoOf(lines, this.ctx.user));
     const prefix = meta.type === "model" ? "" : `${meta.type}s/`;
     sendJson(res, 200, { success: true, commitOid: c.id, commitUrl: `${this.base(req)}/${prefix}${meta.id}/commit/${c.id}`, pullRequestUrl: null, hookOutput: "" });
+  }
+
+
+  /** Deleting a file that does not exist is an error on the Hub. */
+  private async refuseMissingDeletes(meta: RepoMeta, branch: string, changes: Change[]): Promise<void> {
+    const head = await this.ctx.repos.resolve(meta, branch);
+    for (const ch of changes) if (ch.kind === "delete" && !fileAt(head, ch.path)) throw entryNotFound(ch.path);
   }
 
   private async resolveFile(req: IncomingMessage, res: ServerResponse, auth: Auth, type: RepoType, id: string, rev: string, path: string, raw: boolean): Promise<void> {
     const meta = await this.readable(type, id, auth);
     const c = await this.ctx.repos.resolve(meta, rev);
-    const e = validPath(path) ? c.tree[path] : undefined;
+    const e = validPath(path) ? fileAt(c, path) : undefined;
     if (!e) throw entryNotFound(path);
     const headers: Record<string, string> = { "X-Repo-Commit": c.id, "Content-Type": "application/octet-stream" };
     if (e.lfs && raw) {

@@ -34,15 +34,17 @@ export interface DevHub {
   close(): Promise<void>;
 }
 
-export async function startDevHub(opts: DevHubOptions): Promise<DevHub> {
+/**
+ * The request handler of a development Hub over `opts.dataDir`, without a server (for a server of
+ * one's own, or to drive the routes in-process). `router.handle(req, res)` answers one request.
+ */
+export async function createRouter(opts: Omit<DevHubOptions, "port" | "host" | "log">): Promise<Router> {
   if (!opts.dataDir) throw new TypeError("startDevHub: dataDir is required");
-  const host = opts.host ?? "127.0.0.1";
-  const log = opts.log ?? (() => {});
   const storage = new Storage(opts.dataDir);
   await storage.init();
   const treePageSize = opts.treePageSize ?? 1000;
   if (!Number.isSafeInteger(treePageSize) || treePageSize < 1) throw new TypeError("startDevHub: treePageSize must be a positive integer");
-  const router = new Router({
+  return new Router({
     storage,
     repos: new Repos(storage),
     lfs: new Lfs(storage),
@@ -50,6 +52,12 @@ export async function startDevHub(opts: DevHubOptions): Promise<DevHub> {
     user: opts.user ?? "dev",
     treePageSize,
   });
+}
+
+export async function startDevHub(opts: DevHubOptions): Promise<DevHub> {
+  const host = opts.host ?? "127.0.0.1";
+  const log = opts.log ?? (() => {});
+  const router = await createRouter(opts);
   if (opts.token === undefined) log("dev-hub: warning: no token set, anonymous writes are accepted (development mode)");
 
   const server = createServer((req, res) => {

@@ -4,7 +4,8 @@
 //   repos/<models|datasets|spaces>/<org>/<name>/repo.json            repo metadata + branches
 //   repos/<models|datasets|spaces>/<org>/<name>/commits/<sha1>.json  one immutable commit each
 //   tmp/                                         partial uploads (renamed into place when verified)
-// Every JSON file is written to a temporary file and renamed into place (atomic on POSIX).
+// Every JSON file is written to a temporary file and renamed into place (atomic on POSIX). Every path is
+// built from names checked again here (names.ts), so no request can reach outside dataDir.
 
 import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
@@ -13,7 +14,9 @@ import { join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Transform } from "node:stream";
+import { HubError } from "./hub-error.js";
 import type { Commit, RepoMeta, RepoType } from "./model.js";
+import { isRepoType, validCommitId, validLfsOid, validRepoId } from "./names.js";
 
 export class Storage {
   constructor(readonly dataDir: string) {}
@@ -25,14 +28,17 @@ export class Storage {
   }
 
   repoDir(type: RepoType, id: string): string {
+    if (!isRepoType(type) || !validRepoId(id)) throw new HubError(400, `invalid repo type or id ${JSON.stringify(`${String(type)}/${id}`)}`);
     return join(this.dataDir, "repos", `${type}s`, ...id.split("/"));
   }
 
   lfsPath(sha256: string): string {
+    if (!validLfsOid(sha256)) throw new HubError(400, `invalid LFS object id ${JSON.stringify(sha256)}`);
     return join(this.dataDir, "lfs", sha256);
   }
 
   objectPath(oid: string): string {
+    if (!validCommitId(oid)) throw new HubError(400, `invalid object id ${JSON.stringify(oid)}`);
     return join(this.dataDir, "objects", oid);
   }
 
@@ -61,8 +67,12 @@ export class Storage {
     await this.writeJsonAtomic(join(dir, "repo.json"), meta);
   }
 
+  async removeRepo(type: RepoType, id: string): Promise<void> {
+    await rm(this.repoDir(type, id), { recursive: true, force: true });
+  }
+
   async readCommit(type: RepoType, id: string, sha: string): Promise<Commit | undefined> {
-    if (!/^[0-9a-f]{40}$/.test(sha)) return undefined;
+    if (!validCommitId(sha)) return undefined;
     try {
       return JSON.parse(await readFile(join(this.repoDir(type, id), "commits", `${sha}.json`), "utf8")) as Commit;
     } catch (err) {
