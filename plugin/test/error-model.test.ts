@@ -4,7 +4,7 @@
 // header strings never reach the terminal as control characters; both engines read a v2 file whose
 // chunk_size exceeds 2^31 and refuse such a chunk size for writing up front.
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -130,6 +130,18 @@ describe("usage errors and bugs", () => {
       }
       expect(lines.join("\n"), err.message).toContain(flag);
     }
+  });
+});
+
+describe("the sidecar's socket refusals", () => {
+  it("name no flag in the library; the CLI adds the --socket hint and never suggests chmod on a shared directory", async () => {
+    const open = join(dir, "open-socket-dir");
+    mkdirSync(open, { mode: 0o755 });
+    chmodSync(open, 0o755);
+    const r = await ct(["serve", "--socket", join(open, "s.sock"), "--key", join(keysDir, "enc.jwk"), "--trust", join(keysDir, "sign.pub.jwk")]);
+    expect(r.code).toBe(8);
+    expect(r.stderr).toContain("group and others must have no access (choose another --socket, in a directory of your own (mode 0700))");
+    expect(r.stderr).not.toContain("chmod");
   });
 });
 

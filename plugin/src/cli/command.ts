@@ -24,7 +24,8 @@ export type OptionValues<O extends CommandOptions> = ReturnType<
   typeof parseArgs<{ options: O & typeof GLOBAL_OPTIONS; allowPositionals: true; strict: true }>
 >["values"];
 
-/** Values of a command defined without `defineCommand` (not yet converted). */
+/** Values of a command defined without `defineCommand`. Not yet converted (edited by others at the
+ * time): verify, decrypt, serve, encrypt, rewrap, keygen, pull. Drop this type once they are. */
 export type UntypedValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
 
 export interface CommandContext<V = UntypedValues> {

@@ -20,6 +20,7 @@ const HINTS: readonly Hint[] = [
   { code: "ERR_CT_USAGE", option: "force", hint: "choose another output or pass --force" },
   { code: "ERR_CT_USAGE", option: "hubUrl", hint: "--hub-url or HF_ENDPOINT" },
   { code: "ERR_CT_USAGE", option: "socket", hint: "choose a shorter --socket" },
+  { code: "ERR_CT_IO", option: "socket", hint: "choose another --socket, in a directory of your own (mode 0700)" },
   { code: "ERR_CT_HUB", option: "token", hint: "pass --token or set HF_TOKEN" },
   { code: "ERR_CT_HUB", option: "hubUrl", hint: "check --hub-url or HF_ENDPOINT" },
   { code: "ERR_CT_NOT_CONFIDENTIAL", option: "allowPlaintext", hint: "--allow-plaintext publishes them unencrypted" },
