@@ -538,7 +538,6 @@ static napi_value run(napi_env env, napi_callback_info info) {
       REQUIRE(t->chunk > 0, "chunk size must be positive");
       uint64_t chunks = t->len == 0 ? 1 : (t->len + t->chunk - 1) / t->chunk;
       REQUIRE(t->tag_off + TAG_BYTES * chunks <= tlen, "task tags beyond tags");
-      REQUIRE(t->len == 0 || t->chunk <= 0x7fffffffull, "chunk size too large");
       nunits += chunks;
       const uint8_t* base = (const uint8_t*)ip + (size_t)NONCE_BYTES * i;
       uint64_t start = ((uint64_t)base[8] << 24) | ((uint64_t)base[9] << 16) | ((uint64_t)base[10] << 8) | base[11];

@@ -1,6 +1,7 @@
 // Public API of the `ctensors` package. Symbols below the tier comment are for the sidecar and tools.
 
-export { CryptoTensorsError, ERROR_CODES, EXIT_CODES, type CryptoTensorsErrorCode, type ErrorCategory } from "./errors.js";
+export { printable, quote, toJson } from "./format/printable.js";
+export { CryptoTensorsError, ERROR_CODES, EXIT_CODES, usageError, type CryptoTensorsErrorCode, type ErrorCategory } from "./errors.js";
 export { CryptoTensorsReader, readHeader, type OpenOptions, type CryptoInfo } from "./container/reader.js";
 export { encryptFile, type EncryptOptions, type EncryptResult } from "./container/encrypt-file.js";
 export { decryptFile, type DecryptOptions } from "./container/decrypt-file.js";

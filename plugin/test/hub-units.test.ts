@@ -30,7 +30,7 @@ describe("repo references", () => {
     ]) {
       expect(tryParseRepoRef(bad), bad).toBeUndefined();
     }
-    expect(thrown(() => parseRepoRef("./model"))).toBeInstanceOf(TypeError);
+    expect(thrown(() => parseRepoRef("./model"))).toMatchObject({ code: "ERR_CT_USAGE" });
   });
 
   it("names cache folders as the Hub clients do", () => {
@@ -63,8 +63,8 @@ describe("settings", () => {
   });
 
   it("refuses a Hub URL that is not http(s)", () => {
-    expect(thrown(() => hubSettings({ hubUrl: "file:///etc" }, {}))).toBeInstanceOf(TypeError);
-    expect(thrown(() => hubSettings({}, { HF_ENDPOINT: "not a url" }))).toBeInstanceOf(TypeError);
+    expect(thrown(() => hubSettings({ hubUrl: "file:///etc" }, {}))).toMatchObject({ code: "ERR_CT_USAGE", option: "hubUrl" });
+    expect(thrown(() => hubSettings({}, { HF_ENDPOINT: "not a url" }))).toMatchObject({ code: "ERR_CT_USAGE" });
   });
 });
 

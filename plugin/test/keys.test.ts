@@ -135,10 +135,10 @@ describe("parseJwk: errors are ERR_CT_KEY_INVALID", () => {
   it("missing or unsupported alg", () => {
     invalid({ kty: "oct", k: b64(bytesOf(32)) }, /an encryption key needs "alg"/);
     invalid({ kty: "oct", alg: "", k: b64(bytesOf(32)) }, /needs "alg"/);
-    invalid({ kty: "oct", alg: "A192GCM", k: b64(bytesOf(24)) }, /unsupported encryption algorithm "A192GCM"/);
-    invalid({ kty: "oct", alg: "dir", k: b64(bytesOf(32)) }, /unsupported encryption algorithm/);
-    invalid({ kty: "okp", alg: "RS256", x: b64(TEST1_PUBLIC) }, /unsupported signature algorithm "RS256"/);
-    invalid({ kty: "okp", crv: "X25519", x: b64(TEST1_PUBLIC) }, /unsupported curve "X25519"/);
+    invalid({ kty: "oct", alg: "A192GCM", k: b64(bytesOf(24)) }, /unsupported "alg" for an encryption key \(expected aes256gcm/);
+    invalid({ kty: "oct", alg: "dir", k: b64(bytesOf(32)) }, /unsupported "alg" for an encryption key/);
+    invalid({ kty: "okp", alg: "RS256", x: b64(TEST1_PUBLIC) }, /unsupported "alg" for a signing key \(expected ed25519 or EdDSA\)$/);
+    invalid({ kty: "okp", crv: "X25519", x: b64(TEST1_PUBLIC) }, /unsupported "crv" \(only Ed25519\)$/);
   });
 
   it("x not matching d", () => {
@@ -148,10 +148,10 @@ describe("parseJwk: errors are ERR_CT_KEY_INVALID", () => {
   });
 
   it("unknown or missing kty", () => {
-    invalid({ kty: "RSA", n: "AQAB", e: "AQAB" }, /unsupported "kty" "RSA"/);
-    invalid({ kty: "EC", crv: "P-256" }, /unsupported "kty" "EC"/);
-    invalid({ kty: "Oct", alg: "aes256gcm", k: b64(bytesOf(32)) }, /unsupported "kty" "Oct"/);
-    invalid({ alg: "aes256gcm", k: b64(bytesOf(32)) }, /unsupported "kty" null/);
+    invalid({ kty: "RSA", n: "AQAB", e: "AQAB" }, /unsupported "kty" \(expected "oct" or "okp"\/"OKP"\)$/);
+    invalid({ kty: "EC", crv: "P-256" }, /unsupported "kty"/);
+    invalid({ kty: "Oct", alg: "aes256gcm", k: b64(bytesOf(32)) }, /unsupported "kty"/);
+    invalid({ alg: "aes256gcm", k: b64(bytesOf(32)) }, /missing "kty"/);
   });
 
   it("missing or malformed key material and fields", () => {
@@ -253,7 +253,7 @@ describe("loadKeys: local sources", () => {
   it("inline JSON text and a JSON object", async () => {
     expect(kids(await loadKeys(`  ${JSON.stringify(encJwk("inline"))}\n`))).toEqual(["inline"]);
     expect(kids(await loadKeys(set))).toEqual(["e1", "s1"]);
-    expectCode(await rejection(loadKeys(`{"kty":`)), "ERR_CT_KEY_INVALID", /inline key: not valid JSON/);
+    expectCode(await rejection(loadKeys(`{"kty":`)), "ERR_CT_KEY_INVALID", /key source \(inline JWK\): not valid JSON/);
   });
 
   it("env, env: and env:NAME read options.env (not process.env)", async () => {
@@ -270,7 +270,7 @@ describe("loadKeys: local sources", () => {
 
   it("a missing file is ERR_CT_KEY_NOT_FOUND; a malformed one ERR_CT_KEY_INVALID", async () => {
     const missing = join(dir, "nope.jwk");
-    expectCode(await rejection(loadKeys(missing)), "ERR_CT_KEY_NOT_FOUND", /cannot read key file .*nope\.jwk: ENOENT/);
+    expectCode(await rejection(loadKeys(missing)), "ERR_CT_KEY_NOT_FOUND", /^key source: cannot read the key file \(ENOENT\)/);
     expectCode(await rejection(loadKeys(pathToFileURL(missing).href)), "ERR_CT_KEY_NOT_FOUND", /ENOENT/);
     const bad = join(dir, "bad.jwk");
     writeFileSync(bad, JSON.stringify({ kty: "oct", alg: "aes256gcm", k: b64(bytesOf(5)) }));
@@ -334,7 +334,7 @@ describe("loadKeys: HTTP(S) key services", () => {
     it("loopback http is allowed; the token is sent; 401 is ERR_CT_KEY_NOT_FOUND", async () => {
       expect(kids(await loadKeys(`${base}/keys.json`, { token: "s3cret", env: {} }))).toEqual(["loop"]);
       expect(auth.at(-1)).toBe("Bearer s3cret");
-      expectCode(await rejection(loadKeys(`${base}/keys.json`, { token: "wrong", env: {} })), "ERR_CT_KEY_NOT_FOUND", /answered HTTP 401 \(check the bearer token/);
+      expectCode(await rejection(loadKeys(`${base}/keys.json`, { token: "wrong", env: {} })), "ERR_CT_KEY_NOT_FOUND", /answered HTTP 401 \(the bearer token was refused\)$/);
       expectCode(await rejection(loadKeys(`${base}/keys.json`, { env: {} })), "ERR_CT_KEY_NOT_FOUND", /HTTP 401/);
       expect(auth.at(-1)).toBeUndefined();
     });
@@ -472,7 +472,7 @@ describe("resolveEncryptionKey (§6.3)", () => {
 
   it("the key's algorithm must match the header's (lenient spellings match)", async () => {
     const k128 = newEncryptionKey("aes128gcm", "k");
-    expectCode(await rejection(resolveEncryptionKey([k128], ref("aes256gcm", "k"))), "ERR_CT_KEY_INVALID", /the master key is aes128gcm but the file was encrypted with aes256gcm/);
+    expectCode(await rejection(resolveEncryptionKey([k128], ref("aes256gcm", "k"))), "ERR_CT_KEY_INVALID", /the master key is aes128gcm but the file was encrypted with "aes256gcm"/);
     expectCode(await rejection(resolveEncryptionKey([k128], ref("nonsense", "k"))), "ERR_CT_KEY_INVALID");
     expect(await resolveEncryptionKey([k128], ref("AES-128-GCM", "k"))).toBe(k128);
     const cc = newEncryptionKey("chacha20poly1305", "c");
@@ -485,7 +485,7 @@ describe("resolveEncryptionKey (§6.3)", () => {
     expectCode(
       await rejection(resolveEncryptionKey([newEncryptionKey("aes256gcm", "y"), newEncryptionKey("aes256gcm", "z")], ref("aes256gcm", "x"))),
       "ERR_CT_KEY_NOT_FOUND",
-      /the supplied keys are y, z/,
+      /the supplied keys are "y", "z"/,
     );
   });
 
@@ -501,7 +501,7 @@ describe("resolveEncryptionKey (§6.3)", () => {
     const supplied = newEncryptionKey("aes256gcm", "j");
     expect(await resolveEncryptionKey([supplied], ref("aes256gcm", "j", jku))).toBe(supplied);
     // Not followed when disabled.
-    expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", jku), { followFileJku: false })), "ERR_CT_KEY_NOT_FOUND", /at file:/);
+    expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", jku), { followFileJku: false })), "ERR_CT_KEY_NOT_FOUND", /at "file:/);
     // A jku file without the kid → not found; a missing jku file → not found.
     expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "other", jku))), "ERR_CT_KEY_NOT_FOUND");
     expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", pathToFileURL(join(dir, "gone.json")).href))), "ERR_CT_KEY_NOT_FOUND");
@@ -539,7 +539,7 @@ describe("TrustStore", () => {
   it("an untrusted kid is ERR_CT_UNTRUSTED_SIGNER", () => {
     const store = new TrustStore([bob]);
     const err = thrown(() => store.verify(msg, sig, signer("alice")));
-    expectCode(err, "ERR_CT_UNTRUSTED_SIGNER", /signed by key "alice", which is not among the trusted keys \(bob\)/);
+    expectCode(err, "ERR_CT_UNTRUSTED_SIGNER", /signed by key "alice", which is not among the trusted keys \("bob"\)/);
   });
 
   it("a bad signature from a trusted kid is ERR_CT_SIGNATURE_INVALID", () => {

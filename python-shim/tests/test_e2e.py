@@ -301,6 +301,28 @@ def test_a_model_signed_by_an_untrusted_key_is_refused(env: Env) -> None:
     assert info.value.code == "ERR_CT_UNTRUSTED_SIGNER"
 
 
+def test_a_shape_beyond_addressable_sizes_is_a_format_error(env: Env) -> None:
+    # A valid file (the sidecar serves it) whose empty tensor has sizes torch cannot stride.
+    plain, encrypted = env.root / "huge-shape.safetensors", env.root / "huge-shape.enc.safetensors"
+    if not encrypted.exists():
+        header = json.dumps({"__metadata__": {"format": "pt"},
+                             "huge": {"dtype": "F32", "shape": [0, 2**52, 2**52], "data_offsets": [0, 0]},
+                             "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+        header += b" " * (-len(header) % 8)
+        plain.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
+        _cli("encrypt", str(plain), str(encrypted), "--key", str(env.root / "keys" / "enc.jwk"),
+             "--sign-key", str(env.root / "keys" / "sign.jwk"), cwd=env.root)
+    with pytest.raises(CryptoTensorsError) as info:
+        ctensors.load_file(encrypted, socket=env.socket)
+    assert info.value.code == "ERR_CT_FORMAT" and "beyond what torch can address" in info.value.message
+    with ctensors.safe_open(encrypted, socket=env.socket) as f:
+        assert f.get_slice("huge").get_shape() == [0, 2**52, 2**52]
+        assert f.get_tensor("w").tolist() == [0.0, 0.0]
+        with pytest.raises(CryptoTensorsError) as info:
+            f.get_tensor("huge")
+        assert info.value.code == "ERR_CT_FORMAT"
+
+
 # --- processes, shared memory and disk -----------------------------------------------------------
 
 

@@ -88,3 +88,31 @@ def test_other_status_without_trailer() -> None:
 def test_bare_rpc_error() -> None:
     err = from_rpc_error(grpc.RpcError(), socket="/s")
     assert err.code == "ERR_CT_INTERNAL"
+
+
+def test_usage_code_is_in_the_proto() -> None:
+    assert "ERR_CT_USAGE" in ERROR_CODES
+
+
+def test_vllm_errors_are_crypto_tensors_errors_with_codes() -> None:
+    """One error model: every error ctensors raises is a CryptoTensorsError with a proto code."""
+    from ctensors.vllm import EncryptedWeightsError, ExtraConfigError, LoaderConfig, MissingWeightsError, UnsupportedVllmError
+    from ctensors.vllm import check_vllm_version
+    from ctensors.vllm._guard import refuse_encrypted
+
+    with pytest.raises(CryptoTensorsError) as info:
+        LoaderConfig.parse({"mode": "sideways"})
+    assert isinstance(info.value, ExtraConfigError) and isinstance(info.value, ValueError)
+    assert info.value.code == "ERR_CT_USAGE" and "mode must be one of" in info.value.message
+
+    with pytest.raises(CryptoTensorsError) as info:
+        check_vllm_version("0.1.0")
+    assert isinstance(info.value, UnsupportedVllmError) and isinstance(info.value, RuntimeError)
+    assert info.value.code == "ERR_CT_UNSUPPORTED"
+
+    missing = MissingWeightsError("org/model", ["b", "a"])
+    assert isinstance(missing, CryptoTensorsError) and isinstance(missing, ValueError)
+    assert missing.code == "ERR_CT_FORMAT" and missing.missing == ["a", "b"] and "org/model" in missing.message
+
+    guard = EncryptedWeightsError("x.safetensors is a CryptoTensors (encrypted) file")
+    assert isinstance(guard, CryptoTensorsError) and isinstance(guard, RuntimeError) and guard.code == "ERR_CT_USAGE"

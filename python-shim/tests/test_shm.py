@@ -146,3 +146,21 @@ def test_mapping_does_not_use_the_resource_tracker(region_file: Path) -> None:
     )
     subprocess.run([sys.executable, "-c", code], check=True)
     assert region_file.exists()  # nothing unlinked it at exit
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [[0, 2**63], [0, 2**64 - 1], [0, 2**62, 2**62], [0, 2**52, 2**52], [2**40, 0, 2**40, 2**40]],
+)
+def test_shapes_beyond_addressable_sizes_are_format_errors(shape: list[int]) -> None:
+    # Each of these made torch raise its own TypeError/RuntimeError: a file's shape must fail as a typed error.
+    with pytest.raises(CryptoTensorsError) as info:
+        tensor_view(None, offset=0, byte_size=0, dtype="F32", shape=shape)
+    assert info.value.code == "ERR_CT_FORMAT" and "beyond what torch can address" in info.value.message
+
+
+def test_large_but_addressable_empty_shapes_still_work() -> None:
+    t = tensor_view(None, offset=0, byte_size=0, dtype="F32", shape=[0, 2**31, 2**20])
+    assert t.shape == (0, 2**31, 2**20)
+    t = tensor_view(None, offset=0, byte_size=0, dtype="F32", shape=[2**40, 0, 2**40])  # strides fit
+    assert t.shape == (2**40, 0, 2**40)

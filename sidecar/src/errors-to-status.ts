@@ -1,10 +1,12 @@
 // The one place where an error becomes a gRPC status. The `ct-error-code` trailer carries the code
 // (a name of the proto's ErrorCode enum), the status details carry the message. Anything that is not
 // a CryptoTensorsError or a SidecarError is an internal error: its text and cause are logged, and the
-// client gets only "internal error".
+// client gets only "internal error". Codec errors are recognised by class (`instanceof`, which holds
+// across copies of the ctensors module: see CryptoTensorsError).
 //
 // | code                                   | gRPC status          | why                                             |
 // |----------------------------------------|----------------------|-------------------------------------------------|
+// | ERR_CT_USAGE                           | INVALID_ARGUMENT     | a bad argument (e.g. not a Hub model reference) |
 // | ERR_CT_FORMAT, ERR_CT_UNSUPPORTED      | FAILED_PRECONDITION  | the path is fine, the file at it is not usable  |
 // | ERR_CT_SIGNATURE_INVALID               | PERMISSION_DENIED    | security refusals: bad or untrusted signature,  |
 // | ERR_CT_UNTRUSTED_SIGNER                | PERMISSION_DENIED    |   modified plaintext, downgrade to plaintext    |
@@ -24,13 +26,14 @@
 // | (shutdown, no code)                    | UNAVAILABLE          | as if the sidecar were unreachable              |
 
 import { Metadata, status, type StatusObject } from "@grpc/grpc-js";
-import { CryptoTensorsError, ERROR_CODES, type CryptoTensorsErrorCode } from "ctensors";
+import { CryptoTensorsError, type CryptoTensorsErrorCode } from "ctensors";
 import { ShutdownError, SidecarError, type SidecarErrorCode } from "./errors.js";
 import { describeError, type LogFields, type Logger } from "./log.js";
 
 export const ERROR_CODE_TRAILER = "ct-error-code";
 
 const CODEC_STATUS: Record<CryptoTensorsErrorCode, status> = {
+  ERR_CT_USAGE: status.INVALID_ARGUMENT,
   ERR_CT_FORMAT: status.FAILED_PRECONDITION,
   ERR_CT_UNSUPPORTED: status.FAILED_PRECONDITION,
   ERR_CT_SIGNATURE_INVALID: status.PERMISSION_DENIED,
@@ -56,15 +59,6 @@ const SIDECAR_STATUS: Record<SidecarErrorCode, status> = {
 /** Every code this sidecar can send in the trailer (each must be a name in the proto's ErrorCode). */
 export const SENT_ERROR_CODES: readonly string[] = [...Object.keys(CODEC_STATUS), ...Object.keys(SIDECAR_STATUS)];
 
-// Errors may come from another copy of the codec module (tests load sources and dist side by side):
-// recognise them by name and code, not only by class.
-function codecError(err: unknown): CryptoTensorsError | null {
-  if (err instanceof CryptoTensorsError) return err;
-  const code = (err as { code?: unknown } | null)?.code;
-  if (err instanceof Error && err.name === "CryptoTensorsError" && typeof code === "string" && code in ERROR_CODES) return err as CryptoTensorsError;
-  return null;
-}
-
 function ioStatus(err: CryptoTensorsError): status {
   const errno = (err.cause as NodeJS.ErrnoException | undefined)?.code;
   return errno === "ENOENT" || errno === "ENOTDIR" ? status.NOT_FOUND : CODEC_STATUS.ERR_CT_IO;
@@ -81,10 +75,9 @@ function withCode(code: status, details: string, ctCode: string | null): StatusO
  * Expected refusals are logged at warn; unexpected errors at error.
  */
 export function errorToStatus(err: unknown, log: Logger, context: LogFields = {}): StatusObject {
-  const ct = codecError(err);
-  if (ct) {
-    log.warn("rpc.refused", { ...context, ...describeError(ct) });
-    return withCode(ct.code === "ERR_CT_IO" ? ioStatus(ct) : CODEC_STATUS[ct.code], ct.message, ct.code);
+  if (err instanceof CryptoTensorsError) {
+    log.warn("rpc.refused", { ...context, ...describeError(err) });
+    return withCode(err.code === "ERR_CT_IO" ? ioStatus(err) : CODEC_STATUS[err.code], err.message, err.code);
   }
   if (err instanceof SidecarError) {
     log.warn("rpc.refused", { ...context, ...describeError(err) });

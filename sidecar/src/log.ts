@@ -1,5 +1,8 @@
 // Structured logs: one JSON object per line on stderr. Callers pass events and fields, never key
-// material, tokens or tensor bytes (nothing here redacts: what is not passed cannot leak).
+// material, tokens or tensor bytes (nothing here redacts: what is not passed cannot leak). Strings from
+// files (tensor names, kids) are written JSON-escaped, C1 and bidi characters included (toJson).
+
+import { toJson } from "ctensors";
 
 export type LogFields = Record<string, unknown>;
 
@@ -12,7 +15,7 @@ export interface Logger {
 /** A logger writing `{"time","level","event",...fields}` lines (default: to stderr). */
 export function jsonLogger(write: (line: string) => void = (line) => process.stderr.write(line)): Logger {
   const emit = (level: string, event: string, fields?: LogFields) => {
-    write(`${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`);
+    write(`${toJson({ time: new Date().toISOString(), level, event, ...fields })}\n`);
   };
   return {
     info: (event, fields) => emit("info", event, fields),

@@ -54,7 +54,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   const log = options.logger ?? jsonLogger();
   const socketPath = resolve(options.socketPath);
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-    throw new TypeError(`socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (the unix socket limit): choose a shorter --socket`);
+    throw new CryptoTensorsError("ERR_CT_USAGE", `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (the unix socket limit)`, { option: "socket" });
   }
   const tokenPath = tokenPathOf(socketPath);
   await prepareSocketDir(dirname(socketPath));

@@ -29,6 +29,11 @@ function ioError(message: string, cause?: unknown): CryptoTensorsError {
   return new CryptoTensorsError("ERR_CT_IO", message, cause === undefined ? undefined : { cause });
 }
 
+/** The socket path cannot be used: the CLI adds its flag hint (another socket, in a directory of one's own). */
+function socketError(message: string): CryptoTensorsError {
+  return new CryptoTensorsError("ERR_CT_IO", message, { option: "socket" });
+}
+
 /**
  * Creates the socket's directory with mode 0700 if missing; refuses one that is not a real directory,
  * not owned by this user, or open to group/other.
@@ -41,13 +46,13 @@ export async function prepareSocketDir(dir: string): Promise<void> {
   if (created !== undefined) await chmod(dir, 0o700); // the umask may have taken bits away
   const st = await lstat(dir);
   const uid = process.getuid?.();
-  if (!st.isDirectory()) throw ioError(`the socket directory ${dir} is not a directory (a symlink?): choose another --socket`);
+  if (!st.isDirectory()) throw socketError(`the socket directory ${dir} is not a directory (a symlink?)`);
   if (uid !== undefined && st.uid !== uid) {
-    throw ioError(`the socket directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): choose a directory of your own for --socket`);
+    throw socketError(`the socket directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid})`);
   }
   if ((st.mode & 0o077) !== 0) {
-    throw ioError(
-      `the socket directory ${dir} has mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}: group and others must have no access (chmod 700 ${dir}, or choose another --socket)`,
+    throw socketError(
+      `the socket directory ${dir} has mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}: group and others must have no access`,
     );
   }
 }
@@ -71,7 +76,7 @@ function answers(socketPath: string): Promise<boolean> {
 export async function clearStaleSocket(socketPath: string): Promise<void> {
   const st = await lstat(socketPath).catch(() => null);
   if (st) {
-    if (!st.isSocket()) throw ioError(`${socketPath} exists and is not a socket: choose another --socket`);
+    if (!st.isSocket()) throw socketError(`${socketPath} exists and is not a socket`);
     if (await answers(socketPath)) throw ioError(`another sidecar is already serving on ${socketPath}`);
     await rm(socketPath, { force: true });
   }

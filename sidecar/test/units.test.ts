@@ -61,6 +61,7 @@ describe("errorToStatus", () => {
     error: (event, fields = {}) => logged.push({ level: "error", event, fields }),
   };
   const expected: Record<CryptoTensorsErrorCode, status> = {
+    ERR_CT_USAGE: status.INVALID_ARGUMENT,
     ERR_CT_FORMAT: status.FAILED_PRECONDITION,
     ERR_CT_UNSUPPORTED: status.FAILED_PRECONDITION,
     ERR_CT_SIGNATURE_INVALID: status.PERMISSION_DENIED,
@@ -84,6 +85,15 @@ describe("errorToStatus", () => {
       expect(s.details).toBe(`msg ${code}`);
       expect(s.metadata.get("ct-error-code")).toEqual([code]);
     }
+  });
+
+  it("recognises codec errors by class, also from another copy of the codec module, never by name", async () => {
+    const source = (await import("../../plugin/src/errors.js")) as typeof import("ctensors");
+    expect(source.CryptoTensorsError).not.toBe(CryptoTensorsError);
+    const s = errorToStatus(new source.CryptoTensorsError("ERR_CT_POLICY_DENIED", "refused"), log);
+    expect([s.code, s.details, s.metadata.get("ct-error-code")[0]]).toEqual([status.PERMISSION_DENIED, "refused", "ERR_CT_POLICY_DENIED"]);
+    const lookalike = Object.assign(new Error("/secret/path"), { name: "CryptoTensorsError", code: "ERR_CT_POLICY_DENIED" });
+    expect(errorToStatus(lookalike, log)).toMatchObject({ code: status.INTERNAL, details: "internal error" });
   });
 
   it("ERR_CT_IO for a missing path is NOT_FOUND", () => {

@@ -1,6 +1,10 @@
-// The shape of a CLI command (one file per command in commands/).
+// The shape of a CLI command (one file per command in commands/). `defineCommand` infers the type of
+// `values` from the command's parseArgs option config: a string option is `string | undefined`
+// (`string` with a default), a boolean one `boolean | undefined` (`boolean` with a default), a
+// `multiple` one an array. No `values.x as T` casts.
 
-import type { ParseArgsConfig } from "node:util";
+import type { parseArgs, ParseArgsConfig } from "node:util";
+import { usageError } from "../errors.js";
 
 export interface CommandIO {
   /** Result lines (stdout). */
@@ -10,16 +14,50 @@ export interface CommandIO {
   quiet: boolean;
 }
 
-export interface CommandContext {
-  values: Record<string, string | boolean | string[] | boolean[] | undefined>;
+export type CommandOptions = NonNullable<ParseArgsConfig["options"]>;
+
+/** The options every command has (main.ts handles them). */
+export const GLOBAL_OPTIONS = { help: { type: "boolean", short: "h" }, quiet: { type: "boolean", short: "q" } } as const;
+
+/** The values parseArgs returns for options `O` (strict, positionals allowed), typed. */
+export type OptionValues<O extends CommandOptions> = ReturnType<
+  typeof parseArgs<{ options: O & typeof GLOBAL_OPTIONS; allowPositionals: true; strict: true }>
+>["values"];
+
+/** Values of a command defined without `defineCommand`. Not yet converted (edited by others at the
+ * time): verify, decrypt, serve, encrypt, rewrap, keygen, pull. Drop this type once they are. */
+export type UntypedValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
+
+export interface CommandContext<V = UntypedValues> {
+  values: V;
   positionals: string[];
   io: CommandIO;
 }
 
-export interface Command {
+export interface Command<V = UntypedValues> {
   summary: string;
   usage: string;
-  options: NonNullable<ParseArgsConfig["options"]>;
+  options: CommandOptions;
   /** Returns the exit code. */
-  run(ctx: CommandContext): Promise<number>;
+  run(ctx: CommandContext<V>): Promise<number>;
+}
+
+/** A command whose `run` gets `values` typed from `options`. */
+export function defineCommand<const O extends CommandOptions>(command: {
+  summary: string;
+  usage: string;
+  options: O;
+  run(ctx: CommandContext<OptionValues<O>>): Promise<number>;
+}): Command<OptionValues<O>> {
+  return command;
+}
+
+/**
+ * Checks the number of positional arguments against their names (e.g. ["IN", "OUT"]) and returns them.
+ * @throws ERR_CT_USAGE
+ */
+export function expectPositionals<const N extends readonly string[]>(positionals: readonly string[], names: N): { [K in keyof N]: string } {
+  if (positionals.length === names.length && positionals.every(Boolean)) return positionals as unknown as { [K in keyof N]: string };
+  if (names.length === 0) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+  throw usageError(`expected ${names.join(" and ")}`);
 }

@@ -2,7 +2,7 @@
 // for the environment variables they override).
 
 import { hubSettings, type HubSettings } from "../hub/settings.js";
-import type { CommandContext } from "./command.js";
+import type { OptionValues, UntypedValues } from "./command.js";
 
 export const HUB_OPTIONS = {
   "hub-url": { type: "string" },
@@ -12,10 +12,11 @@ export const HUB_OPTIONS = {
 
 export const HUB_USAGE = "  Hub: --hub-url (else HF_ENDPOINT), --token (else HF_TOKEN or the HF token file), --cache-dir (else HF_HUB_CACHE, HF_HOME/hub); HF_HUB_OFFLINE=1: cache only";
 
-export function hubSettingsFromArgs(values: CommandContext["values"]): HubSettings {
-  return hubSettings({
-    hubUrl: values["hub-url"] as string | undefined,
-    token: values.token as string | undefined,
-    cacheDir: values["cache-dir"] as string | undefined,
-  });
+type HubValues = Pick<OptionValues<typeof HUB_OPTIONS>, keyof typeof HUB_OPTIONS>;
+
+/** Takes the values of a command whose options include HUB_OPTIONS. (UntypedValues: commands not yet
+ * converted to defineCommand; drop it once all are.) */
+export function hubSettingsFromArgs(values: HubValues | UntypedValues): HubSettings {
+  const v = values as HubValues;
+  return hubSettings({ hubUrl: v["hub-url"], token: v.token, cacheDir: v["cache-dir"] });
 }

@@ -1,46 +1,49 @@
 // Turning CLI key options into keys: --key / --sign-key / --trust / --trust-store accept a path,
 // file://…, env: (CRYPTOTENSOR_KEYS) or env:NAME, https://… (with --key-token or $CTENSORS_KEY_TOKEN),
-// or inline JSON.
+// or inline JSON. Messages name the option, never the value given to it (it may be a key).
 
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, usageError } from "../errors.js";
 import type { EncryptionKey, Key, SigningKey } from "../keys/jwk.js";
-import { loadAllKeys, loadKeys, type KeySourceOptions } from "../keys/sources.js";
+import { loadKeys, type KeySourceOptions } from "../keys/sources.js";
 import { TrustStore } from "../keys/trust.js";
 
-export function sourceOptions(token: string | undefined): KeySourceOptions {
-  return token ? { token } : {};
+export function sourceOptions(token: string | undefined, label?: string): KeySourceOptions {
+  return { ...(token ? { token } : {}), ...(label ? { label } : {}) };
 }
 
-/** How a key source is named in messages: never the text of an inline JWK, which may hold a secret. */
-function describeSpec(spec: string): string {
-  return spec.trim().startsWith("{") ? "(inline JWK)" : spec;
+/** The keys of every source given to `option` (e.g. "--key"), in order. */
+async function loadFrom(specs: readonly string[] | undefined, option: string, token?: string): Promise<Key[]> {
+  const all: Key[] = [];
+  for (const spec of specs ?? []) all.push(...(await loadKeys(spec, sourceOptions(token, option))));
+  return all;
 }
 
-export async function loadKeyList(specs: readonly string[] | undefined, token?: string): Promise<Key[]> {
-  return loadAllKeys(specs ?? [], sourceOptions(token));
+/** The keys of every source given to `option` (default --key), in order. */
+export async function loadKeyList(specs: readonly string[] | undefined, token?: string, option = "--key"): Promise<Key[]> {
+  return loadFrom(specs, option, token);
 }
 
 /** Exactly one encryption key from one source (for encrypt/rewrap). */
 export async function loadOneEncryptionKey(spec: string | undefined, option: string, token?: string): Promise<EncryptionKey> {
-  if (!spec) throw new TypeError(`${option} is required`);
-  const keys = (await loadKeys(spec, sourceOptions(token))).filter((k): k is EncryptionKey => k.kind === "enc");
+  if (!spec) throw usageError(`${option} is required`);
+  const keys = (await loadKeys(spec, sourceOptions(token, option))).filter((k): k is EncryptionKey => k.kind === "enc");
   if (keys.length !== 1) {
-    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `${option} ${describeSpec(spec)} must hold exactly one encryption key ("kty":"oct"), found ${keys.length}`);
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `${option} must hold exactly one encryption key ("kty":"oct"), found ${keys.length}`);
   }
   return keys[0]!;
 }
 
 /** Exactly one private signing key. */
 export async function loadSigningKey(spec: string | undefined, token?: string): Promise<SigningKey> {
-  if (!spec) throw new TypeError("--sign-key is required");
-  const keys = (await loadKeys(spec, sourceOptions(token))).filter((k): k is SigningKey => k.kind === "sign");
-  if (keys.length !== 1) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key ${describeSpec(spec)} must hold exactly one Ed25519 key, found ${keys.length}`);
-  if (!keys[0]!.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key ${describeSpec(spec)} is a public key: signing needs the private key (sign.jwk)`);
+  if (!spec) throw usageError("--sign-key is required");
+  const keys = (await loadKeys(spec, sourceOptions(token, "--sign-key"))).filter((k): k is SigningKey => k.kind === "sign");
+  if (keys.length !== 1) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key must hold exactly one Ed25519 key, found ${keys.length}`);
+  if (!keys[0]!.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "--sign-key is a public key: signing needs the private key (sign.jwk)");
   return keys[0]!;
 }
 
 export async function loadTrust(trust: readonly string[] | undefined, trustStore: readonly string[] | undefined, token?: string): Promise<TrustStore> {
-  return TrustStore.load([...(trust ?? []), ...(trustStore ?? [])], sourceOptions(token));
+  return new TrustStore([...(await loadFrom(trust, "--trust", token)), ...(await loadFrom(trustStore, "--trust-store", token))]);
 }
 
 /** The sidecar's socket, key and trust options, shared by serve and vllm (which starts serve). */

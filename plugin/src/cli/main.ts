@@ -4,7 +4,8 @@
 import { parseArgs } from "node:util";
 import { readFileSync } from "node:fs";
 import { CryptoTensorsError, EXIT_CODES } from "../errors.js";
-import type { Command, CommandIO } from "./command.js";
+import { printable, printableLines } from "../format/printable.js";
+import { GLOBAL_OPTIONS, type Command, type CommandIO } from "./command.js";
 import { decrypt } from "./commands/decrypt.js";
 import { devHub } from "./commands/dev-hub.js";
 import { encrypt } from "./commands/encrypt.js";
@@ -16,8 +17,13 @@ import { rewrap } from "./commands/rewrap.js";
 import { serve } from "./commands/serve.js";
 import { verify } from "./commands/verify.js";
 import { vllm } from "./commands/vllm.js";
+import { flagHint } from "./flag-hints.js";
 
-export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, push, pull, serve, vllm, "dev-hub": devHub } satisfies Record<string, Command>;
+// Each command's `values` type comes from its own options; here they are all run the same way.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyCommand = Command<any>;
+
+export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, push, pull, serve, vllm, "dev-hub": devHub } satisfies Record<string, AnyCommand>;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -42,21 +48,21 @@ export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Pro
     io.out(version());
     return 0;
   }
-  const command = (COMMANDS as Record<string, Command>)[name];
+  const command = (COMMANDS as Record<string, AnyCommand>)[name];
   if (!command) {
-    io.err(`ctensors: unknown command ${JSON.stringify(name)}\n\n${help()}`);
+    io.err(`ctensors: unknown command ${printable(JSON.stringify(name))}\n\n${help()}`);
     return 2;
   }
   let parsed;
   try {
     parsed = parseArgs({
       args: rest,
-      options: { ...command.options, help: { type: "boolean", short: "h" }, quiet: { type: "boolean", short: "q" } },
+      options: { ...command.options, ...GLOBAL_OPTIONS },
       allowPositionals: true,
       strict: true,
     });
   } catch (err) {
-    io.err(`ctensors ${name}: ${(err as Error).message}\nusage: ${command.usage}`);
+    io.err(`ctensors ${name}: ${printable((err as Error).message)}\nusage: ${command.usage}`);
     return 2;
   }
   if (parsed.values.help) {
@@ -67,22 +73,22 @@ export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Pro
     return await command.run({ values: parsed.values, positionals: parsed.positionals, io });
   } catch (err) {
     if (err instanceof CryptoTensorsError) {
-      io.err(`ctensors ${name}: error [${err.code}]: ${err.message}`);
+      const hint = flagHint(err);
+      const message = `ctensors ${name}: error [${err.code}]: ${printable(err.message)}${hint ? ` (${hint})` : ""}`;
+      io.err(err.code === "ERR_CT_USAGE" ? `${message}\nusage: ${command.usage}` : message);
       return EXIT_CODES[err.category];
     }
-    if (err instanceof TypeError) {
-      io.err(`ctensors ${name}: ${err.message}\nusage: ${command.usage}`);
-      return 2;
-    }
-    io.err(`ctensors ${name}: unexpected error: ${(err as Error).stack ?? err}`);
+    // Anything else is a bug of ours (a TypeError included), not a user's mistake.
+    io.err(`ctensors ${name}: unexpected error: ${printable(String((err as Error).stack ?? err))}`);
     return 1;
   }
 }
 
 function defaultIO(argv: string[]): CommandIO {
   return {
-    out: (line) => process.stdout.write(`${line}\n`),
-    err: (line) => process.stderr.write(`${line}\n`),
+    // Whatever a command prints, no control character reaches the terminal raw (format/printable.ts).
+    out: (line) => process.stdout.write(`${printableLines(line)}\n`),
+    err: (line) => process.stderr.write(`${printableLines(line)}\n`),
     quiet: argv.includes("--quiet") || argv.includes("-q"),
   };
 }

@@ -9,6 +9,7 @@ import {
   ENCRYPTION_KEY, parseCryptoKeys, parseDigests, parseEncryption, parsePolicy, parseSignature,
   type CryptoKeysEntry, type Policy, type TensorCryptoEntry,
 } from "./reserved.js";
+import { quote } from "../format/printable.js";
 
 /** Everything learned from a header without keys (used by `inspect`). */
 export interface CryptoInfo {
@@ -28,13 +29,13 @@ export function parseCrypto(header: SafetensorsHeader): CryptoInfo | null {
   const policy = parsePolicy(md);
   const encryption = parseEncryption(md, keys);
   for (const name of encryption.keys()) {
-    if (!header.byName.has(name)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY} names a tensor that does not exist: ${JSON.stringify(name)}`);
+    if (!header.byName.has(name)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY} names a tensor that does not exist: ${quote(name)}`);
   }
   for (const [name, e] of encryption) {
     if (e.scheme === "chunked") {
       const t = header.byName.get(name)!;
       if (e.tags.length !== TAG_BYTES * chunkCount(t.end - t.begin, keys.chunkBytes!)) {
-        throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY}[${JSON.stringify(name)}]: "tags" has the wrong length for the tensor's chunk count`);
+        throw new CryptoTensorsError("ERR_CT_FORMAT", `${ENCRYPTION_KEY}[${quote(name)}]: "tags" has the wrong length for the tensor's chunk count`);
       }
     }
   }

@@ -2,8 +2,9 @@
 
 import { open, type FileHandle } from "node:fs/promises";
 import picomatch from "picomatch";
-import { CryptoTensorsError } from "../errors.js";
-import { DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
+import { CryptoTensorsError, usageError } from "../errors.js";
+import { quote } from "../format/printable.js";
+import { checkChunkBytes, DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
 import { layoutTensors } from "../format/serialize.js";
 import type { EncryptionKey, SigningKey } from "../keys/jwk.js";
 import { withAtomicFile, writeAll } from "../io/files.js";
@@ -45,7 +46,7 @@ export function selectTensors(names: readonly string[], patterns: readonly strin
   for (const pattern of patterns) {
     const match = picomatch(pattern, { dot: true });
     const hits = names.filter((n) => n === pattern || match(n));
-    if (hits.length === 0) throw new TypeError(`--tensors pattern ${JSON.stringify(pattern)} matches no tensor`);
+    if (hits.length === 0) throw usageError(`the tensor pattern ${quote(pattern)} matches no tensor`, "tensors");
     for (const h of hits) selected.add(h);
   }
   return selected;
@@ -53,13 +54,13 @@ export function selectTensors(names: readonly string[], patterns: readonly strin
 
 /**
  * Encrypts `input` (plain safetensors) into `output` (CryptoTensors). The output appears only when complete.
- * @throws TypeError for bad options; ERR_CT_FORMAT for a bad or already encrypted input; ERR_CT_KEY_INVALID; ERR_CT_IO
+ * @throws ERR_CT_USAGE for bad options; ERR_CT_FORMAT for a bad or already encrypted input; ERR_CT_KEY_INVALID; ERR_CT_IO
  */
 export async function encryptFile(input: string, output: string, options: EncryptOptions): Promise<EncryptResult> {
   const version = options.formatVersion ?? 2;
-  if (version !== 1 && version !== 2) throw new TypeError(`format version must be 1 or 2, got ${version}`);
+  if (version !== 1 && version !== 2) throw usageError(`format version must be 1 or 2, got ${version}`);
   const chunkBytes = version === 2 ? (options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
-  if (chunkBytes !== undefined && (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0)) throw new TypeError("chunk size must be a positive integer");
+  if (chunkBytes !== undefined) checkChunkBytes(chunkBytes);
   if (!options.signKey.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "the signing key has no private part (\"d\"): pass sign.jwk, not sign.pub.jwk");
 
   const { header, crypto } = await readHeader(input);

@@ -9,6 +9,7 @@ import { DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
 import type { WrappedKey } from "../crypto/wrap.js";
 import { JsonObject, parseJson, toSafeInteger, type JsonValue } from "../format/json.js";
 import { compareUtf8 } from "../format/serialize.js";
+import { quote } from "../format/printable.js";
 
 export const CRYPTO_KEYS_KEY = "__crypto_keys__";
 export const ENCRYPTION_KEY = "__encryption__";
@@ -92,7 +93,7 @@ function b64(obj: JsonObject, field: string, where: string): Uint8Array {
 function keyRef(v: JsonValue | undefined, kty: "oct" | "okp", where: string): KeyRef {
   if (!(v instanceof JsonObject)) throw formatError(`${where} is missing`);
   const actual = str(v, "kty", where, true);
-  if (actual !== kty) throw formatError(`${where}: "kty" must be "${kty}", found ${JSON.stringify(actual)}`);
+  if (actual !== kty) throw formatError(`${where}: "kty" must be "${kty}", found ${quote(actual)}`);
   const alg = str(v, "alg", where, true);
   if (!alg) throw formatError(`${where}: "alg" is empty`);
   return { kty, alg, kid: str(v, "kid", where, false), jku: str(v, "jku", where, false) };
@@ -104,7 +105,7 @@ export function parseCryptoKeys(metadata: ReadonlyMap<string, string>): CryptoKe
   const version = obj.get("version");
   if (version === undefined) throw formatError(`${CRYPTO_KEYS_KEY}: "version" is missing`);
   if (version !== "1" && version !== "2") {
-    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `unsupported CryptoTensors version ${JSON.stringify(version)} (this reader knows "1" and "2")`);
+    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `unsupported CryptoTensors version ${quote(version)} (this reader knows "1" and "2")`);
   }
   const rawChunk = obj.get("chunk_size");
   let chunkBytes: number | undefined;
@@ -117,9 +118,9 @@ export function parseCryptoKeys(metadata: ReadonlyMap<string, string>): CryptoKe
   const enc = keyRef(obj.get("enc"), "oct", `${CRYPTO_KEYS_KEY}.enc`);
   const sign = keyRef(obj.get("sign"), "okp", `${CRYPTO_KEYS_KEY}.sign`);
   const encAlg = parseAeadAlgorithm(enc.alg);
-  if (!encAlg) throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `unsupported encryption algorithm ${JSON.stringify(enc.alg)}`);
+  if (!encAlg) throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `unsupported encryption algorithm ${quote(enc.alg)}`);
   if (sign.alg.toLowerCase() !== "ed25519") {
-    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `unsupported signature algorithm ${JSON.stringify(sign.alg)}`);
+    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `unsupported signature algorithm ${quote(sign.alg)}`);
   }
   return { version, chunkBytes, chunkSizeWritten: rawChunk !== undefined, enc, sign, encAlg };
 }
@@ -130,7 +131,7 @@ export function parseEncryption(metadata: ReadonlyMap<string, string>, keys: Cry
   const out = new Map<string, TensorCryptoEntry>();
   const keyBytes = aeadKeyBytes(keys.encAlg);
   for (const [name, v] of obj.entries) {
-    const where = `${ENCRYPTION_KEY}[${JSON.stringify(name)}]`;
+    const where = `${ENCRYPTION_KEY}[${quote(name)}]`;
     if (!(v instanceof JsonObject)) throw formatError(`${where} is not an object`);
     const wrapped: WrappedKey = { wrappedKey: b64(v, "wrapped_key", where), keyIv: b64(v, "key_iv", where), keyTag: b64(v, "key_tag", where) };
     if (wrapped.wrappedKey.length !== keyBytes || wrapped.keyIv.length !== NONCE_BYTES || wrapped.keyTag.length !== TAG_BYTES) {
@@ -172,7 +173,7 @@ export function parseDigests(metadata: ReadonlyMap<string, string>): Map<string,
   const out = new Map<string, Uint8Array>();
   for (const [name] of tensors.entries) {
     const d = b64(tensors, name, DIGESTS_KEY);
-    if (d.length !== 32) throw formatError(`${DIGESTS_KEY}: digest of ${JSON.stringify(name)} is not 32 bytes`);
+    if (d.length !== 32) throw formatError(`${DIGESTS_KEY}: digest of ${quote(name)} is not 32 bytes`);
     out.set(name, d);
   }
   return out;

@@ -2,11 +2,26 @@
 // nonce_i = base_iv[0..8] || BE32(BE32(base_iv[8..12]) + i), the addition checked (never wraps).
 // An empty tensor is one seal of the empty string under base_iv, so it still carries one tag.
 
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, usageError } from "../errors.js";
 import { NONCE_BYTES } from "./aead.js";
 
 /** The reference's DEFAULT_CHUNK_SIZE (2 MiB). */
 export const DEFAULT_CHUNK_BYTES = 2 * 1024 * 1024;
+
+/**
+ * The largest chunk size we write (1 GiB). A reader holds a whole chunk before its tag can be checked,
+ * so a file's chunk size is the memory it asks of every reader; nothing is gained beyond this. Reading
+ * accepts any positive chunk size (both engines, 64-bit sizes).
+ */
+export const MAX_CHUNK_BYTES = 1024 * 1024 * 1024;
+
+/** Checks a chunk size to write with. @throws ERR_CT_USAGE unless 1 <= chunkBytes <= MAX_CHUNK_BYTES */
+export function checkChunkBytes(chunkBytes: number): number {
+  if (!Number.isSafeInteger(chunkBytes) || chunkBytes <= 0 || chunkBytes > MAX_CHUNK_BYTES) {
+    throw usageError(`chunk size must be a whole number of bytes from 1 to ${MAX_CHUNK_BYTES}, got ${chunkBytes}`, "chunkBytes");
+  }
+  return chunkBytes;
+}
 
 /** Number of tags a v2 tensor of `byteLength` bytes carries (at least one). */
 export function chunkCount(byteLength: number, chunkBytes: number): number {

@@ -8,6 +8,7 @@
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
 import { CryptoTensorsError } from "../errors.js";
+import { quote } from "../format/printable.js";
 import type { AeadAlgorithm } from "./aead.js";
 
 export type EngineName = "js" | "native";
@@ -41,7 +42,7 @@ export function engineName(): EngineName {
   const forced = process.env.CTENSORS_ENGINE;
   if (forced === "js") return "js";
   if (forced !== undefined && forced !== "" && forced !== "native" && forced !== "auto") {
-    throw new TypeError(`CTENSORS_ENGINE must be js, native or auto, got ${JSON.stringify(forced)}`);
+    throw new CryptoTensorsError("ERR_CT_USAGE", `CTENSORS_ENGINE must be js, native or auto, got ${quote(forced)}`);
   }
   const { module, error } = load();
   if (module) return "native";

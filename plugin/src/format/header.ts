@@ -5,6 +5,7 @@
 import { formatError } from "../errors.js";
 import { isDtype, tensorByteLength, type Dtype } from "./dtype.js";
 import { JsonObject, parseJson, toSafeInteger, type JsonValue } from "./json.js";
+import { quote } from "./printable.js";
 
 export const HEADER_PREFIX_BYTES = 8;
 /** The reference's MAX_HEADER_SIZE. */
@@ -77,15 +78,15 @@ export function parseHeader(header: Uint8Array, fileBytes?: number): Safetensors
   let cursor = 0;
   for (const t of tensors) {
     if (t.begin !== cursor || t.end < t.begin) {
-      throw formatError(`invalid offsets for tensor ${JSON.stringify(t.name)}: data must be contiguous from 0`);
+      throw formatError(`invalid offsets for tensor ${quote(t.name)}: data must be contiguous from 0`);
     }
     const size = tensorByteLength(t.dtype, t.shape);
     if (size === undefined) {
-      throw formatError(`tensor ${JSON.stringify(t.name)}: ${t.dtype} × shape is not a whole number of bytes`);
+      throw formatError(`tensor ${quote(t.name)}: ${t.dtype} × shape is not a whole number of bytes`);
     }
     if (size !== BigInt(t.end - t.begin)) {
       throw formatError(
-        `tensor ${JSON.stringify(t.name)}: offsets span ${t.end - t.begin} bytes but ${t.dtype}${JSON.stringify(t.shape)} needs ${size}`,
+        `tensor ${quote(t.name)}: offsets span ${t.end - t.begin} bytes but ${t.dtype}${quote(t.shape)} needs ${size}`,
       );
     }
     cursor = t.end;
@@ -116,18 +117,18 @@ function parseMetadata(value: JsonValue): Map<string, string> | null {
   if (!(value instanceof JsonObject)) throw formatError("__metadata__ must be an object of strings");
   const out = new Map<string, string>();
   for (const [k, v] of value.entries) {
-    if (typeof v !== "string") throw formatError(`__metadata__ value for ${JSON.stringify(k)} is not a string`);
+    if (typeof v !== "string") throw formatError(`__metadata__ value for ${quote(k)} is not a string`);
     out.set(k, v);
   }
   return out;
 }
 
 function parseTensorEntry(name: string, value: JsonValue): TensorInfo {
-  const where = `tensor ${JSON.stringify(name)}`;
+  const where = `tensor ${quote(name)}`;
   if (!(value instanceof JsonObject)) throw formatError(`${where}: entry is not an object`);
   const dtype = value.get("dtype");
   if (typeof dtype !== "string" || !isDtype(dtype)) {
-    throw formatError(`${where}: unknown dtype ${JSON.stringify(dtype ?? null)}`);
+    throw formatError(`${where}: unknown dtype ${quote(dtype ?? null)}`);
   }
   const shape = value.get("shape");
   if (!Array.isArray(shape)) throw formatError(`${where}: shape must be an array`);

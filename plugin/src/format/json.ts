@@ -3,6 +3,7 @@
 // tensor order, silently keeps the last of duplicate keys, and rounds integers beyond 2^53.
 
 import { formatError } from "../errors.js";
+import { quote } from "./printable.js";
 
 export type JsonValue = string | JsonNumber | boolean | null | JsonValue[] | JsonObject;
 
@@ -60,7 +61,7 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
     if (text.startsWith("true", pos)) { pos += 4; return true; }
     if (text.startsWith("false", pos)) { pos += 5; return false; }
     if (text.startsWith("null", pos)) { pos += 4; return null; }
-    return fail(c === undefined ? "unexpected end" : `unexpected character ${JSON.stringify(c)}`);
+    return fail(c === undefined ? "unexpected end" : `unexpected character ${quote(c)}`);
   };
   const object = (depth: number): JsonObject => {
     const obj = new JsonObject();
@@ -75,7 +76,7 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
       if (text[pos] !== ":") fail("expected ':'");
       pos++;
       const v = value(depth + 1);
-      if (!obj.add(key, v)) fail(`duplicate key ${JSON.stringify(key)}`);
+      if (!obj.add(key, v)) fail(`duplicate key ${quote(key)}`);
       ws();
       if (text[pos] === ",") { pos++; continue; }
       if (text[pos] === "}") { pos++; return obj; }

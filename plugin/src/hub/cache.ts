@@ -12,6 +12,7 @@ import { dirname, join, relative } from "node:path";
 import { CryptoTensorsError } from "../errors.js";
 import { cacheIo, ensureDir } from "./cache-io.js";
 import { COMMIT_SHA, repoFolderName } from "./repo-ref.js";
+import { quote } from "../format/printable.js";
 
 export class RepoCache {
   readonly root: string;
@@ -25,7 +26,7 @@ export class RepoCache {
   }
 
   blobPath(etag: string): string {
-    if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(etag)) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub gave an invalid object id ${JSON.stringify(etag)} for a file of ${this.repo}`);
+    if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(etag)) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub gave an invalid object id ${quote(etag)} for a file of ${this.repo}`);
     return join(this.blobsDir(), etag);
   }
 
@@ -37,7 +38,7 @@ export class RepoCache {
   snapshotPath(commit: string, path: string): string {
     const parts = path.split("/");
     if (!path || path.startsWith("/") || parts.some((p) => p === "" || p === "." || p === ".." || p.includes("\\") || p.includes("\0"))) {
-      throw new CryptoTensorsError("ERR_CT_HUB", `refusing the Hub file name ${JSON.stringify(path)} of ${this.repo}: not a plain relative path`);
+      throw new CryptoTensorsError("ERR_CT_HUB", `refusing the Hub file name ${quote(path)} of ${this.repo}: not a plain relative path`);
     }
     return join(this.snapshotDir(commit), ...parts);
   }

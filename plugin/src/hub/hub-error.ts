@@ -9,17 +9,17 @@ export function hubError(err: unknown, what: string, hubUrl: string): CryptoTens
   if (err instanceof HubApiError) {
     const hint =
       err.statusCode === 401 || err.statusCode === 403
-        ? " (the Hub refused the token: pass --token or set HF_TOKEN to a token with access to this repo)"
+        ? " (the Hub refused the token: give a token with access to this repo)"
         : err.statusCode === 404
           ? " (not found: check the repo id, the revision and the file, and that the token can see a private repo)"
           : "";
     const detail = err.message.replace(/\. URL: .*$/s, "");
-    return new CryptoTensorsError("ERR_CT_HUB", `${what} on ${hubUrl} failed: HTTP ${err.statusCode}: ${detail}${hint}`, { cause: err });
+    return new CryptoTensorsError("ERR_CT_HUB", `${what} on ${hubUrl} failed: HTTP ${err.statusCode}: ${detail}${hint}`, { cause: err, option: hint ? "token" : undefined });
   }
   const cause = err as NodeJS.ErrnoException & { cause?: { code?: string } };
   const code = cause?.cause?.code ?? cause?.code;
   const detail = code ? `${code}` : String((err as Error)?.message ?? err);
-  return new CryptoTensorsError("ERR_CT_HUB", `${what} on ${hubUrl} failed: ${detail} (is the Hub reachable? set --hub-url or HF_ENDPOINT; HF_HUB_OFFLINE=1 uses the cache only)`, { cause: err });
+  return new CryptoTensorsError("ERR_CT_HUB", `${what} on ${hubUrl} failed: ${detail} (is the Hub reachable? HF_HUB_OFFLINE=1 uses the cache only)`, { cause: err, option: "hubUrl" });
 }
 
 /** The HTTP status of a Hub error, if it is one. */

@@ -12,7 +12,7 @@ import { commitIter, createBranch, createRepo, downloadFile, listFiles, repoExis
 import { readHeader } from "../container/reader.js";
 import { checkGraph } from "../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../onnx/model.js";
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, usageError } from "../errors.js";
 import { DECLARATION_FILE, parseDeclaration, serializeDeclaration, type Declaration } from "./declaration.js";
 import { hubError, hubStatus } from "./hub-error.js";
 import { updateModelCard } from "./model-card.js";
@@ -138,14 +138,15 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   const files = await walk(o.dir);
   if (!files.length) throw new CryptoTensorsError("ERR_CT_IO", `${o.dir} holds no files to push`);
   if (files.some((f) => f.path === DECLARATION_FILE)) {
-    throw new TypeError(`${DECLARATION_FILE} in ${o.dir} is written by push itself: remove it from the folder`);
+    throw usageError(`${DECLARATION_FILE} in ${o.dir} is written by push itself: remove it from the folder`);
   }
   const c = await classify(files);
   emit({ kind: "checked", files: files.length, bytes: files.reduce((s, f) => s + f.size, 0), encrypted: c.encrypted.length, plaintext: c.plaintext });
   if (c.plaintext.length && !o.allowPlaintext) {
     throw new CryptoTensorsError(
       "ERR_CT_NOT_CONFIDENTIAL",
-      `refusing to push plaintext weights: ${c.plaintext.join(", ")}. Encrypt them first (ctensors encrypt), or pass --allow-plaintext to publish them unencrypted`,
+      `refusing to push plaintext weights: ${c.plaintext.join(", ")}. Encrypt them first (ctensors encrypt), or allow plaintext to publish them unencrypted`,
+      { option: "allowPlaintext" },
     );
   }
   if (!c.encrypted.length && !c.plaintext.length) {

@@ -2,6 +2,9 @@
 // The names follow the Hub's rules (letters, digits, `-`, `_`, `.`; no `--` or `..`; at most 96
 // characters), so that a reference is never confused with a path and never escapes the cache folder.
 
+import { usageError } from "../errors.js";
+import { quote } from "../format/printable.js";
+
 export interface RepoRef {
   /** `org/name` */
   repo: string;
@@ -38,12 +41,12 @@ export function tryParseRepoRef(source: string): RepoRef | undefined {
   return { repo, revision: revision ?? "main", explicitRevision: revision !== undefined };
 }
 
-/** @throws TypeError when `source` is not `org/name[@revision]` */
+/** @throws ERR_CT_USAGE when `source` is not `org/name[@revision]` */
 export function parseRepoRef(source: string): RepoRef {
   const ref = tryParseRepoRef(source);
   if (!ref) {
-    throw new TypeError(
-      `${JSON.stringify(source)} is not a Hub model reference: expected org/name or org/name@revision ` +
+    throw usageError(
+      `${quote(source)} is not a Hub model reference: expected org/name or org/name@revision ` +
         "(letters, digits, '-', '_', '.'; the revision a branch, tag or commit sha)",
     );
   }

@@ -10,6 +10,8 @@
 import { readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { CryptoTensorsError } from "../errors.js";
+import { quote } from "../format/printable.js";
 
 export const DEFAULT_HUB_URL = "https://huggingface.co";
 
@@ -56,7 +58,7 @@ export function hubSettings(options: HubOptions = {}, env: NodeJS.ProcessEnv = p
     const url = new URL(hubUrl);
     if (url.protocol !== "https:" && url.protocol !== "http:") throw new Error("not http(s)");
   } catch {
-    throw new TypeError(`the Hub URL ${JSON.stringify(hubUrl)} is not an http(s) URL (from --hub-url or HF_ENDPOINT)`);
+    throw new CryptoTensorsError("ERR_CT_USAGE", `the Hub URL ${quote(hubUrl)} is not an http(s) URL`, { option: "hubUrl" });
   }
   const accessToken = options.token || env.HF_TOKEN || env.HUGGING_FACE_HUB_TOKEN || tokenFromFile(env);
   const cacheDir = options.cacheDir || env.HF_HUB_CACHE || env.HUGGINGFACE_HUB_CACHE || join(hfHome(env), "hub");

@@ -3,6 +3,7 @@
 //  - standard JOSE (RFC 7517/8037): base64url values, {"kty":"OKP","crv":"Ed25519","alg":"EdDSA"},
 //    content algorithms "A256GCM" / "A128GCM" / "C20P".
 // Keys are normalised to raw bytes; headers and key files we write default to the reference spelling.
+// Messages never quote a value read from a key: a misplaced secret (a key pasted into "alg") would leak.
 
 import { CryptoTensorsError } from "../errors.js";
 import { aeadKeyBytes, parseAeadAlgorithm, type AeadAlgorithm } from "../crypto/aead.js";
@@ -66,7 +67,7 @@ export function parseJwk(value: unknown, where = "JWK"): Key {
     const algName = optionalString(obj, "alg", where);
     if (!algName) throw keyError(`${where}: an encryption key needs "alg" (aes256gcm, aes128gcm or chacha20poly1305)`);
     const alg = JOSE_CONTENT_ALG[algName] ?? parseAeadAlgorithm(algName);
-    if (!alg) throw keyError(`${where}: unsupported encryption algorithm ${JSON.stringify(algName)}`);
+    if (!alg) throw keyError(`${where}: unsupported "alg" for an encryption key (expected aes256gcm, aes128gcm, chacha20poly1305, A256GCM, A128GCM or C20P)`);
     const k = decodeKeyBytes(obj.k, "k", where);
     if (k.length !== aeadKeyBytes(alg)) throw keyError(`${where}: ${alg} needs a ${aeadKeyBytes(alg)}-byte key, "k" has ${k.length}`);
     return { kind: "enc", alg, k, kid, jku };
@@ -74,10 +75,10 @@ export function parseJwk(value: unknown, where = "JWK"): Key {
   if (kty === "okp" || kty === "OKP") {
     const algName = optionalString(obj, "alg", where);
     if (algName !== undefined && algName.toLowerCase() !== "ed25519" && algName !== "EdDSA") {
-      throw keyError(`${where}: unsupported signature algorithm ${JSON.stringify(algName)} (only Ed25519)`);
+      throw keyError(`${where}: unsupported "alg" for a signing key (expected ed25519 or EdDSA)`);
     }
     const crv = optionalString(obj, "crv", where);
-    if (crv !== undefined && crv !== "Ed25519") throw keyError(`${where}: unsupported curve ${JSON.stringify(crv)} (only Ed25519)`);
+    if (crv !== undefined && crv !== "Ed25519") throw keyError(`${where}: unsupported "crv" (only Ed25519)`);
     const d = obj.d === undefined ? undefined : decodeKeyBytes(obj.d, "d", where);
     let x = obj.x === undefined ? undefined : decodeKeyBytes(obj.x, "x", where);
     if (d && d.length !== ED25519_KEY_BYTES) throw keyError(`${where}: "d" must be a 32-byte Ed25519 seed`);
@@ -90,7 +91,7 @@ export function parseJwk(value: unknown, where = "JWK"): Key {
     if (!x) throw keyError(`${where}: a signing key needs "x" (public) or "d" (private)`);
     return { kind: "sign", x, d, kid, jku };
   }
-  throw keyError(`${where}: unsupported "kty" ${JSON.stringify(kty ?? null)} (expected "oct" or "okp"/"OKP")`);
+  throw keyError(`${where}: ${kty === undefined ? "missing" : "unsupported"} "kty" (expected "oct" or "okp"/"OKP")`);
 }
 
 /** Parses a JWK or a JWK set ({"keys": [...]}) into its keys. @throws ERR_CT_KEY_INVALID */

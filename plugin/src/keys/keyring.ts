@@ -3,6 +3,7 @@
 
 import { fileURLToPath } from "node:url";
 import { CryptoTensorsError } from "../errors.js";
+import { quote } from "../format/printable.js";
 import type { KeyRef } from "../container/reserved.js";
 import { parseAeadAlgorithm } from "../crypto/aead.js";
 import type { EncryptionKey, Key } from "./jwk.js";
@@ -22,20 +23,21 @@ export async function resolveEncryptionKey(keys: readonly Key[], ref: KeyRef, op
   let candidates = keys.filter((k): k is EncryptionKey => k.kind === "enc");
   let key = pick(candidates, ref);
   if (!key && ref.jku?.startsWith("file://") && options.followFileJku !== false) {
-    candidates = (await loadKeys(fileURLToPath(ref.jku))).filter((k): k is EncryptionKey => k.kind === "enc");
+    candidates = (await loadKeys(fileURLToPath(ref.jku), { label: `the key set the file names (jku ${quote(ref.jku)})` })).filter((k): k is EncryptionKey => k.kind === "enc");
     key = pick(candidates, ref);
   }
   if (!key) {
-    const have = keys.filter((k) => k.kind === "enc").map((k) => k.kid ?? "(no kid)");
+    const have = keys.filter((k) => k.kind === "enc").map((k) => (k.kid === undefined ? "(no kid)" : quote(k.kid)));
     throw new CryptoTensorsError(
       "ERR_CT_KEY_NOT_FOUND",
-      `no master key for this file: it names kid ${JSON.stringify(ref.kid ?? null)}${ref.jku ? ` at ${ref.jku}` : ""}; ` +
-        (have.length ? `the supplied keys are ${have.join(", ")}` : "no encryption key was supplied (use --key)"),
+      `no master key for this file: it names kid ${quote(ref.kid ?? null)}${ref.jku ? ` at ${quote(ref.jku)}` : ""}; ` +
+        (have.length ? `the supplied keys are ${have.join(", ")}` : "no encryption key was supplied"),
+      { option: "key" },
     );
   }
   const alg = parseAeadAlgorithm(ref.alg);
   if (alg !== key.alg) {
-    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `the master key is ${key.alg} but the file was encrypted with ${ref.alg}`);
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `the master key is ${key.alg} but the file was encrypted with ${quote(ref.alg)}`);
   }
   return key;
 }

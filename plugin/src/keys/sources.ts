@@ -12,6 +12,11 @@ export const KEYS_ENV = "CRYPTOTENSOR_KEYS";
 export const KEY_TOKEN_ENV = "CTENSORS_KEY_TOKEN";
 
 export interface KeySourceOptions {
+  /**
+   * How messages name the source (e.g. the option it came from). The source text itself is never
+   * quoted before it has been read as a file: a key pasted where a path belongs must not be echoed.
+   */
+  label?: string | undefined;
   /** Bearer token sent to HTTPS key URLs (default: $CTENSORS_KEY_TOKEN). Never logged. */
   token?: string | undefined;
   env?: NodeJS.ProcessEnv;
@@ -30,14 +35,15 @@ function isLoopbackHttp(url: URL): boolean {
  * @throws ERR_CT_KEY_NOT_FOUND (source missing/unreachable), ERR_CT_KEY_INVALID (malformed keys)
  */
 export async function loadKeys(spec: KeySpec, options: KeySourceOptions = {}): Promise<Key[]> {
-  if (typeof spec === "object") return parseJwkOrSet(spec, "key");
+  const label = options.label ?? "key source";
+  if (typeof spec === "object") return parseJwkOrSet(spec, label);
   const env = options.env ?? process.env;
   const trimmed = spec.trim();
-  if (trimmed.startsWith("{")) return parseJwkText(trimmed, "inline key");
+  if (trimmed.startsWith("{")) return parseJwkText(trimmed, `${label} (inline JWK)`);
   if (trimmed === "env" || trimmed.startsWith("env:")) {
     const name = trimmed.slice(4) || KEYS_ENV;
     const text = env[name];
-    if (!text) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `environment variable ${name} is not set`);
+    if (!text) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `${label}: environment variable ${name} is not set`);
     return parseJwkText(text, `$${name}`);
   }
   if (/^https?:\/\//i.test(trimmed)) return loadKeysFromUrl(new URL(trimmed), options);
@@ -46,7 +52,13 @@ export async function loadKeys(spec: KeySpec, options: KeySourceOptions = {}): P
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot read key file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+    // Not `path`: it may be a key given where a path belongs.
+    const code = (err as NodeJS.ErrnoException).code ?? "unreadable";
+    throw new CryptoTensorsError(
+      "ERR_CT_KEY_NOT_FOUND",
+      `${label}: cannot read the key file (${code}); a key source is a JWK file path, file://..., env:NAME, https://... or inline JSON`,
+      { cause: Object.assign(new Error(code), { code }) },
+    );
   }
   return parseJwkText(text, path);
 }
@@ -66,8 +78,10 @@ async function loadKeysFromUrl(url: URL, options: KeySourceOptions): Promise<Key
     throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot reach key service ${url.origin}${url.pathname}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
   }
   if (!res.ok) {
-    const hint = res.status === 401 || res.status === 403 ? " (check the bearer token: --key-token or $CTENSORS_KEY_TOKEN)" : "";
-    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `key service ${url.origin}${url.pathname} answered HTTP ${res.status}${hint}`);
+    const refused = res.status === 401 || res.status === 403;
+    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `key service ${url.origin}${url.pathname} answered HTTP ${res.status}${refused ? " (the bearer token was refused)" : ""}`, {
+      option: refused ? "keyToken" : undefined,
+    });
   }
   return parseJwkText(await res.text(), `${url.origin}${url.pathname}`);
 }

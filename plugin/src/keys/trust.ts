@@ -1,7 +1,8 @@
-// Signer trust: a header is verified only with public keys the caller pinned (--trust / a trust-store
-// file), never with a key the file names for itself (docs/format.md §4.2, §11.2 item 3).
+// Signer trust: a header is verified only with public keys the caller pinned (the `trust` keys / a
+// trust-store file), never with a key the file names for itself (docs/format.md §4.2, §11.2 item 3).
 
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, noTrustedSigner } from "../errors.js";
+import { quote } from "../format/printable.js";
 import { ed25519Verify } from "../crypto/signature.js";
 import type { KeyRef } from "../container/reserved.js";
 import { publicKeyOf, type Key, type SigningKey } from "./jwk.js";
@@ -29,9 +30,7 @@ export class TrustStore {
    * @throws ERR_CT_UNTRUSTED_SIGNER (no trusted key could have signed), ERR_CT_SIGNATURE_INVALID (a trusted key was named but the signature does not verify)
    */
   verify(message: Uint8Array, signature: Uint8Array, signer: KeyRef): SigningKey {
-    if (this.keys.length === 0) {
-      throw new CryptoTensorsError("ERR_CT_UNTRUSTED_SIGNER", "no trusted signer key was given: pass the publisher's public key with --trust");
-    }
+    if (this.keys.length === 0) throw noTrustedSigner();
     const eligible = this.keys.filter((k) => signer.kid === undefined || k.kid === undefined || k.kid === signer.kid);
     for (const k of eligible) {
       if (ed25519Verify(k.x, message, signature)) return k;
@@ -39,7 +38,7 @@ export class TrustStore {
     if (eligible.length === 0) {
       throw new CryptoTensorsError(
         "ERR_CT_UNTRUSTED_SIGNER",
-        `the file is signed by key ${JSON.stringify(signer.kid)}, which is not among the trusted keys (${this.keys.map((k) => k.kid ?? "(no kid)").join(", ")})`,
+        `the file is signed by key ${quote(signer.kid)}, which is not among the trusted keys (${this.keys.map((k) => (k.kid === undefined ? "(no kid)" : quote(k.kid))).join(", ")})`,
       );
     }
     throw new CryptoTensorsError(

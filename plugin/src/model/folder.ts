@@ -4,7 +4,8 @@
 
 import { copyFile, mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, usageError } from "../errors.js";
+import { quote } from "../format/printable.js";
 
 /** Folders never copied from a model folder. */
 const SKIP_DIRS = new Set([".git", ".cache", ".huggingface"]);
@@ -79,7 +80,7 @@ export async function checkShardIndex(root: string, indexPath: string, namesOf: 
     if (missing.length || unlisted.length) {
       throw new CryptoTensorsError(
         "ERR_CT_FORMAT",
-        `${indexPath} does not match ${shard}: ${missing.length} listed tensor(s) missing, ${unlisted.length} unlisted (e.g. ${JSON.stringify(missing[0] ?? unlisted[0])})`,
+        `${indexPath} does not match ${shard}: ${missing.length} listed tensor(s) missing, ${unlisted.length} unlisted (e.g. ${quote(missing[0] ?? unlisted[0])})`,
       );
     }
   }
@@ -93,7 +94,7 @@ export async function copyModelFile(inRoot: string, outRoot: string, rel: string
 
 /** Refuses to process a path into itself or overwrite existing output unless forced. */
 export async function checkOutput(input: string, output: string, force: boolean): Promise<void> {
-  if (resolve(input) === resolve(output)) throw new TypeError("input and output must differ");
+  if (resolve(input) === resolve(output)) throw usageError("input and output must differ");
   let exists = false;
   try {
     const s = await stat(output);
@@ -101,5 +102,5 @@ export async function checkOutput(input: string, output: string, force: boolean)
   } catch {
     exists = false;
   }
-  if (exists && !force) throw new TypeError(`${output} already exists: choose another output or pass --force`);
+  if (exists && !force) throw usageError(`${output} already exists (overwriting it must be asked for)`, "force");
 }

@@ -6,10 +6,10 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, usageError } from "../errors.js";
 import { TAG_BYTES } from "../crypto/aead-params.js";
 import { sealInto } from "../crypto/aead.js";
-import { chunkCount, chunkNonceInto, DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
+import { checkChunkBytes, chunkCount, chunkNonceInto, DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
 import { layoutTensors } from "../format/serialize.js";
 import { withAtomicFile, writeAll } from "../io/files.js";
 import { CryptoTensorsReader, type OpenOptions } from "../container/reader.js";
@@ -36,8 +36,8 @@ export interface EncryptedOnnx {
  */
 export function encryptOnnx(model: Uint8Array, graphName: string, readExternal: (location: string) => Uint8Array, options: EncryptOptions): EncryptedOnnx {
   const version = options.formatVersion ?? 2;
-  if (version !== 1 && version !== 2) throw new TypeError(`format version must be 1 or 2, got ${version}`);
-  const chunkBytes = version === 2 ? (options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
+  if (version !== 1 && version !== 2) throw usageError(`format version must be 1 or 2, got ${version}`);
+  const chunkBytes = version === 2 ? checkChunkBytes(options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
   if (!options.signKey.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "the signing key has no private part (\"d\"): pass sign.jwk, not sign.pub.jwk");
   const split = splitOnnx(model, readExternal);
   if (split.weights.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphName} has no initializer with raw or external data: nothing to encrypt`);

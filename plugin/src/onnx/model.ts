@@ -15,6 +15,7 @@ import { CryptoTensorsError } from "../errors.js";
 import type { Dtype } from "../format/dtype.js";
 import { tensorByteLength } from "../format/dtype.js";
 import { lenField, parseMessage, repeatedVarints, serializeMessage, stringValue, varintValue, WIRE_LEN, type WireField } from "./wire.js";
+import { quote } from "../format/printable.js";
 
 // Field numbers of the ONNX IR (onnx.proto3, IR version ≥ 3).
 const MODEL_GRAPH = 7;
@@ -103,7 +104,7 @@ function readInitializer(payload: Uint8Array): Initializer {
 /** An external-data location must stay inside the graph's folder. */
 export function checkLocation(location: string): string {
   if (!location || location.startsWith("/") || location.includes("\\") || location.split("/").some((p) => p === ".." || p === "." || p === "")) {
-    throw bad(`external data location ${JSON.stringify(location)} is not a plain relative path`);
+    throw bad(`external data location ${quote(location)} is not a plain relative path`);
   }
   return location;
 }
@@ -114,10 +115,10 @@ function externalRange(init: Initializer, fileBytes: number | undefined): { file
   const num = (k: string, dflt: number | undefined): number => {
     const s = ext.get(k);
     if (s === undefined) {
-      if (dflt === undefined) throw bad(`initializer ${JSON.stringify(init.name)}: external data has no ${k}`);
+      if (dflt === undefined) throw bad(`initializer ${quote(init.name)}: external data has no ${k}`);
       return dflt;
     }
-    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw bad(`initializer ${JSON.stringify(init.name)}: bad external data ${k} ${JSON.stringify(s)}`);
+    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw bad(`initializer ${quote(init.name)}: bad external data ${k} ${quote(s)}`);
     return Number(s);
   };
   const offset = num("offset", 0);
@@ -173,7 +174,7 @@ export function splitOnnx(model: Uint8Array, readExternal: (location: string) =>
   const newGraph = graph.map((gf) => {
     if (gf.no !== GRAPH_INITIALIZER || gf.wire !== WIRE_LEN) return gf;
     const init = readInitializer(gf.value);
-    if (names.has(init.name)) throw bad(`two initializers are named ${JSON.stringify(init.name)}`);
+    if (names.has(init.name)) throw bad(`two initializers are named ${quote(init.name)}`);
     if (init.external) {
       const location = checkLocation(init.external.get("location") ?? "");
       let file = files.get(location);
@@ -183,7 +184,7 @@ export function splitOnnx(model: Uint8Array, readExternal: (location: string) =>
         files.set(location, file);
       }
       const r = externalRange(init, file.data.length);
-      if (r.offset + r.length > file.data.length) throw bad(`initializer ${JSON.stringify(init.name)}: external data range is beyond the end of ${location}`);
+      if (r.offset + r.length > file.data.length) throw bad(`initializer ${quote(init.name)}: external data range is beyond the end of ${location}`);
       file.covered.fill(1, r.offset, r.offset + r.length);
       names.add(init.name);
       weights.push(weightOf(init, file.data.subarray(r.offset, r.offset + r.length)));
@@ -236,10 +237,10 @@ export async function joinOnnx(
     if (init.external) {
       const location = checkLocation(init.external.get("location") ?? "");
       const file = external.get(location);
-      if (!file) throw bad(`initializer ${JSON.stringify(init.name)} refers to ${location}, which the manifest does not list`);
+      if (!file) throw bad(`initializer ${quote(init.name)} refers to ${location}, which the manifest does not list`);
       const r = externalRange(init, file.length);
       const data = await weight(init.name);
-      if (data.length !== r.length || r.offset + r.length > file.length) throw bad(`initializer ${JSON.stringify(init.name)}: size does not match its external data range`);
+      if (data.length !== r.length || r.offset + r.length > file.length) throw bad(`initializer ${quote(init.name)}: size does not match its external data range`);
       file.set(data, r.offset);
       newGraph.push(gf);
       continue;
@@ -252,13 +253,13 @@ export async function joinOnnx(
     const data = await weight(init.name);
     const restored = init.fields.map((f) => {
       if (f.no !== TENSOR_RAW_DATA) return f;
-      if (f.value.length !== 0) throw bad(`initializer ${JSON.stringify(init.name)} still holds data in the stripped graph`);
+      if (f.value.length !== 0) throw bad(`initializer ${quote(init.name)} still holds data in the stripped graph`);
       return lenField(TENSOR_RAW_DATA, data);
     });
     newGraph.push(lenField(GRAPH_INITIALIZER, serializeMessage(restored)));
   }
   const missing = manifest.inline.filter((n) => !seen.has(n));
-  if (missing.length) throw bad(`the graph has no initializer ${JSON.stringify(missing[0])} listed in the manifest`);
+  if (missing.length) throw bad(`the graph has no initializer ${quote(missing[0])} listed in the manifest`);
   return { model: withGraph(modelFields, graphIndex, newGraph), external };
 }
 
@@ -268,7 +269,7 @@ export function serializeManifest(m: OnnxManifest): string {
 
 /** @throws ERR_CT_FORMAT */
 export function parseManifest(text: string | undefined): OnnxManifest {
-  if (text === undefined) throw bad(`the container has no ${JSON.stringify(ONNX_MANIFEST_KEY)} metadata: it does not hold ONNX weights`);
+  if (text === undefined) throw bad(`the container has no ${quote(ONNX_MANIFEST_KEY)} metadata: it does not hold ONNX weights`);
   let j: Record<string, unknown>;
   try {
     j = JSON.parse(text) as Record<string, unknown>;

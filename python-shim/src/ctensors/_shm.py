@@ -112,6 +112,7 @@ def tensor_view(
     tdtype = torch_dtype(dtype)
     dims = [int(d) for d in shape]
     itemsize = tdtype.itemsize
+    check_addressable(dtype, dims)
     expected = math.prod(dims) * itemsize
     if byte_size != expected:
         raise _protocol(f"{dtype}{dims} needs {expected} bytes, the placement says {byte_size}")
@@ -124,6 +125,28 @@ def tensor_view(
         raise _protocol(f"offset {offset} is not aligned to the {itemsize}-byte {dtype} elements")
     flat = torch.frombuffer(region, dtype=torch.uint8, count=byte_size, offset=offset)
     return flat.view(tdtype).reshape(dims)
+
+
+#: torch sizes and strides are signed 64-bit.
+_MAX_SIZE = 2**63 - 1
+
+
+def check_addressable(dtype: str, dims: Sequence[int]) -> None:
+    """Raises CryptoTensorsError (ERR_CT_FORMAT) for a shape torch cannot address.
+
+    Every size must fit, and torch computes the strides (in elements) from the sizes after the first
+    with zeros counted as one, so even a 0-element tensor like [0, 2**40, 2**40] cannot be made;
+    without this check torch raises its own RuntimeError or TypeError. (A non-empty tensor is bounded
+    by its byte size, checked by the caller.)
+    """
+    too_big = any(d < 0 or d > _MAX_SIZE for d in dims)
+    stride = 1
+    for d in dims[1:]:
+        stride *= max(d, 1)
+    if too_big or stride > _MAX_SIZE:
+        raise CryptoTensorsError(
+            "ERR_CT_FORMAT", f"tensor shape {dtype}{list(dims)} is beyond what torch can address (64-bit sizes)"
+        )
 
 
 def _protocol(message: str) -> CryptoTensorsError:

@@ -2,7 +2,11 @@
 
     Exception
      └── CryptoTensorsError          .code: an ErrorCode name from the proto (ERR_CT_FORMAT, ...)
-          └── SidecarUnavailableError    .code == "ERR_CT_SIDECAR_UNAVAILABLE" (client-side only)
+          ├── SidecarUnavailableError    .code == "ERR_CT_SIDECAR_UNAVAILABLE" (client-side only)
+          └── the vLLM loader's errors (ctensors.vllm): ExtraConfigError (ERR_CT_USAGE),
+              EncryptedWeightsError (ERR_CT_USAGE), MissingWeightsError (ERR_CT_FORMAT),
+              UnsupportedVllmError (ERR_CT_UNSUPPORTED); each also keeps its builtin base
+              (ValueError / RuntimeError)
 
 The codes are read from the generated proto enum (`sidecar_pb2.ErrorCode`), never retyped, so this
 list and the sidecar's cannot drift. The sidecar sends the code in the `ct-error-code` trailer and
@@ -30,6 +34,18 @@ ERROR_CODES: frozenset[str] = frozenset(
 
 #: The one client-side code: nothing answers on the socket (so the sidecar cannot have sent it).
 SIDECAR_UNAVAILABLE = "ERR_CT_SIDECAR_UNAVAILABLE"
+
+
+def _code(name: str) -> str:
+    """`name`, checked against the proto's ErrorCode enum (a typo fails at import)."""
+    if name not in ERROR_CODES:
+        raise ImportError(f"{name} is not a code of the proto's ErrorCode enum: regenerate the stubs")
+    return name
+
+
+USAGE = _code("ERR_CT_USAGE")
+FORMAT = _code("ERR_CT_FORMAT")
+UNSUPPORTED = _code("ERR_CT_UNSUPPORTED")
 
 _TRAILER = "ct-error-code"
 

@@ -6,7 +6,7 @@ import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
 import { decryptOnnxFile } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX } from "../../onnx/model.js";
-import { CryptoTensorsError } from "../../errors.js";
+import { CryptoTensorsError, usageError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
@@ -24,7 +24,7 @@ export const decrypt: Command = {
   },
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
-    if (!input || !output || positionals.length !== 2) throw new TypeError("expected IN and OUT");
+    if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     const keys = await loadKeyList(values.key as string[] | undefined, token);

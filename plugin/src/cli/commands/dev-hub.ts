@@ -3,10 +3,11 @@
 // A development and test stand-in for huggingface.co, not a Hub replacement (docs/dev-hub.md).
 
 import { startDevHub } from "../../hub/dev-hub/index.js";
-import type { Command } from "../command.js";
+import { usageError } from "../../errors.js";
+import { defineCommand, expectPositionals } from "../command.js";
 import { untilSignal } from "../signals.js";
 
-export const devHub: Command = {
+export const devHub = defineCommand({
   summary: "run a local Hub-compatible development server (for tests and demos; not a Hub replacement)",
   usage:
     "ctensors dev-hub --data DIR [--port PORT] [--host HOST] [--token TOKEN]\n" +
@@ -20,18 +21,16 @@ export const devHub: Command = {
     token: { type: "string" },
   },
   async run({ values, positionals, io }) {
-    if (positionals.length) throw new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    const data = values.data as string | undefined;
-    if (!data) throw new TypeError("--data DIR is required");
-    const portText = values.port as string;
+    expectPositionals(positionals, []);
+    const { data, port: portText, token } = values;
+    if (!data) throw usageError("--data DIR is required");
     const port = Number(portText);
-    if (!/^\d+$/.test(portText) || port > 65535) throw new TypeError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`);
-    const token = values.token as string | undefined;
-    if (token !== undefined && !token) throw new TypeError("--token must not be empty");
+    if (!/^\d+$/.test(portText) || port > 65535) throw usageError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`);
+    if (token !== undefined && !token) throw usageError("--token must not be empty");
     const signal = untilSignal();
     const hub = await startDevHub({
       port,
-      host: values.host as string,
+      host: values.host,
       dataDir: data,
       ...(token !== undefined ? { token } : {}),
       log: io.quiet ? (line) => (line.includes("warning") ? io.err(line) : undefined) : (line) => io.err(line),
@@ -42,4 +41,4 @@ export const devHub: Command = {
     await hub.close();
     return 0;
   },
-};
+});

@@ -3,11 +3,12 @@
 
 import { readFile } from "node:fs/promises";
 import { encryptFile } from "../../container/encrypt-file.js";
+import { checkChunkBytes } from "../../crypto/chunked.js";
 import { DEFAULT_POLICY_TEXT, type Policy } from "../../container/reserved.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
 import { encryptOnnxFile } from "../../onnx/encrypt.js";
-import { CryptoTensorsError } from "../../errors.js";
+import { CryptoTensorsError, usageError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
@@ -17,7 +18,7 @@ async function loadPolicy(path: string): Promise<Policy> {
   const text = await readFile(path, "utf8");
   if (text.trimStart().startsWith("{")) {
     const json = JSON.parse(text) as Partial<Policy>;
-    if (typeof json.local !== "string" && typeof json.remote !== "string") throw new TypeError(`${path}: expected {"local": "...", "remote": "..."}`);
+    if (typeof json.local !== "string" && typeof json.remote !== "string") throw usageError(`${path}: expected {"local": "...", "remote": "..."}`);
     return { local: json.local ?? DEFAULT_POLICY_TEXT, remote: json.remote ?? DEFAULT_POLICY_TEXT };
   }
   return { local: text, remote: DEFAULT_POLICY_TEXT };
@@ -26,7 +27,7 @@ async function loadPolicy(path: string): Promise<Policy> {
 function positiveInt(value: unknown, option: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n <= 0) throw new TypeError(`${option} must be a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(n) || n <= 0) throw usageError(`${option} must be a positive integer, got ${value}`);
   return n;
 }
 
@@ -47,12 +48,13 @@ export const encrypt: Command = {
   },
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
-    if (!input || !output || positionals.length !== 2) throw new TypeError("expected IN and OUT");
+    if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");
     const version = Number(values["format-version"]);
-    if (version !== 1 && version !== 2) throw new TypeError("--format-version must be 1 or 2");
+    if (version !== 1 && version !== 2) throw usageError("--format-version must be 1 or 2");
     const chunkBytes = positiveInt(values["chunk-size"], "--chunk-size");
-    if (chunkBytes !== undefined && version === 1) throw new TypeError("--chunk-size applies to format version 2 only");
-    if (/\.onnx(_data(_\d+)?)?$/.test(input)) throw new TypeError(`${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`);
+    if (chunkBytes !== undefined) checkChunkBytes(chunkBytes);
+    if (chunkBytes !== undefined && version === 1) throw usageError("--chunk-size applies to format version 2 only");
+    if (/\.onnx(_data(_\d+)?)?$/.test(input)) throw usageError(`${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`);
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     const key = await loadOneEncryptionKey(values.key as string | undefined, "--key", token);

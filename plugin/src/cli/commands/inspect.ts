@@ -4,7 +4,8 @@ import { readHeader, type CryptoInfo } from "../../container/reader.js";
 import { isDefaultPolicy } from "../../policy.js";
 import type { SafetensorsHeader } from "../../format/header.js";
 import { modelSafetensors } from "../../model/process-model.js";
-import type { Command } from "../command.js";
+import { printable, toJson } from "../../format/printable.js";
+import { defineCommand, expectPositionals } from "../command.js";
 
 export interface FileReport {
   file: string;
@@ -39,40 +40,42 @@ export function describe(file: string, header: SafetensorsHeader, crypto: Crypto
   };
 }
 
+/** The human-readable report. Every string that comes from the file goes through `printable`. */
 function render(r: FileReport, out: (line: string) => void): void {
+  const p = printable;
   const enc = r.tensors.filter((t) => t.encrypted).length;
-  out(`${r.file}`);
+  out(`${p(r.file)}`);
   if (!r.encrypted) {
     out(`  plain safetensors (not encrypted, not signed), ${r.tensors.length} tensors`);
   } else {
-    out(`  CryptoTensors v${r.formatVersion}${r.chunkBytes ? `, chunked (${r.chunkBytes} bytes)` : ", monolithic"}, ${r.algorithm}`);
-    out(`  master key: kid ${r.encKey?.kid ?? "(none)"}${r.encKey?.jku ? `, jku ${r.encKey.jku}` : ""}`);
-    out(`  signer (claimed, not verified): kid ${r.signer?.kid ?? "(none)"}${r.signer?.jku ? `, jku ${r.signer.jku}` : ""}`);
+    out(`  CryptoTensors v${p(r.formatVersion ?? "")}${r.chunkBytes ? `, chunked (${r.chunkBytes} bytes)` : ", monolithic"}, ${p(r.algorithm ?? "")}`);
+    out(`  master key: kid ${p(r.encKey?.kid ?? "(none)")}${r.encKey?.jku ? `, jku ${p(r.encKey.jku)}` : ""}`);
+    out(`  signer (claimed, not verified): kid ${p(r.signer?.kid ?? "(none)")}${r.signer?.jku ? `, jku ${p(r.signer.jku)}` : ""}`);
     out(`  policy: ${r.policy?.default ? "default (allow)" : "custom (needs a Rego engine; this tool refuses to load it)"}`);
     const plain = r.tensors.filter((t) => !t.encrypted);
     const unauth = plain.filter((t) => !t.digest).length;
     out(`  tensors: ${enc}/${r.tensors.length} encrypted${plain.length ? `, ${plain.length} plaintext (${unauth ? `${unauth} without a signed digest` : "all covered by signed digests"})` : ""}`);
   }
   const md = Object.entries(r.metadata);
-  if (md.length) out(`  metadata: ${md.map(([k, v]) => `${k}=${v}`).join(", ")}`);
+  if (md.length) out(`  metadata: ${md.map(([k, v]) => `${p(k)}=${p(v)}`).join(", ")}`);
   for (const t of r.tensors) {
-    out(`    ${t.encrypted ? "E" : t.digest ? "d" : "-"} ${t.name} ${t.dtype}${JSON.stringify(t.shape)} ${t.bytes} B`);
+    out(`    ${t.encrypted ? "E" : t.digest ? "d" : "-"} ${p(t.name)} ${p(t.dtype)}${JSON.stringify(t.shape)} ${t.bytes} B`);
   }
 }
 
-export const inspect: Command = {
+export const inspect = defineCommand({
   summary: "show a file's header: encryption, algorithms, signer, policy, tensors",
   usage: "ctensors inspect IN [--json]",
   options: { json: { type: "boolean", default: false } },
   async run({ values, positionals, io }) {
-    if (positionals.length !== 1) throw new TypeError("expected IN");
+    const [input] = expectPositionals(positionals, ["IN"]);
     const reports: FileReport[] = [];
-    for (const file of await modelSafetensors(positionals[0]!)) {
+    for (const file of await modelSafetensors(input)) {
       const { header, crypto } = await readHeader(file);
       reports.push(describe(file, header, crypto));
     }
-    if (values.json) io.out(JSON.stringify(reports.length === 1 ? reports[0] : reports, null, 2));
+    if (values.json) io.out(toJson(reports.length === 1 ? reports[0] : reports, 2));
     else reports.forEach((r) => render(r, io.out));
     return 0;
   },
-};
+});

@@ -7,6 +7,7 @@ import { aeadKeyBytes, parseAeadAlgorithm } from "../../crypto/aead.js";
 import { ed25519PublicKey } from "../../crypto/signature.js";
 import { publicKeyOf, toJwk, type EncryptionKey, type JwkStyle, type SigningKey } from "../../keys/jwk.js";
 import type { Command } from "../command.js";
+import { usageError } from "../../errors.js";
 
 export const keygen: Command = {
   summary: "generate a master key and an Ed25519 signing key pair",
@@ -20,17 +21,17 @@ export const keygen: Command = {
   },
   async run({ values, io }) {
     const out = values.out as string | undefined;
-    if (!out) throw new TypeError("--out DIR is required");
+    if (!out) throw usageError("--out DIR is required");
     const alg = parseAeadAlgorithm(values.alg as string);
-    if (!alg) throw new TypeError(`--alg must be aes256gcm, aes128gcm or chacha20poly1305, got ${values.alg}`);
+    if (!alg) throw usageError(`--alg must be aes256gcm, aes128gcm or chacha20poly1305, got ${values.alg}`);
     const style = values["jwk-style"] as JwkStyle;
-    if (style !== "reference" && style !== "jose") throw new TypeError("--jwk-style must be reference or jose");
+    if (style !== "reference" && style !== "jose") throw usageError("--jwk-style must be reference or jose");
     const kid = (values.kid as string | undefined) ?? `ct-${randomBytes(4).toString("hex")}`;
     const files = ["enc.jwk", "sign.jwk", "sign.pub.jwk"].map((f) => join(out, f));
     if (!values.force) {
       for (const f of files) {
         const exists = await access(f).then(() => true, () => false);
-        if (exists) throw new TypeError(`${f} already exists: keys are never overwritten without --force`);
+        if (exists) throw usageError(`${f} already exists: keys are never overwritten without --force`);
       }
     }
     await mkdir(out, { recursive: true, mode: 0o700 });

@@ -8,6 +8,7 @@ import { parseRepoRef } from "../../hub/repo-ref.js";
 import type { Command } from "../command.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { createProgress } from "../progress.js";
+import { usageError } from "../../errors.js";
 
 export const pull: Command = {
   summary: "download a Hub model (encrypted at rest) into the HF cache and print its snapshot folder",
@@ -22,7 +23,7 @@ export const pull: Command = {
     ...HUB_OPTIONS,
   },
   async run({ values, positionals, io }) {
-    if (positionals.length !== 1) throw new TypeError("expected REPO[@REV]");
+    if (positionals.length !== 1) throw usageError("expected REPO[@REV]");
     const ref = parseRepoRef(positionals[0]!);
     const settings = hubSettingsFromArgs(values);
     const globs = (values.include as string[] | undefined) ?? [];

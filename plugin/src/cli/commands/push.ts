@@ -3,7 +3,9 @@
 import { readFileSync } from "node:fs";
 import { pushModel } from "../../hub/push.js";
 import { parseRepoRef } from "../../hub/repo-ref.js";
-import type { Command } from "../command.js";
+import { usageError } from "../../errors.js";
+import { printable, toJson } from "../../format/printable.js";
+import { defineCommand, expectPositionals } from "../command.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { createProgress } from "../progress.js";
 
@@ -11,7 +13,7 @@ function version(): string {
   return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
 }
 
-export const push: Command = {
+export const push = defineCommand({
   summary: "upload an encrypted model folder to a Hub repo (creates the repo; refuses plaintext weights)",
   usage:
     "ctensors push DIR REPO [--revision BRANCH] [--private] [--message MSG] [--allow-plaintext] [--hub-url URL] [--token T] [--json]\n" +
@@ -28,19 +30,18 @@ export const push: Command = {
     ...HUB_OPTIONS,
   },
   async run({ values, positionals, io }) {
-    if (positionals.length !== 2) throw new TypeError("expected DIR and REPO");
-    const [dir, repoArg] = positionals as [string, string];
+    const [dir, repoArg] = expectPositionals(positionals, ["DIR", "REPO"]);
     const ref = parseRepoRef(repoArg);
-    if (ref.explicitRevision) throw new TypeError(`give the branch with --revision, not in REPO (${repoArg})`);
+    if (ref.explicitRevision) throw usageError(`give the branch with --revision, not in REPO (${repoArg})`);
     const settings = hubSettingsFromArgs(values);
     const progress = createProgress(!io.quiet);
     let bar = "";
     const result = await pushModel({
-      dir, repo: ref.repo, revision: values.revision as string | undefined, private: values.private as boolean,
-      message: values.message as string | undefined, allowPlaintext: values["allow-plaintext"] as boolean, settings, version: version(),
+      dir, repo: ref.repo, revision: values.revision, private: values.private,
+      message: values.message, allowPlaintext: values["allow-plaintext"], settings, version: version(),
       onEvent: (e) => {
         if (e.kind === "checked") {
-          const line = `push: ${e.files} files, ${(e.bytes / 1e6).toFixed(1)} MB; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${e.plaintext.join(", ")}` : ""}`;
+          const line = `push: ${e.files} files, ${(e.bytes / 1e6).toFixed(1)} MB; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${printable(e.plaintext.join(", "))}` : ""}`;
           if (!io.quiet) io.err(line);
         } else if (e.kind === "phase") {
           progress.stop();
@@ -48,7 +49,7 @@ export const push: Command = {
           if (!io.quiet) io.err(`push: ${e.phase}…`);
         } else if (e.kind === "file") {
           if (bar !== e.path) {
-            progress.start(`hash ${e.path}`, 1000);
+            progress.start(`hash ${printable(e.path)}`, 1000);
             bar = e.path;
           }
           progress.update(Math.round(e.progress * 1000));
@@ -57,12 +58,12 @@ export const push: Command = {
     });
     progress.stop();
     if (values.json) {
-      io.out(JSON.stringify(result, null, 2));
+      io.out(toJson(result, 2));
     } else {
       io.out(`pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`);
-      if (result.deleted.length) io.out(`deleted stale weight files: ${result.deleted.join(", ")}`);
+      if (result.deleted.length) io.out(`deleted stale weight files: ${printable(result.deleted.join(", "))}`);
       io.out(result.confidential ? "declared confidential: every weight file is encrypted" : "NOT confidential: plaintext weights were pushed (--allow-plaintext)");
     }
     return 0;
   },
-};
+});

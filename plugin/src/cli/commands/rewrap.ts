@@ -7,6 +7,7 @@ import { processModel } from "../../model/process-model.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadOneEncryptionKey, loadSigningKey, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
+import { usageError } from "../../errors.js";
 
 export const rewrap: Command = {
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
@@ -22,11 +23,11 @@ export const rewrap: Command = {
   },
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
-    if (!input || !output || positionals.length !== 2) throw new TypeError("expected IN and OUT");
+    if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     const oldKeys = await loadKeyList(values.key as string[] | undefined, token);
-    if (!oldKeys.length) throw new TypeError("--key (the current master key) is required");
+    if (!oldKeys.length) throw usageError("--key (the current master key) is required");
     const newKey = await loadOneEncryptionKey(values["new-key"] as string | undefined, "--new-key", token);
     const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);

@@ -3,7 +3,7 @@
 // Runs the sidecar (package `ctensors-sidecar`) until SIGTERM or SIGINT. The plugin does not depend on
 // the sidecar at compile time: it is imported at run time, by a name the compiler does not follow.
 
-import { CryptoTensorsError } from "../../errors.js";
+import { CryptoTensorsError, usageError } from "../../errors.js";
 import { zeroKey, type Key } from "../../keys/jwk.js";
 import type { TrustStore } from "../../keys/trust.js";
 import type { Command } from "../command.js";
@@ -48,11 +48,11 @@ export const serve: Command = {
     ...HUB_OPTIONS,
   },
   async run({ values, positionals }) {
-    if (positionals.length) throw new TypeError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const sidecar = await importSidecar();
     const token = values["key-token"] as string | undefined;
     const keySpecs = [...((values.key as string[] | undefined) ?? []), ...((values.keys as string[] | undefined) ?? [])];
-    const keys = await loadKeyList(keySpecs, token);
+    const keys = await loadKeyList(keySpecs, token, "--key/--keys");
     try {
       const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
       const signal = untilSignal();

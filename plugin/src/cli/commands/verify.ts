@@ -11,6 +11,8 @@ import { checkGraph } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../../onnx/model.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
+import { usageError } from "../../errors.js";
+import { printable, toJson } from "../../format/printable.js";
 
 export const verify: Command = {
   summary: "verify signatures (and with --key, every tensor's authentication tag)",
@@ -24,7 +26,7 @@ export const verify: Command = {
     json: { type: "boolean", default: false },
   },
   async run({ values, positionals, io }) {
-    if (positionals.length !== 1) throw new TypeError("expected IN");
+    if (positionals.length !== 1) throw usageError("expected IN");
     const token = values["key-token"] as string | undefined;
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
     const keys = await loadKeyList(values.key as string[] | undefined, token);
@@ -46,9 +48,9 @@ export const verify: Command = {
           const unauthenticated = reader.unauthenticatedTensors();
           results.push({ file, ok: true, encrypted: reader.crypto !== null, signer: reader.signer?.kid ?? null, tensorsChecked: checked, unauthenticated });
           if (!values.json) {
-            if (!reader.crypto) io.out(`${file}: plain safetensors, nothing to verify (not signed)`);
-            else io.out(`${file}: OK, signed by trusted key ${reader.signer?.kid ?? "(no kid)"}; ${checked} tensor(s) authenticated${keys.length ? "" : " (pass --key to check encrypted tensors' tags)"}`);
-            if (reader.crypto && unauthenticated.length) io.err(`warning: ${file}: ${unauthenticated.length} plaintext tensor(s) are not covered by the signature (e.g. ${unauthenticated[0]})`);
+            if (!reader.crypto) io.out(`${printable(file)}: plain safetensors, nothing to verify (not signed)`);
+            else io.out(`${printable(file)}: OK, signed by trusted key ${printable(reader.signer?.kid ?? "(no kid)")}; ${checked} tensor(s) authenticated${keys.length ? "" : " (pass --key to check encrypted tensors' tags)"}`);
+            if (reader.crypto && unauthenticated.length) io.err(`warning: ${printable(file)}: ${unauthenticated.length} plaintext tensor(s) are not covered by the signature (e.g. ${printable(unauthenticated[0]!)})`);
           }
         } finally {
           await reader.close();
@@ -57,7 +59,7 @@ export const verify: Command = {
     } finally {
       keys.forEach(zeroKey);
     }
-    if (values.json) io.out(JSON.stringify(results.length === 1 ? results[0] : results, null, 2));
+    if (values.json) io.out(toJson(results.length === 1 ? results[0] : results, 2));
     return 0;
   },
 };

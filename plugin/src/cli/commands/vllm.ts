@@ -12,8 +12,8 @@ import { constants as osConstants } from "node:os";
 import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
-import { CryptoTensorsError } from "../../errors.js";
-import type { Command, CommandIO } from "../command.js";
+import { CryptoTensorsError, usageError } from "../../errors.js";
+import { defineCommand, type CommandIO, type OptionValues } from "../command.js";
 import { SIDECAR_OPTIONS } from "../keys-from-args.js";
 
 export const LOAD_FORMAT = "cryptotensors";
@@ -37,7 +37,7 @@ export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string 
 export function vllmServeArgs(args: readonly string[]): string[] {
   const rest = args[0] === "serve" ? args.slice(1) : [...args];
   if (!rest.length || rest[0]!.startsWith("-")) {
-    throw new TypeError("give vLLM's arguments after `--`, starting with the model: ctensors vllm [options] -- MODEL [vllm serve options]");
+    throw usageError("give vLLM's arguments after `--`, starting with the model: ctensors vllm [options] -- MODEL [vllm serve options]");
   }
   let found = false;
   for (let i = 0; i < rest.length; i++) {
@@ -47,7 +47,7 @@ export function vllmServeArgs(args: readonly string[]): string[] {
     else if (arg.startsWith("--load-format=") || arg.startsWith("--load_format=")) value = arg.slice(arg.indexOf("=") + 1);
     else continue;
     if (value?.toLowerCase() !== LOAD_FORMAT) {
-      throw new TypeError(`ctensors vllm loads weights through the sidecar: --load-format must be ${LOAD_FORMAT}, not ${JSON.stringify(value ?? "")}`);
+      throw usageError(`ctensors vllm loads weights through the sidecar: --load-format must be ${LOAD_FORMAT}, not ${JSON.stringify(value ?? "")}`);
     }
     found = true;
   }
@@ -112,14 +112,16 @@ function signalGroup(child: Child, signal: NodeJS.Signals): void {
 
 /** Starts `ctensors serve` and waits until it answers. Returns the child in a box: an execa child is a
  * promise of its result, which an async function would wait for if returned bare. */
-async function startSidecar(socket: string, values: Record<string, unknown>, timeoutMs: number, io: CommandIO): Promise<{ child: Child }> {
+const KEY_OPTIONS = ["key", "keys", "trust", "trust-store"] as const;
+
+async function startSidecar(socket: string, values: OptionValues<typeof SIDECAR_OPTIONS>, timeoutMs: number, io: CommandIO): Promise<{ child: Child }> {
   const cli = fileURLToPath(new URL("../bin.js", import.meta.url));
   const args = [cli, "serve", "--socket", socket];
-  for (const opt of ["key", "keys", "trust", "trust-store"]) for (const v of (values[opt] as string[] | undefined) ?? []) args.push(`--${opt}`, v);
+  for (const opt of KEY_OPTIONS) for (const v of values[opt] ?? []) args.push(`--${opt}`, v);
   if (values["require-encrypted"]) args.push("--require-encrypted");
   // A key-service token goes through the environment, not argv (which `ps` shows).
   const env: Record<string, string | undefined> = {};
-  if (values["key-token"]) env.CTENSORS_KEY_TOKEN = values["key-token"] as string;
+  if (values["key-token"]) env.CTENSORS_KEY_TOKEN = values["key-token"];
   if (!io.quiet) io.err(`ctensors vllm: starting the sidecar on ${socket}`);
   const child = startChild(process.execPath, args, env);
   const deadline = Date.now() + timeoutMs;
@@ -144,7 +146,7 @@ async function stopChild(child: Child): Promise<void> {
   clearTimeout(timer);
 }
 
-export const vllm: Command = {
+export const vllm = defineCommand({
   summary: "run `vllm serve` on an encrypted model, through the sidecar (started here if none is running)",
   usage:
     "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted]\n" +
@@ -159,15 +161,15 @@ export const vllm: Command = {
   async run({ values, positionals, io }) {
     const serveArgs = vllmServeArgs(positionals);
     const timeoutS = Number(values["sidecar-timeout"]);
-    if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw new TypeError(`--sidecar-timeout must be a positive number of seconds`);
-    const cmd = (values.vllm as string | undefined) ?? process.env.CTENSORS_VLLM ?? "vllm";
+    if (!Number.isFinite(timeoutS) || timeoutS <= 0) throw usageError(`--sidecar-timeout must be a positive number of seconds`);
+    const cmd = values.vllm ?? process.env.CTENSORS_VLLM ?? "vllm";
     const vllmPath = await findExecutable(cmd);
     if (!vllmPath) {
       io.err(`ctensors vllm: ${noVllmMessage(cmd)}`);
       return EXIT_NO_VLLM;
     }
-    const socket = resolve((values.socket as string | undefined) ?? defaultSocketPath());
-    if (!isAbsolute(socket)) throw new TypeError("--socket must be a path");
+    const socket = resolve(values.socket ?? defaultSocketPath());
+    if (!isAbsolute(socket)) throw usageError("--socket must be a path");
 
     // Signals that arrive while starting are remembered and delivered once vLLM runs (or end the start).
     let pending: NodeJS.Signals | undefined;
@@ -185,7 +187,7 @@ export const vllm: Command = {
     process.on("exit", onExit);
     try {
       if (await socketAnswers(socket)) {
-        const ignored = ["key", "keys", "trust", "trust-store", "key-token"].filter((k) => values[k] !== undefined);
+        const ignored = [...KEY_OPTIONS, "key-token" as const].filter((k) => values[k] !== undefined);
         if (!io.quiet) io.err(`ctensors vllm: using the sidecar already running on ${socket}`);
         if (ignored.length) io.err(`ctensors vllm: warning: ${ignored.map((k) => `--${k}`).join(", ")} ignored (that sidecar has its own keys)`);
       } else {
@@ -216,4 +218,4 @@ export const vllm: Command = {
       for (const s of SIGNALS) process.off(s, onSignal);
     }
   },
-};
+});

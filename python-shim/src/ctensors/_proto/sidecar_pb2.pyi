@@ -23,6 +23,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERR_CT_POLICY_UNSUPPORTED: _ClassVar[ErrorCode]
     ERR_CT_IO: _ClassVar[ErrorCode]
     ERR_CT_HUB: _ClassVar[ErrorCode]
+    ERR_CT_USAGE: _ClassVar[ErrorCode]
     ERR_CT_UNAUTHENTICATED: _ClassVar[ErrorCode]
     ERR_CT_BAD_REQUEST: _ClassVar[ErrorCode]
     ERR_CT_MODEL_NOT_OPEN: _ClassVar[ErrorCode]
@@ -47,6 +48,7 @@ ERR_CT_POLICY_DENIED: ErrorCode
 ERR_CT_POLICY_UNSUPPORTED: ErrorCode
 ERR_CT_IO: ErrorCode
 ERR_CT_HUB: ErrorCode
+ERR_CT_USAGE: ErrorCode
 ERR_CT_UNAUTHENTICATED: ErrorCode
 ERR_CT_BAD_REQUEST: ErrorCode
 ERR_CT_MODEL_NOT_OPEN: ErrorCode

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from ..errors import UNSUPPORTED, CryptoTensorsError
 from ._config import ExtraConfigError, LoaderConfig
 from ._guard import EncryptedWeightsError, is_cryptotensors_file
 from ._weights import MissingWeightsError
@@ -44,8 +45,11 @@ _registered = False
 _log = logging.getLogger("vllm.ctensors")  # under vLLM's logger, so that its configuration applies
 
 
-class UnsupportedVllmError(RuntimeError):
+class UnsupportedVllmError(CryptoTensorsError, RuntimeError):
     """The installed vLLM is older than MIN_VLLM_VERSION or lacks the model-loader plugin API."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(UNSUPPORTED, message)
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:

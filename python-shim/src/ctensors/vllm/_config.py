@@ -26,12 +26,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import USAGE, CryptoTensorsError
+
 MODES = ("streaming", "resident")
 KEYS = frozenset({"source", "revision", "socket", "mode", "copy", "window_bytes", "window_count", "strict"})
 
 
-class ExtraConfigError(ValueError):
-    """A bad `--model-loader-extra-config` for `--load-format cryptotensors`."""
+class ExtraConfigError(CryptoTensorsError, ValueError):
+    """A bad `--model-loader-extra-config` for `--load-format cryptotensors` (code ERR_CT_USAGE)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(USAGE, message)
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,18 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
+from ..errors import USAGE, CryptoTensorsError
+
 _MAX_HEADER = 100 * 1024 * 1024  # safetensors' own cap
 _MARKERS = ("__encryption__", "__crypto_keys__")
 _WRAPPED = "__ctensors_guard__"
 
 
-class EncryptedWeightsError(RuntimeError):
-    """vLLM's default loader was about to read CryptoTensors (encrypted) weights as plaintext."""
+class EncryptedWeightsError(CryptoTensorsError, RuntimeError):
+    """vLLM's default loader was about to read CryptoTensors (encrypted) weights as plaintext (ERR_CT_USAGE)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(USAGE, message)
 
 
 def is_cryptotensors_file(path: str | os.PathLike[str]) -> bool:

@@ -13,20 +13,21 @@ import torch
 from .. import _loader
 from .._client import SidecarClient
 from .._proto import sidecar_pb2 as pb
-from ..errors import CryptoTensorsError
+from ..errors import FORMAT, CryptoTensorsError
 from ._config import LoaderConfig
 
 _MAX_LISTED = 20
 
 
-class MissingWeightsError(ValueError):
-    """The model has parameters that no tensor of the checkpoint initialized."""
+class MissingWeightsError(CryptoTensorsError, ValueError):
+    """The model has parameters that no tensor of the checkpoint initialized (code ERR_CT_FORMAT)."""
 
     def __init__(self, source: str, missing: Iterable[str]) -> None:
         self.missing = sorted(missing)
         shown = ", ".join(self.missing[:_MAX_LISTED])
         more = f" (and {len(self.missing) - _MAX_LISTED} more)" if len(self.missing) > _MAX_LISTED else ""
         super().__init__(
+            FORMAT,
             f"load format 'cryptotensors': {len(self.missing)} weight(s) of the model were not in the "
             f"checkpoint served for {source!r}: {shown}{more}. Is --model the same model as the encrypted "
             "source? (set model_loader_extra_config.strict=false to accept this)"
