@@ -8,7 +8,7 @@ import { expect } from "vitest";
 import { sidecarClientConstructor } from "../src/proto.js";
 import type { LoadStart, RegionReady } from "../src/proto.js";
 
-export const REGION_PATH = /^\/dev\/shm\/ctensors-[0-9a-f]{32}$/;
+export const REGION_PATH = /^\/dev\/shm\/ctensors-[0-9a-f]{16}-[0-9a-f]{32}$/;
 
 export type SidecarClient = Client & Record<string, (...args: unknown[]) => unknown>;
 
