@@ -93,6 +93,8 @@ export interface LoadResult {
 export interface LoadOptions {
   /** Called on each RegionReady before the driver acts; return "stop" to take over (the driver then does nothing more). */
   onReady?: (ready: RegionReady, call: ClientDuplexStream<object, any>) => "stop" | void;
+  /** Prefixed to every region path before the driver opens it: `/proc/<pid>/root` reads a /dev/shm of another mount namespace. */
+  shmRoot?: string;
 }
 
 /** Runs one Load as a well-behaved client would, reading every tensor out of shared memory. */
@@ -122,11 +124,12 @@ export function runLoad(client: SidecarClient, md: Metadata, start: Partial<Load
           if (ready.path) {
             expect(ready.path).toMatch(REGION_PATH);
             expect(fds.has(ready.region_id)).toBe(false);
-            const st = statSync(ready.path);
+            const path = (options.shmRoot ?? "") + ready.path;
+            const st = statSync(path);
             expect(st.mode & 0o777).toBe(0o600);
             expect(st.size).toBe(ready.region_bytes);
-            if (!streaming) whole = readFileSync(ready.path); // before `mapped`: then the file is gone
-            fds.set(ready.region_id, openSync(ready.path, "r"));
+            if (!streaming) whole = readFileSync(path); // before `mapped`: then the file is gone
+            fds.set(ready.region_id, openSync(path, "r"));
             result.paths.push(ready.path);
             call.write({ mapped: { region_id: ready.region_id } });
           }
