@@ -114,6 +114,11 @@ function filesOf(instance: string, shmDir: string): string[] {
   return readdirSync(shmDir).filter((n) => n.startsWith(`ctensors-${instance}`));
 }
 
+/** Every region file in a private /dev/shm (whatever its name: all of it is the test's sidecars'). */
+function regionFiles(shmDir: string): string[] {
+  return readdirSync(shmDir).filter((n) => !n.endsWith(".live") && !n.endsWith(".binding"));
+}
+
 // --- a private /dev/shm ----------------------------------------------------------------------------
 
 interface Namespace {
@@ -211,11 +216,11 @@ async function pythonSays(proc: Proc, word: string): Promise<void> {
   expect(proc.stdout(), proc.stderr()).toMatch(new RegExp(`^${word}`));
 }
 
-/** Calls `action` once, as soon as a region of `instance` appears in `shmDir` (inotify). */
-function onRegionCreated(instance: string, shmDir: string, action: () => void): () => void {
+/** Calls `action` once, as soon as a region file appears in the private `shmDir` (inotify). */
+function onRegionCreated(shmDir: string, action: () => void): () => void {
   let fired = false;
   const watcher = watch(shmDir, (_event, name) => {
-    if (!fired && name?.startsWith(`ctensors-${instance}-`)) {
+    if (!fired && name && regionFiles(shmDir).includes(name)) {
       fired = true;
       action();
     }
@@ -243,9 +248,10 @@ async function expectExactLoad(sidecar: Sidecar, source: string, want: Map<strin
 /** After a SIGKILL of `dead`: a new sidecar on its socket removes every file the dead one left, and serves exact tensors. */
 async function restartAndCheck(dead: Sidecar): Promise<Sidecar> {
   const next = await serve(dead.ns, dead.socket);
-  expect(next.events("shm.swept")).toHaveLength(1); // `ctensors serve` says what it swept
-  expect(filesOf(dead.instance, dead.ns.shm)).toEqual([]);
   expect(filesWithPlaintext(dead.ns.shm)).toEqual([]);
+  expect(regionFiles(dead.ns.shm)).toEqual([]); // nor a region the kill caught before it held any plaintext
+  expect(filesOf(dead.instance, dead.ns.shm)).toEqual([]);
+  expect(next.events("shm.swept")).toHaveLength(1); // `ctensors serve` says what it swept
   await expectExactLoad(next, encSmall, smallPlain, STREAMING_1M);
   return next;
 }
@@ -274,12 +280,12 @@ describe("the sidecar killed (SIGKILL) at each step of a load, then restarted", 
     await stop(await restartAndCheck(sidecar));
   });
 
-  it("while a region is being filled: the half-filled region file is swept at restart", async () => {
+  it("while a region is being created and filled: the region file is swept at restart", async () => {
     const sidecar = await serve(ns, newSocket());
     const client = newClient(sidecar.socket);
     const md = auth(tokenOf(sidecar.socket));
     const { model_id } = await unary(client, "OpenModel", { source: encBig }, md);
-    const stopWatching = onRegionCreated(sidecar.instance, ns.shm, () => sidecar.child.kill("SIGKILL"));
+    const stopWatching = onRegionCreated(ns.shm, () => sidecar.child.kill("SIGKILL"));
     const readies: RegionReady[] = [];
     try {
       await rpcFailure(runLoad(client, md, { model_id, ...RESIDENT }, { shmRoot: ns.root, onReady: (r) => void readies.push(r) }));
@@ -289,8 +295,7 @@ describe("the sidecar killed (SIGKILL) at each step of a load, then restarted", 
     }
     await sidecar.exit;
     expect(readies).toEqual([]); // killed before the region was handed over
-    // What the kill leaves behind: the liveness socket and the 32 MiB region.
-    expect(filesOf(sidecar.instance, ns.shm).sort()).toEqual([expect.stringMatching(/^ctensors-[0-9a-f]{16}-[0-9a-f]{32}$/), `ctensors-${sidecar.instance}.live`]);
+    expect(regionFiles(ns.shm)).toHaveLength(1); // what the kill leaves behind: the 32 MiB region
     await stop(await restartAndCheck(sidecar));
   });
 
@@ -398,7 +403,7 @@ describe("clients killed (SIGKILL) at each step of a load", () => {
   afterAll(() => ns?.holder.child.kill("SIGKILL"));
 
   async function expectReleasedAndServing(): Promise<void> {
-    await eventually(() => filesOf(sidecar.instance, ns.shm).every((n) => n.endsWith(".live")), "the sidecar to release the dead client's regions", 30_000);
+    await eventually(() => regionFiles(ns.shm).length === 0, "the sidecar to release the dead client's regions", 30_000);
     expect(filesWithPlaintext(ns.shm)).toEqual([]);
     await expectExactLoad(sidecar, encSmall, smallPlain, RESIDENT);
   }
@@ -412,7 +417,7 @@ describe("clients killed (SIGKILL) at each step of a load", () => {
 
   it("while its region is being filled (Python shim)", async () => {
     const client = python(sidecar, "hold", encBig);
-    const stopWatching = onRegionCreated(sidecar.instance, ns.shm, () => client.child.kill("SIGKILL"));
+    const stopWatching = onRegionCreated(ns.shm, () => client.child.kill("SIGKILL"));
     try {
       expect(await client.exit).toBeNull(); // killed, not exited
     } finally {
@@ -455,7 +460,7 @@ describe("six concurrent clients, two killed mid-load", () => {
         expect(await c.exit, c.stdout() + c.stderr()).toBe(0);
         expect(c.stdout().trim()).toBe("OK");
       }
-      await eventually(() => filesOf(sidecar.instance, ns.shm).every((n) => n.endsWith(".live")), "every region to be released", 30_000);
+      await eventually(() => regionFiles(ns.shm).length === 0, "every region to be released", 30_000);
       await kill9(sidecar);
       await stop(await restartAndCheck(sidecar));
     } finally {
@@ -478,7 +483,7 @@ describe("a full /dev/shm (a private 1.5 MiB tmpfs)", () => {
       const { model_id } = await unary(client, "OpenModel", { source: encSmall }, md);
       const full = await rpcFailure(runLoad(client, md, { model_id, ...RESIDENT }, { shmRoot: ns.root }));
       expect(full.ctCode, full.details).toBeDefined();
-      expect(filesOf(first.instance, ns.shm)).toEqual([`ctensors-${first.instance}.live`]);
+      expect(regionFiles(ns.shm)).toEqual([]);
       expect(ns.used()).toBe(0);
       // A 1 MiB streaming window fits.
       await expectExactLoad(first, encSmall, smallPlain, STREAMING_1M);
