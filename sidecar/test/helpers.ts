@@ -6,6 +6,7 @@ import { credentials, Metadata, status, type Client, type ClientDuplexStream, ty
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from "node:fs";
 import { expect } from "vitest";
 import { sidecarClientConstructor } from "../src/proto.js";
+import { REGION_NAME } from "../src/shm/instance.js";
 import type { LoadStart, RegionReady } from "../src/proto.js";
 
 export const REGION_PATH = /^\/dev\/shm\/ctensors-[0-9a-f]{16}-[0-9a-f]{32}$/;
@@ -69,8 +70,9 @@ export function openRegions(): Set<string> {
   return out;
 }
 
+/** Region files in /dev/shm (not the sidecars' liveness sockets, not the Python tests' fake regions). */
 export function shmFiles(): Set<string> {
-  return new Set(readdirSync("/dev/shm").filter((n) => n.startsWith("ctensors-") && !n.startsWith("ctensors-fake-")).map((n) => `/dev/shm/${n}`));
+  return new Set(readdirSync("/dev/shm").filter((n) => REGION_NAME.test(n)).map((n) => `/dev/shm/${n}`));
 }
 
 export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
