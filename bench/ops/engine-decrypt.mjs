@@ -10,11 +10,13 @@ const [input, keyDir, engine, roundsArg] = args;
 process.env.CTENSORS_ENGINE = engine;
 const api = await loadApi();
 const { ShmRegion } = await import(new URL("../../sidecar/dist/shm/region.js", import.meta.url).href);
+const { ShmInstance } = await import(new URL("../../sidecar/dist/shm/instance.js", import.meta.url).href);
+const shm = await ShmInstance.start(); // names the regions, as a sidecar does
 const { packBatches, alignUp } = await import(new URL("../../sidecar/dist/load-plan.js", import.meta.url).href);
 const keys = loadKeyDir(keyDir, api);
 const reader = await api.CryptoTensorsReader.open(input, { keys: [keys.enc], trust: keys.trust });
 const batch = packBatches(reader.tensors, (t) => t.end - t.begin, Number.MAX_SAFE_INTEGER)[0];
-const region = await ShmRegion.create(Math.max(alignUp(batch.end), 64));
+const region = await ShmRegion.create(Math.max(alignUp(batch.end), 64), shm);
 region.unlink();
 const bytes = reader.tensors.reduce((s, t) => s + t.end - t.begin, 0);
 const largest = reader.tensors.reduce((m, t) => Math.max(m, t.end - t.begin), 0);
@@ -40,6 +42,7 @@ for (let r = 0; r < Number(roundsArg ?? 2); r++) {
   roundCpu.push((c.user + c.system) / 1e6);
 }
 const res = finish(probe, { bytes, engine: api.engineName(), threads: api.nativeThreads(), rounds, roundCpu, seconds: rounds[0] });
-await region.dispose();
+await region.dispose({ handedOver: false });
+await shm.close();
 await reader.close();
 void res;

@@ -18,6 +18,8 @@ import { args, begin, finish, loadApi, loadKeyDir } from "./_common.mjs";
 const [input, keyDir] = args;
 const api = await loadApi();
 const { ShmRegion } = await import(new URL("../../sidecar/dist/shm/region.js", import.meta.url).href);
+const { ShmInstance } = await import(new URL("../../sidecar/dist/shm/instance.js", import.meta.url).href);
+const shm = await ShmInstance.start(); // names the regions, as a sidecar does
 const { packBatches, alignUp, ALIGN_BYTES } = await import(new URL("../../sidecar/dist/load-plan.js", import.meta.url).href);
 const RESIDENT_REGION_BYTES = 1024 * 1024 * 1024; // the sidecar's default residentRegionBytes
 const keys = loadKeyDir(keyDir, api);
@@ -58,7 +60,7 @@ const made = [];
 try {
   for (const batch of packBatches(entries, (e) => e.byteSize, RESIDENT_REGION_BYTES)) {
     let t = now();
-    const region = await ShmRegion.create(Math.max(alignUp(batch.end), ALIGN_BYTES));
+    const region = await ShmRegion.create(Math.max(alignUp(batch.end), ALIGN_BYTES), shm);
     made.push(region);
     regions++;
     regionSeconds += now() - t;
@@ -82,5 +84,6 @@ try {
   await reader.close();
 }
 const result = finish(probe, { bytes, tensors: entries.length, regions, openSeconds, regionSeconds, readSeconds, decryptSeconds, writeSeconds, zeroSeconds });
-for (const r of made) await r.dispose();
+for (const r of made) await r.dispose({ handedOver: false });
+await shm.close();
 void result;

@@ -9,5 +9,6 @@ export { SidecarError, type SidecarErrorCode } from "./errors.js";
 export { ERROR_CODE_TRAILER, SENT_ERROR_CODES, errorToStatus } from "./errors-to-status.js";
 export { ALIGN_BYTES, DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_COUNT, MIN_WINDOW_BYTES, MAX_WINDOW_COUNT } from "./load-plan.js";
 export { PROTO_PATH, PROTO_LOADER_OPTIONS, sidecarClientConstructor, protoErrorCodes } from "./proto.js";
-export { SHM_DIR, REGION_PREFIX } from "./shm/region.js";
+export { SHM_DIR, REGION_PREFIX, REGION_NAME, LIVENESS_NAME } from "./shm/instance.js";
+export { sweepStaleRegions, probeLiveness, type SweepReport, type Liveness } from "./shm/sweep.js";
 export { SIDECAR_VERSION } from "./version.js";

@@ -15,6 +15,7 @@ import { ALIGN_BYTES, alignUp, packBatches, streamingWindowBytes, streamingWindo
 import type { Logger } from "./log.js";
 import type { ManifestEntry, ModelRegistry, OpenModel } from "./model-registry.js";
 import type { LoadClientMessage, LoadServerMessage, LoadStart } from "./proto.js";
+import type { ShmInstance } from "./shm/instance.js";
 import { ShmRegion } from "./shm/region.js";
 import { engineName, readTensorsInto } from "ctensors";
 
@@ -57,6 +58,7 @@ export class LoadSession {
     private readonly registry: ModelRegistry,
     private readonly settings: LoadSettings,
     private readonly log: Logger,
+    private readonly shm: ShmInstance,
   ) {
     call.on("data", (msg: LoadClientMessage) => this.onMessage(msg));
     call.on("end", () => {
@@ -107,7 +109,7 @@ export class LoadSession {
     } finally {
       this.scratch?.fill(0);
       this.scratch = null;
-      await Promise.all([...this.regions.values()].map((r) => r.shm.dispose().catch(() => {})));
+      await Promise.all([...this.regions.values()].map((r) => r.shm.dispose({ handedOver: r.announced }).catch(() => {})));
       if (model) await this.registry.releaseLoad(model);
     }
   }
@@ -222,7 +224,7 @@ export class LoadSession {
   }
 
   private async newRegion(bytes: number): Promise<RegionState> {
-    const shm = await ShmRegion.create(bytes);
+    const shm = await ShmRegion.create(bytes, this.shm);
     const region: RegionState = { id: this.regions.size + 1, shm, announced: false, mapped: false, busy: false };
     this.regions.set(region.id, region); // disposed by run() whatever happens next
     this.check();

@@ -13,6 +13,7 @@ import { errorToStatus } from "./errors-to-status.js";
 import { LoadSession, type LoadSettings } from "./load-session.js";
 import type { Logger } from "./log.js";
 import type { ModelRegistry } from "./model-registry.js";
+import type { ShmInstance } from "./shm/instance.js";
 import {
   sidecarServiceDefinition, type CloseModelRequest, type HealthResponse, type LoadClientMessage, type LoadServerMessage,
   type OpenModelRequest, type OpenModelResponse,
@@ -25,6 +26,8 @@ export interface SidecarServiceDeps {
   requireEncrypted: boolean;
   trust: TrustStore | undefined;
   load: LoadSettings;
+  /** Names and owns this sidecar's shared-memory regions. */
+  shm: ShmInstance;
 }
 
 export class SidecarService {
@@ -78,7 +81,7 @@ export class SidecarService {
   }
 
   private load(call: ServerDuplexStream<LoadClientMessage, LoadServerMessage>): void {
-    const session = new LoadSession(call, this.deps.registry, this.deps.load, this.deps.log);
+    const session = new LoadSession(call, this.deps.registry, this.deps.load, this.deps.log, this.deps.shm);
     if (this.stopping) session.abort(new ShutdownError());
     const done = session.run().finally(() => this.sessions.delete(session));
     this.sessions.set(session, done);

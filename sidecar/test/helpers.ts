@@ -6,9 +6,10 @@ import { credentials, Metadata, status, type Client, type ClientDuplexStream, ty
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from "node:fs";
 import { expect } from "vitest";
 import { sidecarClientConstructor } from "../src/proto.js";
+import { REGION_NAME } from "../src/shm/instance.js";
 import type { LoadStart, RegionReady } from "../src/proto.js";
 
-export const REGION_PATH = /^\/dev\/shm\/ctensors-[0-9a-f]{32}$/;
+export const REGION_PATH = /^\/dev\/shm\/ctensors-[0-9a-f]{16}-[0-9a-f]{32}$/;
 
 export type SidecarClient = Client & Record<string, (...args: unknown[]) => unknown>;
 
@@ -69,8 +70,9 @@ export function openRegions(): Set<string> {
   return out;
 }
 
+/** Region files in /dev/shm (not the sidecars' liveness sockets, not the Python tests' fake regions). */
 export function shmFiles(): Set<string> {
-  return new Set(readdirSync("/dev/shm").filter((n) => n.startsWith("ctensors-") && !n.startsWith("ctensors-fake-")).map((n) => `/dev/shm/${n}`));
+  return new Set(readdirSync("/dev/shm").filter((n) => REGION_NAME.test(n)).map((n) => `/dev/shm/${n}`));
 }
 
 export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -93,6 +95,8 @@ export interface LoadResult {
 export interface LoadOptions {
   /** Called on each RegionReady before the driver acts; return "stop" to take over (the driver then does nothing more). */
   onReady?: (ready: RegionReady, call: ClientDuplexStream<object, any>) => "stop" | void;
+  /** Prefixed to every region path before the driver opens it: `/proc/<pid>/root` reads a /dev/shm of another mount namespace. */
+  shmRoot?: string;
 }
 
 /** Runs one Load as a well-behaved client would, reading every tensor out of shared memory. */
@@ -122,11 +126,12 @@ export function runLoad(client: SidecarClient, md: Metadata, start: Partial<Load
           if (ready.path) {
             expect(ready.path).toMatch(REGION_PATH);
             expect(fds.has(ready.region_id)).toBe(false);
-            const st = statSync(ready.path);
+            const path = (options.shmRoot ?? "") + ready.path;
+            const st = statSync(path);
             expect(st.mode & 0o777).toBe(0o600);
             expect(st.size).toBe(ready.region_bytes);
-            if (!streaming) whole = readFileSync(ready.path); // before `mapped`: then the file is gone
-            fds.set(ready.region_id, openSync(ready.path, "r"));
+            if (!streaming) whole = readFileSync(path); // before `mapped`: then the file is gone
+            fds.set(ready.region_id, openSync(path, "r"));
             result.paths.push(ready.path);
             call.write({ mapped: { region_id: ready.region_id } });
           }

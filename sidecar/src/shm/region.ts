@@ -1,14 +1,17 @@
-// One shared-memory region: a file under /dev/shm (tmpfs: plaintext never reaches a disk) with an
-// unguessable name, created exclusively with mode 0600. The sidecar writes tensors through its fd;
-// the client maps the file, then the sidecar unlinks it, so the pages live only as long as mappings.
+// One shared-memory region: a file under /dev/shm (tmpfs: plaintext never reaches a disk) named
+// after its sidecar instance and an unguessable id (`ctensors-<instance id>-<32 hex>`, instance.ts),
+// created exclusively with mode 0600. The sidecar writes tensors through its fd; the client maps the
+// file, then the sidecar unlinks it, so the pages live only as long as mappings.
+//
+// Why the name exists until the client has mapped it: the client opens the region by path (gRPC
+// cannot pass a file descriptor, and /proc/<pid>/fd/<n> does not resolve across pid namespaces), so
+// the name is the handover. A sidecar killed between creating a region and the client's `mapped`
+// leaves the file behind: the next sidecar's sweep (sweep.ts) removes it.
 
-import { constants, unlinkSync } from "node:fs";
+import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { unlinkQuietly, type ShmInstance } from "./instance.js";
 
-export const SHM_DIR = "/dev/shm";
-export const REGION_PREFIX = "ctensors-";
 /** A pwrite moves at most this many bytes (Node refuses lengths of 2 GiB and more). */
 const MAX_WRITE_BYTES = 1024 * 1024 * 1024;
 
@@ -27,14 +30,6 @@ function track(path: string): void {
   live.add(path);
 }
 
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
-  }
-}
-
 export class ShmRegion {
   private unlinked = false;
   private closed = false;
@@ -45,17 +40,17 @@ export class ShmRegion {
     readonly bytes: number,
   ) {}
 
-  /** Creates `/dev/shm/ctensors-<32 hex>` (O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, 0600) of `bytes` bytes. */
-  static async create(bytes: number, dir = SHM_DIR): Promise<ShmRegion> {
+  /** Creates `<instance dir>/ctensors-<instance id>-<32 hex>` (O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, 0600) of `bytes` bytes. */
+  static async create(bytes: number, instance: ShmInstance): Promise<ShmRegion> {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new TypeError(`region size must be a positive integer, got ${bytes}`);
-    const path = join(dir, `${REGION_PREFIX}${randomBytes(16).toString("hex")}`);
+    const path = instance.regionPath();
     const fh = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
     track(path);
     const region = new ShmRegion(fh, path, bytes);
     try {
       await fh.truncate(bytes);
     } catch (err) {
-      await region.dispose();
+      await region.dispose({ handedOver: false });
       throw err;
     }
     return region;
@@ -90,8 +85,14 @@ export class ShmRegion {
     unlinkQuietly(this.path);
   }
 
-  /** Unlinks (if not yet) and closes the fd. Idempotent. */
-  async dispose(): Promise<void> {
+  /**
+   * Unlinks (if not yet) and closes the fd. Idempotent. A region never handed over to a client
+   * (no RegionReady named it) is truncated to 0 bytes first: its tmpfs pages are freed at once, even
+   * if some other process holds it open. A region that was handed over is not: the client may map it,
+   * and touching a mapping past the end of a truncated file is SIGBUS.
+   */
+  async dispose({ handedOver }: { handedOver: boolean }): Promise<void> {
+    if (!handedOver && !this.closed) await this.fh.truncate(0).catch(() => {});
     this.unlink();
     if (this.closed) return;
     this.closed = true;
