@@ -111,14 +111,16 @@ class SidecarClient:
 
     def health(self) -> sidecar_pb2.HealthResponse:
         try:
-            return self._stub.Health(sidecar_pb2.HealthRequest(), metadata=self._metadata)
+            response: sidecar_pb2.HealthResponse = self._stub.Health(sidecar_pb2.HealthRequest(), metadata=self._metadata)
+            return response
         except grpc.RpcError as err:
             raise from_rpc_error(err, socket=self.socket_path) from err
 
     def open_model(self, source: str, *, refresh: bool = False) -> sidecar_pb2.OpenModelResponse:
         try:
             request = sidecar_pb2.OpenModelRequest(source=source, refresh=refresh)
-            return self._stub.OpenModel(request, metadata=self._metadata)
+            opened: sidecar_pb2.OpenModelResponse = self._stub.OpenModel(request, metadata=self._metadata)
+            return opened
         except grpc.RpcError as err:
             raise from_rpc_error(err, socket=self.socket_path) from err
 
@@ -138,7 +140,5 @@ class SidecarClient:
     def __enter__(self) -> SidecarClient:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

@@ -127,4 +127,5 @@ def tensor_view(
 
 
 def _protocol(message: str) -> CryptoTensorsError:
+    """The error for a sidecar that broke the Load protocol (also used by _loader)."""
     return CryptoTensorsError("ERR_CT_INTERNAL", f"sidecar protocol error: {message}")
