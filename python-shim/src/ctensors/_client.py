@@ -24,17 +24,19 @@ _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def default_socket_path() -> str:
-    """The socket a client uses when none is given (the sidecar applies the same rule).
+    """The socket a client uses when none is given: the rule of plugin/src/sidecar-socket.ts, which
+    the sidecar applies (tests/test_socket_rule.py compares the two).
 
     $CTENSORS_SOCKET if set, else `$XDG_RUNTIME_DIR/ctensors/sidecar.sock` if XDG_RUNTIME_DIR is
-    set, else `/tmp/ctensors-<uid>/sidecar.sock`.
+    set (normalised, as Node's path.join does), else `/tmp/ctensors-<uid>/sidecar.sock`.
     """
     explicit = os.environ.get(SOCKET_ENV)
     if explicit:
         return explicit
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_dir:
-        return os.path.join(runtime_dir, "ctensors", "sidecar.sock")
+        path = os.path.normpath(os.path.join(runtime_dir, "ctensors", "sidecar.sock"))
+        return "/" + path.lstrip("/") if path.startswith("/") else path  # normpath keeps a leading "//"
     return f"/tmp/ctensors-{os.getuid()}/sidecar.sock"
 
 
