@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Installs everything the tests and the demo need, idempotently:
-//  1. npm packages from package-lock.json (npm ci), skipped when node_modules matches the lock;
-//  2. the Python environment at .venv/ from python-requirements.txt, skipped when its stamp matches;
+//  1. npm packages from package-lock.json (npm ci), skipped when node_modules matches the lock (among
+//     them biome, the TypeScript formatter and linter of `npm run lint`);
+//  2. the Python environment at .venv/ from python-requirements.txt, skipped when its stamp matches
+//     (among them ruff and mypy, the Python linter, formatter and type checker of `npm run lint`);
 //  3. Debian's `chromium` for the browser test (apt-get, as root), skipped when /usr/bin/chromium exists;
 //  4. a separate Python environment with vLLM at .venv-vllm/ (python-vllm-requirements.txt), for the
 //     vLLM tests, skipped when its stamp matches.

@@ -5,9 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-// @ts-ignore plain .mjs module without types
+// @ts-expect-error plain .mjs module without types
 import { dataSha256, llamaShapes, writeSyntheticModel } from "../bench/lib/model.mjs";
-// @ts-ignore plain .mjs module without types
+// @ts-expect-error plain .mjs module without types
 import { updateResultsFile } from "../bench/lib/report.mjs";
 import { readHeader } from "../plugin/dist/index.js";
 

@@ -32,7 +32,8 @@ const measure = async (name, bytes, fn) => {
     sysSeconds: (u1.systemCPUTime - u0.systemCPUTime) / 1e6,
     minorFaults: u1.minorPageFault - u0.minorPageFault,
   };
-  (parts[name] ??= { samples: [] }).samples.push(sample);
+  parts[name] ??= { samples: [] };
+  parts[name].samples.push(sample);
 };
 
 const probe = begin();

@@ -57,7 +57,7 @@ export async function hubStandIn(models: Record<string, string>): Promise<{ url:
     const m = /^\/(.+?)\/resolve\/[^/]+\/(.+)$/.exec(path);
     const root = m ? models[m[1]!] : undefined;
     const file = root && normalize(join(root, m![2]!));
-    if (!file || !file.startsWith(root + sep)) return void res.writeHead(404).end();
+    if (!file?.startsWith(root + sep)) return void res.writeHead(404).end();
     try {
       const data = readFileSync(file);
       res.writeHead(200, { "content-length": data.length, "content-type": "application/octet-stream" }).end(data);

@@ -50,7 +50,12 @@ beforeAll(async () => {
 describe("the fixtures", () => {
   it("are small, committed transformers.js folders whose baseline runs", () => {
     let total = 0;
-    const walk = (d: string): void => readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(join(d, e.name)) : (total += readFileSync(join(d, e.name)).length)));
+    const walk = (d: string): void => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(d, e.name));
+        else total += readFileSync(join(d, e.name)).length;
+      }
+    };
     walk(FIXTURES);
     expect(total).toBeLessThan(2 * 1024 * 1024);
     for (const m of MODELS) {
