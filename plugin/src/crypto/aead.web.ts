@@ -9,7 +9,8 @@ import { checkKeyAndNonce, TAG_BYTES, type AeadAlgorithm } from "./aead-params.j
 
 export { AEAD_ALGORITHMS, NONCE_BYTES, TAG_BYTES, aeadKeyBytes, parseAeadAlgorithm, type AeadAlgorithm } from "./aead-params.js";
 
-const cipher = (alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array) => (alg === "chacha20poly1305" ? chacha20poly1305(key, nonce) : gcm(key, nonce));
+const cipher = (alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array) =>
+  alg === "chacha20poly1305" ? chacha20poly1305(key, nonce) : gcm(key, nonce);
 
 export function createSealer(): never {
   throw new TypeError("streaming encryption is not available in the browser build");
@@ -27,7 +28,14 @@ export function seal(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, pla
   return [out, sealInto(alg, key, nonce, plaintext, out)];
 }
 
-export function openInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): void {
+export function openInto(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+  out: Uint8Array,
+): void {
   checkKeyAndNonce(alg, key, nonce);
   if (tag.length !== TAG_BYTES) throw decryptionFailed();
   const joined = new Uint8Array(ciphertext.length + TAG_BYTES);

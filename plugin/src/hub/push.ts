@@ -143,8 +143,14 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   const title = o.message ?? `Upload CryptoTensors model (${classified.encrypted.length} encrypted file(s))`;
   const commit = await commitOperations(repo, revision, plan.operations, title, settings, emit);
   return {
-    repo, revision, commit: commit.oid, url: commit.url, files: [...files.map((f) => f.path), DECLARATION_FILE].sort(), deleted: plan.deleted,
-    confidential: plan.declaration.confidential, created,
+    repo,
+    revision,
+    commit: commit.oid,
+    url: commit.url,
+    files: [...files.map((f) => f.path), DECLARATION_FILE].sort(),
+    deleted: plan.deleted,
+    confidential: plan.declaration.confidential,
+    created,
   };
 }
 
@@ -152,14 +158,24 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
  * Walks and classifies the folder; refuses an empty folder, one with our own declaration file in it,
  * plaintext weights unless allowed, and a folder with no weights at all.
  */
-async function checkFolder(dir: string, allowPlaintext: boolean, emit: (e: PushEvent) => void): Promise<{ files: LocalFile[]; classified: Classified }> {
+async function checkFolder(
+  dir: string,
+  allowPlaintext: boolean,
+  emit: (e: PushEvent) => void,
+): Promise<{ files: LocalFile[]; classified: Classified }> {
   const files = await walk(dir);
   if (!files.length) throw new CryptoTensorsError("ERR_CT_IO", `${dir} holds no files to push`);
   if (files.some((f) => f.path === DECLARATION_FILE)) {
     throw new TypeError(`${DECLARATION_FILE} in ${dir} is written by push itself: remove it from the folder`);
   }
   const c = await classify(files);
-  emit({ kind: "checked", files: files.length, bytes: files.reduce((s, f) => s + f.size, 0), encrypted: c.encrypted.length, plaintext: c.plaintext });
+  emit({
+    kind: "checked",
+    files: files.length,
+    bytes: files.reduce((s, f) => s + f.size, 0),
+    encrypted: c.encrypted.length,
+    plaintext: c.plaintext,
+  });
   if (c.plaintext.length && !allowPlaintext) {
     throw new CryptoTensorsError(
       "ERR_CT_NOT_CONFIDENTIAL",
@@ -195,8 +211,16 @@ async function ensureRepoAndBranch(repo: string, revision: string, isPrivate: bo
 }
 
 /** A repo whose declaration says confidential never receives plaintext weights. */
-async function refusePlaintextInConfidentialRepo(repo: string, revision: string, remote: string[], c: Classified, settings: HubSettings): Promise<void> {
-  const remoteDecl = remote.includes(DECLARATION_FILE) ? parseDeclaration((await remoteText(repo, DECLARATION_FILE, revision, settings)) ?? "") : undefined;
+async function refusePlaintextInConfidentialRepo(
+  repo: string,
+  revision: string,
+  remote: string[],
+  c: Classified,
+  settings: HubSettings,
+): Promise<void> {
+  const remoteDecl = remote.includes(DECLARATION_FILE)
+    ? parseDeclaration((await remoteText(repo, DECLARATION_FILE, revision, settings)) ?? "")
+    : undefined;
   if (remoteDecl?.confidential && c.plaintext.length) {
     throw new CryptoTensorsError(
       "ERR_CT_NOT_CONFIDENTIAL",
@@ -218,19 +242,33 @@ async function planCommit(
 ): Promise<{ operations: CommitOperation[]; deleted: string[]; declaration: Declaration }> {
   const { repo, settings } = o;
   const declaration: Declaration = {
-    format: "cryptotensors", confidential: c.plaintext.length === 0, signers: [...c.signers].sort(), encryptionKeys: [...c.encryptionKeys].sort(), tool: `ctensors ${o.version}`,
+    format: "cryptotensors",
+    confidential: c.plaintext.length === 0,
+    signers: [...c.signers].sort(),
+    encryptionKeys: [...c.encryptionKeys].sort(),
+    tool: `ctensors ${o.version}`,
   };
   const localCard = files.find((f) => f.path === "README.md");
-  const baseCard = localCard ? await readFile(localCard.abs, "utf8") : remote.includes("README.md") ? await remoteText(repo, "README.md", revision, settings) : undefined;
+  const baseCard = localCard
+    ? await readFile(localCard.abs, "utf8")
+    : remote.includes("README.md")
+      ? await remoteText(repo, "README.md", revision, settings)
+      : undefined;
   const card = updateModelCard(baseCard, {
-    repo, signers: declaration.signers, encryptionKeys: declaration.encryptionKeys, formats: [...c.formats].sort(),
-    encryptedFiles: c.encrypted.length, plaintextWeightFiles: c.plaintext,
+    repo,
+    signers: declaration.signers,
+    encryptionKeys: declaration.encryptionKeys,
+    formats: [...c.formats].sort(),
+    encryptedFiles: c.encrypted.length,
+    plaintextWeightFiles: c.plaintext,
   });
   const local = new Set(files.map((f) => f.path));
   const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p)));
   const operations: CommitOperation[] = [
     ...(await Promise.all(
-      files.filter((f) => f.path !== "README.md").map(async (f) => ({ operation: "addOrUpdate" as const, path: f.path, content: await openAsBlob(f.abs) })),
+      files
+        .filter((f) => f.path !== "README.md")
+        .map(async (f) => ({ operation: "addOrUpdate" as const, path: f.path, content: await openAsBlob(f.abs) })),
     )),
     { operation: "addOrUpdate", path: "README.md", content: new Blob([card]) },
     { operation: "addOrUpdate", path: DECLARATION_FILE, content: new Blob([serializeDeclaration(declaration)]) },
@@ -264,14 +302,16 @@ async function commitOperations(
   } catch (err) {
     throw hubError(err, `uploading to ${repo}@${revision}`, settings.hubUrl);
   }
-  if (!result?.commit?.oid) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
+  if (!result?.commit?.oid)
+    throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
   return result.commit;
 }
 
 async function remoteFiles(repo: string, revision: string, settings: HubSettings): Promise<string[]> {
   const out: string[] = [];
   try {
-    for await (const e of listFiles({ repo, revision, recursive: true, ...credentialsOf(settings) })) if (e.type === "file") out.push(e.path);
+    for await (const e of listFiles({ repo, revision, recursive: true, ...credentialsOf(settings) }))
+      if (e.type === "file") out.push(e.path);
   } catch (err) {
     if (hubStatus(err) === 404) return [];
     throw hubError(err, `listing ${repo}@${revision}`, settings.hubUrl);

@@ -35,7 +35,11 @@ export async function fetchJwkSet(url: URL, options: JwkSetFetchOptions = {}): P
   try {
     res = await doFetch(url, { headers, redirect: "error", credentials: "omit" });
   } catch (err) {
-    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot reach key service ${where}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
+    throw new CryptoTensorsError(
+      "ERR_CT_KEY_NOT_FOUND",
+      `cannot reach key service ${where}: ${(err as Error).cause ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
   if (!res.ok) {
     const hint = res.status === 401 || res.status === 403 ? " (check the bearer token: --key-token or $CTENSORS_KEY_TOKEN)" : "";

@@ -53,7 +53,11 @@ export interface LoadedModel {
 
 export interface CryptoTensorsHook {
   /** The object installed as `env.customCache`. */
-  readonly cache: { match(request: string): Promise<Response | undefined>; put(request: string, response: Response): Promise<void>; delete(request: string): Promise<boolean> };
+  readonly cache: {
+    match(request: string): Promise<Response | undefined>;
+    put(request: string, response: Response): Promise<void>;
+    delete(request: string): Promise<boolean>;
+  };
   /** Models decrypted so far (each once: later requests are served from memory). */
   readonly loaded: readonly LoadedModel[];
   /** Drops the decrypted models kept in memory (zeroing their bytes). */
@@ -95,7 +99,8 @@ const list = (v: KeySource | readonly KeySource[]): KeySource[] => (Array.isArra
 
 function checkInstallArguments(env: TransformersEnv, options: InstallOptions): void {
   if (!env || typeof env !== "object") throw new TypeError("installCryptoTensors(env, options): pass transformers.js' `env`");
-  if (options?.key === undefined) throw new TypeError("installCryptoTensors: `key` (the master key: JWK, JWK file path or JWK-set URL) is required");
+  if (options?.key === undefined)
+    throw new TypeError("installCryptoTensors: `key` (the master key: JWK, JWK file path or JWK-set URL) is required");
   if (options.trust === undefined) throw new TypeError("installCryptoTensors: `trust` (the publisher's public key) is required");
 }
 
@@ -111,8 +116,11 @@ async function loadInstallKeys(options: InstallOptions, platform: Platform): Pro
 /** Installs `cache` as env.customCache with every cache that could write a decrypted file off; returns the undo. */
 function takeOverCaches(env: TransformersEnv, cache: OnnxCache): () => void {
   const saved = {
-    useCustomCache: env.useCustomCache, customCache: env.customCache, useFSCache: env.useFSCache,
-    useBrowserCache: env.useBrowserCache, experimental_useCrossOriginStorage: env.experimental_useCrossOriginStorage,
+    useCustomCache: env.useCustomCache,
+    customCache: env.customCache,
+    useFSCache: env.useFSCache,
+    useBrowserCache: env.useBrowserCache,
+    experimental_useCrossOriginStorage: env.experimental_useCrossOriginStorage,
   };
   env.useFSCache = false; // the Node file cache would write the decrypted model to disk
   env.useBrowserCache = false;
@@ -125,7 +133,13 @@ function takeOverCaches(env: TransformersEnv, cache: OnnxCache): () => void {
 export async function install(env: TransformersEnv, options: InstallOptions, platform: Platform): Promise<CryptoTensorsHook> {
   checkInstallArguments(env, options);
   const { keys, trust } = await loadInstallKeys(options, platform);
-  const store = new ModelStore({ keys, trust, requireEncrypted: options.requireEncrypted !== false, platform, read: modelFileReader(env, options, platform) });
+  const store = new ModelStore({
+    keys,
+    trust,
+    requireEncrypted: options.requireEncrypted !== false,
+    platform,
+    read: modelFileReader(env, options, platform),
+  });
   const cache = new OnnxCache(env, store);
   const restore = takeOverCaches(env, cache);
   const forget = () => cache.forget();

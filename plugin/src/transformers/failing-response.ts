@@ -10,8 +10,19 @@ export function failingResponse(err: unknown): Response {
   const res = new Response(null, { status: 200 });
   const reject = { value: () => Promise.reject(err) };
   return Object.defineProperties(res, {
-    body: { get: () => new ReadableStream({ start(controller) { controller.error(err); } }) },
-    arrayBuffer: reject, blob: reject, text: reject, json: reject, bytes: reject,
+    body: {
+      get: () =>
+        new ReadableStream({
+          start(controller) {
+            controller.error(err);
+          },
+        }),
+    },
+    arrayBuffer: reject,
+    blob: reject,
+    text: reject,
+    json: reject,
+    bytes: reject,
   });
 }
 

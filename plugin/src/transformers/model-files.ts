@@ -9,7 +9,8 @@ import { isHttpUrl } from "./request-keys.js";
 export type ModelFileReader = (key: string) => Promise<Uint8Array | undefined>;
 
 export function modelFileReader(env: TransformersEnv, options: InstallOptions, platform: Platform): ModelFileReader {
-  const doFetch: FetchLike = (url, init) => (options.fetch ?? env.fetch ?? ((u: string, i?: RequestInit) => globalThis.fetch(u, i)))(url, init);
+  const doFetch: FetchLike = (url, init) =>
+    (options.fetch ?? env.fetch ?? ((u: string, i?: RequestInit) => globalThis.fetch(u, i)))(url, init);
   return async (key) => {
     if (!isHttpUrl(key)) return platform.readLocal(key);
     const headers = { ...(platform.defaultHeaders?.(key) ?? {}), ...(options.headers ?? {}) };

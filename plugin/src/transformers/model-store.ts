@@ -35,14 +35,25 @@ export class ModelStore {
     if (!p) {
       p = this.#load(graphKey);
       this.#memo.set(graphKey, p);
-      p.then((e) => { if (e.kind === "absent") this.#memo.delete(graphKey); }, () => this.#memo.delete(graphKey));
+      p.then(
+        (e) => {
+          if (e.kind === "absent") this.#memo.delete(graphKey);
+        },
+        () => this.#memo.delete(graphKey),
+      );
     }
     return p;
   }
 
   /** Drops the decrypted models, zeroing their bytes. */
   forget(): void {
-    for (const p of this.#memo.values()) p.then((e) => { if (e.kind === "model") for (const b of e.files.values()) b.fill(0); }, () => {});
+    for (const p of this.#memo.values())
+      p.then(
+        (e) => {
+          if (e.kind === "model") for (const b of e.files.values()) b.fill(0);
+        },
+        () => {},
+      );
     this.#memo.clear();
   }
 
@@ -53,9 +64,13 @@ export class ModelStore {
     if (!container) {
       if (!graph) return { kind: "absent" };
       if (!requireEncrypted) return { kind: "plain" };
-      throw new CryptoTensorsError("ERR_CT_NOT_CONFIDENTIAL", `${graphKey} is not encrypted (no ${basename(graphKey)}${ONNX_CONTAINER_SUFFIX} beside it) but an encrypted, signed model was required`);
+      throw new CryptoTensorsError(
+        "ERR_CT_NOT_CONFIDENTIAL",
+        `${graphKey} is not encrypted (no ${basename(graphKey)}${ONNX_CONTAINER_SUFFIX} beside it) but an encrypted, signed model was required`,
+      );
     }
-    if (!graph) throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphKey}${ONNX_CONTAINER_SUFFIX} has no graph ${basename(graphKey)} beside it`);
+    if (!graph)
+      throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphKey}${ONNX_CONTAINER_SUFFIX} has no graph ${basename(graphKey)} beside it`);
     try {
       return { kind: "model", files: await this.#decrypt(graphKey, graph, container) };
     } finally {
@@ -66,12 +81,22 @@ export class ModelStore {
   /** Verifies the container and the graph against it, decrypts the weights and rebuilds the ONNX files. */
   async #decrypt(graphKey: string, graph: Uint8Array, container: Uint8Array): Promise<Map<string, Uint8Array>> {
     const { keys, trust, requireEncrypted, platform } = this.options;
-    const reader = await MemoryCryptoTensors.open(container, { keys, trust, requireEncrypted, provider: platform.provider, evaluatePolicy: platform.evaluatePolicy });
+    const reader = await MemoryCryptoTensors.open(container, {
+      keys,
+      trust,
+      requireEncrypted,
+      provider: platform.provider,
+      evaluatePolicy: platform.evaluatePolicy,
+    });
     try {
       const manifest = parseManifest(reader.metadata(ONNX_MANIFEST_KEY));
-      if (manifest.graph !== basename(graphKey)) throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${basename(graphKey)}`);
+      if (manifest.graph !== basename(graphKey))
+        throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${basename(graphKey)}`);
       if (encodeBase64(await platform.provider.sha256(graph)) !== manifest.graphSha256) {
-        throw new CryptoTensorsError("ERR_CT_INTEGRITY", `${graphKey} does not match the signed digest in its container: the graph was modified`);
+        throw new CryptoTensorsError(
+          "ERR_CT_INTEGRITY",
+          `${graphKey} does not match the signed digest in its container: the graph was modified`,
+        );
       }
       const { model, external } = await joinOnnx(graph, manifest, (name) => reader.readTensor(name));
       this.loaded.push({ source: graphKey, signer: reader.signer?.kid ?? null, tensors: reader.tensors.length });
