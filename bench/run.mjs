@@ -62,8 +62,15 @@ const integer = (name, min) => {
   return n;
 };
 const positive = (name) => integer(name, 1);
-const selected = values.only ? values.only.split(",").map((s) => s.trim()).filter(Boolean) : DEFAULT_PARTS;
-for (const name of selected) if (!PARTS.some((p) => p.name === name)) throw new TypeError(`--only: unknown part ${JSON.stringify(name)} (known: ${PARTS.map((p) => p.name).join(", ")})`);
+const selected = values.only
+  ? values.only
+      .split(",")
+      .map((s) => s.trim())
+      .filter(Boolean)
+  : DEFAULT_PARTS;
+for (const name of selected)
+  if (!PARTS.some((p) => p.name === name))
+    throw new TypeError(`--only: unknown part ${JSON.stringify(name)} (known: ${PARTS.map((p) => p.name).join(", ")})`);
 const parts = PARTS.filter((p) => selected.includes(p.name));
 const opts = {
   sizeMiB: positive("size-mib"),
@@ -77,14 +84,19 @@ const opts = {
 };
 const resultsPath = values.out ? resolve(values.out) : join(BENCH_DIR, "RESULTS.md");
 const write = values.write || values.out !== undefined;
-const key = (selected.join(",") === DEFAULT_PARTS.join(",") ? "main" : selected.join("+")) + (opts.cold ? "-cold" : "") + (opts.streamingOnly ? `-streaming-${opts.sizeMiB}` : "");
+const key =
+  (selected.join(",") === DEFAULT_PARTS.join(",") ? "main" : selected.join("+")) +
+  (opts.cold ? "-cold" : "") +
+  (opts.streamingOnly ? `-streaming-${opts.sizeMiB}` : "");
 const command = `node bench/run.mjs${process.argv.length > 2 ? ` ${process.argv.slice(2).join(" ")}` : ""}`;
 
 // Disk: the plain model, our encrypted copy and one output at a time.
 const needBytes = (parts.some((p) => p.name === "codec") ? 3 : 2) * opts.sizeMiB * MiB + 512 * MiB;
 const free = freeBytes(tmpdir());
 if (free !== null && free < needBytes) {
-  console.error(`not enough free disk under ${tmpdir()}: ${(free / 2 ** 30).toFixed(1)} GiB free, ${(needBytes / 2 ** 30).toFixed(1)} GiB needed`);
+  console.error(
+    `not enough free disk under ${tmpdir()}: ${(free / 2 ** 30).toFixed(1)} GiB free, ${(needBytes / 2 ** 30).toFixed(1)} GiB needed`,
+  );
   process.exit(1);
 }
 
@@ -93,7 +105,9 @@ const started = performance.now();
 const cpu0 = cpuTimes();
 const own0 = ownCpuTicks();
 const load0 = loadAverage();
-ctx.log(`parts: ${selected.join(", ")}; size ${opts.sizeMiB} MiB; repeats ${opts.reps}; work dir ${ctx.work}; free disk ${free === null ? "?" : `${(free / 2 ** 30).toFixed(1)} GiB`}`);
+ctx.log(
+  `parts: ${selected.join(", ")}; size ${opts.sizeMiB} MiB; repeats ${opts.reps}; work dir ${ctx.work}; free disk ${free === null ? "?" : `${(free / 2 ** 30).toFixed(1)} GiB`}`,
+);
 if (!GNU_TIME) ctx.log("GNU time not found: process peak RSS comes from the child's own VmHWM");
 let exitCode = 0;
 try {
@@ -123,7 +137,8 @@ try {
   const share = cpuShare(cpu0, cpu1);
   const others = Math.max(0, share.busy - (ownCpuTicks() - own0) / (cpu1.total - cpu0.total || 1));
   facts.load = `load average ${load0} at start, ${loadAverage()} at end; over the run, other processes used ${(100 * others).toFixed(0)} % of the machine's CPU time (this benchmark ${(100 * (share.busy - others)).toFixed(0)} %), the hypervisor stole ${(100 * share.steal).toFixed(1)} %`;
-  const o1 = byId.get("openssl-enc-1"), o2 = byId.get("openssl-enc-2");
+  const o1 = byId.get("openssl-enc-1"),
+    o2 = byId.get("openssl-enc-2");
   const contended = o1 && o2 && o2.gbps / o1.gbps < 1.6;
   if (contended) ctx.log("warning: openssl -multi 2 scaled poorly: the second core was busy with something else during this run");
   const targets = renderTargets(byId);
@@ -131,14 +146,20 @@ try {
   const seconds = (performance.now() - started) / 1000;
   const preamble = [
     `Size ${opts.sizeMiB} MiB synthetic Llama-shaped bf16 model; ` +
-      (selected.every((n) => n === "rss") ? "one run of each operation." : `${opts.reps} interleaved repeat(s) per operation (median shown; the codec part first runs ${opts.warmup} discarded warm-up repeat(s); the rss part runs once).`),
+      (selected.every((n) => n === "rss")
+        ? "one run of each operation."
+        : `${opts.reps} interleaved repeat(s) per operation (median shown; the codec part first runs ${opts.warmup} discarded warm-up repeat(s); the rss part runs once).`),
     opts.cold
       ? "Page cache cold: before each measured operation the whole page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches), so inputs come from disk."
       : "Page cache warm: each measured operation's input file is read once right before it runs.",
     "Every measured operation runs in its own child process (node or python): seconds and CPU time are taken inside it around the operation only (imports, key loading and the reference's load_file are outside);",
     `"peak RSS (process)" is the child's lifetime maximum from ${GNU_TIME ? "GNU time -f %M" : "its own VmHWM"}; "peak RSS (op)" is VmHWM after resetting it (/proc/self/clear_refs) right before the operation, shown with the RSS at that moment.`,
     `CPU/wall = user+system CPU seconds of all the child's threads ÷ wall seconds of the operation (2 would be both cores busy). The whole run took ${seconds.toFixed(0)} s.`,
-    ...(contended ? [`**Warning:** openssl -multi 2 reached only ${(o2.gbps / o1.gbps).toFixed(2)}× its single-core rate: the second core was busy with other work during this run, so two-threaded figures (the reference's load) are understated.`] : []),
+    ...(contended
+      ? [
+          `**Warning:** openssl -multi 2 reached only ${(o2.gbps / o1.gbps).toFixed(2)}× its single-core rate: the second core was busy with other work during this run, so two-threaded figures (the reference's load) are understated.`,
+        ]
+      : []),
   ].join("\n");
 
   const section = renderSection({ key, command, facts, tables, reading, preamble });

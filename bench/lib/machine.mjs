@@ -21,7 +21,10 @@ export async function machineFacts({ python, workDir }) {
   const meminfo = readFileSync("/proc/meminfo", "utf8");
   const memKiB = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0);
   const pyVersions = python
-    ? tryRun(python, ["-c", "import sys, torch, safetensors, importlib.metadata as m; print(sys.version.split()[0], torch.__version__, safetensors.__version__, m.version('cryptotensors'))"])
+    ? tryRun(python, [
+        "-c",
+        "import sys, torch, safetensors, importlib.metadata as m; print(sys.version.split()[0], torch.__version__, safetensors.__version__, m.version('cryptotensors'))",
+      ])
     : null;
   const [pyV, torchV, stV, ctV] = pyVersions?.split(" ") ?? [];
   return {
@@ -76,6 +79,9 @@ export function loadAverage() {
 /** This process's CPU time plus that of its waited-for children (jiffies, /proc/self/stat). */
 export function ownCpuTicks() {
   const stat = readFileSync("/proc/self/stat", "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ").map(Number); // f[0] is field 3 (state)
+  const f = stat
+    .slice(stat.lastIndexOf(")") + 2)
+    .split(" ")
+    .map(Number); // f[0] is field 3 (state)
   return f[11] + f[12] + f[13] + f[14]; // utime stime cutime cstime (fields 14–17)
 }

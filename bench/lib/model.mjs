@@ -43,7 +43,10 @@ export function llamaShapes(targetBytes) {
   for (const cand of HIDDEN_CHOICES) {
     const inter = intermediateOf(cand);
     const perLayer = (4 * cand * cand + 3 * cand * inter + 2 * cand) * BF16;
-    if (MIN_LAYERS * perLayer + 2 * BASE_VOCAB * cand * BF16 <= targetBytes) { h = cand; break; }
+    if (MIN_LAYERS * perLayer + 2 * BASE_VOCAB * cand * BF16 <= targetBytes) {
+      h = cand;
+      break;
+    }
   }
   const inter = intermediateOf(h);
   const perLayer = (4 * h * h + 3 * h * inter + 2 * h) * BF16;
@@ -58,7 +61,9 @@ export function llamaShapes(targetBytes) {
   list.push(["model.norm.weight", [h]], ["lm_head.weight", [vocab, h]]);
   // Data order as safetensors' save_file (and our encryptFile) lay tensors out: by dtype, then name
   // byte-wise (all bf16 here; ASCII names, so code-unit order is byte order).
-  const tensors = list.map(([name, shape]) => ({ name, shape, bytes: bytesOf(shape) })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const tensors = list
+    .map(([name, shape]) => ({ name, shape, bytes: bytesOf(shape) }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const dataBytes = tensors.reduce((a, t) => a + t.bytes, 0);
   return { config: { hidden_size: h, intermediate_size: inter, num_hidden_layers: layers, vocab_size: vocab }, tensors, dataBytes };
 }

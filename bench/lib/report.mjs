@@ -26,7 +26,13 @@ const COLUMNS = {
 export const DEFAULT_COLUMNS = ["op", "seconds", "range", "gbps", "openssl1", "openssl2", "reference", "cpu", "peak", "opPeak"];
 
 export function renderTable(rows, columns = DEFAULT_COLUMNS) {
-  const cols = columns.map((c) => COLUMNS[c] ?? (() => { throw new Error(`unknown table column ${c}`); })());
+  const cols = columns.map(
+    (c) =>
+      COLUMNS[c] ??
+      (() => {
+        throw new Error(`unknown table column ${c}`);
+      })(),
+  );
   const lines = [`| ${cols.map(([h]) => h).join(" | ")} |`, `|${cols.map((_, i) => (i === 0 ? ":--" : "--:")).join("|")}|`];
   for (const r of rows) lines.push(`| ${cols.map(([, cell]) => cell(r)).join(" | ")} |`);
   return lines.join("\n");
@@ -48,64 +54,116 @@ export function renderFacts(m) {
 export function renderReading(byId, extra = {}) {
   const g = (id) => byId.get(id);
   const out = [];
-  const o1 = g("openssl-enc-1"), o2 = g("openssl-enc-2"), d1 = g("openssl-dec-1"), mc = g("memcpy");
+  const o1 = g("openssl-enc-1"),
+    o2 = g("openssl-enc-2"),
+    d1 = g("openssl-dec-1"),
+    mc = g("memcpy");
   if (o1 && o2) {
-    out.push(`Ceiling: openssl AES-256-GCM on 2 MiB buffers does ${f(o1.gbps)} GB/s on one core, ${f(o2.gbps)} GB/s with -multi 2 (${f(o2.gbps / o1.gbps)}× scaling)${d1 ? `; decryption ${f(d1.gbps)} GB/s on one core` : ""}${mc ? `; memcpy runs at ${f(mc.gbps)} GB/s` : ""}.`);
+    out.push(
+      `Ceiling: openssl AES-256-GCM on 2 MiB buffers does ${f(o1.gbps)} GB/s on one core, ${f(o2.gbps)} GB/s with -multi 2 (${f(o2.gbps / o1.gbps)}× scaling)${d1 ? `; decryption ${f(d1.gbps)} GB/s on one core` : ""}${mc ? `; memcpy runs at ${f(mc.gbps)} GB/s` : ""}.`,
+    );
   }
-  const e = g("ours-encrypt"), ed = g("ours-encrypt-data");
+  const e = g("ours-encrypt"),
+    ed = g("ours-encrypt-data");
   if (e) {
     let s = `encryptFile: ${f(e.gbps)} GB/s end to end (${ratio(e.vsOpenssl1)} openssl single core, ${ratio(e.vsOpenssl2)} of -multi 2), CPU/wall ${f(e.cpuPerWall)}`;
-    if (ed) s += `; the data phase alone runs at ${f(ed.gbps)} GB/s and the final header write + fsync + rename take ${f(e.seconds - ed.seconds)} s of ${f(e.seconds)} s (${f((100 * (e.seconds - ed.seconds)) / e.seconds, 0)} %)`;
+    if (ed)
+      s += `; the data phase alone runs at ${f(ed.gbps)} GB/s and the final header write + fsync + rename take ${f(e.seconds - ed.seconds)} s of ${f(e.seconds)} s (${f((100 * (e.seconds - ed.seconds)) / e.seconds, 0)} %)`;
     out.push(`${s}.`);
   }
-  const dm = g("ours-decrypt-mem"), df = g("ours-decrypt-file"), dfd = g("ours-decrypt-file-data");
-  if (dm) out.push(`Decrypt to memory: ${f(dm.gbps)} GB/s (${ratio(dm.vsOpenssl1)} openssl single-core decryption).${df ? ` decryptFile to disk: ${f(df.gbps)} GB/s${dfd ? `, of which fsync+rename ${f(df.seconds - dfd.seconds)} s` : ""}.` : ""}`);
-  const rs = g("ref-save"), rsf = g("ref-save-fsync"), rl = g("ref-load");
+  const dm = g("ours-decrypt-mem"),
+    df = g("ours-decrypt-file"),
+    dfd = g("ours-decrypt-file-data");
+  if (dm)
+    out.push(
+      `Decrypt to memory: ${f(dm.gbps)} GB/s (${ratio(dm.vsOpenssl1)} openssl single-core decryption).${df ? ` decryptFile to disk: ${f(df.gbps)} GB/s${dfd ? `, of which fsync+rename ${f(df.seconds - dfd.seconds)} s` : ""}.` : ""}`,
+    );
+  const rs = g("ref-save"),
+    rsf = g("ref-save-fsync"),
+    rl = g("ref-load");
   if (rs && e) {
-    out.push(`Against the reference (ratio = our GB/s ÷ theirs, >1 = we are faster): encrypt ${ratio(e.vsReference)} with both sides fsyncing (${f(e.gbps)} vs ${f(rsf.gbps)} GB/s)` +
-      `${ed ? `, ${ratio(ed.vsReference)} comparing our data phase with save_file without fsync (${f(ed.gbps)} vs ${f(rs.gbps)} GB/s)` : ""}; ` +
-      `decrypting load ${ratio(dm?.vsReference)} (${f(dm?.gbps)} vs ${f(rl?.gbps)} GB/s). ` +
-      `Peak RSS during the operation: reference save_file ${f(rs.opPeakRssMiB, 0)} MiB (from ${f(rs.rssStartMiB, 0)} MiB at its start), reference load ${f(rl?.opPeakRssMiB, 0)} MiB; ours ${f(e.opPeakRssMiB, 0)} MiB (encrypt) and ${f(dm?.opPeakRssMiB, 0)} MiB (decrypt to memory). CPU/wall: reference load ${f(rl?.cpuPerWall)}, ours ${f(dm?.cpuPerWall)}.`);
+    out.push(
+      `Against the reference (ratio = our GB/s ÷ theirs, >1 = we are faster): encrypt ${ratio(e.vsReference)} with both sides fsyncing (${f(e.gbps)} vs ${f(rsf.gbps)} GB/s)` +
+        `${ed ? `, ${ratio(ed.vsReference)} comparing our data phase with save_file without fsync (${f(ed.gbps)} vs ${f(rs.gbps)} GB/s)` : ""}; ` +
+        `decrypting load ${ratio(dm?.vsReference)} (${f(dm?.gbps)} vs ${f(rl?.gbps)} GB/s). ` +
+        `Peak RSS during the operation: reference save_file ${f(rs.opPeakRssMiB, 0)} MiB (from ${f(rs.rssStartMiB, 0)} MiB at its start), reference load ${f(rl?.opPeakRssMiB, 0)} MiB; ours ${f(e.opPeakRssMiB, 0)} MiB (encrypt) and ${f(dm?.opPeakRssMiB, 0)} MiB (decrypt to memory). CPU/wall: reference load ${f(rl?.cpuPerWall)}, ours ${f(dm?.cpuPerWall)}.`,
+    );
   }
   const bd = ["bd-read", "bd-seal", "bd-seal-hot", "bd-open", "bd-write", "bd-fsync"].map(g);
   if (bd.every(Boolean)) {
     const [read, seal, hot, open, write, fsync] = bd;
-    const perGiB = (r) => (2 ** 30 / (r.gbps * 1e9));
-    out.push(`Components, seconds per GiB: read ${f(perGiB(read), 3)}, sealInto ${f(perGiB(seal), 3)} (${f(seal.gbps)} GB/s = ${ratio(seal.vsOpenssl1)} openssl; ${f(hot.gbps)} GB/s cache-hot), openInto ${f(perGiB(open), 3)}, write ${f(perGiB(write), 3)} (min–max ${f(write.minSeconds * 2 ** 30 / write.bytes, 3)}–${f(write.maxSeconds * 2 ** 30 / write.bytes, 3)}), fsync ${f(perGiB(fsync), 3)}. ` +
-      `read + sealInto + write + fsync = ${f(perGiB(read) + perGiB(seal) + perGiB(write) + perGiB(fsync), 3)} s/GiB${e ? ` against ${f(perGiB(e), 3)} s/GiB measured for encryptFile` : ""}.`);
+    const perGiB = (r) => 2 ** 30 / (r.gbps * 1e9);
+    out.push(
+      `Components, seconds per GiB: read ${f(perGiB(read), 3)}, sealInto ${f(perGiB(seal), 3)} (${f(seal.gbps)} GB/s = ${ratio(seal.vsOpenssl1)} openssl; ${f(hot.gbps)} GB/s cache-hot), openInto ${f(perGiB(open), 3)}, write ${f(perGiB(write), 3)} (min–max ${f((write.minSeconds * 2 ** 30) / write.bytes, 3)}–${f((write.maxSeconds * 2 ** 30) / write.bytes, 3)}), fsync ${f(perGiB(fsync), 3)}. ` +
+        `read + sealInto + write + fsync = ${f(perGiB(read) + perGiB(seal) + perGiB(write) + perGiB(fsync), 3)} s/GiB${e ? ` against ${f(perGiB(e), 3)} s/GiB measured for encryptFile` : ""}.`,
+    );
   }
-  const ae = g("alloc-encrypt-default"), at = g("alloc-encrypt-tuned"), ad = g("alloc-decrypt-default"), adt = g("alloc-decrypt-tuned"), ai = g("alloc-into-default"), ait = g("alloc-into-tuned");
+  const ae = g("alloc-encrypt-default"),
+    at = g("alloc-encrypt-tuned"),
+    ad = g("alloc-decrypt-default"),
+    adt = g("alloc-decrypt-tuned"),
+    ai = g("alloc-into-default"),
+    ait = g("alloc-into-tuned");
   if (ae && at) {
-    out.push(`Allocation experiments (same package code): fixing glibc's malloc thresholds by environment takes encrypt ${f(ae.gbps)} → ${f(at.gbps)} GB/s (${ratio(at.gbps / ae.gbps)}) and readTensor decryption ${f(ad.gbps)} → ${f(adt.gbps)} GB/s (${ratio(adt.gbps / ad.gbps)}); ` +
-      `readTensorInto one reused buffer reaches ${f(ai.gbps)} GB/s (${f(ait.gbps)} GB/s tuned, ${ratio(ait.gbps / ad.gbps)} readTensor with defaults)${ait.vsReference ? `, ${ratio(ait.vsReference)} the reference's load` : ""}.`);
+    out.push(
+      `Allocation experiments (same package code): fixing glibc's malloc thresholds by environment takes encrypt ${f(ae.gbps)} → ${f(at.gbps)} GB/s (${ratio(at.gbps / ae.gbps)}) and readTensor decryption ${f(ad.gbps)} → ${f(adt.gbps)} GB/s (${ratio(adt.gbps / ad.gbps)}); ` +
+        `readTensorInto one reused buffer reaches ${f(ai.gbps)} GB/s (${f(ait.gbps)} GB/s tuned, ${ratio(ait.gbps / ad.gbps)} readTensor with defaults)${ait.vsReference ? `, ${ratio(ait.vsReference)} the reference's load` : ""}.`,
+    );
   }
-  const re = g("rss-encrypt"), rm = g("rss-decrypt-mem"), ri = g("rss-decrypt-into"), rf = g("rss-decrypt-file"), rr = g("rss-ref-load");
+  const re = g("rss-encrypt"),
+    rm = g("rss-decrypt-mem"),
+    ri = g("rss-decrypt-into"),
+    rf = g("rss-decrypt-file"),
+    rr = g("rss-ref-load");
   if (re) {
     const L = extra.largestTensorMiB;
-    out.push(`Bounded memory at ${extra.sizeMiB} MiB: peak RSS of the whole node process ${f(re.peakRssMiB, 0)} MiB encrypting (independent of model and tensor size: 256 KiB per thread with the native engine, 16 MiB pieces with JS), ` +
-      `${f(rm?.peakRssMiB, 0)} MiB decrypting to memory with readTensor${L ? ` (${f(rm.peakRssMiB / L, 1)}× the largest tensor, ${f(L, 1)} MiB: each call returns a new buffer and several wait for garbage collection)` : ""}, ` +
-      `${f(ri?.peakRssMiB, 0)} MiB with readTensorInto into one reused buffer (the floor: one largest tensor + the process), ${f(rf?.peakRssMiB, 0)} MiB for decryptFile (it decrypts into one reused buffer too)` +
-      `${rr ? `. The reference's load peaks at ${f(rr.peakRssMiB, 0)} MiB for the same file` : ""}.`);
+    out.push(
+      `Bounded memory at ${extra.sizeMiB} MiB: peak RSS of the whole node process ${f(re.peakRssMiB, 0)} MiB encrypting (independent of model and tensor size: 256 KiB per thread with the native engine, 16 MiB pieces with JS), ` +
+        `${f(rm?.peakRssMiB, 0)} MiB decrypting to memory with readTensor${L ? ` (${f(rm.peakRssMiB / L, 1)}× the largest tensor, ${f(L, 1)} MiB: each call returns a new buffer and several wait for garbage collection)` : ""}, ` +
+        `${f(ri?.peakRssMiB, 0)} MiB with readTensorInto into one reused buffer (the floor: one largest tensor + the process), ${f(rf?.peakRssMiB, 0)} MiB for decryptFile (it decrypts into one reused buffer too)` +
+        `${rr ? `. The reference's load peaks at ${f(rr.peakRssMiB, 0)} MiB for the same file` : ""}.`,
+    );
   }
-  const en = g("engine-native-fresh"), ent = g("engine-native-touched"), em = g("engine-native-mmap-fresh"), emt = g("engine-native-mmap-touched"), ej = g("engine-js-fresh"), ejt = g("engine-js-touched");
+  const en = g("engine-native-fresh"),
+    ent = g("engine-native-touched"),
+    em = g("engine-native-mmap-fresh"),
+    emt = g("engine-native-mmap-touched"),
+    ej = g("engine-js-fresh"),
+    ejt = g("engine-js-touched");
   if (en && ej) {
-    out.push(`Decrypt-only into a /dev/shm region: native engine ${f(en.gbps)} GB/s into fresh pages, ${f(ent.gbps)} GB/s into touched pages (${ratio(ent.vsOpenssl2)} openssl -multi 2 decryption, CPU/wall ${f(en.cpuPerWall)}); ` +
-      `with the file and the region mmapped instead of pread/pwrite ${f(em?.gbps)} / ${f(emt?.gbps)} GB/s (page-table work for every 4 KiB page of both mappings); JS engine ${f(ej.gbps)} / ${f(ejt?.gbps)} GB/s (${f(en.gbps / ej.gbps)}× / ${f(ent.gbps / ejt.gbps)}× slower than native).`);
+    out.push(
+      `Decrypt-only into a /dev/shm region: native engine ${f(en.gbps)} GB/s into fresh pages, ${f(ent.gbps)} GB/s into touched pages (${ratio(ent.vsOpenssl2)} openssl -multi 2 decryption, CPU/wall ${f(en.cpuPerWall)}); ` +
+        `with the file and the region mmapped instead of pread/pwrite ${f(em?.gbps)} / ${f(emt?.gbps)} GB/s (page-table work for every 4 KiB page of both mappings); JS engine ${f(ej.gbps)} / ${f(ejt?.gbps)} GB/s (${f(en.gbps / ej.gbps)}× / ${f(ent.gbps / ejt.gbps)}× slower than native).`,
+    );
   }
-  const sp = g("sc-plain-clone"), sr = g("sc-resident-clone"), sz = g("sc-resident-zc"), sd = g("sc-stream-default"), ss = g("sc-stream-small"), sref = g("sc-ref-load"), sx = extra.sidecar;
+  const sp = g("sc-plain-clone"),
+    sr = g("sc-resident-clone"),
+    sz = g("sc-resident-zc"),
+    sd = g("sc-stream-default"),
+    ss = g("sc-stream-small"),
+    sref = g("sc-ref-load"),
+    sx = extra.sidecar;
   if (sp && sr && sx) {
-    const st = sx.steps, side = sx.sidecarSide, mibw = (b) => f(b / 2 ** 20, 0);
+    const st = sx.steps,
+      side = sx.sidecarSide,
+      mibw = (b) => f(b / 2 ** 20, 0);
     const pct = (x) => f((100 * x) / st.seconds, 0);
-    out.push(`Sidecar, resident: load_file + clone of every tensor runs at ${f(sr.gbps)} GB/s, ${ratio(sr.vsBaseline)} a plain safetensors load + clone (${f(sp.gbps)} GB/s)${sref ? ` and ${ratio(sr.vsReference)} the reference's decrypting load (${f(sref.gbps)} GB/s)` : ""}; ` +
-      `the zero-copy load_file alone takes ${f(sz.seconds)} s of the ${f(sr.seconds)} s, so the clone adds ${f(sr.seconds - sz.seconds)} s. ` +
-      `Streaming (copy=True) ${f(sd?.gbps)} GB/s with the default window, ${f(ss?.gbps)} GB/s with 64 MiB (in effect ${mibw(sx.windows.small)} MiB: raised to the largest tensor).`);
-    out.push(`Where the time goes: the sidecar logs ${side.resident ? `${side.resident.ms} ms (${side.resident.gbps} GB/s)` : "—"} for the resident load itself. For comparison, the JS engine's per-tensor loop replayed with the same code (sidecar-steps, CTENSORS_ENGINE=js) takes ${f(st.seconds)} s: ` +
-      `readTensorInto ${f(st.decrypt)} s (${pct(st.decrypt)} %; of which reading the page-cached ciphertext ≈ ${f(st.read)} s, so AES-GCM openInto on the main thread ≈ ${f(st.decrypt - st.read)} s = ${f(st.bytes / (st.decrypt - st.read) / 1e9)} GB/s), ` +
-      `pwrite into /dev/shm ${f(st.write)} s (${pct(st.write)} %, ${f(st.bytes / st.write / 1e9)} GB/s: first touch of new tmpfs pages), zeroing the scratch ${f(st.zero)} s, open ${f(st.open)} s; CPU/wall ${f(st.cpuPerWall)}: every step waits for the previous one, on one core. ` +
-      `The client side (gRPC, mapping, building views) is the rest of load_file: ${f(sz.seconds)} s against the sidecar's ${side.resident ? f(side.resident.ms / 1000) : "—"} s.`);
-    out.push(`Memory at ${f(sx.dataMiB, 0)} MiB of tensors (largest ${f(sx.largestMiB, 0)} MiB): sidecar peak RSS ${f(sr.sidecarPeakRssMiB, 0)} MiB resident, ${f(sd?.sidecarPeakRssMiB, 0)} / ${f(ss?.sidecarPeakRssMiB, 0)} MiB streaming (default / 64 MiB window) (native engine: 256 KiB of buffer per thread; the JS engine holds a scratch buffer of the largest tensor); ` +
-      `/dev/shm peak ${f(sr.shmPeakMiB, 0)} MiB resident (the whole model), ${f(sd?.shmPeakMiB, 0)} MiB streaming default (bound ${mibw(sx.windows.def * sx.windows.count)} MiB), ${f(ss?.shmPeakMiB, 0)} MiB with 64 MiB (bound ${mibw(sx.windows.small * sx.windows.count)} MiB). ` +
-      `Client peak RSS ${f(sr.peakRssMiB, 0)} MiB resident + clone (shared pages touched by the clone count too), ${f(sd?.peakRssMiB, 0)} MiB streaming, against ${f(sp.peakRssMiB, 0)} MiB for the plain load + clone.`);
+    out.push(
+      `Sidecar, resident: load_file + clone of every tensor runs at ${f(sr.gbps)} GB/s, ${ratio(sr.vsBaseline)} a plain safetensors load + clone (${f(sp.gbps)} GB/s)${sref ? ` and ${ratio(sr.vsReference)} the reference's decrypting load (${f(sref.gbps)} GB/s)` : ""}; ` +
+        `the zero-copy load_file alone takes ${f(sz.seconds)} s of the ${f(sr.seconds)} s, so the clone adds ${f(sr.seconds - sz.seconds)} s. ` +
+        `Streaming (copy=True) ${f(sd?.gbps)} GB/s with the default window, ${f(ss?.gbps)} GB/s with 64 MiB (in effect ${mibw(sx.windows.small)} MiB: raised to the largest tensor).`,
+    );
+    out.push(
+      `Where the time goes: the sidecar logs ${side.resident ? `${side.resident.ms} ms (${side.resident.gbps} GB/s)` : "—"} for the resident load itself. For comparison, the JS engine's per-tensor loop replayed with the same code (sidecar-steps, CTENSORS_ENGINE=js) takes ${f(st.seconds)} s: ` +
+        `readTensorInto ${f(st.decrypt)} s (${pct(st.decrypt)} %; of which reading the page-cached ciphertext ≈ ${f(st.read)} s, so AES-GCM openInto on the main thread ≈ ${f(st.decrypt - st.read)} s = ${f(st.bytes / (st.decrypt - st.read) / 1e9)} GB/s), ` +
+        `pwrite into /dev/shm ${f(st.write)} s (${pct(st.write)} %, ${f(st.bytes / st.write / 1e9)} GB/s: first touch of new tmpfs pages), zeroing the scratch ${f(st.zero)} s, open ${f(st.open)} s; CPU/wall ${f(st.cpuPerWall)}: every step waits for the previous one, on one core. ` +
+        `The client side (gRPC, mapping, building views) is the rest of load_file: ${f(sz.seconds)} s against the sidecar's ${side.resident ? f(side.resident.ms / 1000) : "—"} s.`,
+    );
+    out.push(
+      `Memory at ${f(sx.dataMiB, 0)} MiB of tensors (largest ${f(sx.largestMiB, 0)} MiB): sidecar peak RSS ${f(sr.sidecarPeakRssMiB, 0)} MiB resident, ${f(sd?.sidecarPeakRssMiB, 0)} / ${f(ss?.sidecarPeakRssMiB, 0)} MiB streaming (default / 64 MiB window) (native engine: 256 KiB of buffer per thread; the JS engine holds a scratch buffer of the largest tensor); ` +
+        `/dev/shm peak ${f(sr.shmPeakMiB, 0)} MiB resident (the whole model), ${f(sd?.shmPeakMiB, 0)} MiB streaming default (bound ${mibw(sx.windows.def * sx.windows.count)} MiB), ${f(ss?.shmPeakMiB, 0)} MiB with 64 MiB (bound ${mibw(sx.windows.small * sx.windows.count)} MiB). ` +
+        `Client peak RSS ${f(sr.peakRssMiB, 0)} MiB resident + clone (shared pages touched by the clone count too), ${f(sd?.peakRssMiB, 0)} MiB streaming, against ${f(sp.peakRssMiB, 0)} MiB for the plain load + clone.`,
+    );
   }
   return out.map((s) => `- ${s}`).join("\n");
 }
@@ -118,21 +176,72 @@ export function renderReading(byId, extra = {}) {
 export function renderTargets(byId) {
   const g = (id) => byId.get(id);
   const lines = [];
-  const row = (what, value, target, ok, detail) => lines.push(`| ${what} | ${value} | ${target} | ${ok === null ? "—" : ok ? "met" : "**missed**"} | ${detail} |`);
-  const zc = g("sc-resident-zc"), cl = g("sc-resident-clone"), ref = g("sc-ref-load"), base = g("sc-plain-clone");
-  const zc1 = g("sc-resident-v1-zc"), ref1 = g("sc-ref-load-v1");
-  if (zc && ref) row("end-to-end load ÷ reference load_file (v2 file), throughput", f(zc.gbps / ref.gbps) + "×", "≥ 1.5×", zc.gbps / ref.gbps >= 1.5, `${f(zc.gbps)} vs ${f(ref.gbps)} GB/s; with a clone of every tensor ${f(cl.gbps / ref.gbps)}×${zc1 && ref1 ? `; v1 file ${f(zc1.gbps / ref1.gbps)}× (${f(zc1.gbps)} vs ${f(ref1.gbps)} GB/s)` : ""}`);
-  if (zc && base) row("end-to-end load time ÷ plain load_file + clone", f(zc.seconds / base.seconds) + "×", "≤ 1.3×", zc.seconds / base.seconds <= 1.3, `${f(zc.seconds)} vs ${f(base.seconds)} s; with our own clone as well ${f(cl.seconds / base.seconds)}×`);
-  const et = g("engine-native-touched"), ef = g("engine-native-fresh"), o2 = g("openssl-dec-2");
-  if (et && o2) row("decrypt-only (sidecar engine into /dev/shm) ÷ openssl speed -decrypt -multi 2", f(et.gbps / o2.gbps) + "×", "≥ 0.70×", et.gbps / o2.gbps >= 0.7, `${f(et.gbps)} vs ${f(o2.gbps)} GB/s into already-touched pages; into fresh pages ${f(ef.gbps)} GB/s = ${f(ef.gbps / o2.gbps)}×`);
-  const e = g("ours-encrypt"), ed = g("ours-encrypt-data"), rs = g("ref-save"), rsf = g("ref-save-fsync");
-  if (e && rsf) row("encrypt ÷ reference save_file (encrypting)", f(e.gbps / rsf.gbps) + "×", "≥ 2×", e.gbps / rsf.gbps >= 2, `${f(e.gbps)} vs ${f(rsf.gbps)} GB/s, both including fsync; data phase vs save_file without fsync ${f(ed.gbps / rs.gbps)}×`);
+  const row = (what, value, target, ok, detail) =>
+    lines.push(`| ${what} | ${value} | ${target} | ${ok === null ? "—" : ok ? "met" : "**missed**"} | ${detail} |`);
+  const zc = g("sc-resident-zc"),
+    cl = g("sc-resident-clone"),
+    ref = g("sc-ref-load"),
+    base = g("sc-plain-clone");
+  const zc1 = g("sc-resident-v1-zc"),
+    ref1 = g("sc-ref-load-v1");
+  if (zc && ref)
+    row(
+      "end-to-end load ÷ reference load_file (v2 file), throughput",
+      f(zc.gbps / ref.gbps) + "×",
+      "≥ 1.5×",
+      zc.gbps / ref.gbps >= 1.5,
+      `${f(zc.gbps)} vs ${f(ref.gbps)} GB/s; with a clone of every tensor ${f(cl.gbps / ref.gbps)}×${zc1 && ref1 ? `; v1 file ${f(zc1.gbps / ref1.gbps)}× (${f(zc1.gbps)} vs ${f(ref1.gbps)} GB/s)` : ""}`,
+    );
+  if (zc && base)
+    row(
+      "end-to-end load time ÷ plain load_file + clone",
+      f(zc.seconds / base.seconds) + "×",
+      "≤ 1.3×",
+      zc.seconds / base.seconds <= 1.3,
+      `${f(zc.seconds)} vs ${f(base.seconds)} s; with our own clone as well ${f(cl.seconds / base.seconds)}×`,
+    );
+  const et = g("engine-native-touched"),
+    ef = g("engine-native-fresh"),
+    o2 = g("openssl-dec-2");
+  if (et && o2)
+    row(
+      "decrypt-only (sidecar engine into /dev/shm) ÷ openssl speed -decrypt -multi 2",
+      f(et.gbps / o2.gbps) + "×",
+      "≥ 0.70×",
+      et.gbps / o2.gbps >= 0.7,
+      `${f(et.gbps)} vs ${f(o2.gbps)} GB/s into already-touched pages; into fresh pages ${f(ef.gbps)} GB/s = ${f(ef.gbps / o2.gbps)}×`,
+    );
+  const e = g("ours-encrypt"),
+    ed = g("ours-encrypt-data"),
+    rs = g("ref-save"),
+    rsf = g("ref-save-fsync");
+  if (e && rsf)
+    row(
+      "encrypt ÷ reference save_file (encrypting)",
+      f(e.gbps / rsf.gbps) + "×",
+      "≥ 2×",
+      e.gbps / rsf.gbps >= 2,
+      `${f(e.gbps)} vs ${f(rsf.gbps)} GB/s, both including fsync; data phase vs save_file without fsync ${f(ed.gbps / rs.gbps)}×`,
+    );
   for (const id of ["sc-stream-default", "sc-stream-small"]) {
     const r = g(id);
-    if (r?.sidecarPeakRssMiB) row(`streaming: sidecar peak RSS (${id === "sc-stream-default" ? "default window" : "64 MiB window"})`, `${f(r.sidecarPeakRssMiB, 0)} MiB`, "≤ 512 MiB", r.sidecarPeakRssMiB <= 512, `/dev/shm peak ${f(r.shmPeakMiB, 0)} MiB; ${f(r.bytes / 2 ** 20, 0)} MiB model`);
+    if (r?.sidecarPeakRssMiB)
+      row(
+        `streaming: sidecar peak RSS (${id === "sc-stream-default" ? "default window" : "64 MiB window"})`,
+        `${f(r.sidecarPeakRssMiB, 0)} MiB`,
+        "≤ 512 MiB",
+        r.sidecarPeakRssMiB <= 512,
+        `/dev/shm peak ${f(r.shmPeakMiB, 0)} MiB; ${f(r.bytes / 2 ** 20, 0)} MiB model`,
+      );
   }
   if (!lines.length) return "";
-  return ["Targets of issue 7 (ratios from this run):", "", "| target | this run | goal | | detail |", "|:--|--:|:--|:--|:--|", ...lines].join("\n");
+  return [
+    "Targets of issue 7 (ratios from this run):",
+    "",
+    "| target | this run | goal | | detail |",
+    "|:--|--:|:--|:--|:--|",
+    ...lines,
+  ].join("\n");
 }
 
 export function renderSection({ key, command, facts, tables, reading, preamble }) {

@@ -20,19 +20,38 @@ export function rowFromSamples({ id, op, samples, secondsOf = (s) => s.result.se
   const opPeak = kib((s) => s.result.opPeakKiB);
   const start = kib((s) => s.result.rssStartKiB);
   return {
-    id, op, n: samples.length, seconds, minSeconds: min(secs), maxSeconds: max(secs), bytes,
+    id,
+    op,
+    n: samples.length,
+    seconds,
+    minSeconds: min(secs),
+    maxSeconds: max(secs),
+    bytes,
     gbps: bytes / seconds / GB,
     cpuPerWall: cpu ? median(samples.map((s) => s.result.cpuSeconds / s.result.seconds)) : null,
     peakRssMiB: memory && peak.length ? max(peak) / 1024 : null,
     opPeakRssMiB: memory && opPeak.length ? max(opPeak) / 1024 : null,
     rssStartMiB: memory && start.length ? median(start) / 1024 : null,
-    compare, note,
+    compare,
+    note,
   };
 }
 
 /** A row for a rate measured elsewhere (openssl speed). */
 export function rateRow({ id, op, bytesPerSecond, note }) {
-  return { id, op, n: 1, seconds: null, bytes: null, gbps: bytesPerSecond / GB, cpuPerWall: null, peakRssMiB: null, opPeakRssMiB: null, rssStartMiB: null, note };
+  return {
+    id,
+    op,
+    n: 1,
+    seconds: null,
+    bytes: null,
+    gbps: bytesPerSecond / GB,
+    cpuPerWall: null,
+    peakRssMiB: null,
+    opPeakRssMiB: null,
+    rssStartMiB: null,
+    note,
+  };
 }
 
 /** Fills each row's ratios (throughput ÷ baseline throughput) from the rows of all parts. */

@@ -30,14 +30,29 @@ const kib = (pid, field) => {
 export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const socket = join(dir, "s.sock");
-  const cmd = [process.execPath, ...nodeArgs, cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk")];
+  const cmd = [
+    process.execPath,
+    ...nodeArgs,
+    cli,
+    "serve",
+    "--socket",
+    socket,
+    "--key",
+    join(keys, "enc.jwk"),
+    "--trust",
+    join(keys, "sign.pub.jwk"),
+  ];
   const argv = GNU_TIME ? [GNU_TIME, "-f", `${MARK}%M`, ...cmd] : cmd;
   const child = spawn(argv[0], argv.slice(1), { cwd, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
-  child.stderr.setEncoding("utf8").on("data", (d) => { stderr += d; });
+  child.stderr.setEncoding("utf8").on("data", (d) => {
+    stderr += d;
+  });
   const exited = new Promise((resolve) => child.on("close", (code, signal) => resolve({ code, signal })));
   let dead = null;
-  exited.then((x) => { dead = x; });
+  exited.then((x) => {
+    dead = x;
+  });
   const t0 = performance.now();
   while (!existsSync(`${socket}.token`)) {
     if (dead) throw new Error(`sidecar exited before it was ready (${dead.signal ?? `exit ${dead.code}`}):\n${stderr.slice(-3000)}`);
@@ -51,7 +66,8 @@ export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
   let pid = child.pid;
   if (GNU_TIME) {
     const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
-    if (kids.length !== 1) throw new Error(`cannot find the sidecar's pid under ${GNU_TIME} (${child.pid}): children ${JSON.stringify(kids)}`);
+    if (kids.length !== 1)
+      throw new Error(`cannot find the sidecar's pid under ${GNU_TIME} (${child.pid}): children ${JSON.stringify(kids)}`);
     pid = Number(kids[0]);
   }
   return {
@@ -66,7 +82,17 @@ export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
       const { code, signal } = await exited;
       clearTimeout(timer);
       const m = new RegExp(`${MARK}(\\d+)`).exec(stderr);
-      const events = stderr.split("\n").filter((l) => l.startsWith("{")).map((l) => { try { return JSON.parse(l); } catch { return null; } }).filter(Boolean);
+      const events = stderr
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => {
+          try {
+            return JSON.parse(l);
+          } catch {
+            return null;
+          }
+        })
+        .filter(Boolean);
       if (code !== 0) throw new Error(`sidecar stopped with ${signal ?? `exit ${code}`}:\n${stderr.slice(-3000)}`);
       return { maxRssKiB: m ? Number(m[1]) : hwm, events };
     },
@@ -81,7 +107,9 @@ export function sampleFsUsage(path = "/dev/shm", ms = 10) {
   };
   const base = used();
   let peak = base;
-  const timer = setInterval(() => { peak = Math.max(peak, used()); }, ms);
+  const timer = setInterval(() => {
+    peak = Math.max(peak, used());
+  }, ms);
   return {
     stop() {
       clearInterval(timer);

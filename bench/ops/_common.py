@@ -2,6 +2,7 @@
 
 A child prints exactly one line ``BENCH_RESULT {json}`` on stdout.
 """
+
 import json
 import os
 import re
@@ -33,8 +34,13 @@ def begin():
     except OSError:
         reset = False
     t = os.times()
-    return {"t0": time.perf_counter(), "cpu0": t.user + t.system, "faults0": resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
-            "before": before, "reset": reset}
+    return {
+        "t0": time.perf_counter(),
+        "cpu0": t.user + t.system,
+        "faults0": resource.getrusage(resource.RUSAGE_SELF).ru_minflt,
+        "before": before,
+        "reset": reset,
+    }
 
 
 def finish(probe, **fields):
@@ -59,7 +65,9 @@ def finish(probe, **fields):
 
 def load_key_dir(key_dir):
     """enc.jwk, sign.jwk and sign.pub.jwk as written by ``ctensors keygen`` (reference spelling)."""
+
     def read(name):
         with open(os.path.join(key_dir, name)) as f:
             return json.load(f)
+
     return read("enc.jwk"), read("sign.jwk"), read("sign.pub.jwk")

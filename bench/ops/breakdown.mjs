@@ -27,12 +27,14 @@ const measure = async (name, bytes, fn) => {
   const seconds = (performance.now() - t0) / 1000;
   const u1 = process.resourceUsage();
   const sample = {
-    seconds, bytes,
+    seconds,
+    bytes,
     userSeconds: (u1.userCPUTime - u0.userCPUTime) / 1e6,
     sysSeconds: (u1.systemCPUTime - u0.systemCPUTime) / 1e6,
     minorFaults: u1.minorPageFault - u0.minorPageFault,
   };
-  (parts[name] ??= { samples: [] }).samples.push(sample);
+  parts[name] ??= { samples: [] };
+  parts[name].samples.push(sample);
 };
 
 const probe = begin();
@@ -47,7 +49,9 @@ await measure("read", size, async () => {
       if (!bytesRead) break;
       pos += bytesRead;
     }
-  } finally { await fh.close(); }
+  } finally {
+    await fh.close();
+  }
 });
 
 const buf = randomFillSync(Buffer.allocUnsafe(cryptoBytes));

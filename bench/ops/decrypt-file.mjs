@@ -11,6 +11,8 @@ const res = await api.decryptFile(input, output, {
   keys: [keys.enc],
   trust: keys.trust,
   requireEncrypted: true,
-  onProgress: (done, total) => { if (done === total && dataAt === null) dataAt = performance.now(); },
+  onProgress: (done, total) => {
+    if (done === total && dataAt === null) dataAt = performance.now();
+  },
 });
 finish(probe, { bytes: res.bytes, tensors: res.tensors, dataSeconds: dataAt === null ? null : (dataAt - probe.t0) / 1000 });

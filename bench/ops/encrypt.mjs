@@ -13,6 +13,13 @@ const res = await api.encryptFile(input, output, {
   key: keys.enc,
   signKey: keys.sign,
   formatVersion: Number(version),
-  onProgress: (done, total) => { if (done === total && dataAt === null) dataAt = performance.now(); },
+  onProgress: (done, total) => {
+    if (done === total && dataAt === null) dataAt = performance.now();
+  },
 });
-finish(probe, { engine: api.engineName(), bytes: res.bytes, tensors: res.tensors, dataSeconds: dataAt === null ? null : (dataAt - probe.t0) / 1000 });
+finish(probe, {
+  engine: api.engineName(),
+  bytes: res.bytes,
+  tensors: res.tensors,
+  dataSeconds: dataAt === null ? null : (dataAt - probe.t0) / 1000,
+});

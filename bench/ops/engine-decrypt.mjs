@@ -27,7 +27,10 @@ for (let r = 0; r < Number(roundsArg ?? 2); r++) {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   if (engine === "native") {
-    await api.readTensorsInto(batch.placements.map((p) => ({ reader, name: p.item.name, offset: p.offset })), { kind: "file", fd: region.fd, bytes: region.bytes });
+    await api.readTensorsInto(
+      batch.placements.map((p) => ({ reader, name: p.item.name, offset: p.offset })),
+      { kind: "file", fd: region.fd, bytes: region.bytes },
+    );
   } else {
     const scratch = new Uint8Array(largest);
     for (const p of batch.placements) {

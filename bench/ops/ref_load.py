@@ -8,21 +8,23 @@ With --load-file: the keys are registered with register_direct_key_provider (unt
 part is cryptotensors.torch.load_file(ENCRYPTED), which returns every tensor in this process's memory
 (kept until the end), as the issue's item 3 asks.
 """
+
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import begin, finish, load_key_dir  # noqa: E402
+from _common import begin, finish, load_key_dir
 
-import cryptotensors  # noqa: E402
-import torch  # noqa: E402,F401
+import cryptotensors
+import torch  # noqa: F401
 
 path, key_dir = sys.argv[1:3]
 use_load_file = "--load-file" in sys.argv[3:]
 enc, _sign, pub = load_key_dir(key_dir)
 config = {"enc_key": enc, "sign_key": pub}
 if use_load_file:
-    import cryptotensors.torch  # noqa: E402
+    import cryptotensors.torch
+
     cryptotensors.register_direct_key_provider(keys=[enc, pub])
     probe = begin()
     tensors = cryptotensors.torch.load_file(path)

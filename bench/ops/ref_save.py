@@ -7,15 +7,16 @@ save API requires). Timed: cryptotensors.torch.save_file(tensors, OUT, config=v2
 Then, timed separately, an fsync of OUT (fsyncSeconds) so it can be compared with encryptFile,
 which fsyncs before returning.
 """
+
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import begin, finish, load_key_dir  # noqa: E402
+from _common import begin, finish, load_key_dir
 
-import cryptotensors.torch  # noqa: E402
-from safetensors.torch import load_file  # noqa: E402
+import cryptotensors.torch
+from safetensors.torch import load_file
 
 plain, out, key_dir = sys.argv[1:4]
 enc, sign, _pub = load_key_dir(key_dir)

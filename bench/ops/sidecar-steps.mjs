@@ -53,7 +53,12 @@ const probe = begin();
 const t0 = now();
 const reader = await api.CryptoTensorsReader.open(input, { keys: [keys.enc], trust: keys.trust, requireEncrypted: true });
 const openSeconds = now() - t0;
-let regionSeconds = 0, decryptSeconds = 0, writeSeconds = 0, zeroSeconds = 0, bytes = 0, regions = 0;
+let regionSeconds = 0,
+  decryptSeconds = 0,
+  writeSeconds = 0,
+  zeroSeconds = 0,
+  bytes = 0,
+  regions = 0;
 const entries = reader.tensors.map((t) => ({ name: t.name, byteSize: t.end - t.begin }));
 const scratch = new Uint8Array(Math.max(...entries.map((e) => e.byteSize)));
 const made = [];

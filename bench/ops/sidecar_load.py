@@ -16,28 +16,29 @@ signature check and DEK unwrap included, for the sidecar modes). With --verify P
 result line, every kept tensor is compared with safetensors' load of PLAIN (untimed) and one line
 `BENCH_VERIFY ok|mismatch` is printed.
 """
+
 import os
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import begin, finish  # noqa: E402
+from _common import begin, finish
 
-import torch  # noqa: E402
-import safetensors.torch  # noqa: E402
+import torch
+import safetensors.torch
 
 argv = sys.argv[1:]
 verify = None
 if "--verify" in argv:
     i = argv.index("--verify")
     verify = argv[i + 1]
-    del argv[i:i + 2]
+    del argv[i : i + 2]
 mode, path = argv[0], argv[1]
 socket = argv[2] if len(argv) > 2 else None
 window_bytes = int(argv[3]) if len(argv) > 3 else 0
 window_count = int(argv[4]) if len(argv) > 4 else 0
 if mode != "plain-clone":
-    import ctensors  # noqa: E402
+    import ctensors
 
 kept = {}
 fields = {}
@@ -65,7 +66,7 @@ elif mode == "stream-drop":
     # about the sidecar's memory at sizes the client could not hold)
     nbytes_seen, count = 0, 0
     with ctensors.safe_open(path, framework="pt", socket=socket) as f:
-        for name, t in f.stream(copy=True, window_bytes=window_bytes or None, window_count=window_count or None):
+        for _name, t in f.stream(copy=True, window_bytes=window_bytes or None, window_count=window_count or None):
             if not count:
                 fields["openSeconds"] = time.perf_counter() - probe["t0"]
             nbytes_seen += t.nbytes
@@ -80,8 +81,11 @@ finish(probe, bytes=nbytes, tensors=len(kept), **fields)
 
 if verify:
     ref = safetensors.torch.load_file(verify)
+
     # bytes, not values: the synthetic data is random bits, so it holds NaNs (never equal to themselves)
-    same = lambda a, b: a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))  # noqa: E731
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return a.dtype == b.dtype and a.shape == b.shape and torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8))
+
     ok = ref.keys() == kept.keys() and all(same(ref[k], kept[k]) for k in ref)
     sys.stdout.write(f"BENCH_VERIFY {'ok' if ok else 'mismatch'}\n")
     sys.stdout.flush()

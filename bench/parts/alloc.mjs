@@ -25,12 +25,20 @@ export default {
     const balanced = (rep, pair) => (rep % 2 ? [...pair].reverse() : pair);
     for (let rep = 0; rep < reps; rep++) {
       ctx.log(`alloc ${rep + 1}/${reps}`);
-      for (const [list, env] of balanced(rep, [[s.enc, undefined], [s.encT, TUNED_ENV]])) {
+      for (const [list, env] of balanced(rep, [
+        [s.enc, undefined],
+        [s.encT, TUNED_ENV],
+      ])) {
         await ctx.warm(plain.path);
         list.push(await ctx.op("encrypt.mjs", [plain.path, out, keys], { env }));
         await ctx.drop(out);
       }
-      const dec = [[s.dmem, "decrypt-mem.mjs"], [s.dmemT, "decrypt-mem.mjs", TUNED_ENV], [s.into, "decrypt-into.mjs"], [s.intoT, "decrypt-into.mjs", TUNED_ENV]];
+      const dec = [
+        [s.dmem, "decrypt-mem.mjs"],
+        [s.dmemT, "decrypt-mem.mjs", TUNED_ENV],
+        [s.into, "decrypt-into.mjs"],
+        [s.intoT, "decrypt-into.mjs", TUNED_ENV],
+      ];
       for (const [list, script, env] of balanced(rep, dec)) {
         await ctx.warm(enc.path);
         list.push(await ctx.op(script, [enc.path, keys], { env }));
@@ -40,13 +48,35 @@ export default {
     const rows = [
       rowFromSamples({ id: "alloc-encrypt-default", op: "ours: encryptFile, default malloc", samples: s.enc, compare: { openssl: "enc" } }),
       rowFromSamples({ id: "alloc-encrypt-tuned", op: "ours: encryptFile, malloc tuned", samples: s.encT, compare: { openssl: "enc" } }),
-      rowFromSamples({ id: "alloc-decrypt-default", op: "ours: readTensor × all, default malloc", samples: s.dmem, compare: { openssl: "dec", reference: "ref-load" } }),
-      rowFromSamples({ id: "alloc-decrypt-tuned", op: "ours: readTensor × all, malloc tuned", samples: s.dmemT, compare: { openssl: "dec", reference: "ref-load" } }),
-      rowFromSamples({ id: "alloc-into-default", op: "ours: readTensorInto one reused buffer, default malloc", samples: s.into, compare: { openssl: "dec", reference: "ref-load" } }),
-      rowFromSamples({ id: "alloc-into-tuned", op: "ours: readTensorInto one reused buffer, malloc tuned", samples: s.intoT, compare: { openssl: "dec", reference: "ref-load" } }),
+      rowFromSamples({
+        id: "alloc-decrypt-default",
+        op: "ours: readTensor × all, default malloc",
+        samples: s.dmem,
+        compare: { openssl: "dec", reference: "ref-load" },
+      }),
+      rowFromSamples({
+        id: "alloc-decrypt-tuned",
+        op: "ours: readTensor × all, malloc tuned",
+        samples: s.dmemT,
+        compare: { openssl: "dec", reference: "ref-load" },
+      }),
+      rowFromSamples({
+        id: "alloc-into-default",
+        op: "ours: readTensorInto one reused buffer, default malloc",
+        samples: s.into,
+        compare: { openssl: "dec", reference: "ref-load" },
+      }),
+      rowFromSamples({
+        id: "alloc-into-tuned",
+        op: "ours: readTensorInto one reused buffer, malloc tuned",
+        samples: s.intoT,
+        compare: { openssl: "dec", reference: "ref-load" },
+      }),
     ];
     const notes = [
-      `malloc tuned = ${Object.entries(TUNED_ENV).map(([k, v]) => `${k}=${v}`).join(" ")} in the child's environment; ${reps} round(s) in balanced order (A B, B A, …), medians`,
+      `malloc tuned = ${Object.entries(TUNED_ENV)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(" ")} in the child's environment; ${reps} round(s) in balanced order (A B, B A, …), medians`,
       `minor page faults during the operation (median): encrypt ${faults(s.enc)} → ${faults(s.encT)} tuned; readTensor ${faults(s.dmem)} → ${faults(s.dmemT)}; readTensorInto ${faults(s.into)} → ${faults(s.intoT)}`,
     ];
     return { rows, notes };

@@ -15,7 +15,14 @@ export default {
         const dir = decrypt ? "dec" : "enc";
         ctx.log(`openssl speed ${decrypt ? "-decrypt " : ""}${multi > 1 ? `-multi ${multi} ` : ""}(${seconds}s)`);
         const r = await opensslSpeed({ multi, decrypt, seconds });
-        rows.push(rateRow({ id: `openssl-${dir}-${multi}`, op: `openssl speed${decrypt ? " -decrypt" : ""} aes-256-gcm 2 MiB${multi > 1 ? ` -multi ${multi}` : " (1 core)"}`, bytesPerSecond: r.bytesPerSecond, note: r.command }));
+        rows.push(
+          rateRow({
+            id: `openssl-${dir}-${multi}`,
+            op: `openssl speed${decrypt ? " -decrypt" : ""} aes-256-gcm 2 MiB${multi > 1 ? ` -multi ${multi}` : " (1 core)"}`,
+            bytesPerSecond: r.bytesPerSecond,
+            note: r.command,
+          }),
+        );
       }
     }
     ctx.log("memcpy (Buffer.copy 256 MiB)");

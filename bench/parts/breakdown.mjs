@@ -34,7 +34,9 @@ export default {
         return { result: { seconds: p.seconds, bytes: p.bytes, cpuSeconds: p.userSeconds + p.sysSeconds }, p };
       });
       const gib = per[0].p.bytes / 2 ** 30;
-      faults.push(`${key} ${Math.round(median(per.map((x) => x.p.minorFaults)) / gib)} faults, sys ${median(per.map((x) => x.p.sysSeconds)).toFixed(3)} s of ${median(per.map((x) => x.p.seconds)).toFixed(3)} s`);
+      faults.push(
+        `${key} ${Math.round(median(per.map((x) => x.p.minorFaults)) / gib)} faults, sys ${median(per.map((x) => x.p.sysSeconds)).toFixed(3)} s of ${median(per.map((x) => x.p.seconds)).toFixed(3)} s`,
+      );
       return rowFromSamples({ id: `bd-${id}`, op, samples: per, memory: false, compare: dir ? { openssl: dir } : undefined });
     });
     const mib = (b) => (b / 2 ** 20).toFixed(0);

@@ -52,23 +52,69 @@ export default {
     }
     for (let rep = -warmup; rep < reps; rep++) {
       ctx.log(rep < 0 ? "warm-up repeat (discarded)" : `repeat ${rep + 1}/${reps}`);
-      const keep = (list, sample) => { if (rep >= 0) list.push(sample); };
+      const keep = (list, sample) => {
+        if (rep >= 0) list.push(sample);
+      };
       const shift = (((rep + warmup) % ops.length) + ops.length) % ops.length;
       for (let i = 0; i < ops.length; i++) await ops[(i + shift) % ops.length](keep, rep === -warmup);
     }
     if (verified === false) throw new Error("decryptFile output differs from the plain model's data");
 
     const rows = [
-      rowFromSamples({ id: "ours-encrypt", op: "ours: encryptFile (v2, 2 MiB chunks; incl. fsync)", samples: s.enc, compare: { openssl: "enc", reference: "ref-save-fsync" } }),
-      rowFromSamples({ id: "ours-encrypt-data", op: "  └ data phase (before header write + fsync)", samples: s.enc, secondsOf: (x) => x.result.dataSeconds, memory: false, cpu: false, compare: { openssl: "enc", reference: "ref-save" } }),
-      rowFromSamples({ id: "ours-decrypt-mem", op: "ours: open + readTensor × all (to memory)", samples: s.dmem, compare: { openssl: "dec", reference: "ref-load" } }),
-      rowFromSamples({ id: "ours-decrypt-file", op: "ours: decryptFile to disk (incl. fsync)", samples: s.dfile, compare: { openssl: "dec" } }),
-      rowFromSamples({ id: "ours-decrypt-file-data", op: "  └ data phase (before fsync)", samples: s.dfile, secondsOf: (x) => x.result.dataSeconds, memory: false, cpu: false, compare: { openssl: "dec" } }),
+      rowFromSamples({
+        id: "ours-encrypt",
+        op: "ours: encryptFile (v2, 2 MiB chunks; incl. fsync)",
+        samples: s.enc,
+        compare: { openssl: "enc", reference: "ref-save-fsync" },
+      }),
+      rowFromSamples({
+        id: "ours-encrypt-data",
+        op: "  └ data phase (before header write + fsync)",
+        samples: s.enc,
+        secondsOf: (x) => x.result.dataSeconds,
+        memory: false,
+        cpu: false,
+        compare: { openssl: "enc", reference: "ref-save" },
+      }),
+      rowFromSamples({
+        id: "ours-decrypt-mem",
+        op: "ours: open + readTensor × all (to memory)",
+        samples: s.dmem,
+        compare: { openssl: "dec", reference: "ref-load" },
+      }),
+      rowFromSamples({
+        id: "ours-decrypt-file",
+        op: "ours: decryptFile to disk (incl. fsync)",
+        samples: s.dfile,
+        compare: { openssl: "dec" },
+      }),
+      rowFromSamples({
+        id: "ours-decrypt-file-data",
+        op: "  └ data phase (before fsync)",
+        samples: s.dfile,
+        secondsOf: (x) => x.result.dataSeconds,
+        memory: false,
+        cpu: false,
+        compare: { openssl: "dec" },
+      }),
     ];
     if (useRef) {
       rows.push(
-        rowFromSamples({ id: "ref-save", op: "reference: cryptotensors.torch.save_file (encrypting)", samples: s.rsave, compare: { openssl: "enc" } }),
-        rowFromSamples({ id: "ref-save-fsync", op: "  └ + fsync of its output", samples: s.rsave, secondsOf: (x) => x.result.seconds + x.result.fsyncSeconds, memory: false, cpu: false, compare: { openssl: "enc" } }),
+        rowFromSamples({
+          id: "ref-save",
+          op: "reference: cryptotensors.torch.save_file (encrypting)",
+          samples: s.rsave,
+          compare: { openssl: "enc" },
+        }),
+        rowFromSamples({
+          id: "ref-save-fsync",
+          op: "  └ + fsync of its output",
+          samples: s.rsave,
+          secondsOf: (x) => x.result.seconds + x.result.fsyncSeconds,
+          memory: false,
+          cpu: false,
+          compare: { openssl: "enc" },
+        }),
         rowFromSamples({ id: "ref-load", op: "reference: safe_open + get_tensor × all", samples: s.rload, compare: { openssl: "dec" } }),
       );
     }

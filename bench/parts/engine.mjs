@@ -13,7 +13,12 @@ import { median } from "../lib/stats.mjs";
 
 const VARIANTS = [
   { id: "native", label: "native engine (pread → EVP → pwrite, 256 KiB pieces)", engine: "native", env: {} },
-  { id: "native-mmap", label: "native engine, file and region mmapped instead", engine: "native", env: { CTENSORS_NATIVE_SRC: "map", CTENSORS_NATIVE_DST: "map" } },
+  {
+    id: "native-mmap",
+    label: "native engine, file and region mmapped instead",
+    engine: "native",
+    env: { CTENSORS_NATIVE_SRC: "map", CTENSORS_NATIVE_DST: "map" },
+  },
   { id: "js", label: "JS engine (node:crypto per tensor + pwrite)", engine: "js", env: {} },
 ];
 
@@ -35,16 +40,35 @@ export default {
     }
     const rows = [];
     for (const v of VARIANTS) {
-      rows.push(rowFromSamples({ id: `engine-${v.id}-fresh`, op: `${v.label}: fresh region (first touch)`, samples: s[v.id], compare: { openssl: "dec" } }));
-      rows.push(rowFromSamples({ id: `engine-${v.id}-touched`, op: "  └ same region again (pages already touched)", samples: s[v.id], secondsOf: (x) => median(x.result.rounds.slice(1)), memory: false, cpu: false, compare: { openssl: "dec" } }));
+      rows.push(
+        rowFromSamples({
+          id: `engine-${v.id}-fresh`,
+          op: `${v.label}: fresh region (first touch)`,
+          samples: s[v.id],
+          compare: { openssl: "dec" },
+        }),
+      );
+      rows.push(
+        rowFromSamples({
+          id: `engine-${v.id}-touched`,
+          op: "  └ same region again (pages already touched)",
+          samples: s[v.id],
+          secondsOf: (x) => median(x.result.rounds.slice(1)),
+          memory: false,
+          cpu: false,
+          compare: { openssl: "dec" },
+        }),
+      );
     }
     const threads = s.native[0]?.result.threads;
     const faults = (id) => Math.round(median(s[id].map((x) => x.result.minorFaults)));
-    const cpuPerGiB = (id, touched) => median(s[id].map((x) => (touched ? median(x.result.roundCpu.slice(1)) : x.result.roundCpu[0]) / (x.result.bytes / 2 ** 30)));
+    const cpuPerGiB = (id, touched) =>
+      median(s[id].map((x) => (touched ? median(x.result.roundCpu.slice(1)) : x.result.roundCpu[0]) / (x.result.bytes / 2 ** 30)));
     const notes = [
       `${(s.native[0].result.bytes / 2 ** 20).toFixed(0)} MiB of tensors (v2, 2 MiB chunks) decrypted into one region; native engine threads: ${threads}; ${reps} repeat(s) per variant, median shown; "peak RSS" and CPU/wall cover all 3 rounds`,
       `minor page faults per child (median): native ${faults("native")}, native mmap ${faults("native-mmap")}, js ${faults("js")}`,
-      `CPU seconds per GiB (all threads; less sensitive than wall time to other load on the machine), fresh / touched: native ${cpuPerGiB("native", false).toFixed(3)} / ${cpuPerGiB("native", true).toFixed(3)}, native mmap ${cpuPerGiB("native-mmap", false).toFixed(3)} / ${cpuPerGiB("native-mmap", true).toFixed(3)}, js ${cpuPerGiB("js", false).toFixed(3)} / ${cpuPerGiB("js", true).toFixed(3)}` + " (openssl's single-core decrypt rate, in the Baselines table, gives the AES-only CPU cost: 1.074 / (GB/s) s per GiB)",
+      `CPU seconds per GiB (all threads; less sensitive than wall time to other load on the machine), fresh / touched: native ${cpuPerGiB("native", false).toFixed(3)} / ${cpuPerGiB("native", true).toFixed(3)}, native mmap ${cpuPerGiB("native-mmap", false).toFixed(3)} / ${cpuPerGiB("native-mmap", true).toFixed(3)}, js ${cpuPerGiB("js", false).toFixed(3)} / ${cpuPerGiB("js", true).toFixed(3)}` +
+        " (openssl's single-core decrypt rate, in the Baselines table, gives the AES-only CPU cost: 1.074 / (GB/s) s per GiB)",
     ];
     return { rows, notes };
   },

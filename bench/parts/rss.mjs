@@ -48,10 +48,18 @@ export default {
     const rows = [
       rowFromSamples({ id: "rss-encrypt", op: "ours: encryptFile", samples: [e], compare: { openssl: "enc" } }),
       rowFromSamples({ id: "rss-decrypt-mem", op: "ours: open + readTensor × all (to memory)", samples: [m], compare: { openssl: "dec" } }),
-      rowFromSamples({ id: "rss-decrypt-into", op: "ours: open + readTensorInto one reused buffer", samples: [into], compare: { openssl: "dec" } }),
+      rowFromSamples({
+        id: "rss-decrypt-into",
+        op: "ours: open + readTensorInto one reused buffer",
+        samples: [into],
+        compare: { openssl: "dec" },
+      }),
       rowFromSamples({ id: "rss-decrypt-file", op: "ours: decryptFile to disk", samples: [f], compare: { openssl: "dec" } }),
     ];
-    if (r) rows.push(rowFromSamples({ id: "rss-ref-load", op: "reference: safe_open + get_tensor × all", samples: [r], compare: { openssl: "dec" } }));
+    if (r)
+      rows.push(
+        rowFromSamples({ id: "rss-ref-load", op: "reference: safe_open + get_tensor × all", samples: [r], compare: { openssl: "dec" } }),
+      );
     const mib = (b) => (b / 2 ** 20).toFixed(1);
     const notes = [
       `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data (hidden ${plain.config.hidden_size}, ${plain.config.num_hidden_layers} layers, vocab ${plain.config.vocab_size}); largest tensor ${plain.largest.name} = ${mib(plain.largest.bytes)} MiB`,

@@ -9,7 +9,6 @@
 // this process while the client runs. A node child (ops/sidecar-steps.mjs) replays the sidecar's
 // per-tensor loop with its own building blocks to show where the sidecar's time goes.
 
-import { join } from "node:path";
 import { ROOT } from "../lib/context.mjs";
 import { rowFromSamples } from "../lib/rows.mjs";
 import { sampleFsUsage, startSidecar } from "../lib/sidecar.mjs";
@@ -20,6 +19,277 @@ const { streamingWindowBytes } = await import(new URL("../../sidecar/dist/load-p
 const SMALL_WINDOW = 64 * 1024 * 1024;
 const WINDOW_COUNT = 2; // the sidecar's default, sent explicitly so the bound is known here
 const DEFAULT_WINDOW = 256 * 1024 * 1024; // the sidecar's defaultWindowBytes
+
+// One sidecar for one client run: the sample gets the sidecar's peak RSS, the /dev/shm peak and the
+// sidecar's load.finished log line; with `verify`, the client compares every tensor with the plain model.
+function sidecarRunner(ctx, { cli, keys, plain, enc }) {
+  const verified = {};
+  const runner = { count: 0, verified, run: null };
+  runner.run = async (args, verify, file = enc) => {
+    await ctx.warm(file.path);
+    const sc = await startSidecar({ cli, dir: ctx.path(`sc${++runner.count}`), keys, cwd: ROOT });
+    const shm = sampleFsUsage("/dev/shm");
+    let sample;
+    try {
+      sample = await ctx.op("sidecar_load.py", [
+        args[0],
+        file.path,
+        sc.socket,
+        ...args.slice(1),
+        ...(verify ? ["--verify", plain.path] : []),
+      ]);
+    } finally {
+      const usage = shm.stop();
+      const stopped = await sc.stop();
+      if (sample)
+        Object.assign(sample, {
+          sidecarMaxRssKiB: stopped.maxRssKiB,
+          shmPeakBytes: usage.peakBytes,
+          sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null,
+        });
+    }
+    if (verify) {
+      const what = `${args.join(" ")}${file === enc ? "" : " (v1 file)"}`;
+      verified[what] = /^BENCH_VERIFY ok$/m.test(sample.stdout);
+      if (!verified[what]) ctx.log(`verify failed: ${sample.stdout.slice(-2000)} ${sample.stderr.slice(-2000)}`);
+    }
+    return sample;
+  };
+  return runner;
+}
+
+// The timed operations, each `async (keep) => …` adding one sample to its list in `s`.
+function timedOps(ctx, s, withSidecar, { keys, plain, enc, enc1, useRef, streamingOnly }) {
+  const stream = streamingOnly ? "stream-drop" : "stream";
+  if (streamingOnly) {
+    return [
+      async (keep) => keep(s.sdef, await withSidecar([stream, "0", String(WINDOW_COUNT)])),
+      async (keep) => keep(s.ssmall, await withSidecar([stream, String(SMALL_WINDOW), String(WINDOW_COUNT)])),
+    ];
+  }
+  const ops = [
+    async (keep) => {
+      await ctx.warm(plain.path);
+      keep(s.plain, await ctx.op("sidecar_load.py", ["plain-clone", plain.path]));
+    },
+    async (keep) => keep(s.res, await withSidecar(["resident"])),
+    async (keep) => keep(s.sdef, await withSidecar([stream, "0", String(WINDOW_COUNT)])),
+    async (keep) => keep(s.ssmall, await withSidecar([stream, String(SMALL_WINDOW), String(WINDOW_COUNT)])),
+    async (keep) => keep(s.res1, await withSidecar(["resident"], false, enc1)),
+    async (keep) => {
+      await ctx.warm(enc.path);
+      // the JS engine's per-tensor loop, replayed step by step (the native engine has no such steps)
+      keep(s.steps, await ctx.op("sidecar-steps.mjs", [enc.path, keys], { env: { CTENSORS_ENGINE: "js" } }));
+    },
+  ];
+  if (useRef) {
+    ops.push(async (keep) => {
+      await ctx.warm(enc.path);
+      keep(s.ref, await ctx.op("ref_load.py", [enc.path, keys, "--load-file"]));
+    });
+    ops.push(async (keep) => {
+      await ctx.warm(enc1.path);
+      keep(s.ref1, await ctx.op("ref_load.py", [enc1.path, keys, "--load-file"]));
+    });
+  }
+  return ops;
+}
+
+// Runs every op `reps` times, rotating the order per repeat.
+async function repeatOps(ctx, ops, reps) {
+  for (let rep = 0; rep < reps; rep++) {
+    ctx.log(`sidecar ${rep + 1}/${reps}`);
+    const keep = (list, sample) => list.push(sample);
+    for (let i = 0; i < ops.length; i++) await ops[(i + rep) % ops.length](keep);
+  }
+}
+
+const sidecarPeaks = (row, samples) => ({
+  ...row,
+  sidecarPeakRssMiB: max(samples.map((x) => x.sidecarMaxRssKiB)) / 1024,
+  shmPeakMiB: max(samples.map((x) => x.shmPeakBytes)) / 2 ** 20,
+});
+const mib = (b) => (b / 2 ** 20).toFixed(0);
+// The streaming window the sidecar puts in effect for a requested size (raised to the largest tensor).
+const windowFor = (plain) => (req) =>
+  streamingWindowBytes(
+    req,
+    plain.tensors.map((t) => t.bytes),
+    DEFAULT_WINDOW,
+  );
+
+function streamingOnlyReport(ctx, s, { plain, enc }) {
+  const window = windowFor(plain);
+  return {
+    rows: [
+      sidecarPeaks(
+        rowFromSamples({
+          id: "sc-stream-default",
+          op: `ours streaming: stream(copy=True), each tensor dropped, default window (256 MiB × ${WINDOW_COUNT})`,
+          samples: s.sdef,
+        }),
+        s.sdef,
+      ),
+      sidecarPeaks(
+        rowFromSamples({
+          id: "sc-stream-small",
+          op: `ours streaming: stream(copy=True), each tensor dropped, window 64 MiB × ${WINDOW_COUNT}`,
+          samples: s.ssmall,
+        }),
+        s.ssmall,
+      ),
+    ],
+    notes: [
+      `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data, largest ${plain.largest.name} ${mib(plain.largest.bytes)} MiB; encrypted file (v2) ${mib(enc.bytes)} MiB; page cache ${ctx.opts.cold ? "dropped before each run (cold)" : "warm"}`,
+      `streaming-only run (--streaming-only): the client copies each tensor out of the window and drops it; "sidecar peak RSS" is the sidecar process's lifetime peak (GNU time); windows in effect ${mib(window(DEFAULT_WINDOW))} MiB and ${mib(window(SMALL_WINDOW))} MiB × ${WINDOW_COUNT} (raised to the largest tensor)`,
+      `sidecar engine: ${process.env.CTENSORS_ENGINE || "auto (native when built)"}; no byte-for-byte check in this mode (the main run checks)`,
+    ],
+    columns: ["op", "seconds", "range", "gbps", "cpu", "clientPeak", "opPeak", "sidecarPeak", "shmPeak"],
+    extra: { streamingOnly: { sizeMiB: plain.dataBytes / 2 ** 20 } },
+  };
+}
+
+function mainRows(s, useRef) {
+  const ref = useRef ? "sc-ref-load" : undefined;
+  const rows = [
+    rowFromSamples({ id: "sc-plain-clone", op: "baseline: safetensors load_file(plain) + clone × all", samples: s.plain }),
+    rowFromSamples({
+      id: "sc-plain-load",
+      op: "  └ load_file alone (mmap views, untouched)",
+      samples: s.plain,
+      secondsOf: (x) => x.result.loadSeconds,
+      memory: false,
+      cpu: false,
+    }),
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-resident-clone",
+        op: "ours resident: ctensors.load_file + clone × all",
+        samples: s.res,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+      s.res,
+    ),
+    rowFromSamples({
+      id: "sc-resident-zc",
+      op: "  └ load_file alone (zero-copy views, untouched)",
+      samples: s.res,
+      secondsOf: (x) => x.result.loadSeconds,
+      memory: false,
+      cpu: false,
+      compare: { baseline: "sc-plain-clone", reference: ref },
+    }),
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-stream-default",
+        op: `ours streaming: stream(copy=True), default window (256 MiB × ${WINDOW_COUNT})`,
+        samples: s.sdef,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+      s.sdef,
+    ),
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-stream-small",
+        op: `ours streaming: stream(copy=True), window 64 MiB × ${WINDOW_COUNT}`,
+        samples: s.ssmall,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+      s.ssmall,
+    ),
+  ];
+  rows.push(
+    sidecarPeaks(
+      rowFromSamples({
+        id: "sc-resident-v1-zc",
+        op: "ours resident, v1 file: ctensors.load_file (zero-copy views)",
+        samples: s.res1,
+        secondsOf: (x) => x.result.loadSeconds,
+        compare: { baseline: "sc-plain-clone", reference: useRef ? "sc-ref-load-v1" : undefined },
+      }),
+      s.res1,
+    ),
+  );
+  if (useRef) {
+    rows.push(
+      rowFromSamples({
+        id: "sc-ref-load",
+        op: "reference: cryptotensors.torch.load_file (registry keys), v2 file",
+        samples: s.ref,
+        compare: { baseline: "sc-plain-clone" },
+      }),
+    );
+    rows.push(
+      rowFromSamples({
+        id: "sc-ref-load-v1",
+        op: "reference: cryptotensors.torch.load_file (registry keys), v1 file",
+        samples: s.ref1,
+        compare: { baseline: "sc-plain-clone" },
+      }),
+    );
+  }
+  return rows;
+}
+
+// Medians of the JS engine's replayed per-tensor loop (ops/sidecar-steps.mjs).
+function stepMedians(steps) {
+  const med = (k) => median(steps.map((x) => x.result[k]));
+  return {
+    seconds: med("seconds"),
+    open: med("openSeconds"),
+    region: med("regionSeconds"),
+    read: med("readSeconds"),
+    decrypt: med("decryptSeconds"),
+    write: med("writeSeconds"),
+    zero: med("zeroSeconds"),
+    cpuPerWall: median(steps.map((x) => x.result.cpuSeconds / x.result.seconds)),
+    bytes: steps[0].result.bytes,
+  };
+}
+
+// The sidecar's own load.finished log line, median over the samples.
+function sidecarLoadMedian(list) {
+  const l = list.map((x) => x.sidecarLoad).filter(Boolean);
+  return l.length ? { ms: median(l.map((e) => e.ms)), gbps: median(l.map((e) => e.gb_per_s)), regions: l[0].regions } : null;
+}
+
+function mainReport(ctx, s, { plain, enc, enc1, useRef, nSidecars, verified }) {
+  const rows = mainRows(s, useRef);
+  const largest = plain.largest.bytes;
+  const window = windowFor(plain);
+  const faults = (list) => Math.round(median(list.map((x) => x.result.minorFaults ?? 0)));
+  const steps = stepMedians(s.steps);
+  const sidecarSide = {
+    resident: sidecarLoadMedian(s.res),
+    streamDefault: sidecarLoadMedian(s.sdef),
+    streamSmall: sidecarLoadMedian(s.ssmall),
+  };
+  const notes = [
+    `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data, largest ${plain.largest.name} ${mib(largest)} MiB; encrypted file ${mib(enc.bytes)} MiB (v2) and ${mib(enc1.bytes)} MiB (v1). Page cache ${ctx.opts.cold ? "dropped (echo 3 > /proc/sys/vm/drop_caches) before every run: cold" : "warm for every run"}. Sidecar engine: ${process.env.CTENSORS_ENGINE || "auto (native when built)"}.`,
+    "every client ends up with every tensor in its own memory and keeps them to the end (reference excepted: its op drops each tensor at once, as in the codec part); imports outside the timed section; the sidecar modes' times include OpenModel (signature check, DEK unwrap) over gRPC",
+    `one sidecar process per mode and repeat (${nSidecars} in all), started before the client and stopped with SIGTERM after it; "sidecar peak RSS" is its lifetime peak (GNU time), max over repeats. "/dev/shm peak" is statfs(/dev/shm) used bytes sampled every 10 ms during the client run, minus its value before`,
+    `streaming windows: the sidecar raises window_bytes to the largest tensor, so "64 MiB" is in effect ${mib(window(SMALL_WINDOW))} MiB × ${WINDOW_COUNT} here (bound ${mib(window(SMALL_WINDOW) * WINDOW_COUNT)} MiB), the default ${mib(window(DEFAULT_WINDOW))} MiB × ${WINDOW_COUNT} (bound ${mib(window(DEFAULT_WINDOW) * WINDOW_COUNT)} MiB)`,
+    `the sidecar's own load.finished log (median): resident ${sidecarSide.resident?.ms ?? "—"} ms (${sidecarSide.resident?.gbps ?? "—"} GB/s, ${sidecarSide.resident?.regions ?? "—"} region(s)), streaming default ${sidecarSide.streamDefault?.ms ?? "—"} ms, 64 MiB ${sidecarSide.streamSmall?.ms ?? "—"} ms (from its start message to done, after OpenModel)`,
+    `loaded tensors verified equal to safetensors' load of the plain model (separate untimed runs before the repeats): ${Object.keys(verified).length ? (Object.values(verified).every(Boolean) ? `yes (${Object.keys(verified).join(", ")})` : "NO") : "not checked"}`,
+    `client minor page faults during the operation (median): baseline ${faults(s.plain)}, resident ${faults(s.res)}, streaming default ${faults(s.sdef)}, 64 MiB ${faults(s.ssmall)}${useRef ? `, reference ${faults(s.ref)}` : ""} (1 GiB = 262144 pages of 4 KiB)`,
+    `the JS engine's sidecar loop replayed in a node child (ops/sidecar-steps.mjs with CTENSORS_ENGINE=js, same reader, ShmRegion and packing; median of ${s.steps.length}): ${steps.seconds.toFixed(2)} s for ${mib(steps.bytes)} MiB = open ${steps.open.toFixed(2)} s + region create ${steps.region.toFixed(2)} s + readTensorInto (read + AES-GCM) ${steps.decrypt.toFixed(2)} s + pwrite to /dev/shm ${steps.write.toFixed(2)} s + zeroing ${steps.zero.toFixed(2)} s; a separate read-only pass of the same bytes takes ${steps.read.toFixed(2)} s; CPU/wall ${steps.cpuPerWall.toFixed(2)}`,
+  ];
+  if (!useRef) notes.push("reference not measured (--no-reference)");
+  return {
+    rows,
+    notes,
+    columns: ["op", "seconds", "range", "gbps", "baseline", "reference", "cpu", "clientPeak", "opPeak", "sidecarPeak", "shmPeak"],
+    extra: {
+      sidecar: {
+        steps,
+        sidecarSide,
+        windows: { small: window(SMALL_WINDOW), def: window(DEFAULT_WINDOW), count: WINDOW_COUNT },
+        largestMiB: largest / 2 ** 20,
+        dataMiB: plain.dataBytes / 2 ** 20,
+      },
+    },
+  };
+}
 
 export default {
   name: "sidecar",
@@ -33,146 +303,24 @@ export default {
     const plain = await ctx.plain(sizeMiB);
     const enc = await ctx.encrypted(sizeMiB);
     const enc1 = streamingOnly ? null : await ctx.encrypted(sizeMiB, 1);
-    const cli = ctx.cli;
-    let nSidecars = 0; // includes the two check runs
+    const files = { keys, plain, enc, enc1, useRef, streamingOnly };
     const s = { plain: [], ref: [], res: [], sdef: [], ssmall: [], steps: [], res1: [], ref1: [] };
-    const verified = {};
-
-    // One sidecar for one client run; the sample gets the sidecar's peak RSS, /dev/shm peak, its log.
-    const withSidecar = async (args, verify, file = enc) => {
-      await ctx.warm(file.path);
-      const sc = await startSidecar({ cli, dir: ctx.path(`sc${++nSidecars}`), keys, cwd: ROOT });
-      const shm = sampleFsUsage("/dev/shm");
-      let sample;
-      try {
-        sample = await ctx.op("sidecar_load.py", [args[0], file.path, sc.socket, ...args.slice(1), ...(verify ? ["--verify", plain.path] : [])]);
-      } finally {
-        const usage = shm.stop();
-        const stopped = await sc.stop();
-        if (sample) Object.assign(sample, { sidecarMaxRssKiB: stopped.maxRssKiB, shmPeakBytes: usage.peakBytes, sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null });
-      }
-      if (verify) {
-        const what = `${args.join(" ")}${file === enc ? "" : " (v1 file)"}`;
-        verified[what] = /^BENCH_VERIFY ok$/m.test(sample.stdout);
-        if (!verified[what]) ctx.log(`verify failed: ${sample.stdout.slice(-2000)} ${sample.stderr.slice(-2000)}`);
-      }
-      return sample;
-    };
-    const stream = streamingOnly ? "stream-drop" : "stream";
-    const ops = streamingOnly
-      ? [
-        async (keep) => keep(s.sdef, await withSidecar([stream, "0", String(WINDOW_COUNT)])),
-        async (keep) => keep(s.ssmall, await withSidecar([stream, String(SMALL_WINDOW), String(WINDOW_COUNT)])),
-      ]
-      : [
-        async (keep) => {
-          await ctx.warm(plain.path);
-          keep(s.plain, await ctx.op("sidecar_load.py", ["plain-clone", plain.path]));
-        },
-        async (keep) => keep(s.res, await withSidecar(["resident"])),
-        async (keep) => keep(s.sdef, await withSidecar([stream, "0", String(WINDOW_COUNT)])),
-        async (keep) => keep(s.ssmall, await withSidecar([stream, String(SMALL_WINDOW), String(WINDOW_COUNT)])),
-        async (keep) => keep(s.res1, await withSidecar(["resident"], false, enc1)),
-        async (keep) => {
-          await ctx.warm(enc.path);
-          // the JS engine's per-tensor loop, replayed step by step (the native engine has no such steps)
-          keep(s.steps, await ctx.op("sidecar-steps.mjs", [enc.path, keys], { env: { CTENSORS_ENGINE: "js" } }));
-        },
-      ];
-    if (useRef && !streamingOnly) {
-      ops.push(async (keep) => {
-        await ctx.warm(enc.path);
-        keep(s.ref, await ctx.op("ref_load.py", [enc.path, keys, "--load-file"]));
-      });
-      ops.push(async (keep) => {
-        await ctx.warm(enc1.path);
-        keep(s.ref1, await ctx.op("ref_load.py", [enc1.path, keys, "--load-file"]));
-      });
-    }
+    const sidecars = sidecarRunner(ctx, { cli: ctx.cli, keys, plain, enc });
+    const ops = timedOps(ctx, s, sidecars.run, files);
     // Untimed check first, in runs of their own (the comparison loads the plain model too, which
     // would otherwise show in the client's lifetime peak RSS). Skipped in streaming-only runs (sizes
     // where the client cannot hold the model twice).
     if (!streamingOnly) {
       ctx.log("sidecar: byte-for-byte check (untimed)");
-      await withSidecar(["resident"], true);
-      await withSidecar(["resident"], true, enc1);
-      await withSidecar(["stream", String(SMALL_WINDOW), String(WINDOW_COUNT)], true);
+      await sidecars.run(["resident"], true);
+      await sidecars.run(["resident"], true, enc1);
+      await sidecars.run(["stream", String(SMALL_WINDOW), String(WINDOW_COUNT)], true);
     }
-    for (let rep = 0; rep < reps; rep++) {
-      ctx.log(`sidecar ${rep + 1}/${reps}`);
-      const keep = (list, sample) => list.push(sample);
-      for (let i = 0; i < ops.length; i++) await ops[(i + rep) % ops.length](keep);
-    }
-    if (Object.values(verified).some((ok) => !ok)) throw new Error(`tensors loaded through the sidecar differ from the plain model: ${JSON.stringify(verified)}`);
-
-    const ref = useRef ? "sc-ref-load" : undefined;
-    const withSc = (row, samples) => ({
-      ...row,
-      sidecarPeakRssMiB: max(samples.map((x) => x.sidecarMaxRssKiB)) / 1024,
-      shmPeakMiB: max(samples.map((x) => x.shmPeakBytes)) / 2 ** 20,
-    });
-    if (streamingOnly) {
-      const withScOnly = (row, samples) => ({ ...row, sidecarPeakRssMiB: max(samples.map((x) => x.sidecarMaxRssKiB)) / 1024, shmPeakMiB: max(samples.map((x) => x.shmPeakBytes)) / 2 ** 20 });
-      const window = (req) => streamingWindowBytes(req, plain.tensors.map((t) => t.bytes), DEFAULT_WINDOW);
-      const mib = (b) => (b / 2 ** 20).toFixed(0);
-      return {
-        rows: [
-          withScOnly(rowFromSamples({ id: "sc-stream-default", op: `ours streaming: stream(copy=True), each tensor dropped, default window (256 MiB × ${WINDOW_COUNT})`, samples: s.sdef }), s.sdef),
-          withScOnly(rowFromSamples({ id: "sc-stream-small", op: `ours streaming: stream(copy=True), each tensor dropped, window 64 MiB × ${WINDOW_COUNT}`, samples: s.ssmall }), s.ssmall),
-        ],
-        notes: [
-          `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data, largest ${plain.largest.name} ${mib(plain.largest.bytes)} MiB; encrypted file (v2) ${mib(enc.bytes)} MiB; page cache ${ctx.opts.cold ? "dropped before each run (cold)" : "warm"}`,
-          `streaming-only run (--streaming-only): the client copies each tensor out of the window and drops it; "sidecar peak RSS" is the sidecar process's lifetime peak (GNU time); windows in effect ${mib(window(DEFAULT_WINDOW))} MiB and ${mib(window(SMALL_WINDOW))} MiB × ${WINDOW_COUNT} (raised to the largest tensor)`,
-          `sidecar engine: ${process.env.CTENSORS_ENGINE || "auto (native when built)"}; no byte-for-byte check in this mode (the main run checks)`,
-        ],
-        columns: ["op", "seconds", "range", "gbps", "cpu", "clientPeak", "opPeak", "sidecarPeak", "shmPeak"],
-        extra: { streamingOnly: { sizeMiB: plain.dataBytes / 2 ** 20 } },
-      };
-    }
-    const rows = [
-      rowFromSamples({ id: "sc-plain-clone", op: "baseline: safetensors load_file(plain) + clone × all", samples: s.plain }),
-      rowFromSamples({ id: "sc-plain-load", op: "  └ load_file alone (mmap views, untouched)", samples: s.plain, secondsOf: (x) => x.result.loadSeconds, memory: false, cpu: false }),
-      withSc(rowFromSamples({ id: "sc-resident-clone", op: "ours resident: ctensors.load_file + clone × all", samples: s.res, compare: { baseline: "sc-plain-clone", reference: ref } }), s.res),
-      rowFromSamples({ id: "sc-resident-zc", op: "  └ load_file alone (zero-copy views, untouched)", samples: s.res, secondsOf: (x) => x.result.loadSeconds, memory: false, cpu: false, compare: { baseline: "sc-plain-clone", reference: ref } }),
-      withSc(rowFromSamples({ id: "sc-stream-default", op: `ours streaming: stream(copy=True), default window (256 MiB × ${WINDOW_COUNT})`, samples: s.sdef, compare: { baseline: "sc-plain-clone", reference: ref } }), s.sdef),
-      withSc(rowFromSamples({ id: "sc-stream-small", op: `ours streaming: stream(copy=True), window 64 MiB × ${WINDOW_COUNT}`, samples: s.ssmall, compare: { baseline: "sc-plain-clone", reference: ref } }), s.ssmall),
-    ];
-    rows.push(withSc(rowFromSamples({ id: "sc-resident-v1-zc", op: "ours resident, v1 file: ctensors.load_file (zero-copy views)", samples: s.res1, secondsOf: (x) => x.result.loadSeconds, compare: { baseline: "sc-plain-clone", reference: useRef ? "sc-ref-load-v1" : undefined } }), s.res1));
-    if (useRef) {
-      rows.push(rowFromSamples({ id: "sc-ref-load", op: "reference: cryptotensors.torch.load_file (registry keys), v2 file", samples: s.ref, compare: { baseline: "sc-plain-clone" } }));
-      rows.push(rowFromSamples({ id: "sc-ref-load-v1", op: "reference: cryptotensors.torch.load_file (registry keys), v1 file", samples: s.ref1, compare: { baseline: "sc-plain-clone" } }));
-    }
-
-    const mib = (b) => (b / 2 ** 20).toFixed(0);
-    const largest = plain.largest.bytes;
-    const window = (req) => streamingWindowBytes(req, plain.tensors.map((t) => t.bytes), DEFAULT_WINDOW);
-    const scLoad = (list) => {
-      const l = list.map((x) => x.sidecarLoad).filter(Boolean);
-      return l.length ? { ms: median(l.map((e) => e.ms)), gbps: median(l.map((e) => e.gb_per_s)), regions: l[0].regions } : null;
-    };
-    const faults = (list) => Math.round(median(list.map((x) => x.result.minorFaults ?? 0)));
-    const med = (k) => median(s.steps.map((x) => x.result[k]));
-    const steps = {
-      seconds: med("seconds"), open: med("openSeconds"), region: med("regionSeconds"), read: med("readSeconds"),
-      decrypt: med("decryptSeconds"), write: med("writeSeconds"), zero: med("zeroSeconds"), cpuPerWall: median(s.steps.map((x) => x.result.cpuSeconds / x.result.seconds)),
-      bytes: s.steps[0].result.bytes,
-    };
-    const sidecarSide = { resident: scLoad(s.res), streamDefault: scLoad(s.sdef), streamSmall: scLoad(s.ssmall) };
-    const notes = [
-      `model: ${plain.tensors.length} bf16 tensors, ${mib(plain.dataBytes)} MiB of tensor data, largest ${plain.largest.name} ${mib(largest)} MiB; encrypted file ${mib(enc.bytes)} MiB (v2) and ${mib(enc1.bytes)} MiB (v1). Page cache ${ctx.opts.cold ? "dropped (echo 3 > /proc/sys/vm/drop_caches) before every run: cold" : "warm for every run"}. Sidecar engine: ${process.env.CTENSORS_ENGINE || "auto (native when built)"}.`,
-      "every client ends up with every tensor in its own memory and keeps them to the end (reference excepted: its op drops each tensor at once, as in the codec part); imports outside the timed section; the sidecar modes' times include OpenModel (signature check, DEK unwrap) over gRPC",
-      `one sidecar process per mode and repeat (${nSidecars} in all), started before the client and stopped with SIGTERM after it; "sidecar peak RSS" is its lifetime peak (GNU time), max over repeats. "/dev/shm peak" is statfs(/dev/shm) used bytes sampled every 10 ms during the client run, minus its value before`,
-      `streaming windows: the sidecar raises window_bytes to the largest tensor, so "64 MiB" is in effect ${mib(window(SMALL_WINDOW))} MiB × ${WINDOW_COUNT} here (bound ${mib(window(SMALL_WINDOW) * WINDOW_COUNT)} MiB), the default ${mib(window(DEFAULT_WINDOW))} MiB × ${WINDOW_COUNT} (bound ${mib(window(DEFAULT_WINDOW) * WINDOW_COUNT)} MiB)`,
-      `the sidecar's own load.finished log (median): resident ${sidecarSide.resident?.ms ?? "—"} ms (${sidecarSide.resident?.gbps ?? "—"} GB/s, ${sidecarSide.resident?.regions ?? "—"} region(s)), streaming default ${sidecarSide.streamDefault?.ms ?? "—"} ms, 64 MiB ${sidecarSide.streamSmall?.ms ?? "—"} ms (from its start message to done, after OpenModel)`,
-      `loaded tensors verified equal to safetensors' load of the plain model (separate untimed runs before the repeats): ${Object.keys(verified).length ? (Object.values(verified).every(Boolean) ? `yes (${Object.keys(verified).join(", ")})` : "NO") : "not checked"}`,
-      `client minor page faults during the operation (median): baseline ${faults(s.plain)}, resident ${faults(s.res)}, streaming default ${faults(s.sdef)}, 64 MiB ${faults(s.ssmall)}${useRef ? `, reference ${faults(s.ref)}` : ""} (1 GiB = 262144 pages of 4 KiB)`,
-      `the JS engine's sidecar loop replayed in a node child (ops/sidecar-steps.mjs with CTENSORS_ENGINE=js, same reader, ShmRegion and packing; median of ${s.steps.length}): ${steps.seconds.toFixed(2)} s for ${mib(steps.bytes)} MiB = open ${steps.open.toFixed(2)} s + region create ${steps.region.toFixed(2)} s + readTensorInto (read + AES-GCM) ${steps.decrypt.toFixed(2)} s + pwrite to /dev/shm ${steps.write.toFixed(2)} s + zeroing ${steps.zero.toFixed(2)} s; a separate read-only pass of the same bytes takes ${steps.read.toFixed(2)} s; CPU/wall ${steps.cpuPerWall.toFixed(2)}`,
-    ];
-    if (!useRef) notes.push("reference not measured (--no-reference)");
-    return {
-      rows, notes,
-      columns: ["op", "seconds", "range", "gbps", "baseline", "reference", "cpu", "clientPeak", "opPeak", "sidecarPeak", "shmPeak"],
-      extra: { sidecar: { steps, sidecarSide, windows: { small: window(SMALL_WINDOW), def: window(DEFAULT_WINDOW), count: WINDOW_COUNT }, largestMiB: largest / 2 ** 20, dataMiB: plain.dataBytes / 2 ** 20 } },
-    };
+    await repeatOps(ctx, ops, reps);
+    const { verified } = sidecars;
+    if (Object.values(verified).some((ok) => !ok))
+      throw new Error(`tensors loaded through the sidecar differ from the plain model: ${JSON.stringify(verified)}`);
+    if (streamingOnly) return streamingOnlyReport(ctx, s, files);
+    return mainReport(ctx, s, { ...files, nSidecars: sidecars.count, verified });
   },
 };

@@ -20,3 +20,4 @@ export { processModel, modelSafetensors } from "./model/process-model.js";
 export { checkShardIndex, listModelFiles } from "./model/folder.js";
 export { readTensorsInto, type TensorPlacement } from "./container/reader.js";
 export { engineName, nativeThreads, type EngineName } from "./crypto/engine.js";
+export { defaultSocketPath, SOCKET_ENV } from "./sidecar-socket.js";

@@ -11,21 +11,12 @@ import { DTYPES, type Dtype } from "../src/format/dtype.js";
 import { MAX_HEADER_BYTES, parseHeader, parseHeaderPrefix } from "../src/format/header.js";
 import { JsonNumber, JsonObject, parseJson, toSafeInteger, type JsonValue } from "../src/format/json.js";
 import { compareUtf8, encodeHeader, layoutTensors, serializeHeaderJson } from "../src/format/serialize.js";
-import { plainSafetensorsBytes, tempDir, thrown } from "./helpers.js";
+import { plainSafetensorsBytes, rejection, tempDir, thrown } from "./helpers.js";
 
 const enc = new TextEncoder();
 const bytes = (...b: number[]) => new Uint8Array(b);
 const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 
-
-async function thrownAsync(fn: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await fn();
-  } catch (err) {
-    return err;
-  }
-  expect.fail("expected an error, but the call resolved");
-}
 
 function expectFormatError(err: unknown, message: string | RegExp): void {
   expect(err).toBeInstanceOf(CryptoTensorsError);
@@ -83,17 +74,17 @@ describe("readHeader (file-level prefix checks)", () => {
   };
 
   it("header too small: a 7-byte file", async () => {
-    expectFormatError(await thrownAsync(() => readHeader(file(bytes(2, 0, 0, 0, 0, 0, 0)))), /header too small/);
+    expectFormatError(await rejection(readHeader(file(bytes(2, 0, 0, 0, 0, 0, 0)))), /header too small/);
   });
 
   it("N beyond the end of the file", async () => {
     // N = 16, but only 2 header bytes follow the prefix.
-    const err = await thrownAsync(() => readHeader(file(concat(bytes(16, 0, 0, 0, 0, 0, 0, 0), enc.encode("{}")))));
+    const err = await rejection(readHeader(file(concat(bytes(16, 0, 0, 0, 0, 0, 0, 0), enc.encode("{}")))));
     expectFormatError(err, /invalid header length 16: the file has only 10 bytes/);
   });
 
   it("header too large, checked before anything is allocated", async () => {
-    const err = await thrownAsync(() => readHeader(file(concat(bytes(0x01, 0xe1, 0xf5, 0x05, 0, 0, 0, 0), enc.encode("{}")))));
+    const err = await rejection(readHeader(file(concat(bytes(0x01, 0xe1, 0xf5, 0x05, 0, 0, 0, 0), enc.encode("{}")))));
     expectFormatError(err, /header too large/);
   });
 
@@ -108,8 +99,8 @@ describe("readHeader (file-level prefix checks)", () => {
     expect(crypto).toBeNull();
     expect(fileBytes).toBe(good.length);
     expect(header.tensors.map((t) => [t.name, t.begin, t.end])).toEqual([["t", 0, 2]]);
-    expectFormatError(await thrownAsync(() => readHeader(file(concat(good, bytes(0))))), /1 trailing bytes after the last tensor/);
-    expectFormatError(await thrownAsync(() => readHeader(file(good.subarray(0, good.length - 1)))), /file is truncated/);
+    expectFormatError(await rejection(readHeader(file(concat(good, bytes(0))))), /1 trailing bytes after the last tensor/);
+    expectFormatError(await rejection(readHeader(file(good.subarray(0, good.length - 1)))), /file is truncated/);
   });
 });
 

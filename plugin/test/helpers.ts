@@ -1,4 +1,5 @@
-// Shared test helpers: plain safetensors files built with our own serializer, fresh keys, temp dirs.
+// Shared test helpers: plain safetensors files built with our own serializer, fresh keys, temp dirs,
+// and what a call threw or a promise rejected with.
 
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -11,6 +12,7 @@ import { encodeHeader, layoutTensors, serializeHeaderJson } from "../src/format/
 import type { AeadAlgorithm } from "../src/crypto/aead.js";
 import { aeadKeyBytes } from "../src/crypto/aead.js";
 import type { EncryptionKey, SigningKey } from "../src/keys/jwk.js";
+import { CryptoTensorsError, type CryptoTensorsErrorCode } from "../src/errors.js";
 
 export const REPO_ROOT = join(import.meta.dirname, "..", "..");
 export const CLI = join(REPO_ROOT, "plugin", "dist", "cli", "bin.js");
@@ -76,6 +78,24 @@ export function sampleTensors(): PlainTensor[] {
     { name: "10", dtype: "U8", shape: [5] },
     { name: "2", dtype: "I8", shape: [3] },
   ];
+}
+
+/** Awaits `p` and returns its rejection reason (fails the test when it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  try {
+    await p;
+  } catch (err) {
+    return err;
+  }
+  expect.fail("expected a rejection, but the promise resolved");
+}
+
+/** Expects a CryptoTensorsError with `code` (and, if given, a message matching `message`). */
+export function expectCode(err: unknown, code: CryptoTensorsErrorCode, message?: string | RegExp): void {
+  expect(err).toBeInstanceOf(CryptoTensorsError);
+  // Compared as one object, so a wrong code shows the message too.
+  expect({ code: (err as CryptoTensorsError).code, message: (err as Error).message }).toMatchObject({ code });
+  if (message !== undefined) expect((err as Error).message).toMatch(message);
 }
 
 /** Runs `fn` and returns what it threw (fails the test when it does not throw). */

@@ -14,12 +14,11 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KeyRef } from "../src/container/reserved.js";
 import { ed25519PublicKey, ed25519Sign } from "../src/crypto/signature.js";
-import { CryptoTensorsError, type CryptoTensorsErrorCode } from "../src/errors.js";
 import { parseJwk, parseJwkOrSet, parseJwkText, publicKeyOf, toJwk, zeroKey, type EncryptionKey, type Key, type SigningKey } from "../src/keys/jwk.js";
 import { resolveEncryptionKey } from "../src/keys/keyring.js";
 import { KEY_TOKEN_ENV, KEYS_ENV, loadAllKeys, loadKeys } from "../src/keys/sources.js";
 import { TrustStore } from "../src/keys/trust.js";
-import { newEncryptionKey, newSigningKey, REPO_ROOT, tempDir, thrown } from "./helpers.js";
+import { expectCode, newEncryptionKey, newSigningKey, REPO_ROOT, rejection, tempDir, thrown } from "./helpers.js";
 
 const execFileAsync = promisify(execFile);
 const hex = (s: string) => new Uint8Array(Buffer.from(s, "hex"));
@@ -27,21 +26,6 @@ const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 const b64url = (b: Uint8Array) => Buffer.from(b).toString("base64url");
 const bytesOf = (n: number, start = 1) => new Uint8Array(n).map((_, i) => (start + i) & 0xff);
 
-
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  try {
-    await p;
-  } catch (err) {
-    return err;
-  }
-  expect.fail("expected a rejection, but the promise resolved");
-}
-
-function expectCode(err: unknown, code: CryptoTensorsErrorCode, message?: string | RegExp): void {
-  expect(err).toBeInstanceOf(CryptoTensorsError);
-  expect((err as CryptoTensorsError).code).toBe(code);
-  if (message !== undefined) expect((err as Error).message).toMatch(message);
-}
 
 const invalid = (value: unknown, message: string | RegExp) => expectCode(thrown(() => parseJwk(value)), "ERR_CT_KEY_INVALID", message);
 

@@ -14,13 +14,13 @@ import {
 import { signedMessage } from "../src/container/signing.js";
 import { decodeBase64, encodeBase64 } from "../src/crypto/base64.js";
 import { ed25519Sign } from "../src/crypto/signature.js";
-import { CryptoTensorsError, type CryptoTensorsErrorCode } from "../src/errors.js";
+import type { CryptoTensorsErrorCode } from "../src/errors.js";
 import { HEADER_PREFIX_BYTES, parseHeader, parseHeaderPrefix, type TensorInfo } from "../src/format/header.js";
 import { encodeHeader, serializeHeaderJson } from "../src/format/serialize.js";
 import type { EncryptionKey, SigningKey } from "../src/keys/jwk.js";
 import { TrustStore } from "../src/keys/trust.js";
 import { REGO_PYTHON_ENV } from "../src/policy.js";
-import { newEncryptionKey, newSigningKey, sampleTensors, tempDir, writePlainSafetensors } from "./helpers.js";
+import { expectCode, newEncryptionKey, newSigningKey, sampleTensors, tempDir, writePlainSafetensors } from "./helpers.js";
 
 // A non-default policy must be refused, not evaluated by a Rego engine configured in the environment.
 delete process.env[REGO_PYTHON_ENV];
@@ -199,11 +199,6 @@ async function openAndReadAll(bytes: Uint8Array, options: OpenOptions = victimOp
     await reader.close();
   }
   return { stage: "read", failures, data };
-}
-
-function expectCode(error: unknown, code: CryptoTensorsErrorCode): void {
-  expect(error).toBeInstanceOf(CryptoTensorsError);
-  expect({ code: (error as CryptoTensorsError).code, message: (error as Error).message }).toMatchObject({ code });
 }
 
 /** The file must be refused when opened: no reader, no data. */

@@ -43,7 +43,7 @@ class FakeModel:
     local_path: str = ""
 
 
-class _Abort(Exception):
+class _AbortError(Exception):
     def __init__(self, status: grpc.StatusCode, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
@@ -106,10 +106,10 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
     def _check(self, context: grpc.ServicerContext) -> None:
         md = dict(context.invocation_metadata())
         if md.get("authorization") != f"Bearer {self.token}":
-            raise _Abort(grpc.StatusCode.UNAUTHENTICATED, "ERR_CT_UNAUTHENTICATED", "missing or wrong token")
+            raise _AbortError(grpc.StatusCode.UNAUTHENTICATED, "ERR_CT_UNAUTHENTICATED", "missing or wrong token")
 
     @staticmethod
-    def _abort(context: grpc.ServicerContext, err: _Abort) -> None:
+    def _abort(context: grpc.ServicerContext, err: _AbortError) -> None:
         context.set_trailing_metadata((("ct-error-code", err.code),))
         context.abort(err.status, err.message)
 
@@ -117,7 +117,7 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
         for source, mid in self._ids.items():
             if mid == model_id:
                 return self.models[source]
-        raise _Abort(grpc.StatusCode.NOT_FOUND, "ERR_CT_MODEL_NOT_OPEN", f"model {model_id} is not open")
+        raise _AbortError(grpc.StatusCode.NOT_FOUND, "ERR_CT_MODEL_NOT_OPEN", f"model {model_id} is not open")
 
     def _new_region(self, size: int) -> tuple[str, int]:
         path = f"/dev/shm/{REGION_PREFIX}{secrets.token_hex(8)}"
@@ -130,7 +130,7 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
     def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
         try:
             self._check(context)
-        except _Abort as err:
+        except _AbortError as err:
             self._abort(context, err)
         return pb.HealthResponse(version="fake", open_models=sorted(self._ids))
 
@@ -139,8 +139,8 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
             self._check(context)
             self.open_calls.append(request.source)
             if request.source not in self.models:
-                raise _Abort(grpc.StatusCode.NOT_FOUND, "ERR_CT_IO", f"no model at {request.source}")
-        except _Abort as err:
+                raise _AbortError(grpc.StatusCode.NOT_FOUND, "ERR_CT_IO", f"no model at {request.source}")
+        except _AbortError as err:
             self._abort(context, err)
         model = self.models[request.source]
         model_id = self._ids.setdefault(request.source, f"m{len(self._ids) + 1}")
@@ -167,42 +167,40 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
         try:
             self._check(context)
             self._model(request.model_id)
-        except _Abort as err:
+        except _AbortError as err:
             self._abort(context, err)
         self.closed_models.append(request.model_id)
         return pb.CloseModelResponse()
 
-    def Load(
-        self, request_iterator: Iterator[pb.LoadClientMessage], context: grpc.ServicerContext
-    ) -> Iterator[pb.LoadServerMessage]:
+    def Load(self, request_iterator: Iterator[pb.LoadClientMessage], context: grpc.ServicerContext) -> Iterator[pb.LoadServerMessage]:
         pending: list[str] = []  # created, not yet unlinked
         try:
             self._check(context)
             first = next(request_iterator)
             if first.WhichOneof("msg") != "start":
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "ERR_CT_BAD_REQUEST", "first message must be start")
+                raise _AbortError(grpc.StatusCode.INVALID_ARGUMENT, "ERR_CT_BAD_REQUEST", "first message must be start")
             start = first.start
             model = self._model(start.model_id)
             names = list(start.names) or list(model.tensors)
             for name in names:
                 if name not in model.tensors:
-                    raise _Abort(grpc.StatusCode.NOT_FOUND, "ERR_CT_BAD_REQUEST", f"no tensor {name}")
+                    raise _AbortError(grpc.StatusCode.NOT_FOUND, "ERR_CT_BAD_REQUEST", f"no tensor {name}")
             tensors = [(n, model.tensors[n]) for n in names]
             if start.mode == pb.LOAD_MODE_RESIDENT:
                 yield from self._resident(tensors, request_iterator, pending)
             elif start.mode == pb.LOAD_MODE_STREAMING:
-                window = max(start.window_bytes or self.default_window_bytes,
-                             max((_align(len(_bytes(t))) for _, t in tensors), default=ALIGN))
-                yield from self._streaming(tensors, request_iterator, pending, window,
-                                           start.window_count or self.default_window_count)
+                window = max(
+                    start.window_bytes or self.default_window_bytes, max((_align(len(_bytes(t))) for _, t in tensors), default=ALIGN)
+                )
+                yield from self._streaming(tensors, request_iterator, pending, window, start.window_count or self.default_window_count)
             else:
-                raise _Abort(grpc.StatusCode.INVALID_ARGUMENT, "ERR_CT_BAD_REQUEST", "mode")
+                raise _AbortError(grpc.StatusCode.INVALID_ARGUMENT, "ERR_CT_BAD_REQUEST", "mode")
             if self.fault == "no_done":
                 return
             count = len(tensors) + (1 if self.fault == "bad_done_count" else 0)
             total = sum(len(_bytes(t)) for _, t in tensors)
             yield pb.LoadServerMessage(done=pb.LoadDone(tensors=count, bytes=total))
-        except _Abort as err:
+        except _AbortError as err:
             self._abort(context, err)
         finally:
             for path in pending:  # the client went away before mapping: release
@@ -223,15 +221,16 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
             if which == kind and rid == region_id:
                 return
             early.add((which, rid))
-        raise _Abort(grpc.StatusCode.CANCELLED, "ERR_CT_BAD_REQUEST", "client went away")
+        raise _AbortError(grpc.StatusCode.CANCELLED, "ERR_CT_BAD_REQUEST", "client went away")
 
     def _place(self, tensors, base_offset=0):  # type: ignore[no-untyped-def]
         placements, offset, blobs = [], base_offset, []
         for name, t in tensors:
             data = _bytes(t)
             off = offset + (4 if self.fault == "bad_offset" and t.element_size() > 1 else 0)
-            placements.append(pb.TensorPlacement(name=name, dtype=safetensors_dtype(t.dtype), shape=list(t.shape),
-                                                 offset=off, byte_size=len(data)))
+            placements.append(
+                pb.TensorPlacement(name=name, dtype=safetensors_dtype(t.dtype), shape=list(t.shape), offset=off, byte_size=len(data))
+            )
             blobs.append((off, data))
             offset = _align(offset + len(data))
         return placements, blobs, offset
@@ -255,13 +254,14 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
             os.close(fd)
             sent_path = "/tmp/not-shm" if self.fault == "path_outside_shm" else path
             self.ready_paths.append((rid, sent_path))
-            yield pb.LoadServerMessage(ready=pb.RegionReady(region_id=rid, path=sent_path,
-                                                            region_bytes=max(end, ALIGN), tensors=placements))
+            yield pb.LoadServerMessage(
+                ready=pb.RegionReady(region_id=rid, path=sent_path, region_bytes=max(end, ALIGN), tensors=placements)
+            )
             self._expect(request_iterator, "mapped", rid)
             os.unlink(path)
             pending.remove(path)
             if self.fault == "abort_mid_load":  # after the first region was mapped
-                raise _Abort(grpc.StatusCode.DATA_LOSS, "ERR_CT_DECRYPTION_FAILED", "decryption failed")
+                raise _AbortError(grpc.StatusCode.DATA_LOSS, "ERR_CT_DECRYPTION_FAILED", "decryption failed")
 
     def _streaming(self, tensors, request_iterator, pending, window, count):  # type: ignore[no-untyped-def]
         batches: list[list] = [[]]
@@ -290,8 +290,7 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
                     os.pwrite(regions[rid], data, off)
                 announced = 99 if self.fault == "unknown_region" and i == count else rid
                 self.ready_paths.append((announced, path))
-                yield pb.LoadServerMessage(ready=pb.RegionReady(region_id=announced, path=path,
-                                                                region_bytes=window, tensors=placements))
+                yield pb.LoadServerMessage(ready=pb.RegionReady(region_id=announced, path=path, region_bytes=window, tensors=placements))
                 if path:
                     self._expect(request_iterator, "mapped", rid)
                     os.unlink(path)

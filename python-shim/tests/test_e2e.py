@@ -138,18 +138,39 @@ def env() -> Iterator[Env]:
         socket = str(sock_dir / "sidecar.sock")
         log = open(root / "sidecar.log", "wb")  # noqa: SIM115 -- closed with the process below
         server = subprocess.Popen(
-            ["node", str(CLI), "serve", "--socket", socket, "--key", str(root / "keys" / "enc.jwk"),
-             "--trust", str(root / "keys" / "sign.pub.jwk")],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT,
+            [
+                "node",
+                str(CLI),
+                "serve",
+                "--socket",
+                socket,
+                "--key",
+                str(root / "keys" / "enc.jwk"),
+                "--trust",
+                str(root / "keys" / "sign.pub.jwk"),
+            ],
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 60
         while not os.path.exists(socket + ".token"):
             if server.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the sidecar did not start:\n{(root / 'sidecar.log').read_text()}")
             time.sleep(0.1)
-        yield Env(root, socket, root / "plain-a", root / "enc-a", root / "plain-b", root / "enc-b",
-                  root / "all-dtypes.safetensors", root / "all-dtypes.enc.safetensors",
-                  root / "big.safetensors", root / "big.enc.safetensors", server)
+        yield Env(
+            root,
+            socket,
+            root / "plain-a",
+            root / "enc-a",
+            root / "plain-b",
+            root / "enc-b",
+            root / "all-dtypes.safetensors",
+            root / "all-dtypes.enc.safetensors",
+            root / "big.safetensors",
+            root / "big.enc.safetensors",
+            server,
+        )
     finally:
         if server is not None:
             server.send_signal(signal.SIGTERM)
@@ -224,8 +245,7 @@ def test_streaming_yields_every_tensor(env: Env, copy: bool) -> None:
 
 
 @pytest.mark.parametrize(("window_count", "copy"), [(1, True), (2, True), (2, False)])
-def test_streaming_reuses_a_bounded_window(env: Env, monkeypatch: pytest.MonkeyPatch, window_count: int,
-                                           copy: bool) -> None:
+def test_streaming_reuses_a_bounded_window(env: Env, monkeypatch: pytest.MonkeyPatch, window_count: int, copy: bool) -> None:
     from ctensors import _loader
 
     mapped: list[int] = []
@@ -291,8 +311,16 @@ def test_a_model_signed_by_an_untrusted_key_is_refused(env: Env) -> None:
     other = env.root / "other-keys"
     if not other.exists():
         _cli("keygen", "--out", str(other), cwd=env.root)
-        _cli("encrypt", str(env.plain_file), str(env.root / "untrusted.enc.safetensors"),
-             "--key", str(env.root / "keys" / "enc.jwk"), "--sign-key", str(other / "sign.jwk"), cwd=env.root)
+        _cli(
+            "encrypt",
+            str(env.plain_file),
+            str(env.root / "untrusted.enc.safetensors"),
+            "--key",
+            str(env.root / "keys" / "enc.jwk"),
+            "--sign-key",
+            str(other / "sign.jwk"),
+            cwd=env.root,
+        )
     with pytest.raises(CryptoTensorsError) as info:
         ctensors.load_file(env.root / "untrusted.enc.safetensors", socket=env.socket)
     assert info.value.code == "ERR_CT_UNTRUSTED_SIGNER"
@@ -327,8 +355,13 @@ def test_a_shape_beyond_addressable_sizes_is_a_format_error(env: Env) -> None:
 
 
 def _child(env: Env, mode: str, model: Path, *extra: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(CHILD), env.socket, mode, str(model), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=env.root)
+    return subprocess.Popen(
+        [sys.executable, str(CHILD), env.socket, mode, str(model), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=env.root,
+    )
 
 
 def test_no_region_left_after_a_client_exits(env: Env) -> None:
@@ -382,7 +415,7 @@ def _contains(path: str, needle: bytes) -> bool:
             while chunk := f.read(1 << 20):
                 if needle in tail + chunk:
                     return True
-                tail = chunk[-(len(needle) - 1):]
+                tail = chunk[-(len(needle) - 1) :]
     except OSError:
         return False
     return False
@@ -391,7 +424,7 @@ def _contains(path: str, needle: bytes) -> bool:
 def test_no_plaintext_is_written_outside_shared_memory(env: Env) -> None:
     plain = _plain_tensors(env.plain_a)["lm_head.weight"]
     raw = plain.contiguous().view(torch.uint8).reshape(-1).numpy().tobytes()
-    needle = raw[len(raw) // 2: len(raw) // 2 + 64]
+    needle = raw[len(raw) // 2 : len(raw) // 2 + 64]
     assert len(set(needle)) > 8  # a distinctive window, not padding
     roots = ["/tmp", tempfile.gettempdir(), os.path.expanduser("~"), str(REPO_ROOT), str(env.root)]
     before = _snapshot(roots)

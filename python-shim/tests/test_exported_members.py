@@ -34,12 +34,7 @@ def test_errors_module_surface() -> None:
 
 
 def test_importing_ctensors_does_not_import_transformers() -> None:
-    code = (
-        "import sys, ctensors\n"
-        "assert 'transformers' not in sys.modules\n"
-        "ctensors.transformers\n"
-        "assert 'transformers' in sys.modules\n"
-    )
+    code = "import sys, ctensors\nassert 'transformers' not in sys.modules\nctensors.transformers\nassert 'transformers' in sys.modules\n"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

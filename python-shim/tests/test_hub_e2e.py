@@ -53,7 +53,7 @@ class Hub:
 
 
 def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["node", str(CLI), *args], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
+    return subprocess.Popen(["node", str(CLI), *args], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
 
 
 def _wait_for(check: object, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
@@ -95,8 +95,18 @@ def hub() -> Iterator[Hub]:
             return proc.stdout
 
         cli("keygen", "--out", str(root / "keys"))
-        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(root / "plain")], check=True, capture_output=True)
-        cli("encrypt", str(root / "plain"), str(root / "enc"), "--key", str(root / "keys" / "enc.jwk"), "--sign-key", str(root / "keys" / "sign.jwk"))
+        subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(root / "plain")], check=True, capture_output=True
+        )
+        cli(
+            "encrypt",
+            str(root / "plain"),
+            str(root / "enc"),
+            "--key",
+            str(root / "keys" / "enc.jwk"),
+            "--sign-key",
+            str(root / "keys" / "sign.jwk"),
+        )
         import json
 
         commit = json.loads(cli("push", str(root / "enc"), REPO, "--json"))["commit"]
@@ -104,7 +114,11 @@ def hub() -> Iterator[Hub]:
         sock_dir.mkdir(mode=0o700)
         socket = str(sock_dir / "sidecar.sock")
         side_log = root / "sidecar.log"
-        sidecar = _start(["serve", "--socket", socket, "--key", str(root / "keys" / "enc.jwk"), "--trust", str(root / "keys" / "sign.pub.jwk")], side_log, env)
+        sidecar = _start(
+            ["serve", "--socket", socket, "--key", str(root / "keys" / "enc.jwk"), "--trust", str(root / "keys" / "sign.pub.jwk")],
+            side_log,
+            env,
+        )
         _wait_for(lambda: os.path.exists(socket + ".token"), sidecar, side_log, "the sidecar")
         assert not (root / "cache").exists(), "the sidecar starts from an empty cache"
         yield Hub(root, url, socket, root / "cache", root / "plain", root / "enc", commit)

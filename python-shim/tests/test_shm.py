@@ -37,8 +37,7 @@ def test_dtype_map_matches_safetensors_names() -> None:
     for name, dtype in DTYPES.items():
         if name in _TYPES:
             assert _TYPES[name] == dtype, name
-    for name in ["BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64",
-                 "F8_E4M3", "F8_E5M2", "C64"]:
+    for name in ["BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "C64"]:
         assert safetensors_dtype(torch_dtype(name)) == name
 
 
@@ -76,9 +75,8 @@ def test_every_dtype_round_trips(region_file: Path) -> None:
         if name == "big":
             continue
         raw = src.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if src.numel() else b""
-        mm[offset:offset + len(raw)] = raw
-        view = tensor_view(mm, offset=offset, byte_size=len(raw), dtype=safetensors_dtype(src.dtype),
-                           shape=list(src.shape))
+        mm[offset : offset + len(raw)] = raw
+        view = tensor_view(mm, offset=offset, byte_size=len(raw), dtype=safetensors_dtype(src.dtype), shape=list(src.shape))
         assert bitwise_equal(view, src), name
         offset += (len(raw) + 63) // 64 * 64
 
@@ -97,8 +95,7 @@ def test_zero_element_tensor_is_a_fresh_empty_tensor() -> None:
         (-8, 8, "I64", [1], "outside"),
     ],
 )
-def test_bad_placements(region_file: Path, offset: int, byte_size: int, dtype: str, shape: list[int],
-                        needle: str) -> None:
+def test_bad_placements(region_file: Path, offset: int, byte_size: int, dtype: str, shape: list[int], needle: str) -> None:
     mm = map_region(str(region_file), 4096)
     with pytest.raises(CryptoTensorsError) as info:
         tensor_view(mm, offset=offset, byte_size=byte_size, dtype=dtype, shape=shape)

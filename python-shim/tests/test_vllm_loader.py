@@ -58,8 +58,18 @@ def test_defaults() -> None:
 
 
 def test_every_key() -> None:
-    cfg = LoaderConfig.parse({"source": "org/name", "revision": "v1", "socket": "/run/ct.sock", "mode": "resident",
-                              "copy": False, "window_bytes": 1 << 20, "window_count": 3, "strict": False})
+    cfg = LoaderConfig.parse(
+        {
+            "source": "org/name",
+            "revision": "v1",
+            "socket": "/run/ct.sock",
+            "mode": "resident",
+            "copy": False,
+            "window_bytes": 1 << 20,
+            "window_count": 3,
+            "strict": False,
+        }
+    )
     assert cfg == LoaderConfig("org/name", "v1", "/run/ct.sock", "resident", False, 1 << 20, 3, False)
 
 
@@ -159,12 +169,14 @@ def test_streaming_mode_asks_for_the_configured_window(fake_sidecar) -> None:  #
 
 def test_a_consumer_that_stops_early_cancels_the_load(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
     sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())}, default_window_bytes=256, default_window_count=1)
-    with pytest.raises(RuntimeError, match="model.load_weights failed"):
-        with CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket)) as ckpt:
-            gen = ckpt.weights()
-            next(gen)
-            gen.close()
-            raise RuntimeError("model.load_weights failed")
+    with (
+        pytest.raises(RuntimeError, match=r"model\.load_weights failed"),
+        CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket)) as ckpt,
+    ):
+        gen = ckpt.weights()
+        next(gen)
+        gen.close()
+        raise RuntimeError("model.load_weights failed")
     assert sidecar.closed_models == ["m1"]
 
 
@@ -173,9 +185,8 @@ def test_a_consumer_that_stops_early_cancels_the_load(fake_sidecar) -> None:  # 
 
 def test_no_sidecar_is_a_clear_error(short_tmp: Path) -> None:
     sock = str(short_tmp / "none.sock")
-    with pytest.raises(SidecarUnavailableError) as info:
-        with CheckpointWeights(SOURCE, LoaderConfig(socket=sock)):
-            pass
+    with pytest.raises(SidecarUnavailableError) as info, CheckpointWeights(SOURCE, LoaderConfig(socket=sock)):
+        pass
     assert sock in str(info.value)
     if sys.version_info >= (3, 11):
         assert any("load format 'cryptotensors'" in note and SOURCE in note for note in info.value.__notes__)
@@ -183,19 +194,17 @@ def test_no_sidecar_is_a_clear_error(short_tmp: Path) -> None:
 
 def test_unknown_model_keeps_the_sidecar_code(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
     sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())})
-    with pytest.raises(CryptoTensorsError) as info:
-        with CheckpointWeights("/models/other", LoaderConfig(socket=sidecar.socket)):
-            pass
+    with pytest.raises(CryptoTensorsError) as info, CheckpointWeights("/models/other", LoaderConfig(socket=sidecar.socket)):
+        pass
     assert info.value.code == "ERR_CT_IO"
     assert "/models/other" in info.value.message
 
 
 def test_a_load_that_fails_midway_raises_the_sidecar_error(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
     sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())}, fault="abort_mid_load")
-    with pytest.raises(CryptoTensorsError) as info:
-        with CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket, mode="resident")) as ckpt:
-            for _ in ckpt.weights():
-                pass
+    with pytest.raises(CryptoTensorsError) as info, CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket, mode="resident")) as ckpt:
+        for _ in ckpt.weights():
+            pass
     assert info.value.code == "ERR_CT_DECRYPTION_FAILED"
     assert sidecar.closed_models == ["m1"]
 
@@ -203,9 +212,8 @@ def test_a_load_that_fails_midway_raises_the_sidecar_error(fake_sidecar) -> None
 def test_a_wrong_token_is_unauthenticated(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
     sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())})
     sidecar.token = "ab" * 32  # the file beside the socket now holds a stale token
-    with pytest.raises(CryptoTensorsError) as info:
-        with CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket)):
-            pass
+    with pytest.raises(CryptoTensorsError) as info, CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket)):
+        pass
     assert info.value.code == "ERR_CT_UNAUTHENTICATED"
 
 

@@ -4,26 +4,13 @@
 
 import { lstat, mkdir, chmod, rm } from "node:fs/promises";
 import { connect } from "node:net";
-import { join } from "node:path";
 import { CryptoTensorsError } from "ctensors";
 import { tokenPathOf } from "./auth.js";
 
-export const SOCKET_ENV = "CTENSORS_SOCKET";
+/** The default socket rule lives in the ctensors package (the CLI applies it too). */
+export { defaultSocketPath, SOCKET_ENV } from "ctensors";
 /** sockaddr_un.sun_path holds 108 bytes, the last one a NUL. */
 export const MAX_SOCKET_PATH_BYTES = 107;
-
-/**
- * The socket used when none is given (the Python client applies the same rule):
- * `$CTENSORS_SOCKET` if set; else `$XDG_RUNTIME_DIR/ctensors/sidecar.sock` if XDG_RUNTIME_DIR is set;
- * else `/tmp/ctensors-<uid>/sidecar.sock`.
- */
-export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env, uid: number = process.getuid?.() ?? 0): string {
-  const explicit = env[SOCKET_ENV];
-  if (explicit) return explicit;
-  const runtime = env.XDG_RUNTIME_DIR;
-  if (runtime) return join(runtime, "ctensors", "sidecar.sock");
-  return `/tmp/ctensors-${uid}/sidecar.sock`;
-}
 
 function ioError(message: string, cause?: unknown): CryptoTensorsError {
   return new CryptoTensorsError("ERR_CT_IO", message, cause === undefined ? undefined : { cause });

@@ -41,13 +41,28 @@ beforeAll(async () => {
   const chachaKeys = join(work, "chacha-keys");
   await ctOk(["keygen", "--out", chachaKeys, "--alg", "chacha20poly1305"]);
   const chacha = join(work, "chacha");
-  await ctOk(["encrypt", join(FIXTURES, "tiny-bert"), chacha, "--key", join(chachaKeys, "enc.jwk"), "--sign-key", join(chachaKeys, "sign.jwk"), "--format-version", "1"]);
+  await ctOk([
+    "encrypt",
+    join(FIXTURES, "tiny-bert"),
+    chacha,
+    "--key",
+    join(chachaKeys, "enc.jwk"),
+    "--sign-key",
+    join(chachaKeys, "sign.jwk"),
+    "--format-version",
+    "1",
+  ]);
   const tampered = copyDir(enc, join(work, "tampered"));
   const c = readFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"));
   c[c.length - 100]! ^= 1;
   writeFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"), c);
   server = await startDemoServer({
-    models: { "acme/secret-bert": enc, "acme/plain-bert": join(FIXTURES, "tiny-bert"), "acme/tampered-bert": tampered, "acme/chacha-bert": chacha },
+    models: {
+      "acme/secret-bert": enc,
+      "acme/plain-bert": join(FIXTURES, "tiny-bert"),
+      "acme/tampered-bert": tampered,
+      "acme/chacha-bert": chacha,
+    },
     jwks: {
       "jwks.json": jwks(join(keys, "enc.jwk"), join(keys, "sign.pub.jwk")),
       "untrusted.json": jwks(join(keys, "enc.jwk"), join(other, "sign.pub.jwk")),
@@ -63,7 +78,12 @@ afterAll(async () => {
   await server?.close();
 });
 
-interface PageResult { dims?: number[]; data?: number[]; loaded?: { source: string; tensors: number }[] | null; error?: { code: string | null; message: string } }
+interface PageResult {
+  dims?: number[];
+  data?: number[];
+  loaded?: { source: string; tensors: number }[] | null;
+  error?: { code: string | null; message: string };
+}
 
 async function openDemo(query: string): Promise<{ page: Page; result: PageResult; urls: string[] }> {
   const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });

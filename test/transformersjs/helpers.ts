@@ -37,7 +37,10 @@ export interface RunResult {
 /** Runs test/transformersjs/run-pipeline.mjs in a child process. */
 export async function runPipeline(cfg: Record<string, unknown>, env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
   const { stdout, stderr } = await execFileAsync(process.execPath, [RUNNER, JSON.stringify(cfg)], {
-    cwd: REPO_ROOT, env: { ...process.env, ...env }, timeout: 120_000, maxBuffer: 64 * 1024 * 1024,
+    cwd: REPO_ROOT,
+    env: { ...process.env, ...env },
+    timeout: 120_000,
+    maxBuffer: 64 * 1024 * 1024,
   });
   const last = stdout.trim().split("\n").at(-1);
   if (!last?.startsWith("{")) throw new Error(`runner printed no result: ${stdout}\n${stderr}`);
@@ -57,7 +60,7 @@ export async function hubStandIn(models: Record<string, string>): Promise<{ url:
     const m = /^\/(.+?)\/resolve\/[^/]+\/(.+)$/.exec(path);
     const root = m ? models[m[1]!] : undefined;
     const file = root && normalize(join(root, m![2]!));
-    if (!file || !file.startsWith(root + sep)) return void res.writeHead(404).end();
+    if (!file?.startsWith(root + sep)) return void res.writeHead(404).end();
     try {
       const data = readFileSync(file);
       res.writeHead(200, { "content-length": data.length, "content-type": "application/octet-stream" }).end(data);
@@ -83,10 +86,13 @@ export function copyDir(from: string, to: string): string {
 export function weightNeedles(modelDir: string): Buffer[] {
   const model = new Uint8Array(readFileSync(join(modelDir, "onnx", "model.onnx")));
   const { weights } = splitOnnx(model, (loc) => new Uint8Array(readFileSync(join(modelDir, "onnx", loc))));
-  return weights.filter((w) => w.data.length >= 256).map((w) => {
-    const mid = Math.floor(w.data.length / 2);
-    return Buffer.from(w.data.subarray(mid, mid + 32));
-  }).filter((n) => new Set(n).size >= 16); // random weights only (LayerNorm ones/zeros are everywhere)
+  return weights
+    .filter((w) => w.data.length >= 256)
+    .map((w) => {
+      const mid = Math.floor(w.data.length / 2);
+      return Buffer.from(w.data.subarray(mid, mid + 32));
+    })
+    .filter((n) => new Set(n).size >= 16); // random weights only (LayerNorm ones/zeros are everywhere)
 }
 
 /** Every file under `dir` (recursively, optionally only those modified since a time) that contains one of the needles. */

@@ -15,7 +15,18 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
 import { lenField, parseMessage, serializeMessage } from "../../plugin/src/onnx/wire.js";
 import { joinOnnx, parseManifest, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
-import { copyDir, ct, ctOk, filesContaining, FIXTURES, hubStandIn, REPO_ROOT, runPipeline, weightNeedles, type RunResult } from "./helpers.js";
+import {
+  copyDir,
+  ct,
+  ctOk,
+  filesContaining,
+  FIXTURES,
+  hubStandIn,
+  REPO_ROOT,
+  runPipeline,
+  weightNeedles,
+  type RunResult,
+} from "./helpers.js";
 
 const MODELS = ["tiny-bert", "tiny-bert-extdata"] as const;
 const work = tempDir("ctensors-tjs-");
@@ -50,7 +61,12 @@ beforeAll(async () => {
 describe("the fixtures", () => {
   it("are small, committed transformers.js folders whose baseline runs", () => {
     let total = 0;
-    const walk = (d: string): void => readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(join(d, e.name)) : (total += readFileSync(join(d, e.name)).length)));
+    const walk = (d: string): void => {
+      for (const e of readdirSync(d, { withFileTypes: true })) {
+        if (e.isDirectory()) walk(join(d, e.name));
+        else total += readFileSync(join(d, e.name)).length;
+      }
+    };
     walk(FIXTURES);
     expect(total).toBeLessThan(2 * 1024 * 1024);
     for (const m of MODELS) {
@@ -92,18 +108,39 @@ describe("ONNX layout: hostile inputs", () => {
   const entry = (k: string, v: string) => lenField(13, serializeMessage([lenField(1, enc.encode(k)), lenField(2, enc.encode(v))])).raw;
   const varint = (no: number, v: number) => Uint8Array.from([no * 8, v]);
   function modelWithExternal(location: string): Uint8Array {
-    const tensor = serializeMessage(parseMessage(new Uint8Array([
-      ...varint(1, 4), ...varint(2, 1), ...lenField(8, enc.encode("w")).raw, ...entry("location", location), ...entry("offset", "0"), ...entry("length", "16"), ...varint(14, 1),
-    ])));
+    const tensor = serializeMessage(
+      parseMessage(
+        new Uint8Array([
+          ...varint(1, 4),
+          ...varint(2, 1),
+          ...lenField(8, enc.encode("w")).raw,
+          ...entry("location", location),
+          ...entry("offset", "0"),
+          ...entry("length", "16"),
+          ...varint(14, 1),
+        ]),
+      ),
+    );
     return serializeMessage([lenField(7, serializeMessage([lenField(5, tensor)]))]);
   }
 
   it("external-data locations that leave the model folder are refused (encrypt and decrypt)", () => {
     for (const loc of ["../secret", "/etc/passwd", "a/../../b", "a\\b", ""]) {
       let read = false;
-      expect(() => splitOnnx(modelWithExternal(loc), () => { read = true; return new Uint8Array(16); }), loc).toThrow(/not a plain relative path/);
+      expect(
+        () =>
+          splitOnnx(modelWithExternal(loc), () => {
+            read = true;
+            return new Uint8Array(16);
+          }),
+        loc,
+      ).toThrow(/not a plain relative path/);
       expect(read).toBe(false);
-      expect(() => parseManifest(JSON.stringify({ version: 1, graph: "model.onnx", graph_sha256: "", inline: [], external: [{ file: loc, bytes: 1 }] }))).toThrow(/plain relative path/);
+      expect(() =>
+        parseManifest(
+          JSON.stringify({ version: 1, graph: "model.onnx", graph_sha256: "", inline: [], external: [{ file: loc, bytes: 1 }] }),
+        ),
+      ).toThrow(/plain relative path/);
     }
     expect(splitOnnx(modelWithExternal("model.onnx_data"), () => new Uint8Array(16)).weights).toHaveLength(1);
   });
@@ -210,18 +247,30 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     });
 
     it("a model signed by a key that is not trusted: ERR_CT_UNTRUSTED_SIGNER", async () => {
-      const r = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert", hook: { key: join(keys, "enc.jwk"), trust: join(otherKeys, "sign.pub.jwk") } });
+      const r = await runPipeline({
+        localModelPath: encRoot + "/",
+        model: "tiny-bert",
+        hook: { key: join(keys, "enc.jwk"), trust: join(otherKeys, "sign.pub.jwk") },
+      });
       expectRefused(r, "ERR_CT_UNTRUSTED_SIGNER");
     });
 
     it("the wrong master key: ERR_CT_KEY_NOT_FOUND", async () => {
-      const r = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert", hook: { key: join(otherKeys, "enc.jwk"), trust: join(keys, "sign.pub.jwk") } });
+      const r = await runPipeline({
+        localModelPath: encRoot + "/",
+        model: "tiny-bert",
+        hook: { key: join(otherKeys, "enc.jwk"), trust: join(keys, "sign.pub.jwk") },
+      });
       expectRefused(r, "ERR_CT_KEY_NOT_FOUND");
     });
 
     it("a plaintext model swapped in: ERR_CT_NOT_CONFIDENTIAL (unless requireEncrypted: false)", async () => {
       expectRefused(await runPipeline({ localModelPath: FIXTURES + "/", model: "tiny-bert", hook: hook() }), "ERR_CT_NOT_CONFIDENTIAL");
-      const allowed = await runPipeline({ localModelPath: FIXTURES + "/", model: "tiny-bert", hook: { ...hook(), requireEncrypted: false } });
+      const allowed = await runPipeline({
+        localModelPath: FIXTURES + "/",
+        model: "tiny-bert",
+        hook: { ...hook(), requireEncrypted: false },
+      });
       expectSameOutput(allowed, "tiny-bert");
       expect(allowed.loaded).toEqual([]);
     });
@@ -235,15 +284,26 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
   it("writes no plaintext weights to disk: transformers.js caches, temp dirs, home, model folders", async () => {
     const started = Date.now() - 1000;
     const scratch = tempDir("ctensors-tjs-disk-");
-    const dirs = { cacheDir: join(scratch, "tjs-cache"), TMPDIR: join(scratch, "tmp"), HOME: join(scratch, "home"), XDG_CACHE_HOME: join(scratch, "xdg") };
+    const dirs = {
+      cacheDir: join(scratch, "tjs-cache"),
+      TMPDIR: join(scratch, "tmp"),
+      HOME: join(scratch, "home"),
+      XDG_CACHE_HOME: join(scratch, "xdg"),
+    };
     Object.values(dirs).forEach((d) => mkdirSync(d, { recursive: true }));
     const defaultCache = join(REPO_ROOT, "node_modules", "@huggingface", "transformers", ".cache");
     const env = { TMPDIR: dirs.TMPDIR, HOME: dirs.HOME, XDG_CACHE_HOME: dirs.XDG_CACHE_HOME };
-    const hub = await hubStandIn({ "acme/secret-bert": join(encRoot, "tiny-bert-extdata"), "acme/plain-bert": join(FIXTURES, "tiny-bert") });
+    const hub = await hubStandIn({
+      "acme/secret-bert": join(encRoot, "tiny-bert-extdata"),
+      "acme/plain-bert": join(FIXTURES, "tiny-bert"),
+    });
     try {
       // Control: without the hook, transformers.js' default file cache writes a downloaded model to cacheDir.
       const control = join(scratch, "control-cache");
-      expectSameOutput(await runPipeline({ remoteHost: hub.url, model: "acme/plain-bert", fsCache: true, cacheDir: control }, env), "tiny-bert");
+      expectSameOutput(
+        await runPipeline({ remoteHost: hub.url, model: "acme/plain-bert", fsCache: true, cacheDir: control }, env),
+        "tiny-bert",
+      );
       expect(filesContaining(control, weightNeedles(join(FIXTURES, "tiny-bert"))).length).toBeGreaterThan(0);
       // FS cache left at its default (on) and pointed at a known directory: the hook must turn it off.
       const cfg = { hook: hook(), fsCache: true, cacheDir: dirs.cacheDir, expectFsCacheOff: true };
@@ -254,7 +314,8 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     }
     const needles = [...weightNeedles(join(FIXTURES, "tiny-bert"))];
     expect(needles.length).toBeGreaterThan(5);
-    for (const d of [dirs.cacheDir, dirs.TMPDIR, dirs.HOME, dirs.XDG_CACHE_HOME, encRoot, defaultCache]) expect(filesContaining(d, needles), d).toEqual([]);
+    for (const d of [dirs.cacheDir, dirs.TMPDIR, dirs.HOME, dirs.XDG_CACHE_HOME, encRoot, defaultCache])
+      expect(filesContaining(d, needles), d).toEqual([]);
     expect(filesContaining("/dev/shm", needles, started), "/dev/shm").toEqual([]); // files made during this test
     // Control: the same scan does see the weights where they are in plaintext.
     expect(filesContaining(join(FIXTURES, "tiny-bert"), needles)).not.toEqual([]);
@@ -266,12 +327,34 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     let origin = "";
     const served: string[] = [];
     beforeAll(async () => {
-      execFileSync("openssl", [
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"), "-days", "1", "-subj", "/CN=127.0.0.1",
-        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:TRUE",
-      ], { stdio: "pipe" });
-      const jwks = JSON.stringify({ keys: [JSON.parse(readFileSync(join(keys, "enc.jwk"), "utf8")), JSON.parse(readFileSync(join(keys, "sign.pub.jwk"), "utf8"))] });
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          join(dir, "key.pem"),
+          "-out",
+          join(dir, "cert.pem"),
+          "-days",
+          "1",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-addext",
+          "subjectAltName=IP:127.0.0.1,DNS:localhost",
+          "-addext",
+          "basicConstraints=critical,CA:TRUE",
+        ],
+        { stdio: "pipe" },
+      );
+      const jwks = JSON.stringify({
+        keys: [JSON.parse(readFileSync(join(keys, "enc.jwk"), "utf8")), JSON.parse(readFileSync(join(keys, "sign.pub.jwk"), "utf8"))],
+      });
       server = createHttpsServer({ key: readFileSync(join(dir, "key.pem")), cert: readFileSync(join(dir, "cert.pem")) }, (req, res) => {
         served.push(`${req.url} ${req.headers.authorization ?? ""}`);
         if (req.headers.authorization !== "Bearer app-token") return void res.writeHead(401).end();
@@ -285,10 +368,16 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     it("key and trust from the URL: same output; a wrong token is ERR_CT_KEY_NOT_FOUND", async () => {
       const env = { NODE_EXTRA_CA_CERTS: join(dir, "cert.pem") };
       const url = `${origin}/jwks.json`;
-      const ok = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert", hook: { key: url, trust: url, keyToken: "app-token" } }, env);
+      const ok = await runPipeline(
+        { localModelPath: encRoot + "/", model: "tiny-bert", hook: { key: url, trust: url, keyToken: "app-token" } },
+        env,
+      );
       expectSameOutput(ok, "tiny-bert");
       expect(served).toContain("/jwks.json Bearer app-token");
-      const denied = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert", hook: { key: url, trust: url, keyToken: "wrong" } }, env);
+      const denied = await runPipeline(
+        { localModelPath: encRoot + "/", model: "tiny-bert", hook: { key: url, trust: url, keyToken: "wrong" } },
+        env,
+      );
       expectRefused(denied, "ERR_CT_KEY_NOT_FOUND");
     });
   });
@@ -300,8 +389,21 @@ describe("CLI on ONNX folders", () => {
   it("decrypt gives back the original folder byte for byte (inline and external data)", async () => {
     for (const m of MODELS) {
       const dec = join(out, `dec-${m}`);
-      await ctOk(["decrypt", join(encRoot, m), dec, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"]);
-      const list = (d: string): string[] => readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name).slice(d.length)).sort();
+      await ctOk([
+        "decrypt",
+        join(encRoot, m),
+        dec,
+        "--key",
+        join(keys, "enc.jwk"),
+        "--trust",
+        join(keys, "sign.pub.jwk"),
+        "--require-encrypted",
+      ]);
+      const list = (d: string): string[] =>
+        readdirSync(d, { recursive: true, withFileTypes: true })
+          .filter((e) => e.isFile())
+          .map((e) => join(e.parentPath, e.name).slice(d.length))
+          .sort();
       expect(list(dec)).toEqual(list(join(FIXTURES, m)));
       for (const f of list(dec)) expect(readFileSync(join(dec, f)).equals(readFileSync(join(FIXTURES, m, f))), f).toBe(true);
     }
@@ -309,11 +411,24 @@ describe("CLI on ONNX folders", () => {
 
   it("the reference implementation (PyPI cryptotensors) reads the container: the ONNX initializers, bit for bit", async () => {
     const dir = join(FIXTURES, "tiny-bert-extdata", "onnx");
-    const { weights } = splitOnnx(new Uint8Array(readFileSync(join(dir, "model.onnx"))), (loc) => new Uint8Array(readFileSync(join(dir, loc))));
-    const out = execFileSync(join(REPO_ROOT, ".venv", "bin", "python"), [
-      join(REPO_ROOT, "test", "interop", "ref_tool.py"), "read", "--in", join(encRoot, "tiny-bert-extdata", "onnx", "model.onnx.cryptotensors"),
-      "--enc-key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.pub.jwk"),
-    ], { encoding: "utf8", maxBuffer: 64 << 20 });
+    const { weights } = splitOnnx(
+      new Uint8Array(readFileSync(join(dir, "model.onnx"))),
+      (loc) => new Uint8Array(readFileSync(join(dir, loc))),
+    );
+    const out = execFileSync(
+      join(REPO_ROOT, ".venv", "bin", "python"),
+      [
+        join(REPO_ROOT, "test", "interop", "ref_tool.py"),
+        "read",
+        "--in",
+        join(encRoot, "tiny-bert-extdata", "onnx", "model.onnx.cryptotensors"),
+        "--enc-key",
+        join(keys, "enc.jwk"),
+        "--sign-key",
+        join(keys, "sign.pub.jwk"),
+      ],
+      { encoding: "utf8", maxBuffer: 64 << 20 },
+    );
     const ref = JSON.parse(out) as { ok: boolean; tensors: Record<string, { dtype: string; shape: number[]; sha256: string }> };
     expect(ref.ok).toBe(true);
     expect(Object.keys(ref.tensors).sort()).toEqual(weights.map((w) => w.name).sort());
@@ -333,7 +448,15 @@ describe("CLI on ONNX folders", () => {
   });
 
   it("verify checks signature, every tag and the graph digest", async () => {
-    const v = await ct(["verify", join(encRoot, "tiny-bert"), "--trust", join(keys, "sign.pub.jwk"), "--key", join(keys, "enc.jwk"), "--require-encrypted"]);
+    const v = await ct([
+      "verify",
+      join(encRoot, "tiny-bert"),
+      "--trust",
+      join(keys, "sign.pub.jwk"),
+      "--key",
+      join(keys, "enc.jwk"),
+      "--require-encrypted",
+    ]);
     expect(v.exitCode, v.stderr).toBe(0);
     expect(v.stdout).toMatch(/OK, signed by trusted key .*18 tensor\(s\) authenticated/);
     const dir = copyDir(join(encRoot, "tiny-bert"), join(out, "graph-tampered"));
@@ -349,11 +472,32 @@ describe("CLI on ONNX folders", () => {
     const rotated = join(out, "rotated");
     const newKeys = join(out, "new-keys");
     await ctOk(["keygen", "--out", newKeys]);
-    await ctOk(["rewrap", join(encRoot, "tiny-bert-extdata"), rotated, "--key", join(keys, "enc.jwk"), "--new-key", join(newKeys, "enc.jwk"), "--sign-key", join(newKeys, "sign.jwk"), "--trust", join(keys, "sign.pub.jwk")]);
-    const old = await ct(["decrypt", rotated, join(out, "rotated-old"), "--key", join(keys, "enc.jwk"), "--trust", join(newKeys, "sign.pub.jwk")]);
+    await ctOk([
+      "rewrap",
+      join(encRoot, "tiny-bert-extdata"),
+      rotated,
+      "--key",
+      join(keys, "enc.jwk"),
+      "--new-key",
+      join(newKeys, "enc.jwk"),
+      "--sign-key",
+      join(newKeys, "sign.jwk"),
+      "--trust",
+      join(keys, "sign.pub.jwk"),
+    ]);
+    const old = await ct([
+      "decrypt",
+      rotated,
+      join(out, "rotated-old"),
+      "--key",
+      join(keys, "enc.jwk"),
+      "--trust",
+      join(newKeys, "sign.pub.jwk"),
+    ]);
     expect(old.exitCode).toBe(6); // the old master key no longer opens it
     await ctOk(["decrypt", rotated, join(out, "rotated-dec"), "--key", join(newKeys, "enc.jwk"), "--trust", join(newKeys, "sign.pub.jwk")]);
-    for (const f of ["onnx/model.onnx", "onnx/model.onnx_data"]) expect(readFileSync(join(out, "rotated-dec", f)).equals(readFileSync(join(FIXTURES, "tiny-bert-extdata", f))), f).toBe(true);
+    for (const f of ["onnx/model.onnx", "onnx/model.onnx_data"])
+      expect(readFileSync(join(out, "rotated-dec", f)).equals(readFileSync(join(FIXTURES, "tiny-bert-extdata", f))), f).toBe(true);
   });
 
   it("encrypt refuses an external-data file that no graph refers to (it would be copied in plaintext)", async () => {
@@ -363,7 +507,15 @@ describe("CLI on ONNX folders", () => {
     expect(r.exitCode).toBe(3);
     expect(r.stderr).toMatch(/model_fp16\.onnx_data looks like ONNX external data/);
     expect(existsSync(join(out, "stray-enc"))).toBe(false);
-    const single = await ct(["encrypt", join(FIXTURES, "tiny-bert", "onnx", "model.onnx"), join(out, "single.onnx"), "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")]);
+    const single = await ct([
+      "encrypt",
+      join(FIXTURES, "tiny-bert", "onnx", "model.onnx"),
+      join(out, "single.onnx"),
+      "--key",
+      join(keys, "enc.jwk"),
+      "--sign-key",
+      join(keys, "sign.jwk"),
+    ]);
     expect(single.exitCode).toBe(2);
     expect(single.stderr).toMatch(/encrypted as a model folder/);
   });

@@ -42,7 +42,7 @@ try {
     const result = await model(tokenizer(texts, { padding: true }));
     out = result.last_hidden_state;
   }
-  for (let i = 0; i < (cfg.api === "auto" ? 0 : cfg.repeat ?? 1); i++) {
+  for (let i = 0; i < (cfg.api === "auto" ? 0 : (cfg.repeat ?? 1)); i++) {
     const extractor = await pipeline("feature-extraction", cfg.model, { dtype: "fp32" });
     out = await extractor(texts, { pooling: "mean", normalize: false });
     await extractor.dispose?.();

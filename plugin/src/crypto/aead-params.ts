@@ -20,3 +20,9 @@ export function parseAeadAlgorithm(name: string): AeadAlgorithm | undefined {
   const n = name.replaceAll("-", "").toLowerCase();
   return (AEAD_ALGORITHMS as readonly string[]).includes(n) ? (n as AeadAlgorithm) : undefined;
 }
+
+/** The argument checks every AEAD backend makes before it touches the data (a wrong size is a programming error). */
+export function checkKeyAndNonce(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): void {
+  if (key.length !== KEY_BYTES[alg]) throw new TypeError(`${alg} needs a ${KEY_BYTES[alg]}-byte key, got ${key.length}`);
+  if (nonce.length !== NONCE_BYTES) throw new TypeError(`nonce must be ${NONCE_BYTES} bytes, got ${nonce.length}`);
+}

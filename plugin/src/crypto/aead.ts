@@ -6,7 +6,7 @@ import { createCipheriv, createDecipheriv, type CipherGCM, type CipherGCMTypes, 
 import { decryptionFailed } from "../errors.js";
 
 export { AEAD_ALGORITHMS, NONCE_BYTES, TAG_BYTES, aeadKeyBytes, parseAeadAlgorithm, type AeadAlgorithm } from "./aead-params.js";
-import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, type AeadAlgorithm } from "./aead-params.js";
+import { checkKeyAndNonce, TAG_BYTES, type AeadAlgorithm } from "./aead-params.js";
 
 const OPENSSL_NAME: Record<AeadAlgorithm, CipherGCMTypes | CipherChaCha20Poly1305Types> = {
   aes256gcm: "aes-256-gcm",
@@ -14,14 +14,9 @@ const OPENSSL_NAME: Record<AeadAlgorithm, CipherGCMTypes | CipherChaCha20Poly130
   chacha20poly1305: "chacha20-poly1305",
 };
 
-function check(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): void {
-  if (key.length !== KEY_BYTES[alg]) throw new TypeError(`${alg} needs a ${KEY_BYTES[alg]}-byte key, got ${key.length}`);
-  if (nonce.length !== NONCE_BYTES) throw new TypeError(`nonce must be ${NONCE_BYTES} bytes, got ${nonce.length}`);
-}
-
 /** An incremental encryptor (update/final/getAuthTag) for data too large to seal in one call. */
 export function createSealer(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): CipherGCM {
-  check(alg, key, nonce);
+  checkKeyAndNonce(alg, key, nonce);
   return createCipheriv(OPENSSL_NAME[alg] as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });
 }
 
@@ -29,7 +24,7 @@ export function createSealer(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Ar
  * Encrypts `plaintext` into `out` (same length; may be the same buffer) and returns the 16-byte tag.
  */
 export function sealInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
-  check(alg, key, nonce);
+  checkKeyAndNonce(alg, key, nonce);
   const cipher = createCipheriv(OPENSSL_NAME[alg] as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });
   const body = cipher.update(plaintext);
   const rest = cipher.final();
@@ -49,8 +44,15 @@ export function seal(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, pla
  * Decrypts `ciphertext` into `out` and checks the tag. On failure `out` is zeroed (no unauthenticated
  * plaintext is left behind) and ERR_CT_DECRYPTION_FAILED is thrown.
  */
-export function openInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): void {
-  check(alg, key, nonce);
+export function openInto(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+  out: Uint8Array,
+): void {
+  checkKeyAndNonce(alg, key, nonce);
   if (tag.length !== TAG_BYTES) throw decryptionFailed();
   const decipher = createDecipheriv(OPENSSL_NAME[alg] as CipherGCMTypes, key, nonce, { authTagLength: TAG_BYTES });
   decipher.setAuthTag(tag);

@@ -5,23 +5,19 @@
 import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { decryptionFailed } from "../errors.js";
-import { KEY_BYTES, NONCE_BYTES, TAG_BYTES, type AeadAlgorithm } from "./aead-params.js";
+import { checkKeyAndNonce, TAG_BYTES, type AeadAlgorithm } from "./aead-params.js";
 
 export { AEAD_ALGORITHMS, NONCE_BYTES, TAG_BYTES, aeadKeyBytes, parseAeadAlgorithm, type AeadAlgorithm } from "./aead-params.js";
 
-function check(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array): void {
-  if (key.length !== KEY_BYTES[alg]) throw new TypeError(`${alg} needs a ${KEY_BYTES[alg]}-byte key, got ${key.length}`);
-  if (nonce.length !== NONCE_BYTES) throw new TypeError(`nonce must be ${NONCE_BYTES} bytes, got ${nonce.length}`);
-}
-
-const cipher = (alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array) => (alg === "chacha20poly1305" ? chacha20poly1305(key, nonce) : gcm(key, nonce));
+const cipher = (alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array) =>
+  alg === "chacha20poly1305" ? chacha20poly1305(key, nonce) : gcm(key, nonce);
 
 export function createSealer(): never {
   throw new TypeError("streaming encryption is not available in the browser build");
 }
 
 export function sealInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, out: Uint8Array): Uint8Array {
-  check(alg, key, nonce);
+  checkKeyAndNonce(alg, key, nonce);
   const sealed = cipher(alg, key, nonce).encrypt(plaintext);
   out.set(sealed.subarray(0, plaintext.length), 0);
   return sealed.slice(plaintext.length);
@@ -32,8 +28,15 @@ export function seal(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, pla
   return [out, sealInto(alg, key, nonce, plaintext, out)];
 }
 
-export function openInto(alg: AeadAlgorithm, key: Uint8Array, nonce: Uint8Array, ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): void {
-  check(alg, key, nonce);
+export function openInto(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  nonce: Uint8Array,
+  ciphertext: Uint8Array,
+  tag: Uint8Array,
+  out: Uint8Array,
+): void {
+  checkKeyAndNonce(alg, key, nonce);
   if (tag.length !== TAG_BYTES) throw decryptionFailed();
   const joined = new Uint8Array(ciphertext.length + TAG_BYTES);
   joined.set(ciphertext, 0);

@@ -135,14 +135,48 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   const revision = o.revision ?? "main";
   const emit = o.onEvent ?? (() => {});
   if (settings.offline) throw new CryptoTensorsError("ERR_CT_HUB", "HF_HUB_OFFLINE is set: push needs the Hub");
-  const files = await walk(o.dir);
-  if (!files.length) throw new CryptoTensorsError("ERR_CT_IO", `${o.dir} holds no files to push`);
+  const { files, classified } = await checkFolder(o.dir, o.allowPlaintext ?? false, emit);
+  const created = await ensureRepoAndBranch(repo, revision, o.private ?? false, settings);
+  const remote = created ? [] : await remoteFiles(repo, revision, settings);
+  await refusePlaintextInConfidentialRepo(repo, revision, remote, classified, settings);
+  const plan = await planCommit(o, revision, files, classified, remote);
+  const title = o.message ?? `Upload CryptoTensors model (${classified.encrypted.length} encrypted file(s))`;
+  const commit = await commitOperations(repo, revision, plan.operations, title, settings, emit);
+  return {
+    repo,
+    revision,
+    commit: commit.oid,
+    url: commit.url,
+    files: [...files.map((f) => f.path), DECLARATION_FILE].sort(),
+    deleted: plan.deleted,
+    confidential: plan.declaration.confidential,
+    created,
+  };
+}
+
+/**
+ * Walks and classifies the folder; refuses an empty folder, one with our own declaration file in it,
+ * plaintext weights unless allowed, and a folder with no weights at all.
+ */
+async function checkFolder(
+  dir: string,
+  allowPlaintext: boolean,
+  emit: (e: PushEvent) => void,
+): Promise<{ files: LocalFile[]; classified: Classified }> {
+  const files = await walk(dir);
+  if (!files.length) throw new CryptoTensorsError("ERR_CT_IO", `${dir} holds no files to push`);
   if (files.some((f) => f.path === DECLARATION_FILE)) {
-    throw usageError(`${DECLARATION_FILE} in ${o.dir} is written by push itself: remove it from the folder`);
+    throw usageError(`${DECLARATION_FILE} in ${dir} is written by push itself: remove it from the folder`);
   }
   const c = await classify(files);
-  emit({ kind: "checked", files: files.length, bytes: files.reduce((s, f) => s + f.size, 0), encrypted: c.encrypted.length, plaintext: c.plaintext });
-  if (c.plaintext.length && !o.allowPlaintext) {
+  emit({
+    kind: "checked",
+    files: files.length,
+    bytes: files.reduce((s, f) => s + f.size, 0),
+    encrypted: c.encrypted.length,
+    plaintext: c.plaintext,
+  });
+  if (c.plaintext.length && !allowPlaintext) {
     throw new CryptoTensorsError(
       "ERR_CT_NOT_CONFIDENTIAL",
       `refusing to push plaintext weights: ${c.plaintext.join(", ")}. Encrypt them first (ctensors encrypt), or allow plaintext to publish them unencrypted`,
@@ -150,14 +184,18 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
     );
   }
   if (!c.encrypted.length && !c.plaintext.length) {
-    throw new CryptoTensorsError("ERR_CT_FORMAT", `${o.dir} holds no weight files (.safetensors)`);
+    throw new CryptoTensorsError("ERR_CT_FORMAT", `${dir} holds no weight files (.safetensors)`);
   }
+  return { files, classified: c };
+}
 
+/** Creates the repo when missing and the branch when it is not main; returns whether the repo was created. */
+async function ensureRepoAndBranch(repo: string, revision: string, isPrivate: boolean, settings: HubSettings): Promise<boolean> {
   const creds = credentialsOf(settings);
   let created = false;
   try {
     if (!(await repoExists({ repo, ...creds }))) {
-      await createRepo({ repo, private: o.private ?? false, ...creds } as Parameters<typeof createRepo>[0]);
+      await createRepo({ repo, private: isPrivate, ...creds } as Parameters<typeof createRepo>[0]);
       created = true;
     }
   } catch (err) {
@@ -170,41 +208,88 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
       if (hubStatus(err) !== 409) throw hubError(err, `creating the branch ${revision} of ${repo}`, settings.hubUrl);
     }
   }
+  return created;
+}
 
-  const remote = created ? [] : await remoteFiles(repo, revision, settings);
-  const remoteDecl = remote.includes(DECLARATION_FILE) ? parseDeclaration((await remoteText(repo, DECLARATION_FILE, revision, settings)) ?? "") : undefined;
+/** A repo whose declaration says confidential never receives plaintext weights. */
+async function refusePlaintextInConfidentialRepo(
+  repo: string,
+  revision: string,
+  remote: string[],
+  c: Classified,
+  settings: HubSettings,
+): Promise<void> {
+  const remoteDecl = remote.includes(DECLARATION_FILE)
+    ? parseDeclaration((await remoteText(repo, DECLARATION_FILE, revision, settings)) ?? "")
+    : undefined;
   if (remoteDecl?.confidential && c.plaintext.length) {
     throw new CryptoTensorsError(
       "ERR_CT_NOT_CONFIDENTIAL",
       `${repo}@${revision} is declared confidential (${DECLARATION_FILE}); refusing to add plaintext weights: ${c.plaintext.join(", ")}`,
     );
   }
-  const confidential = c.plaintext.length === 0;
+}
+
+/**
+ * The commit's operations: every local file, the model card with its CryptoTensors section, the
+ * declaration, and the deletion of remote weight files the folder no longer has.
+ */
+async function planCommit(
+  o: PushOptions,
+  revision: string,
+  files: LocalFile[],
+  c: Classified,
+  remote: string[],
+): Promise<{ operations: CommitOperation[]; deleted: string[]; declaration: Declaration }> {
+  const { repo, settings } = o;
   const declaration: Declaration = {
-    format: "cryptotensors", confidential, signers: [...c.signers].sort(), encryptionKeys: [...c.encryptionKeys].sort(), tool: `ctensors ${o.version}`,
+    format: "cryptotensors",
+    confidential: c.plaintext.length === 0,
+    signers: [...c.signers].sort(),
+    encryptionKeys: [...c.encryptionKeys].sort(),
+    tool: `ctensors ${o.version}`,
   };
   const localCard = files.find((f) => f.path === "README.md");
-  const baseCard = localCard ? await readFile(localCard.abs, "utf8") : remote.includes("README.md") ? await remoteText(repo, "README.md", revision, settings) : undefined;
+  const baseCard = localCard
+    ? await readFile(localCard.abs, "utf8")
+    : remote.includes("README.md")
+      ? await remoteText(repo, "README.md", revision, settings)
+      : undefined;
   const card = updateModelCard(baseCard, {
-    repo, signers: declaration.signers, encryptionKeys: declaration.encryptionKeys, formats: [...c.formats].sort(),
-    encryptedFiles: c.encrypted.length, plaintextWeightFiles: c.plaintext,
+    repo,
+    signers: declaration.signers,
+    encryptionKeys: declaration.encryptionKeys,
+    formats: [...c.formats].sort(),
+    encryptedFiles: c.encrypted.length,
+    plaintextWeightFiles: c.plaintext,
   });
-
   const local = new Set(files.map((f) => f.path));
   const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p)));
   const operations: CommitOperation[] = [
     ...(await Promise.all(
-      files.filter((f) => f.path !== "README.md").map(async (f) => ({ operation: "addOrUpdate" as const, path: f.path, content: await openAsBlob(f.abs) })),
+      files
+        .filter((f) => f.path !== "README.md")
+        .map(async (f) => ({ operation: "addOrUpdate" as const, path: f.path, content: await openAsBlob(f.abs) })),
     )),
     { operation: "addOrUpdate", path: "README.md", content: new Blob([card]) },
     { operation: "addOrUpdate", path: DECLARATION_FILE, content: new Blob([serializeDeclaration(declaration)]) },
     ...deleted.map((path) => ({ operation: "delete" as const, path })),
   ];
+  return { operations, deleted, declaration };
+}
+
+/** Uploads and commits, reporting phases and per-file progress; returns the commit. */
+async function commitOperations(
+  repo: string,
+  revision: string,
+  operations: CommitOperation[],
+  title: string,
+  settings: HubSettings,
+  emit: (e: PushEvent) => void,
+): Promise<{ oid: string; url: string }> {
   let result: { commit: { oid: string; url: string } } | undefined;
   try {
-    const it = commitIter({
-      repo, branch: revision, operations, title: o.message ?? `Upload CryptoTensors model (${c.encrypted.length} encrypted file(s))`, ...creds,
-    } as Parameters<typeof commitIter>[0]);
+    const it = commitIter({ repo, branch: revision, operations, title, ...credentialsOf(settings) } as Parameters<typeof commitIter>[0]);
     for (;;) {
       const step = await it.next();
       if (step.done) {
@@ -218,16 +303,16 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   } catch (err) {
     throw hubError(err, `uploading to ${repo}@${revision}`, settings.hubUrl);
   }
-  if (!result?.commit?.oid) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
-  return {
-    repo, revision, commit: result.commit.oid, url: result.commit.url, files: [...local, DECLARATION_FILE].sort(), deleted, confidential, created,
-  };
+  if (!result?.commit?.oid)
+    throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
+  return result.commit;
 }
 
 async function remoteFiles(repo: string, revision: string, settings: HubSettings): Promise<string[]> {
   const out: string[] = [];
   try {
-    for await (const e of listFiles({ repo, revision, recursive: true, ...credentialsOf(settings) })) if (e.type === "file") out.push(e.path);
+    for await (const e of listFiles({ repo, revision, recursive: true, ...credentialsOf(settings) }))
+      if (e.type === "file") out.push(e.path);
   } catch (err) {
     if (hubStatus(err) === 404) return [];
     throw hubError(err, `listing ${repo}@${revision}`, settings.hubUrl);

@@ -5,6 +5,7 @@ import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { CryptoTensorsError } from "../errors.js";
 import { parseJwkOrSet, parseJwkText, type Key } from "./jwk.js";
+import { fetchJwkSet } from "./jwk-set-url.js";
 
 /** The environment variable the reference's EnvKeyProvider reads. */
 export const KEYS_ENV = "CRYPTOTENSOR_KEYS";
@@ -25,10 +26,6 @@ export interface KeySourceOptions {
 
 /** A key source as the user wrote it: a path, `file://…`, `env:` / `env:NAME`, `https://…`, or inline JSON. */
 export type KeySpec = string | object;
-
-function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
-}
 
 /**
  * Loads the keys named by one source.
@@ -63,27 +60,8 @@ export async function loadKeys(spec: KeySpec, options: KeySourceOptions = {}): P
   return parseJwkText(text, path);
 }
 
-async function loadKeysFromUrl(url: URL, options: KeySourceOptions): Promise<Key[]> {
-  if (url.protocol !== "https:" && !isLoopbackHttp(url)) {
-    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `refusing to fetch keys over plain HTTP from ${url.host}: use https://`);
-  }
-  const token = options.token ?? (options.env ?? process.env)[KEY_TOKEN_ENV];
-  const headers: Record<string, string> = { accept: "application/jwk-set+json, application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  const doFetch = options.fetch ?? fetch;
-  let res: Response;
-  try {
-    res = await doFetch(url, { headers, redirect: "error" });
-  } catch (err) {
-    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot reach key service ${url.origin}${url.pathname}: ${(err as Error).cause ?? (err as Error).message}`, { cause: err });
-  }
-  if (!res.ok) {
-    const refused = res.status === 401 || res.status === 403;
-    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `key service ${url.origin}${url.pathname} answered HTTP ${res.status}${refused ? " (the bearer token was refused)" : ""}`, {
-      option: refused ? "keyToken" : undefined,
-    });
-  }
-  return parseJwkText(await res.text(), `${url.origin}${url.pathname}`);
+function loadKeysFromUrl(url: URL, options: KeySourceOptions): Promise<Key[]> {
+  return fetchJwkSet(url, { token: options.token ?? (options.env ?? process.env)[KEY_TOKEN_ENV], fetch: options.fetch });
 }
 
 /** Loads and concatenates several sources, in order. */

@@ -34,7 +34,9 @@ export function installCryptoTensors(env: TransformersEnv, options: InstallOptio
       // As transformers.js does: the Hub token only for the Hub.
       const token = process.env.HF_TOKEN;
       const host = new URL(url).hostname;
-      return token && (host === "huggingface.co" || host === "hf.co" || host.endsWith(".huggingface.co")) ? { authorization: `Bearer ${token}` } : {};
+      return token && (host === "huggingface.co" || host === "hf.co" || host.endsWith(".huggingface.co"))
+        ? { authorization: `Bearer ${token}` }
+        : {};
     },
   });
 }

@@ -8,6 +8,7 @@
 import { CryptoTensorsError } from "../errors.js";
 import { webCryptoProvider } from "../crypto/provider-web.js";
 import { parseJwkOrSet, parseJwkText, type Key } from "../keys/jwk.js";
+import { fetchJwkSet, isAllowedKeyUrl } from "../keys/jwk-set-url.js";
 import { install, type CryptoTensorsHook, type InstallOptions, type KeySource, type TransformersEnv } from "./core.js";
 
 export type { CryptoTensorsHook, InstallOptions, LoadedModel, TransformersEnv, KeySource } from "./core.js";
@@ -26,20 +27,10 @@ async function loadWebKeys(sources: readonly KeySource[], token: string | undefi
       continue;
     }
     const url = new URL(t, (globalThis as { location?: { href: string } }).location?.href);
-    const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
-    if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback)) {
+    if (!isAllowedKeyUrl(url)) {
       throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `${t}: in a browser a key is a JWK object, JWK text or an https:// JWK-set URL`);
     }
-    const headers: Record<string, string> = { accept: "application/jwk-set+json, application/json" };
-    if (token) headers.authorization = `Bearer ${token}`;
-    let res: Response;
-    try {
-      res = await fetch(url, { headers, redirect: "error", credentials: "omit" });
-    } catch (err) {
-      throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `cannot reach key service ${url.origin}${url.pathname}`, { cause: err });
-    }
-    if (!res.ok) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `key service ${url.origin}${url.pathname} answered HTTP ${res.status}`);
-    out.push(...parseJwkText(await res.text(), `${url.origin}${url.pathname}`));
+    out.push(...(await fetchJwkSet(url, { token })));
   }
   return out;
 }

@@ -24,17 +24,19 @@ _MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
 def default_socket_path() -> str:
-    """The socket a client uses when none is given (the sidecar applies the same rule).
+    """The socket a client uses when none is given: the rule of plugin/src/sidecar-socket.ts, which
+    the sidecar applies (tests/test_socket_rule.py compares the two).
 
     $CTENSORS_SOCKET if set, else `$XDG_RUNTIME_DIR/ctensors/sidecar.sock` if XDG_RUNTIME_DIR is
-    set, else `/tmp/ctensors-<uid>/sidecar.sock`.
+    set (normalised, as Node's path.join does), else `/tmp/ctensors-<uid>/sidecar.sock`.
     """
     explicit = os.environ.get(SOCKET_ENV)
     if explicit:
         return explicit
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_dir:
-        return os.path.join(runtime_dir, "ctensors", "sidecar.sock")
+        path = os.path.normpath(os.path.join(runtime_dir, "ctensors", "sidecar.sock"))
+        return "/" + path.lstrip("/") if path.startswith("/") else path  # normpath keeps a leading "//"
     return f"/tmp/ctensors-{os.getuid()}/sidecar.sock"
 
 
@@ -111,14 +113,16 @@ class SidecarClient:
 
     def health(self) -> sidecar_pb2.HealthResponse:
         try:
-            return self._stub.Health(sidecar_pb2.HealthRequest(), metadata=self._metadata)
+            response: sidecar_pb2.HealthResponse = self._stub.Health(sidecar_pb2.HealthRequest(), metadata=self._metadata)
+            return response
         except grpc.RpcError as err:
             raise from_rpc_error(err, socket=self.socket_path) from err
 
     def open_model(self, source: str, *, refresh: bool = False) -> sidecar_pb2.OpenModelResponse:
         try:
             request = sidecar_pb2.OpenModelRequest(source=source, refresh=refresh)
-            return self._stub.OpenModel(request, metadata=self._metadata)
+            opened: sidecar_pb2.OpenModelResponse = self._stub.OpenModel(request, metadata=self._metadata)
+            return opened
         except grpc.RpcError as err:
             raise from_rpc_error(err, socket=self.socket_path) from err
 
@@ -138,7 +142,5 @@ class SidecarClient:
     def __enter__(self) -> SidecarClient:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()

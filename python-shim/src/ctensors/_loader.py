@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import mmap
 import queue
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 
 import grpc
 import torch
 
 from ._client import SidecarClient
 from ._proto import sidecar_pb2 as pb
-from ._shm import map_region, tensor_view
-from .errors import CryptoTensorsError, from_rpc_error
+from ._shm import _protocol, map_region, tensor_view
+from .errors import from_rpc_error
 
 _CLOSE = object()
 
@@ -92,10 +92,7 @@ class _LoadStream:
         finally:
             self.close()
         if done.tensors != len(seen) or done.bytes != total_bytes:
-            raise _protocol(
-                f"`done` counts {done.tensors} tensors / {done.bytes} bytes, "
-                f"received {len(seen)} / {total_bytes}"
-            )
+            raise _protocol(f"`done` counts {done.tensors} tensors / {done.bytes} bytes, received {len(seen)} / {total_bytes}")
         missing = self._requested - seen
         if missing:
             raise _protocol(f"requested tensors not sent: {sorted(missing)[:5]}")
@@ -126,10 +123,7 @@ class _LoadStream:
             region = self._regions[rid]
         else:
             raise _protocol(f"region {rid} has no path and was never mapped")
-        return [
-            (p.name, tensor_view(region, offset=p.offset, byte_size=p.byte_size, dtype=p.dtype, shape=p.shape))
-            for p in ready.tensors
-        ]
+        return [(p.name, tensor_view(region, offset=p.offset, byte_size=p.byte_size, dtype=p.dtype, shape=p.shape)) for p in ready.tensors]
 
 
 def load_resident(client: SidecarClient, model_id: str, names: Sequence[str] = ()) -> dict[str, torch.Tensor]:
@@ -153,7 +147,7 @@ def stream(
     copy: bool = True,
     window_bytes: int = 0,
     window_count: int = 0,
-) -> Iterator[tuple[str, torch.Tensor]]:
+) -> Generator[tuple[str, torch.Tensor], None, None]:
     """Loads tensors in STREAMING mode through a bounded window of reused regions.
 
     copy=True: the tensors of a region are cloned, then `consumed` is sent, then they are yielded;
@@ -186,7 +180,3 @@ def stream(
                 load.consumed(rid)
     finally:
         load.close()
-
-
-def _protocol(message: str) -> CryptoTensorsError:
-    return CryptoTensorsError("ERR_CT_INTERNAL", f"sidecar protocol error: {message}")

@@ -150,4 +150,5 @@ def check_addressable(dtype: str, dims: Sequence[int]) -> None:
 
 
 def _protocol(message: str) -> CryptoTensorsError:
+    """The error for a sidecar that broke the Load protocol (also used by _loader)."""
     return CryptoTensorsError("ERR_CT_INTERNAL", f"sidecar protocol error: {message}")

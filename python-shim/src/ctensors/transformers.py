@@ -33,9 +33,10 @@ def from_pretrained(
     `path` is the local model folder (or one .safetensors file inside it), or a Hub model
     `org/name[@revision]` that the sidecar downloads into the HF cache (`refresh=True` picks up a
     newer commit than the one it pinned): config.json (and generation_config.json if present) are
-    plaintext and read from that folder; the weights come from the sidecar. `model_class` defaults to AutoModelForCausalLM (an Auto class is resolved to the
-    concrete class for the config first; models with remote code need their class passed); `dtype`
-    defaults to the dtype holding most of the weights (pass one explicitly to convert, which copies).
+    plaintext and read from that folder; the weights come from the sidecar. `model_class` defaults to
+    AutoModelForCausalLM (an Auto class is resolved to the concrete class for the config first; models
+    with remote code need their class passed); `dtype` defaults to the dtype holding most of the
+    weights (pass one explicitly to convert, which copies).
     Other keyword arguments go to `model_class.from_pretrained` (`config=` overrides the folder's).
 
     Memory: all tensors are decrypted in one RESIDENT stream when transformers materializes the
@@ -81,9 +82,7 @@ def _concrete_class(model_class: Any, config: Any) -> tuple[Any, Any]:
     try:
         supported = mapping[type(config)]
     except KeyError:
-        raise ValueError(
-            f"{model_class.__name__} has no model class for {type(config).__name__}; pass model_class="
-        ) from None
+        raise ValueError(f"{model_class.__name__} has no model class for {type(config).__name__}; pass model_class=") from None
     if isinstance(supported, (list, tuple)):
         by_name = {cls.__name__: cls for cls in supported}
         archs = [a for a in (getattr(config, "architectures", None) or []) if a in by_name]

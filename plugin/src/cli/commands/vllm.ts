@@ -13,6 +13,7 @@ import { delimiter, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { execa, type ResultPromise } from "execa";
 import { CryptoTensorsError, usageError } from "../../errors.js";
+import { defaultSocketPath } from "../../sidecar-socket.js";
 import { defineCommand, type CommandIO, type OptionValues } from "../command.js";
 import { SIDECAR_OPTIONS } from "../keys-from-args.js";
 
@@ -21,13 +22,6 @@ export const LOAD_FORMAT = "cryptotensors";
 export const EXIT_NO_VLLM = 127;
 const SIGNALS: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 const SIDECAR_STOP_MS = 15_000;
-
-/** The sidecar's default socket (same rule as `ctensors serve` and the Python client). */
-export function defaultSocketPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CTENSORS_SOCKET) return env.CTENSORS_SOCKET;
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "ctensors", "sidecar.sock");
-  return `/tmp/ctensors-${process.getuid?.() ?? 0}/sidecar.sock`;
-}
 
 /**
  * The `vllm serve` arguments: a leading `serve` is dropped (both `-- serve MODEL …` and `-- MODEL …`

@@ -1,0 +1,108 @@
+// The models the hook has opened, by graph key: each encrypted ONNX graph is fetched, verified and
+// decrypted once (concurrent requests share the work) and its files are kept in memory until forget().
+
+import { CryptoTensorsError } from "../errors.js";
+import { encodeBase64 } from "../crypto/base64.js";
+import { MemoryCryptoTensors } from "../container/memory-reader.js";
+import type { Key } from "../keys/jwk.js";
+import type { TrustStore } from "../keys/trust.js";
+import { joinOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest } from "../onnx/model.js";
+import type { LoadedModel, Platform } from "./core.js";
+import type { ModelFileReader } from "./model-files.js";
+import { basename } from "./request-keys.js";
+
+/** What a graph key turned out to be. */
+export type Entry = { kind: "absent" } | { kind: "plain" } | { kind: "model"; files: Map<string, Uint8Array> };
+
+export interface ModelStoreOptions {
+  keys: readonly Key[];
+  trust: TrustStore;
+  requireEncrypted: boolean;
+  platform: Platform;
+  read: ModelFileReader;
+}
+
+export class ModelStore {
+  /** Models decrypted so far. */
+  readonly loaded: LoadedModel[] = [];
+  readonly #memo = new Map<string, Promise<Entry>>();
+
+  constructor(private readonly options: ModelStoreOptions) {}
+
+  /** The entry for a graph key, loaded once. Failures and "not here" answers are not kept: a later request tries again. */
+  entryFor(graphKey: string): Promise<Entry> {
+    let p = this.#memo.get(graphKey);
+    if (!p) {
+      p = this.#load(graphKey);
+      this.#memo.set(graphKey, p);
+      p.then(
+        (e) => {
+          if (e.kind === "absent") this.#memo.delete(graphKey);
+        },
+        () => this.#memo.delete(graphKey),
+      );
+    }
+    return p;
+  }
+
+  /** Drops the decrypted models, zeroing their bytes. */
+  forget(): void {
+    for (const p of this.#memo.values())
+      p.then(
+        (e) => {
+          if (e.kind === "model") for (const b of e.files.values()) b.fill(0);
+        },
+        () => {},
+      );
+    this.#memo.clear();
+  }
+
+  async #load(graphKey: string): Promise<Entry> {
+    const { read, requireEncrypted } = this.options;
+    const container = await read(graphKey + ONNX_CONTAINER_SUFFIX);
+    const graph = await read(graphKey);
+    if (!container) {
+      if (!graph) return { kind: "absent" };
+      if (!requireEncrypted) return { kind: "plain" };
+      throw new CryptoTensorsError(
+        "ERR_CT_NOT_CONFIDENTIAL",
+        `${graphKey} is not encrypted (no ${basename(graphKey)}${ONNX_CONTAINER_SUFFIX} beside it) but an encrypted, signed model was required`,
+      );
+    }
+    if (!graph)
+      throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphKey}${ONNX_CONTAINER_SUFFIX} has no graph ${basename(graphKey)} beside it`);
+    try {
+      return { kind: "model", files: await this.#decrypt(graphKey, graph, container) };
+    } finally {
+      container.fill(0);
+    }
+  }
+
+  /** Verifies the container and the graph against it, decrypts the weights and rebuilds the ONNX files. */
+  async #decrypt(graphKey: string, graph: Uint8Array, container: Uint8Array): Promise<Map<string, Uint8Array>> {
+    const { keys, trust, requireEncrypted, platform } = this.options;
+    const reader = await MemoryCryptoTensors.open(container, {
+      keys,
+      trust,
+      requireEncrypted,
+      provider: platform.provider,
+      evaluatePolicy: platform.evaluatePolicy,
+    });
+    try {
+      const manifest = parseManifest(reader.metadata(ONNX_MANIFEST_KEY));
+      if (manifest.graph !== basename(graphKey))
+        throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${basename(graphKey)}`);
+      if (encodeBase64(await platform.provider.sha256(graph)) !== manifest.graphSha256) {
+        throw new CryptoTensorsError(
+          "ERR_CT_INTEGRITY",
+          `${graphKey} does not match the signed digest in its container: the graph was modified`,
+        );
+      }
+      const { model, external } = await joinOnnx(graph, manifest, (name) => reader.readTensor(name));
+      this.loaded.push({ source: graphKey, signer: reader.signer?.kid ?? null, tensors: reader.tensors.length });
+      return new Map<string, Uint8Array>([[manifest.graph, model], ...external]);
+    } finally {
+      reader.close();
+    }
+  }
+}
