@@ -31,7 +31,10 @@ for (const target of targets) {
     const stats: Stats = { target: target.name, seconds: 0, replayed: 0, generated: 0, outcomes: {}, findings: [] };
     const distinct = new Map<string, string>();
 
-    const once = async (input: Uint8Array): Promise<void> => {
+    // fast-check's time limit can end the property while a run is still in flight: teardown waits for it.
+    let inflight: Promise<void> = Promise.resolve();
+    const once = (input: Uint8Array): Promise<void> => (inflight = runOne(input));
+    const runOne = async (input: Uint8Array): Promise<void> => {
       try {
         const outcome = await target.run(input);
         stats.outcomes[outcome] = (stats.outcomes[outcome] ?? 0) + 1;
@@ -51,6 +54,7 @@ for (const target of targets) {
       await target.setup?.();
     });
     afterAll(async () => {
+      await inflight;
       await target.teardown?.();
       stats.findings = [...distinct.keys()];
       if (process.env.FUZZ_STATS) appendFileSync(process.env.FUZZ_STATS, `${JSON.stringify(stats)}\n`);

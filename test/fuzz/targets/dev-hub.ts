@@ -125,6 +125,12 @@ async function seedRepo(): Promise<void> {
 
 let baseline = "";
 
+function plantVictims(): void {
+  mkdirSync(join(root, ...VICTIM_REPO), { recursive: true });
+  writeFileSync(join(root, "outside", "keep.txt"), "must survive");
+  copyFileSync(join(root, "repo.json.copy"), join(root, ...VICTIM_REPO, "repo.json"));
+}
+
 export const devHubTarget: FuzzTarget = {
   name: "dev-hub",
   description: "development Hub routes over loopback (plugin/src/hub/dev-hub): status, liveness, data-folder containment",
@@ -134,9 +140,8 @@ export const devHubTarget: FuzzTarget = {
     dataDir = join(root, "data");
     hub = await startDevHub({ dataDir });
     await seedRepo();
-    mkdirSync(join(root, ...VICTIM_REPO), { recursive: true });
-    writeFileSync(join(root, "outside", "keep.txt"), "must survive");
-    copyFileSync(join(dataDir, "repos", "models", "dev", "repo", "repo.json"), join(root, ...VICTIM_REPO, "repo.json"));
+    copyFileSync(join(dataDir, "repos", "models", "dev", "repo", "repo.json"), join(root, "repo.json.copy"));
+    plantVictims();
     baseline = outsideState();
   },
   async teardown() {
@@ -159,7 +164,10 @@ export const devHubTarget: FuzzTarget = {
     }
     if (res.status >= 500) throw new Finding(`the dev-hub answered ${res.status}: ${res.body}`);
     const now = outsideState();
-    if (now !== baseline) throw new Finding(`a request changed files outside the data folder: ${baseline} → ${now}`);
+    if (now !== baseline) {
+      plantVictims(); // so that later inputs are judged on their own
+      throw new Finding(`a request changed files outside the data folder: ${baseline} → ${now}`);
+    }
     // Keep the seeded repo, so that later inputs still reach the handlers behind it.
     const alive = await send({ method: "GET", segs: ["api", "models", "dev", "repo"], query: [], headers: {}, body: null });
     if (alive.status !== 200) await seedRepo();
