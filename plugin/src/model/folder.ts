@@ -31,7 +31,10 @@ export async function isDirectory(path: string): Promise<boolean> {
 export async function listModelFiles(root: string): Promise<ModelFiles> {
   const out: ModelFiles = { safetensors: [], indexes: [], onnx: [], others: [] };
   const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
+      throw new CryptoTensorsError("ERR_CT_IO", `cannot list ${dir}: ${err.code ?? err.message}`, { cause: err });
+    });
+    for (const entry of entries) {
       const full = join(dir, entry.name);
       const rel = relative(root, full);
       if (entry.isDirectory()) {

@@ -225,7 +225,7 @@ export async function joinOnnx(
 ): Promise<{ model: Uint8Array; external: Map<string, Uint8Array> }> {
   const { modelFields, graphIndex, graph: fields } = graphFields(graph);
   const inline = new Set(manifest.inline);
-  const external = new Map(manifest.external.map((e) => [checkLocation(e.file), new Uint8Array(e.bytes)]));
+  const external = new Map(manifest.external.map((e) => [checkLocation(e.file), allocateExternal(e.file, e.bytes)]));
   const seen = new Set<string>();
   const newGraph: WireField[] = [];
   for (const gf of fields) {
@@ -263,6 +263,15 @@ export async function joinOnnx(
   return { model: withGraph(modelFields, graphIndex, newGraph), external };
 }
 
+/** The buffer an external-data file is rebuilt in; a size no buffer can hold is a coded refusal, not a RangeError. */
+function allocateExternal(file: string, bytes: number): Uint8Array {
+  try {
+    return new Uint8Array(bytes);
+  } catch (err) {
+    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `external data file ${JSON.stringify(file)} of ${bytes} bytes is too large to rebuild in memory`, { cause: err });
+  }
+}
+
 export function serializeManifest(m: OnnxManifest): string {
   return JSON.stringify({ version: m.version, graph: m.graph, graph_sha256: m.graphSha256, inline: m.inline, external: m.external });
 }
@@ -270,12 +279,14 @@ export function serializeManifest(m: OnnxManifest): string {
 /** @throws ERR_CT_FORMAT */
 export function parseManifest(text: string | undefined): OnnxManifest {
   if (text === undefined) throw bad(`the container has no ${quote(ONNX_MANIFEST_KEY)} metadata: it does not hold ONNX weights`);
-  let j: Record<string, unknown>;
+  let parsed: unknown;
   try {
-    j = JSON.parse(text) as Record<string, unknown>;
+    parsed = JSON.parse(text);
   } catch {
     throw bad(`${ONNX_MANIFEST_KEY} is not JSON`);
   }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw bad(`${ONNX_MANIFEST_KEY} is not a JSON object`);
+  const j = parsed as Record<string, unknown>;
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === "string");
   const ext = j.external;
   if (
