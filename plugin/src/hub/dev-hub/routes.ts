@@ -99,9 +99,12 @@ export class Router {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? "/", "http://x");
+    let url: URL;
     let segs: string[];
     try {
+      // The request target is a path: "//host/..." must stay a path, not become a protocol-relative URL.
+      const target = req.url ?? "/";
+      url = target.startsWith("/") ? new URL(`http://x${target}`) : new URL(target, "http://x");
       segs = url.pathname.split("/").slice(1).map(decodeURIComponent);
     } catch {
       throw new HubError(400, "malformed URL");
