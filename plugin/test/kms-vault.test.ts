@@ -8,6 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Bao, freePort } from "../../test/kms/bao.js";
+import { hasKmsOptions, kmsProviderFromArgs } from "../src/kms/cli-args.js";
 import { KmsError } from "../src/kms/provider.js";
 import { appRoleAuth, jwtAuth, tokenAuth, type VaultAuth } from "../src/kms/vault-auth.js";
 import { parseTransitReference, VaultTransitProvider } from "../src/kms/vault-transit.js";
@@ -53,6 +54,20 @@ describe("references", () => {
 
   it("never sends credentials over plain HTTP to a host that is not loopback", () => {
     expect(() => provider(tokenAuth({ token: "t" }), { address: "http://bao.example:8200" })).toThrow(/plain HTTP/);
+  });
+});
+
+describe("key-service options", () => {
+  it("one identity, secrets from files or the environment, and an address required for a sidecar", () => {
+    expect(hasKmsOptions({ key: "x" })).toBe(false);
+    expect(hasKmsOptions({ "kms-role-id": "r" })).toBe(true);
+    expect(() => kmsProviderFromArgs({ "kms-role-id": "r" }, { env: {}, requireAddress: false })).toThrow(/--kms-secret-id-file/);
+    expect(() => kmsProviderFromArgs({ "kms-token-file": "t", "kms-jwt-role": "j", "kms-jwt-file": "f" }, { env: {}, requireAddress: false })).toThrow(/one key-service identity/);
+    expect(() => kmsProviderFromArgs({}, { env: {}, requireAddress: false })).toThrow(/no key-service identity/);
+    expect(() => kmsProviderFromArgs({ "kms-token-file": "t" }, { env: {}, requireAddress: true })).toThrow(/--kms-address/);
+    expect(kmsProviderFromArgs({ "kms-token-file": "t" }, { env: { BAO_ADDR: "http://127.0.0.1:8200" }, requireAddress: true }).identity).toBe("token from t");
+    expect(kmsProviderFromArgs({}, { env: { BAO_TOKEN: "s.x" }, requireAddress: false }).identity).toBe("token");
+    expect(() => kmsProviderFromArgs({ "kms-address": "http://bao.example:8200", "kms-token-file": "t" }, { env: {}, requireAddress: true })).toThrow(/plain HTTP/);
   });
 });
 

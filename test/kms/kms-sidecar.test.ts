@@ -225,4 +225,18 @@ describe("keys only in memory", () => {
     expect(Buffer.from(await readers[0]!.readTensor(t.name)).equals(Buffer.from(expected.get(t.name)!))).toBe(true);
     await Promise.all(readers.map((x) => x.close()));
   });
+
+  it("a model with a local master key opens as before in a sidecar that also has a key service", async () => {
+    const local = { kind: "enc" as const, alg: "aes256gcm" as const, k: new Uint8Array(32).fill(7), kid: "local-1" };
+    const file = join(dir, "local.safetensors");
+    await encryptFile(join(dir, "plain.safetensors"), file, { key: local, signKey: sign });
+    const session = new KmsKeyRelease([operator]).session();
+    const before = bao.releases("transit/decrypt/fleet").length;
+    const reader = await session.open(file, { keys: [local], trust, requireEncrypted: true });
+    session.dispose();
+    const t = reader.tensors.find((x) => x.end > x.begin)!;
+    expect(Buffer.from(await reader.readTensor(t.name)).equals(Buffer.from(expected.get(t.name)!))).toBe(true);
+    await reader.close();
+    expect(bao.releases("transit/decrypt/fleet").length).toBe(before);
+  });
 });
