@@ -9,6 +9,7 @@ import { dirname, isAbsolute, relative } from "node:path";
 import {
   checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, type Key, type TrustStore,
 } from "ctensors";
+import type { KmsKeyRelease } from "ctensors/kms";
 import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
@@ -19,6 +20,8 @@ export interface ModelOpenOptions {
   requireEncrypted: boolean;
   /** Where Hub sources come from; Hub sources are refused without it. */
   hub?: HubSettings;
+  /** Master keys held by a key service, released to this sidecar's identity (docs/key-management.md). */
+  kms?: KmsKeyRelease | undefined;
 }
 
 /** Which files of a Hub repo the sidecar fetches: the weights and their index, the confidentiality
@@ -122,6 +125,8 @@ export class ModelRegistry {
         this.opening.set(id, pending);
       }
       model = await pending;
+    } else if (this.options.kms) {
+      await this.options.kms.reauthorize(model.readers, this.log, { model_id: id }); // the key service may have revoked us since
     }
     model.openRefs++;
     return model;
@@ -200,10 +205,12 @@ export class ModelRegistry {
     const files = (await modelSafetensors(real)).filter((f) => !f.endsWith(".onnx.cryptotensors"));
     if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${real} holds no .safetensors file`);
     const readers: CryptoTensorsReader[] = [];
+    const release = this.options.kms?.session(this.log); // keys held by a key service: one release per OpenModel
     try {
       const { keys, trust } = this.options;
       for (const file of files) {
-        readers.push(await CryptoTensorsReader.open(file, { keys: keys.length ? keys : undefined, trust, requireEncrypted }));
+        const options = { keys: keys.length ? keys : undefined, trust, requireEncrypted };
+        readers.push(await (release ? release.open(file, options) : CryptoTensorsReader.open(file, options)));
       }
       const tensors: ManifestEntry[] = [];
       const seen = new Map<string, string>();
@@ -244,7 +251,8 @@ export class ModelRegistry {
     } catch (err) {
       await Promise.all(readers.map((r) => r.close().catch(() => {})));
       throw err; // logged once, where it becomes a status
-
+    } finally {
+      release?.dispose();
     }
   }
 }

@@ -7,6 +7,7 @@ import { chmod, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CryptoTensorsError, type Key, type TrustStore } from "ctensors";
 import type { HubSettings } from "ctensors/hub";
+import type { KmsKeyRelease } from "ctensors/kms";
 import { authInterceptor, newToken, tokenPathOf, writeTokenFile } from "./auth.js";
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_COUNT } from "./load-plan.js";
 import { jsonLogger, type Logger } from "./log.js";
@@ -31,6 +32,8 @@ export interface SidecarOptions {
   requireEncrypted?: boolean;
   /** Enables Hub sources (`org/name[@rev]`): endpoint, token, cache folder, offline (see ctensors/hub hubSettings()). */
   hub?: HubSettings;
+  /** Master keys held by a key service (ctensors/kms), released at OpenModel to this sidecar's identity. */
+  kms?: KmsKeyRelease;
   /** Default: JSON lines on stderr. */
   logger?: Logger;
   /** RESIDENT: bytes per region (default 1 GiB). */
@@ -114,7 +117,7 @@ async function sweepDeadInstances(log: Logger): Promise<void> {
 function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { registry: ModelRegistry; service: SidecarService } {
   const keys = options.keys ?? [];
   const requireEncrypted = options.requireEncrypted ?? false;
-  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted, hub: options.hub }, log);
+  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted, hub: options.hub, kms: options.kms }, log);
   const service = new SidecarService({
     registry, log, version: SIDECAR_VERSION, requireEncrypted, trust: options.trust, shm,
     load: {

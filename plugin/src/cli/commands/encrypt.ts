@@ -12,6 +12,7 @@ import { CryptoTensorsError, usageError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
+import { KMS_OPTIONS, KMS_USAGE, newKmsMasterKey } from "../../kms/cli-args.js";
 
 /** A policy file: JSON {"local": rego, "remote"?: rego}, or a .rego text used as the local policy. */
 async function loadPolicy(path: string): Promise<Policy> {
@@ -34,7 +35,8 @@ function positiveInt(value: unknown, option: string): number | undefined {
 export const encrypt: Command = {
   summary: "encrypt and sign a safetensors file or a model folder",
   usage:
-    "ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2] [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]",
+    "ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2] [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]\n" +
+    "  or --kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --key: a fresh master key wrapped by the key service\n" + KMS_USAGE,
   options: {
     key: { type: "string" },
     "sign-key": { type: "string" },
@@ -45,6 +47,8 @@ export const encrypt: Command = {
     policy: { type: "string" },
     "no-plaintext-digests": { type: "boolean", default: false },
     force: { type: "boolean", default: false },
+    kms: { type: "string" },
+    ...KMS_OPTIONS,
   },
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
@@ -57,7 +61,10 @@ export const encrypt: Command = {
     if (/\.onnx(_data(_\d+)?)?$/.test(input)) throw usageError(`${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`);
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
-    const key = await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
+    if (values.kms !== undefined && values.key !== undefined) throw new TypeError("--key and --kms exclude each other");
+    const key = values.kms !== undefined
+      ? await newKmsMasterKey(values.kms as string, values, "--kms")
+      : await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
     const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
     const policy = values.policy ? await loadPolicy(values.policy as string) : undefined;
     const progress = createProgress(!io.quiet);

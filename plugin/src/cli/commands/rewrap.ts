@@ -8,10 +8,14 @@ import type { Command } from "../command.js";
 import { loadKeyList, loadOneEncryptionKey, loadSigningKey, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { usageError } from "../../errors.js";
+import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs, newKmsMasterKey } from "../../kms/cli-args.js";
+import { KmsKeyRelease } from "../../kms/release.js";
 
 export const rewrap: Command = {
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
-  usage: "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]",
+  usage: "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]\n" +
+    "  key service: --new-kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --new-key; the current master key of a\n" +
+    "  KMS-wrapped model is released by its key service when a key-service identity is given (instead of --key)\n" + KMS_USAGE,
   options: {
     key: { type: "string", multiple: true },
     "new-key": { type: "string" },
@@ -20,6 +24,8 @@ export const rewrap: Command = {
     "trust-store": { type: "string", multiple: true },
     "key-token": { type: "string" },
     force: { type: "boolean", default: false },
+    "new-kms": { type: "string" },
+    ...KMS_OPTIONS,
   },
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
@@ -27,19 +33,28 @@ export const rewrap: Command = {
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     const oldKeys = await loadKeyList(values.key as string[] | undefined, token);
-    if (!oldKeys.length) throw usageError("--key (the current master key) is required");
-    const newKey = await loadOneEncryptionKey(values["new-key"] as string | undefined, "--new-key", token);
+    const kms = hasKmsOptions(values) || values["new-kms"] !== undefined ? new KmsKeyRelease([kmsProviderFromArgs(values, { requireAddress: false })]) : undefined;
+    if (!oldKeys.length && !kms) throw usageError("--key (the current master key) is required");
+    if (values["new-kms"] !== undefined && values["new-key"] !== undefined) throw usageError("--new-key and --new-kms exclude each other");
+    const newKey = values["new-kms"] !== undefined
+      ? await newKmsMasterKey(values["new-kms"] as string, values, "--new-kms")
+      : await loadOneEncryptionKey(values["new-key"] as string | undefined, "--new-key", token);
     const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
     const progress = createProgress(!io.quiet);
     try {
       let tensors = 0;
       const r = await processModel(input, output, async (inFile, outFile, p) => {
-        const res = await rewrapFile(inFile, outFile, {
-          oldKeys, trust, newKey, signKey,
-          onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
-        });
-        tensors += res.tensors;
+        const released = await kms?.keyFor(inFile, { trust }); // the current master key, from its key service
+        try {
+          const res = await rewrapFile(inFile, outFile, {
+            oldKeys: released ? [released, ...oldKeys] : oldKeys, trust, newKey, signKey,
+            onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
+          });
+          tensors += res.tensors;
+        } finally {
+          if (released) zeroKey(released);
+        }
       });
       progress.stop();
       io.out(`rewrapped ${tensors} tensors in ${r.files} file(s) → ${output} (new key ${newKey.kid ?? "(no kid)"})`);

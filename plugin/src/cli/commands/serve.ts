@@ -11,11 +11,13 @@ import { untilSignal } from "../signals.js";
 import type { HubSettings } from "../../hub/settings.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
+import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs } from "../../kms/cli-args.js";
+import { KmsKeyRelease } from "../../kms/release.js";
 
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
   defaultSocketPath(): string;
-  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean; hub: HubSettings }): Promise<{ socketPath: string; close(): Promise<void> }>;
+  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean; hub: HubSettings; kms?: KmsKeyRelease }): Promise<{ socketPath: string; close(): Promise<void> }>;
 }
 
 const SIDECAR_PACKAGE = "ctensors-sidecar";
@@ -42,16 +44,19 @@ export const serve: Command = {
     "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted] [--key-token T]\n" +
     "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock\n" +
     "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
-    HUB_USAGE,
+    HUB_USAGE +
+    "  Models whose master key a key service holds are released to this sidecar's own identity:\n" + KMS_USAGE,
   options: {
     ...SIDECAR_OPTIONS,
     ...HUB_OPTIONS,
+    ...KMS_OPTIONS,
   },
   async run({ values, positionals }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const sidecar = await importSidecar();
     const token = values["key-token"] as string | undefined;
     const keySpecs = [...((values.key as string[] | undefined) ?? []), ...((values.keys as string[] | undefined) ?? [])];
+    const kms = hasKmsOptions(values) ? new KmsKeyRelease([kmsProviderFromArgs(values, { requireAddress: true })]) : undefined;
     const keys = await loadKeyList(keySpecs, token, "--key/--keys");
     try {
       const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
@@ -62,6 +67,7 @@ export const serve: Command = {
         trust,
         requireEncrypted: values["require-encrypted"] as boolean,
         hub: hubSettingsFromArgs(values),
+        ...(kms ? { kms } : {}),
       });
       await signal;
       await handle.close();

@@ -1,0 +1,90 @@
+// The key-service options shared by encrypt, rewrap and serve: where the service is, and who we are
+// there. Secrets (token, AppRole secret id, JWT) are read from files or the environment, never taken
+// from the command line, where other local users could read them.
+
+import { usageError } from "../errors.js";
+import type { AeadAlgorithm } from "../crypto/aead-params.js";
+import type { EncryptionKey } from "../keys/jwk.js";
+import { isKmsReference } from "./provider.js";
+import { appRoleAuth, jwtAuth, tokenAuth, type VaultAuth } from "./vault-auth.js";
+import { VaultTransitProvider } from "./vault-transit.js";
+
+export const KMS_OPTIONS = {
+  "kms-address": { type: "string" },
+  "kms-token-file": { type: "string" },
+  "kms-role-id": { type: "string" },
+  "kms-secret-id-file": { type: "string" },
+  "kms-jwt-role": { type: "string" },
+  "kms-jwt-file": { type: "string" },
+  "kms-auth-mount": { type: "string" },
+  "kms-timeout-ms": { type: "string" },
+  "kms-retries": { type: "string" },
+} as const;
+
+export const KMS_USAGE =
+  "  key service (docs/key-management.md): [--kms-address URL] (else $BAO_ADDR / $VAULT_ADDR)\n" +
+  "    identity: --kms-token-file FILE | --kms-role-id ID --kms-secret-id-file FILE | --kms-jwt-role ROLE --kms-jwt-file FILE\n" +
+  "      (else $BAO_TOKEN / $VAULT_TOKEN) [--kms-auth-mount PATH] [--kms-timeout-ms 5000] [--kms-retries 2]\n";
+
+type Values = Record<string, unknown>;
+
+/** Whether any key-service option was given. */
+export function hasKmsOptions(values: Values): boolean {
+  return Object.keys(KMS_OPTIONS).some((name) => values[name] !== undefined);
+}
+
+function nonNegativeInt(value: unknown, option: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 0) throw usageError(`${option} must be a non-negative integer, got ${value}`);
+  return n;
+}
+
+function authFromArgs(values: Values, env: NodeJS.ProcessEnv): VaultAuth {
+  const mount = values["kms-auth-mount"] as string | undefined;
+  const roleId = values["kms-role-id"] as string | undefined;
+  const secretIdFile = values["kms-secret-id-file"] as string | undefined;
+  const jwtRole = values["kms-jwt-role"] as string | undefined;
+  const jwtFile = values["kms-jwt-file"] as string | undefined;
+  const tokenFile = values["kms-token-file"] as string | undefined;
+  const methods = [roleId || secretIdFile ? "AppRole" : "", jwtRole || jwtFile ? "JWT" : "", tokenFile ? "token" : ""].filter(Boolean);
+  if (methods.length > 1) throw usageError(`choose one key-service identity, got ${methods.join(" and ")}`);
+  if (roleId || secretIdFile) {
+    if (!roleId || !secretIdFile) throw usageError("AppRole needs both --kms-role-id and --kms-secret-id-file");
+    return appRoleAuth({ roleId, secretIdFile, mount });
+  }
+  if (jwtRole || jwtFile) {
+    if (!jwtRole || !jwtFile) throw usageError("JWT login needs both --kms-jwt-role and --kms-jwt-file");
+    return jwtAuth({ role: jwtRole, jwtFile, mount });
+  }
+  if (tokenFile) return tokenAuth({ file: tokenFile });
+  const token = env.BAO_TOKEN ?? env.VAULT_TOKEN;
+  if (token) return tokenAuth({ token });
+  throw usageError("no key-service identity: pass --kms-token-file, --kms-role-id with --kms-secret-id-file, or --kms-jwt-role with --kms-jwt-file (or set $BAO_TOKEN)");
+}
+
+/**
+ * The Vault Transit provider the options describe.
+ * @param requireAddress a sidecar sends its credentials only to an address it was given, never to one read from a model
+ */
+export function kmsProviderFromArgs(values: Values, options: { env?: NodeJS.ProcessEnv; requireAddress: boolean }): VaultTransitProvider {
+  const env = options.env ?? process.env;
+  const address = (values["kms-address"] as string | undefined) ?? env.BAO_ADDR ?? env.VAULT_ADDR;
+  if (!address && options.requireAddress) throw usageError("the key service needs an address: --kms-address URL (or $BAO_ADDR)");
+  return new VaultTransitProvider({
+    address,
+    auth: authFromArgs(values, env),
+    timeoutMs: nonNegativeInt(values["kms-timeout-ms"], "--kms-timeout-ms") || undefined,
+    retries: nonNegativeInt(values["kms-retries"], "--kms-retries"),
+    namespace: env.BAO_NAMESPACE ?? env.VAULT_NAMESPACE,
+  });
+}
+
+/**
+ * A fresh master key generated and wrapped by the key service `reference` names (encrypt --kms,
+ * rewrap --new-kms). The caller zeroes `k` when done.
+ */
+export async function newKmsMasterKey(reference: string, values: Values, option: string, alg: AeadAlgorithm = "aes256gcm"): Promise<EncryptionKey> {
+  if (!isKmsReference(reference)) throw usageError(`${option} expects a key-service reference vault-transit://HOST:PORT/MOUNT/keys/NAME, got ${JSON.stringify(reference)}`);
+  return kmsProviderFromArgs(values, { requireAddress: false }).generate(reference, alg);
+}
