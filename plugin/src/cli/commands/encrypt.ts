@@ -61,7 +61,7 @@ export const encrypt: Command = {
     if (/\.onnx(_data(_\d+)?)?$/.test(input)) throw usageError(`${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`);
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
-    if (values.kms !== undefined && values.key !== undefined) throw new TypeError("--key and --kms exclude each other");
+    if (values.kms !== undefined && values.key !== undefined) throw usageError("--key and --kms exclude each other");
     const key = values.kms !== undefined
       ? await newKmsMasterKey(values.kms as string, values, "--kms")
       : await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
