@@ -13,7 +13,7 @@ import { CryptoTensorsError } from "../errors.js";
 import { encodeBase64 } from "../crypto/base64.js";
 import type { CryptoProvider } from "../crypto/provider.js";
 import { MemoryCryptoTensors } from "../container/memory-reader.js";
-import type { Policy } from "../container/reserved.js";
+import type { PolicyEngine } from "../container/policy-check.js";
 import type { Key } from "../keys/jwk.js";
 import { TrustStore } from "../keys/trust.js";
 import { joinOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest } from "../onnx/model.js";
@@ -63,7 +63,8 @@ export interface Platform {
   loadKeys(sources: readonly KeySource[], token: string | undefined): Promise<Key[]>;
   /** Reads a local path; undefined when the file does not exist. */
   readLocal(path: string): Promise<Uint8Array | undefined>;
-  evaluatePolicy?: (policy: Policy) => Promise<void>;
+  /** Evaluates non-default access policies (Node: the $CTENSORS_REGO_PYTHON engine); without one they are refused. */
+  policyEngine?: PolicyEngine | undefined;
   /** Default headers for a model URL (Node: the Hub token for huggingface.co). */
   defaultHeaders?(url: string): Record<string, string>;
 }
@@ -156,7 +157,7 @@ export async function install(env: TransformersEnv, options: InstallOptions, pla
       throw new CryptoTensorsError("ERR_CT_NOT_CONFIDENTIAL", `${graphKey} is not encrypted (no ${basename(graphKey)}${ONNX_CONTAINER_SUFFIX} beside it) but an encrypted, signed model was required`);
     }
     if (!graph) throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphKey}${ONNX_CONTAINER_SUFFIX} has no graph ${basename(graphKey)} beside it`);
-    const reader = await MemoryCryptoTensors.open(container, { keys, trust, requireEncrypted, provider: platform.provider, evaluatePolicy: platform.evaluatePolicy });
+    const reader = await MemoryCryptoTensors.open(container, { keys, trust, requireEncrypted, provider: platform.provider, policyEngine: platform.policyEngine });
     try {
       const manifest = parseManifest(reader.metadata(ONNX_MANIFEST_KEY));
       if (manifest.graph !== basename(graphKey)) throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${basename(graphKey)}`);
