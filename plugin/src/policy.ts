@@ -5,6 +5,7 @@
 // No maintained Rego engine for JavaScript or WebAssembly could be installed from npm, hence the subprocess.
 
 import { execFile } from "node:child_process";
+import { tmpdir } from "node:os";
 import { checkPolicy, type PolicyEngine } from "./container/policy-check.js";
 import type { Policy } from "./container/reserved.js";
 import { CryptoTensorsError } from "./errors.js";
@@ -18,19 +19,31 @@ const EVALUATOR = `
 import json, sys
 import regorus
 engine = regorus.Engine()
-engine.add_policy("model.rego", sys.stdin.read())
+engine.add_policy("model.rego", sys.stdin.buffer.read().decode("utf-8"))
 value = engine.eval_rule("data.model.allow")
 print(json.dumps(value is True))
 `;
 
 /**
+ * How the evaluator runs: isolated mode (`-I`: neither the working directory nor the script's folder on
+ * sys.path, PYTHON* variables and the user site-packages ignored), started in the OS temporary folder,
+ * with an environment holding nothing but PATH (for interpreter shims). A `json.py` or `regorus.py` in
+ * the model folder or the caller's working directory, or a PYTHONPATH/PYTHONSTARTUP in the caller's
+ * environment, is never run.
+ */
+function evaluatorSpawn(): { args: string[]; cwd: string; env: NodeJS.ProcessEnv } {
+  return { args: ["-I", "-c", EVALUATOR], cwd: tmpdir(), env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } };
+}
+
+/**
  * A Rego engine backed by regorus in a Python subprocess. The policy text goes through stdin; the
- * subprocess gets no key and no tensor data.
+ * subprocess gets no key, no tensor data and none of the caller's environment.
  */
 export function regorusPythonEngine(python: string, timeoutMs = 20_000): PolicyEngine {
   return (rego) =>
     new Promise((resolve, reject) => {
-      const child = execFile(python, ["-c", EVALUATOR], { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      const { args, cwd, env } = evaluatorSpawn();
+      const child = execFile(python, args, { cwd, env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
         if (err) {
           const detail = stderr.trim().split("\n").pop() ?? String(err);
           reject(new CryptoTensorsError("ERR_CT_POLICY_DENIED", `the file's access policy could not be evaluated: ${detail}`, { cause: err }));
