@@ -10,7 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
 import { readHeader } from "../../plugin/src/container/reader.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
-import { newEncryptionKey, newSigningKey, sampleTensors, tempDir, writePlainSafetensors, type PlainTensor } from "../../plugin/test/helpers.js";
+import {
+  mkfifo, newEncryptionKey, newSigningKey, releaseFifos, sampleTensors, tempDir, withDeadline, writePlainSafetensors, type PlainTensor,
+} from "../../plugin/test/helpers.js";
 import { startSidecar, type SidecarHandle } from "../src/index.js";
 import type { Logger } from "../src/log.js";
 import {
@@ -498,6 +500,35 @@ describe("requireEncrypted", () => {
     }
     expect(existsSync(strictSocket)).toBe(false);
   });
+});
+
+describe("non-regular files", () => {
+  it("OpenModel on FIFOs fails at once with ERR_CT_IO, and another client's load is not held up", async () => {
+    const fifos = join(dir, "fifos");
+    mkdirSync(fifos);
+    // More FIFOs than Node has I/O threads (4 by default): a blocking open of each would take them all.
+    const paths = Array.from({ length: 6 }, (_, i) => join(fifos, `f${i}.safetensors`));
+    paths.forEach(mkfifo);
+    const folder = join(dir, "fifo-shard");
+    mkdirSync(folder);
+    mkfifo(join(folder, "model.safetensors"));
+    const other = newClient(socketPath);
+    try {
+      await withDeadline(15_000, "the FIFO opens to fail and the other client's load to finish", async () => {
+        const failures = Promise.all([...paths, folder].map((source) => rpcFailure(open(source))));
+        const ok = await unary(other, "OpenModel", { source: encBig }, md());
+        expectSame((await runLoad(other, md(), { model_id: ok.model_id, mode: "LOAD_MODE_RESIDENT" })).tensors, expectedBig);
+        await unary(other, "CloseModel", { model_id: ok.model_id }, md());
+        for (const f of await failures) {
+          expect(f).toMatchObject({ ctCode: "ERR_CT_IO" });
+          expect(f.details).toContain("not a regular file");
+        }
+      });
+    } finally {
+      other.close();
+      releaseFifos([...paths, join(folder, "model.safetensors")]);
+    }
+  }, 30_000);
 });
 
 describe("close", () => {

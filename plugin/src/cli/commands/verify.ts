@@ -3,6 +3,7 @@
 // tensors; with --key it also decrypts every tensor in memory so every tag is checked.
 
 import { CryptoTensorsReader } from "../../container/reader.js";
+import { assertRegularFile } from "../../io/regular-file.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
@@ -41,6 +42,7 @@ export const verify: Command = {
           if (file.endsWith(ONNX_CONTAINER_SUFFIX)) {
             // ONNX weights: the graph beside the container must match the signed manifest's digest.
             const graph = file.slice(0, -ONNX_CONTAINER_SUFFIX.length);
+            await assertRegularFile(graph);
             checkGraph(new Uint8Array(await readFile(graph)), basename(graph), reader.header.metadata?.get(ONNX_MANIFEST_KEY));
           }
           const unauthenticated = reader.unauthenticatedTensors();
