@@ -24,8 +24,11 @@ export interface SidecarOptions {
   keys?: readonly Key[];
   /** Trusted signer public keys (required to open encrypted models). */
   trust?: TrustStore;
-  /** Refuse plaintext and unsigned models, and files with any tensor in plaintext. */
-  requireEncrypted?: boolean;
+  /**
+   * Serve plain (unsigned) models and models with tensors in plaintext too. Default false: only models
+   * signed by a trusted key with every tensor encrypted are served (ERR_CT_NOT_CONFIDENTIAL otherwise).
+   */
+  allowPlaintext?: boolean;
   /** Enables Hub sources (`org/name[@rev]`): endpoint, token, cache folder, offline (see ctensors/hub hubSettings()). */
   hub?: HubSettings;
   /** Default: JSON lines on stderr. */
@@ -61,8 +64,9 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   await clearStaleSocket(socketPath);
 
   const keys = options.keys ?? [];
-  const requireEncrypted = options.requireEncrypted ?? false;
-  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted, hub: options.hub }, log);
+  const allowPlaintext = options.allowPlaintext ?? false;
+  const requireEncrypted = !allowPlaintext;
+  const registry = new ModelRegistry({ keys, trust: options.trust, allowPlaintext, hub: options.hub }, log);
   const service = new SidecarService({
     registry, log, version: SIDECAR_VERSION, requireEncrypted, trust: options.trust,
     load: {

@@ -117,6 +117,7 @@ async function startSidecar(socket: string, values: Record<string, unknown>, tim
   const args = [cli, "serve", "--socket", socket];
   for (const opt of ["key", "keys", "trust", "trust-store"]) for (const v of (values[opt] as string[] | undefined) ?? []) args.push(`--${opt}`, v);
   if (values["require-encrypted"]) args.push("--require-encrypted");
+  if (values["allow-plaintext"]) args.push("--allow-plaintext");
   // A key-service token goes through the environment, not argv (which `ps` shows).
   const env: Record<string, string | undefined> = {};
   if (values["key-token"]) env.CTENSORS_KEY_TOKEN = values["key-token"] as string;
@@ -147,7 +148,7 @@ async function stopChild(child: Child): Promise<void> {
 export const vllm: Command = {
   summary: "run `vllm serve` on an encrypted model, through the sidecar (started here if none is running)",
   usage:
-    "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted]\n" +
+    "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext]\n" +
     "              [--key-token T] [--vllm CMD] [--sidecar-timeout SECONDS] -- MODEL [vllm serve options]\n" +
     "  reuses a sidecar that answers on the socket, else starts one with the key options (and stops it at the end);\n" +
     "  vLLM gets CTENSORS_SOCKET and --load-format cryptotensors. --vllm: the vLLM executable (default $CTENSORS_VLLM, else vllm)",
