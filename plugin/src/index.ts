@@ -3,6 +3,7 @@
 export { printable, quote, toJson } from "./format/printable.js";
 export { CryptoTensorsError, ERROR_CODES, EXIT_CODES, usageError, type CryptoTensorsErrorCode, type ErrorCategory } from "./errors.js";
 export { CryptoTensorsReader, readHeader, type OpenOptions, type CryptoInfo } from "./container/reader.js";
+export { requiredEncryption, type RequireEncrypted, type OpenPurpose } from "./container/open-checks.js";
 export { encryptFile, type EncryptOptions, type EncryptResult } from "./container/encrypt-file.js";
 export { decryptFile, type DecryptOptions } from "./container/decrypt-file.js";
 export { rewrapFile, type RewrapOptions } from "./container/rewrap-file.js";
@@ -10,7 +11,7 @@ export { parseJwk, parseJwkOrSet, toJwk, publicKeyOf, type Key, type EncryptionK
 export { loadKeys, loadAllKeys, KEYS_ENV, KEY_TOKEN_ENV, type KeySpec, type KeySourceOptions } from "./keys/sources.js";
 export { TrustStore } from "./keys/trust.js";
 export { DEFAULT_POLICY, DEFAULT_POLICY_TEXT, type Policy } from "./container/reserved.js";
-export { evaluatePolicy, regorusPythonEngine, REGO_PYTHON_ENV, type PolicyEngine } from "./policy.js";
+export { evaluatePolicy, isDefaultPolicy, regorusPythonEngine, REGO_PYTHON_ENV, type PolicyEngine } from "./policy.js";
 
 // --- Below: building blocks for the sidecar and tools, not for end users. ---
 export { parseHeader, parseHeaderPrefix, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo } from "./format/header.js";

@@ -1,40 +1,49 @@
-// Access policy (docs/format.md §7). The reference evaluates the rule `data.model.allow` of the
-// `local` Rego module with no input and requires the boolean true. The exact default policy is
-// recognised here; any other policy goes to a real Rego engine when one is configured (regorus, through
-// a Python that has it: $CTENSORS_REGO_PYTHON or `policyEngine`), and is refused otherwise:
-// a policy that cannot be evaluated is never treated as allowed.
+// Access policy in Node (docs/format.md §7; docs/security.md, "Policies"). The rule (default `local` text allowed, anything
+// else evaluated or refused, `remote` ignored as the reference ignores it) is container/policy-check.ts,
+// shared with the in-memory reader. This file adds the Node Rego engine: regorus (the engine the
+// reference embeds) in a Python subprocess named by $CTENSORS_REGO_PYTHON or passed as `policyEngine`.
+// No maintained Rego engine for JavaScript or WebAssembly could be installed from npm, hence the subprocess.
 
 import { execFile } from "node:child_process";
+import { tmpdir } from "node:os";
+import { checkPolicy, type PolicyEngine } from "./container/policy-check.js";
+import type { Policy } from "./container/reserved.js";
 import { CryptoTensorsError } from "./errors.js";
-import { DEFAULT_POLICY_TEXT, type Policy } from "./container/reserved.js";
 
-/** Evaluates `data.model.allow` of a Rego module; resolves true only for an explicit boolean true. */
-export type PolicyEngine = (rego: string) => Promise<boolean>;
+export { isDefaultPolicy, type PolicyEngine } from "./container/policy-check.js";
 
 /** Environment variable naming a Python interpreter with the `regorus` module (PyPI gordon-to-regorus). */
 export const REGO_PYTHON_ENV = "CTENSORS_REGO_PYTHON";
-
-export function isDefaultPolicy(p: Policy): boolean {
-  return p.local === DEFAULT_POLICY_TEXT;
-}
 
 const EVALUATOR = `
 import json, sys
 import regorus
 engine = regorus.Engine()
-engine.add_policy("model.rego", sys.stdin.read())
+engine.add_policy("model.rego", sys.stdin.buffer.read().decode("utf-8"))
 value = engine.eval_rule("data.model.allow")
 print(json.dumps(value is True))
 `;
 
 /**
- * A Rego engine backed by regorus (Rust; the engine the reference embeds) in a Python subprocess. The
- * policy text goes through stdin; the subprocess gets no key and no tensor data.
+ * How the evaluator runs: isolated mode (`-I`: neither the working directory nor the script's folder on
+ * sys.path, PYTHON* variables and the user site-packages ignored), started in the OS temporary folder,
+ * with an environment holding nothing but PATH (for interpreter shims). A `json.py` or `regorus.py` in
+ * the model folder or the caller's working directory, or a PYTHONPATH/PYTHONSTARTUP in the caller's
+ * environment, is never run.
+ */
+function evaluatorSpawn(): { args: string[]; cwd: string; env: NodeJS.ProcessEnv } {
+  return { args: ["-I", "-c", EVALUATOR], cwd: tmpdir(), env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } };
+}
+
+/**
+ * A Rego engine backed by regorus in a Python subprocess. The policy text goes through stdin; the
+ * subprocess gets no key, no tensor data and none of the caller's environment.
  */
 export function regorusPythonEngine(python: string, timeoutMs = 20_000): PolicyEngine {
   return (rego) =>
     new Promise((resolve, reject) => {
-      const child = execFile(python, ["-c", EVALUATOR], { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      const { args, cwd, env } = evaluatorSpawn();
+      const child = execFile(python, args, { cwd, env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
         if (err) {
           const detail = stderr.trim().split("\n").pop() ?? String(err);
           reject(new CryptoTensorsError("ERR_CT_POLICY_DENIED", `the file's access policy could not be evaluated: ${detail}`, { cause: err }));
@@ -53,19 +62,9 @@ export function defaultPolicyEngine(env: NodeJS.ProcessEnv = process.env): Polic
 }
 
 /**
- * Allows the default policy; evaluates any other with `engine`.
+ * Allows the default policy; evaluates any other with `engine` (default: the $CTENSORS_REGO_PYTHON one).
  * @throws ERR_CT_POLICY_DENIED (evaluated and not allowed, or not evaluable), ERR_CT_POLICY_UNSUPPORTED (no engine)
  */
 export async function evaluatePolicy(p: Policy, engine: PolicyEngine | undefined = defaultPolicyEngine()): Promise<void> {
-  if (isDefaultPolicy(p)) return;
-  if (!engine) {
-    throw new CryptoTensorsError(
-      "ERR_CT_POLICY_UNSUPPORTED",
-      `the file carries a non-default access policy and no Rego engine is configured; refusing to load rather than treat it as allowed ` +
-        `(set ${REGO_PYTHON_ENV} to a Python with the regorus module to evaluate it)`,
-    );
-  }
-  if (!(await engine(p.local))) {
-    throw new CryptoTensorsError("ERR_CT_POLICY_DENIED", "the file's access policy denies loading (data.model.allow is not true)");
-  }
+  await checkPolicy(p, engine);
 }

@@ -2,7 +2,8 @@
 // and what a call threw or a promise rejected with.
 
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { closeSync, constants, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect } from "vitest";
@@ -106,4 +107,35 @@ export function thrown(fn: () => unknown): unknown {
     return err;
   }
   expect.fail("expected an error, but the call returned normally");
+}
+
+/** Creates a FIFO (named pipe) at `path`. */
+export function mkfifo(path: string): void {
+  execFileSync("mkfifo", [path]);
+}
+
+/**
+ * Releases any open of these FIFOs that blocked (a writer comes and goes), so that a test of the
+ * "never block on a FIFO" rule fails instead of hanging when the rule is broken. Synchronous on purpose:
+ * blocked opens hold Node's I/O threads, which asynchronous fs calls would wait for.
+ */
+export function releaseFifos(paths: readonly string[]): void {
+  for (const p of paths) {
+    try {
+      closeSync(openSync(p, constants.O_WRONLY | constants.O_NONBLOCK));
+    } catch {
+      // ENXIO: nobody has it open for reading, as it should be
+    }
+  }
+}
+
+/** Runs `work`, failing (instead of hanging) when it takes longer than `ms`. */
+export async function withDeadline<T>(ms: number, what: string, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)));
+  try {
+    return await Promise.race([work(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

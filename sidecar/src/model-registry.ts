@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative } from "node:path";
 import {
-  checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, type Key, type TrustStore,
+  checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, requiredEncryption,
+  type Key, type RequireEncrypted, type TrustStore,
 } from "ctensors";
 import type { KmsKeyRelease } from "ctensors/kms";
 import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
@@ -17,7 +18,11 @@ import type { Logger } from "./log.js";
 export interface ModelOpenOptions {
   keys: readonly Key[];
   trust: TrustStore | undefined;
-  requireEncrypted: boolean;
+  /**
+   * Serve plain and partially encrypted models too (`--allow-plaintext`). Default false: only models
+   * signed by a trusted key with every tensor encrypted. A Hub repo declared confidential is always strict.
+   */
+  allowPlaintext: boolean;
   /** Where Hub sources come from; Hub sources are refused without it. */
   hub?: HubSettings;
   /** Master keys held by a key service, released to this sidecar's identity (docs/key-management.md). */
@@ -103,7 +108,7 @@ export class ModelRegistry {
     if (typeof source !== "string" || !source) throw badRequest("source is empty: pass the absolute path of a .safetensors file or a model folder, or a Hub model org/name[@revision]");
     let real: string;
     let hub: HubOrigin | undefined;
-    let requireEncrypted = this.options.requireEncrypted;
+    let requireEncrypted = requiredEncryption("serve", { allowPlaintext: this.options.allowPlaintext });
     if (isAbsolute(source)) {
       real = await realpath(source).catch((err: NodeJS.ErrnoException) => {
         throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${source}: ${err.code ?? err.message}`, { cause: err });
@@ -196,7 +201,7 @@ export class ModelRegistry {
     this.log.info("model.closed", { model_id: model.id, source: model.source });
   }
 
-  private async openShards(id: string, real: string, requireEncrypted: boolean, hub: HubOrigin | undefined): Promise<OpenModel> {
+  private async openShards(id: string, real: string, requireEncrypted: RequireEncrypted, hub: HubOrigin | undefined): Promise<OpenModel> {
     const isDir = await stat(real).then((s) => s.isDirectory(), (err: NodeJS.ErrnoException) => {
       throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${real}: ${err.code ?? err.message}`, { cause: err });
     });

@@ -28,8 +28,11 @@ export interface SidecarOptions {
   keys?: readonly Key[];
   /** Trusted signer public keys (required to open encrypted models). */
   trust?: TrustStore;
-  /** Refuse plaintext and unsigned models, and files with any tensor in plaintext. */
-  requireEncrypted?: boolean;
+  /**
+   * Serve plain (unsigned) models and models with tensors in plaintext too. Default false: only models
+   * signed by a trusted key with every tensor encrypted are served (ERR_CT_NOT_CONFIDENTIAL otherwise).
+   */
+  allowPlaintext?: boolean;
   /** Enables Hub sources (`org/name[@rev]`): endpoint, token, cache folder, offline (see ctensors/hub hubSettings()). */
   hub?: HubSettings;
   /** Master keys held by a key service (ctensors/kms), released at OpenModel to this sidecar's identity. */
@@ -75,7 +78,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   }
   log.info("sidecar.started", {
     version: SIDECAR_VERSION, pid: process.pid, socket: socketPath, token_file: tokenPath, shm_instance: shm.id,
-    require_encrypted: options.requireEncrypted ?? false, trusted_signers: trustedSignerKids(options.trust), keys: options.keys?.length ?? 0,
+    allow_plaintext: options.allowPlaintext ?? false, trusted_signers: trustedSignerKids(options.trust), keys: options.keys?.length ?? 0,
   });
   let closing: Promise<void> | null = null;
   return { socketPath, tokenPath, close: () => (closing ??= stop(running)) };
@@ -116,8 +119,9 @@ async function sweepDeadInstances(log: Logger): Promise<void> {
 
 function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { registry: ModelRegistry; service: SidecarService } {
   const keys = options.keys ?? [];
-  const requireEncrypted = options.requireEncrypted ?? false;
-  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted, hub: options.hub, kms: options.kms }, log);
+  const allowPlaintext = options.allowPlaintext ?? false;
+  const requireEncrypted = !allowPlaintext;
+  const registry = new ModelRegistry({ keys, trust: options.trust, allowPlaintext, hub: options.hub, kms: options.kms }, log);
   const service = new SidecarService({
     registry, log, version: SIDECAR_VERSION, requireEncrypted, trust: options.trust, shm,
     load: {

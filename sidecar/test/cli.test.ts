@@ -82,10 +82,36 @@ describe("ctensors serve", () => {
     expect(bad.stderr()).toMatch(/ERR_CT_IO.*group and others must have no access/);
   });
 
+  it("serves only signed, fully encrypted models unless --allow-plaintext; both flags at once are a usage error", async () => {
+    const plain = join(dir, "plain-2.safetensors");
+    writePlainSafetensors(plain, sampleTensors());
+    for (const [flags, requireEncrypted] of [[[], true], [["--allow-plaintext"], false]] as const) {
+      const socket = join(dir, `sock-${flags.length}`, "s.sock");
+      const proc = serve(["--socket", socket, ...flags]);
+      try {
+        await eventually(() => proc.stderr().includes("sidecar.started") || proc.child.exitCode !== null, "the startup log line", 30_000);
+        const started = JSON.parse(proc.stderr().split("\n").find((l) => l.includes("sidecar.started"))!);
+        expect(started.require_encrypted).toBe(requireEncrypted);
+        const client = newClient(socket);
+        const opened = unary(client, "OpenModel", { source: plain }, auth(tokenOf(socket)));
+        if (requireEncrypted) await expect(opened).rejects.toMatchObject({ details: expect.stringContaining("neither encrypted nor signed") });
+        else expect((await opened).tensors).toHaveLength(sampleTensors().length);
+        client.close();
+        proc.child.kill("SIGTERM");
+        expect(await proc.exit).toBe(0);
+      } finally {
+        if (proc.child.exitCode === null) proc.child.kill("SIGKILL");
+      }
+    }
+    const both = serve(["--socket", join(dir, "sock-both", "s.sock"), "--allow-plaintext", "--require-encrypted"]);
+    expect(await both.exit).toBe(2);
+  });
+
   it("has --help, naming the default socket rule", async () => {
     const { stdout, status } = spawnSync(process.execPath, [CLI, "serve", "--help"], { encoding: "utf8" });
     expect(status).toBe(0);
     expect(stdout).toContain("ctensors serve [--socket PATH]");
     expect(stdout).toContain("$XDG_RUNTIME_DIR/ctensors/sidecar.sock");
+    expect(stdout).toContain("--allow-plaintext");
   });
 });

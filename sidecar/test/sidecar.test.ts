@@ -9,8 +9,12 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
 import { readHeader } from "../../plugin/src/container/reader.js";
+import { DIGESTS_KEY, RESERVED_KEYS } from "../../plugin/src/container/reserved.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
-import { newEncryptionKey, newSigningKey, sampleTensors, tempDir, writePlainSafetensors, type PlainTensor } from "../../plugin/test/helpers.js";
+import { tamper } from "../../plugin/test/hostile-files.js";
+import {
+  mkfifo, newEncryptionKey, newSigningKey, releaseFifos, sampleTensors, tempDir, withDeadline, writePlainSafetensors, type PlainTensor,
+} from "../../plugin/test/helpers.js";
 import { startSidecar, type SidecarHandle } from "../src/index.js";
 import type { Logger } from "../src/log.js";
 import {
@@ -43,6 +47,8 @@ const plainA = join(dir, "plain-a");
 const encA = join(dir, "enc-a");
 const encBig = join(dir, "big.enc.safetensors");
 const plainFile = join(dir, "plain.safetensors");
+const strippedFile = join(dir, "stripped.safetensors");
+const partialFile = join(dir, "partial.safetensors");
 const tamperedData = join(dir, "tampered-data.safetensors");
 const tamperedHeader = join(dir, "tampered-header.safetensors");
 const duplicated = join(dir, "duplicated");
@@ -67,6 +73,9 @@ beforeAll(async () => {
   for (const [n, b] of writePlainSafetensors(join(dir, "big.safetensors"), bigTensors)) expectedBig.set(n, b);
   await encryptFile(join(dir, "big.safetensors"), encBig, { key: encKey, signKey });
   expectedPlain = writePlainSafetensors(plainFile, sampleTensors());
+  await encryptFile(plainFile, partialFile, { key: encKey, signKey, tensors: ["model.layers.*"] });
+  // An encrypted file stripped of its reserved entries: a plain safetensors file of ciphertext.
+  writeFileSync(strippedFile, tamper(new Uint8Array(readFileSync(encBig)), (f) => [...RESERVED_KEYS, DIGESTS_KEY].forEach((k) => f.metadata.delete(k))));
 
   // Tampering: one ciphertext byte (the header signature still verifies), one header byte.
   const bytes = readFileSync(encBig);
@@ -83,7 +92,8 @@ beforeAll(async () => {
   writePlainSafetensors(join(duplicated, "a.safetensors"), [{ name: "w", dtype: "F32", shape: [2] }]);
   writePlainSafetensors(join(duplicated, "b.safetensors"), [{ name: "w", dtype: "F32", shape: [2] }]);
 
-  sidecar = await startSidecar({ socketPath, keys: [encKey], trust, logger, residentRegionBytes: 16 * 1024 });
+  // This sidecar also serves plaintext models (plainFile, duplicated): it opts out of the secure default.
+  sidecar = await startSidecar({ socketPath, keys: [encKey], trust, logger, residentRegionBytes: 16 * 1024, allowPlaintext: true });
   token = tokenOf(socketPath);
   client = newClient(socketPath);
 });
@@ -146,7 +156,7 @@ describe("startup", () => {
     try {
       expect(tokenOf(path)).toMatch(/^[0-9a-f]{64}$/);
       const c = newClient(path);
-      expect((await unary(c, "Health", {}, auth(tokenOf(path)))).require_encrypted).toBe(false);
+      expect((await unary(c, "Health", {}, auth(tokenOf(path)))).require_encrypted).toBe(true); // the default
       c.close();
     } finally {
       await h.close();
@@ -478,16 +488,18 @@ describe("failures mid-load and cancellation", () => {
   });
 });
 
-describe("requireEncrypted", () => {
-  it("refuses plaintext models with ERR_CT_NOT_CONFIDENTIAL and serves encrypted ones", async () => {
+describe("secure by default: only signed, fully encrypted models unless allowPlaintext", () => {
+  it("refuses plain, stripped and partially encrypted models with ERR_CT_NOT_CONFIDENTIAL and serves encrypted ones", async () => {
     const strictSocket = join(dir, "strict", "s.sock");
-    const strict = await startSidecar({ socketPath: strictSocket, keys: [encKey], trust, requireEncrypted: true, logger });
+    const strict = await startSidecar({ socketPath: strictSocket, keys: [encKey], trust, logger });
     const c = newClient(strictSocket);
     try {
       const m = auth(tokenOf(strictSocket));
       expect((await unary(c, "Health", {}, m)).require_encrypted).toBe(true);
-      const f = await rpcFailure(unary(c, "OpenModel", { source: plainFile }, m));
-      expect(f).toMatchObject({ code: status.PERMISSION_DENIED, ctCode: "ERR_CT_NOT_CONFIDENTIAL" });
+      for (const source of [plainFile, strippedFile, partialFile]) {
+        const f = await rpcFailure(unary(c, "OpenModel", { source }, m));
+        expect(f, source).toMatchObject({ code: status.PERMISSION_DENIED, ctCode: "ERR_CT_NOT_CONFIDENTIAL" });
+      }
       const ok = await unary(c, "OpenModel", { source: encA }, m);
       expectSame((await runLoad(c, m, { model_id: ok.model_id, mode: "LOAD_MODE_RESIDENT" })).tensors, expected);
       // Another sidecar's token is not this one's.
@@ -498,6 +510,42 @@ describe("requireEncrypted", () => {
     }
     expect(existsSync(strictSocket)).toBe(false);
   });
+
+  it("with allowPlaintext, the stripped file is served as what it is: plain safetensors, unsigned, nothing marked encrypted", async () => {
+    const res = await open(strippedFile);
+    expect(res.signer_kid).toBe("");
+    expect(res.tensors.every((t: { encrypted: boolean }) => !t.encrypted)).toBe(true);
+    await unary(client, "CloseModel", { model_id: res.model_id }, md());
+  });
+});
+
+describe("non-regular files", () => {
+  it("OpenModel on FIFOs fails at once with ERR_CT_IO, and another client's load is not held up", async () => {
+    const fifos = join(dir, "fifos");
+    mkdirSync(fifos);
+    // More FIFOs than Node has I/O threads (4 by default): a blocking open of each would take them all.
+    const paths = Array.from({ length: 6 }, (_, i) => join(fifos, `f${i}.safetensors`));
+    paths.forEach(mkfifo);
+    const folder = join(dir, "fifo-shard");
+    mkdirSync(folder);
+    mkfifo(join(folder, "model.safetensors"));
+    const other = newClient(socketPath);
+    try {
+      await withDeadline(15_000, "the FIFO opens to fail and the other client's load to finish", async () => {
+        const failures = Promise.all([...paths, folder].map((source) => rpcFailure(open(source))));
+        const ok = await unary(other, "OpenModel", { source: encBig }, md());
+        expectSame((await runLoad(other, md(), { model_id: ok.model_id, mode: "LOAD_MODE_RESIDENT" })).tensors, expectedBig);
+        await unary(other, "CloseModel", { model_id: ok.model_id }, md());
+        for (const f of await failures) {
+          expect(f).toMatchObject({ ctCode: "ERR_CT_IO" });
+          expect(f.details).toContain("not a regular file");
+        }
+      });
+    } finally {
+      other.close();
+      releaseFifos([...paths, join(folder, "model.safetensors")]);
+    }
+  }, 30_000);
 });
 
 describe("close", () => {

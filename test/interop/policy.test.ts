@@ -1,14 +1,17 @@
 // Policy verdicts must match the reference's (which embeds the regorus Rego engine): for each policy the
 // reference writes a file, the reference reads it (allow / deny), and so do we with the regorus engine
-// from .venv. Without an engine, every non-default policy is refused, never allowed.
+// from .venv. Without an engine, every non-default policy is refused, never allowed, even one that
+// differs from the default only in whitespace. Like the reference, we never evaluate `remote`.
 
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { CryptoTensorsReader } from "../../plugin/src/container/reader.js";
+import { MemoryCryptoTensors } from "../../plugin/src/container/memory-reader.js";
+import { nodeCryptoProvider } from "../../plugin/src/crypto/provider-node.js";
 import { regorusPythonEngine } from "../../plugin/src/policy.js";
 import { publicKeyOf, toJwk } from "../../plugin/src/keys/jwk.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { REPO_ROOT, VENV_PYTHON, newEncryptionKey, newSigningKey, tempDir, writePlainSafetensors } from "../../plugin/test/helpers.js";
@@ -36,6 +39,8 @@ const POLICIES: [string, string, boolean][] = [
   ["non-boolean", "package model\nallow = 1", false],
   ["other package (undefined)", "package cryptotensors\nallow = true", false],
   ["syntax error", "package model\nallow = = true", false],
+  ["whitespace variant of the default", "package model\n\n  allow   =   true\n", true],
+  ["no-break space (not Rego whitespace)", "package\u00a0model\nallow = true", false],
 ];
 
 describe("non-default policies: same verdict as the reference", () => {
@@ -73,6 +78,19 @@ describe("non-default policies: same verdict as the reference", () => {
       }
     });
   }
+
+  it("`remote` is not evaluated: a denying remote policy loads in the reference and in both our readers, without an engine", async () => {
+    const file = join(dir, "remote-deny.safetensors");
+    const deny = "package model\nallow = false";
+    const written = await refOk(["write", "--plain", plain, "--out", file, "--enc-key", paths.enc, "--sign-key", paths.sign, "--policy-remote", deny]);
+    expect(written.ok, written.message).toBe(true);
+    expect((await refOk(["read", "--in", file, "--enc-key", paths.enc, "--sign-key", paths.pub])).ok).toBe(true);
+    const options = { keys: [key], trust: new TrustStore([signKey]) };
+    const reader = await CryptoTensorsReader.open(file, options);
+    expect(reader.crypto?.policy.remote).toBe(deny);
+    await reader.close();
+    (await MemoryCryptoTensors.open(new Uint8Array(readFileSync(file)), { ...options, provider: nodeCryptoProvider })).close();
+  });
 
   it("the verdicts cover both outcomes", async () => {
     expect(await engine("package model\nallow := true")).toBe(true);

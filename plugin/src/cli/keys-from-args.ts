@@ -46,7 +46,11 @@ export async function loadTrust(trust: readonly string[] | undefined, trustStore
   return new TrustStore([...(await loadFrom(trust, "--trust", token)), ...(await loadFrom(trustStore, "--trust-store", token))]);
 }
 
-/** The sidecar's socket, key and trust options, shared by serve and vllm (which starts serve). */
+/**
+ * The sidecar's socket, key and trust options, shared by serve and vllm (which starts serve). The sidecar
+ * serves only signed, fully encrypted models unless --allow-plaintext; --require-encrypted (the default)
+ * is still accepted.
+ */
 export const SIDECAR_OPTIONS = {
   socket: { type: "string" },
   key: { type: "string", multiple: true },
@@ -54,5 +58,6 @@ export const SIDECAR_OPTIONS = {
   trust: { type: "string", multiple: true },
   "trust-store": { type: "string", multiple: true },
   "require-encrypted": { type: "boolean", default: false },
+  "allow-plaintext": { type: "boolean", default: false },
   "key-token": { type: "string" },
 } as const;

@@ -1,65 +1,55 @@
-// Opening a CryptoTensors (or plain safetensors) file: validate, verify the signature with a trusted
-// key, evaluate the policy, resolve the master key, unwrap DEKs, then decrypt tensors on demand.
-// Only authenticated plaintext is ever returned: v2 chunks are checked one by one, v1 tensors and
-// digest-covered plaintext tensors are checked whole before any byte is handed out.
+// Opening a CryptoTensors (or plain safetensors) file: only a regular file is opened; its header goes
+// through the open pipeline (open-checks.ts: format, signature with a trusted key, policy, downgrade
+// protection, master key, DEKs) and tensors through its per-tensor part (tensor-open.ts) or, for the
+// same checks at speed, the native engine. Only authenticated plaintext is ever returned: v2 chunks are
+// checked one by one, v1 tensors and digest-covered plaintext tensors are checked whole before any byte
+// is handed out.
 
 import { createHash } from "node:crypto";
-import { open as openFile, type FileHandle } from "node:fs/promises";
+import type { FileHandle } from "node:fs/promises";
 import { CryptoTensorsError, decryptionFailed } from "../errors.js";
 import { openInto, TAG_BYTES } from "../crypto/aead.js";
-import { chunkCount, chunkNonceInto, counterFits } from "../crypto/chunked.js";
+import { chunkCount, counterFits } from "../crypto/chunked.js";
 import { engineName, runNative, Scheme, TaskStatus, type NativeDestination, type NativeTask } from "../crypto/engine.js";
-import { unwrapKey } from "../crypto/wrap.js";
 import { HEADER_PREFIX_BYTES, parseHeader, parseHeaderPrefix, type SafetensorsHeader, type TensorInfo } from "../format/header.js";
-import type { Key, SigningKey } from "../keys/jwk.js";
-import { resolveEncryptionKey } from "../keys/keyring.js";
-import type { TrustStore } from "../keys/trust.js";
-import { evaluatePolicy, type PolicyEngine } from "../policy.js";
-import type { CryptoKeysEntry } from "./reserved.js";
+import type { SigningKey } from "../keys/jwk.js";
+import { defaultPolicyEngine, type PolicyEngine } from "../policy.js";
 import { parseCrypto, type CryptoInfo } from "./crypto-info.js";
-
-export type { CryptoInfo };
-import { signedMessageOf } from "./signing.js";
+import { checkHeader, type OpenChecksOptions } from "./open-checks.js";
+import { missingMasterKey, noSuchTensor, openTensorInto, type TensorCrypto } from "./tensor-open.js";
 import { readAll } from "../io/files.js";
+import { openRegularFile } from "../io/regular-file.js";
 import { write as fsWrite } from "node:fs";
 import { promisify } from "node:util";
 
-export interface OpenOptions {
-  /** Master keys to choose from (by the header's kid). Needed to read encrypted tensors. */
-  keys?: readonly Key[];
-  /** Trusted signer keys. Required for encrypted files. */
-  trust?: TrustStore;
-  /**
-   * Downgrade protection: refuse plaintext files, unsigned files and files with any tensor left in
-   * plaintext. Use whenever the model is supposed to be confidential.
-   */
-  requireEncrypted?: boolean;
+export type { CryptoInfo };
+export type { RequireEncrypted } from "./open-checks.js";
+
+export interface OpenOptions extends OpenChecksOptions {
   /** Follow a header's `file://` jku to find the master key (default true, as the reference). */
   followFileJku?: boolean;
   /** Evaluates non-default policies (default: $CTENSORS_REGO_PYTHON, else such files are refused). */
   policyEngine?: PolicyEngine;
 }
 
+/** node:crypto, in place. */
+const NODE_TENSOR_CRYPTO: TensorCrypto = {
+  openInPlace: (alg, key, nonce, data, tag) => void openInto(alg, key, nonce, data, tag, data),
+  sha256: (data) => createHash("sha256").update(data).digest(),
+};
 
 /** Reads the header and the crypto entries of a file, checking format only (no signature, no keys). */
 export async function readHeader(path: string): Promise<{ header: SafetensorsHeader; crypto: CryptoInfo | null; fileBytes: number }> {
-  const fh = await openOrThrow(path);
+  const fh = await openRegularFile(path);
   try {
-    return await readHeaderFrom(fh);
+    const { header, fileBytes } = await readHeaderFrom(fh);
+    return { header, crypto: parseCrypto(header), fileBytes };
   } finally {
     await fh.close();
   }
 }
 
-async function openOrThrow(path: string): Promise<FileHandle> {
-  try {
-    return await openFile(path, "r");
-  } catch (err) {
-    throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
-  }
-}
-
-async function readHeaderFrom(fh: FileHandle): Promise<{ header: SafetensorsHeader; crypto: CryptoInfo | null; fileBytes: number }> {
+async function readHeaderFrom(fh: FileHandle): Promise<{ header: SafetensorsHeader; fileBytes: number }> {
   const { size } = await fh.stat();
   const prefix = new Uint8Array(HEADER_PREFIX_BYTES);
   if (size < HEADER_PREFIX_BYTES) throw new CryptoTensorsError("ERR_CT_FORMAT", "header too small: the file is shorter than 8 bytes");
@@ -68,13 +58,11 @@ async function readHeaderFrom(fh: FileHandle): Promise<{ header: SafetensorsHead
   if (HEADER_PREFIX_BYTES + n > size) throw new CryptoTensorsError("ERR_CT_FORMAT", `invalid header length ${n}: the file has only ${size} bytes`);
   const raw = new Uint8Array(n);
   await readAll(fh, raw, HEADER_PREFIX_BYTES);
-  const header = parseHeader(raw, size);
-  return { header, crypto: parseCrypto(header), fileBytes: size };
+  return { header: parseHeader(raw, size), fileBytes: size };
 }
 
 /** An open file. Call {@link CryptoTensorsReader.close} when done: it zeroes the data keys. */
 export class CryptoTensorsReader {
-  private readonly deks = new Map<string, Uint8Array>();
   private readonly inflight = new Set<Promise<unknown>>();
 
   private constructor(
@@ -84,54 +72,29 @@ export class CryptoTensorsReader {
     readonly crypto: CryptoInfo | null,
     /** The trusted key that verified the header (null for plain files). */
     readonly signer: SigningKey | null,
+    private readonly deks: Map<string, Uint8Array>,
   ) {}
 
   /**
    * Opens and authenticates a file.
    * @throws ERR_CT_FORMAT, ERR_CT_UNSUPPORTED, ERR_CT_NOT_CONFIDENTIAL, ERR_CT_UNTRUSTED_SIGNER, ERR_CT_SIGNATURE_INVALID,
-   *   ERR_CT_POLICY_UNSUPPORTED, ERR_CT_KEY_NOT_FOUND, ERR_CT_KEY_INVALID, ERR_CT_DECRYPTION_FAILED, ERR_CT_IO
+   *   ERR_CT_POLICY_UNSUPPORTED, ERR_CT_POLICY_DENIED, ERR_CT_KEY_NOT_FOUND, ERR_CT_KEY_INVALID, ERR_CT_DECRYPTION_FAILED,
+   *   ERR_CT_IO (also for anything that is not a regular file)
    */
   static async open(path: string, options: OpenOptions = {}): Promise<CryptoTensorsReader> {
-    const fh = await openOrThrow(path);
+    const fh = await openRegularFile(path);
     try {
-      const { header, crypto } = await readHeaderFrom(fh);
-      if (!crypto) {
-        if (options.requireEncrypted) {
-          throw new CryptoTensorsError("ERR_CT_NOT_CONFIDENTIAL", `${path} is not encrypted (plain safetensors) but an encrypted, signed model was required`);
-        }
-        return new CryptoTensorsReader(fh, path, header, null, null);
-      }
-      // 1. Signature, with a key the caller trusts: before the policy or any key is touched.
-      if (!options.trust) {
-        throw new CryptoTensorsError("ERR_CT_UNTRUSTED_SIGNER", "no trusted signer key was given: pass the publisher's public key with --trust");
-      }
-      const signer = options.trust.verify(signedMessageOf(header), crypto.signature, crypto.keys.sign);
-      // 2. Policy.
-      await evaluatePolicy(crypto.policy, options.policyEngine);
-      // 3. Downgrade protection: every tensor encrypted.
-      if (options.requireEncrypted) {
-        const plain = header.tensors.filter((t) => !crypto.encryption.has(t.name));
-        if (plain.length) {
-          throw new CryptoTensorsError(
-            "ERR_CT_NOT_CONFIDENTIAL",
-            `${plain.length} tensor(s) are stored in plaintext (e.g. ${JSON.stringify(plain[0]!.name)}) but an encrypted model was required`,
-          );
-        }
-      }
-      const reader = new CryptoTensorsReader(fh, path, header, crypto, signer);
-      // 4. Master key and DEKs, when keys were supplied: a wrong key fails here, at open.
-      if (options.keys?.length && crypto.encryption.size) await reader.unwrapAll(options.keys, options.followFileJku);
-      return reader;
+      const { header } = await readHeaderFrom(fh);
+      const v = await checkHeader(header, options, {
+        name: path,
+        policyEngine: options.policyEngine ?? defaultPolicyEngine(),
+        followFileJku: options.followFileJku !== false,
+      });
+      return new CryptoTensorsReader(fh, path, header, v.crypto, v.signer, v.deks);
     } catch (err) {
       await fh.close();
       throw err;
     }
-  }
-
-  private async unwrapAll(keys: readonly Key[], followFileJku?: boolean): Promise<void> {
-    const crypto = this.crypto!;
-    const master = await resolveEncryptionKey(keys, crypto.keys.enc, { followFileJku });
-    for (const [name, e] of crypto.encryption) this.deks.set(name, unwrapKey(crypto.keys.encAlg, master.k, e.wrapped));
   }
 
   get tensors(): readonly TensorInfo[] {
@@ -151,7 +114,7 @@ export class CryptoTensorsReader {
 
   info(name: string): TensorInfo {
     const t = this.header.byName.get(name);
-    if (!t) throw new CryptoTensorsError("ERR_CT_FORMAT", `no tensor named ${JSON.stringify(name)}`);
+    if (!t) throw noSuchTensor(name);
     return t;
   }
 
@@ -202,52 +165,7 @@ export class CryptoTensorsReader {
       }
     }
     const position = this.header.dataStart + t.begin;
-    try {
-      const entry = this.crypto?.encryption.get(name);
-      if (!entry) {
-        await readAll(this.fh, out, position);
-        this.checkDigest(name, out);
-        return;
-      }
-      const dek = this.deks.get(name);
-      if (!dek) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", "this file was opened without a master key: pass keys to read encrypted tensors");
-      const alg = this.crypto!.keys.encAlg;
-      if (entry.scheme === "monolithic") {
-        await readAll(this.fh, out, position);
-        if (length === 0 && entry.iv.length === 0 && entry.tag.length === 0) return; // the reference's empty v1 tensor
-        if (entry.iv.length !== 12) throw decryptionFailed();
-        openInto(alg, dek, entry.iv, out, entry.tag, out);
-        return;
-      }
-      await this.readChunked(entry.baseIv, entry.tags, dek, alg, position, out);
-    } catch (err) {
-      out.fill(0);
-      throw err;
-    }
-  }
-
-  private async readChunked(baseIv: Uint8Array, tags: Uint8Array, dek: Uint8Array, alg: CryptoKeysEntry["encAlg"], position: number, out: Uint8Array): Promise<void> {
-    const chunk = this.crypto!.keys.chunkBytes!;
-    const nonce = new Uint8Array(12);
-    if (out.length === 0) {
-      openInto(alg, dek, baseIv, out, tags.subarray(0, TAG_BYTES), out);
-      return;
-    }
-    await readAll(this.fh, out, position);
-    const count = chunkCount(out.length, chunk);
-    for (let i = 0; i < count; i++) {
-      const piece = out.subarray(i * chunk, Math.min(out.length, (i + 1) * chunk));
-      openInto(alg, dek, chunkNonceInto(baseIv, i, nonce), piece, tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES), piece);
-    }
-  }
-
-  private checkDigest(name: string, data: Uint8Array): void {
-    const expected = this.crypto?.digests?.get(name);
-    if (!expected) return;
-    const actual = createHash("sha256").update(data).digest();
-    if (!actual.equals(expected)) {
-      throw new CryptoTensorsError("ERR_CT_INTEGRITY", `plaintext tensor ${JSON.stringify(name)} does not match its signed digest: the file was modified`);
-    }
+    await openTensorInto({ crypto: this.crypto, deks: this.deks }, t, out, (buf) => readAll(this.fh, buf, position), NODE_TENSOR_CRYPTO);
   }
 
   /** Plaintext tensors that no signed digest covers (their bytes are not authenticated). */
@@ -277,7 +195,7 @@ export class CryptoTensorsReader {
       return { ...base, scheme: Scheme.Plain, key: new Uint8Array(0), iv: new Uint8Array(12), tags: new Uint8Array(0) };
     }
     const dek = this.deks.get(name);
-    if (!dek) throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", "this file was opened without a master key: pass keys to read encrypted tensors");
+    if (!dek) throw missingMasterKey();
     if (entry.scheme === "monolithic") {
       if (length === 0 && entry.iv.length === 0 && entry.tag.length === 0) return null;
       if (entry.iv.length !== 12 || entry.tag.length !== TAG_BYTES) throw decryptionFailed();

@@ -6,6 +6,7 @@ import { copyFile, mkdir, readdir, readFile, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve } from "node:path";
 import { CryptoTensorsError, usageError } from "../errors.js";
 import { quote } from "../format/printable.js";
+import { notRegularFile } from "../io/regular-file.js";
 
 /** Folders never copied from a model folder. */
 const SKIP_DIRS = new Set([".git", ".cache", ".huggingface"]);
@@ -28,6 +29,11 @@ export async function isDirectory(path: string): Promise<boolean> {
   }
 }
 
+function isModelFileName(name: string): boolean {
+  return /\.(safetensors|onnx|onnx\.cryptotensors|safetensors\.index\.json)$/.test(name);
+}
+
+/** The files of a model folder. @throws ERR_CT_IO for a model file that is not a regular file (a FIFO…) */
 export async function listModelFiles(root: string): Promise<ModelFiles> {
   const out: ModelFiles = { safetensors: [], indexes: [], onnx: [], others: [] };
   const walk = async (dir: string): Promise<void> => {
@@ -39,8 +45,14 @@ export async function listModelFiles(root: string): Promise<ModelFiles> {
       const rel = relative(root, full);
       if (entry.isDirectory()) {
         if (!SKIP_DIRS.has(entry.name)) await walk(full);
-      } else if (entry.isFile() || (entry.isSymbolicLink() && (await stat(full).then((s) => s.isFile(), () => false)))) {
-        // (symlinks to files count: the HF cache's snapshot folders are made of them)
+      } else {
+        // Regular files and symlinks to them count (the HF cache's snapshot folders are made of symlinks).
+        // A FIFO, socket or device under a model file's name is refused: reading it would block forever.
+        const target = entry.isFile() ? null : await stat(full).catch(() => null);
+        if (!entry.isFile() && !target?.isFile()) {
+          if (target && !target.isDirectory() && isModelFileName(entry.name)) throw notRegularFile(full, target);
+          continue; // a broken symlink, a symlink to a folder, a stray FIFO that is no model file: not part of the model
+        }
         if (entry.name.endsWith(".safetensors") || entry.name.endsWith(".onnx.cryptotensors")) out.safetensors.push(rel);
         else if (entry.name.endsWith(".onnx")) out.onnx.push(rel);
         else if (entry.name.endsWith(".safetensors.index.json")) out.indexes.push(rel);

@@ -16,7 +16,7 @@
 
 import { CryptoTensorsError } from "../errors.js";
 import type { CryptoProvider } from "../crypto/provider.js";
-import type { Policy } from "../container/reserved.js";
+import type { PolicyEngine } from "../container/policy-check.js";
 import type { Key } from "../keys/jwk.js";
 import { TrustStore } from "../keys/trust.js";
 import { modelFileReader } from "./model-files.js";
@@ -72,7 +72,8 @@ export interface Platform {
   loadKeys(sources: readonly KeySource[], token: string | undefined): Promise<Key[]>;
   /** Reads a local path; undefined when the file does not exist. */
   readLocal(path: string): Promise<Uint8Array | undefined>;
-  evaluatePolicy?: (policy: Policy) => Promise<void>;
+  /** Evaluates non-default access policies (Node: the $CTENSORS_REGO_PYTHON engine); without one they are refused. */
+  policyEngine?: PolicyEngine | undefined;
   /** Default headers for a model URL (Node: the Hub token for huggingface.co). */
   defaultHeaders?(url: string): Record<string, string>;
 }

@@ -86,7 +86,7 @@ export class ModelStore {
       trust,
       requireEncrypted,
       provider: platform.provider,
-      evaluatePolicy: platform.evaluatePolicy,
+      policyEngine: platform.policyEngine,
     });
     try {
       const manifest = parseManifest(reader.metadata(ONNX_MANIFEST_KEY));

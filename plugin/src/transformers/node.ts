@@ -5,7 +5,7 @@
 import { readFile } from "node:fs/promises";
 import { nodeCryptoProvider } from "../crypto/provider-node.js";
 import { loadAllKeys } from "../keys/sources.js";
-import { evaluatePolicy } from "../policy.js";
+import { defaultPolicyEngine } from "../policy.js";
 import { install, type CryptoTensorsHook, type InstallOptions, type TransformersEnv } from "./core.js";
 
 export type { CryptoTensorsHook, InstallOptions, LoadedModel, TransformersEnv, KeySource } from "./core.js";
@@ -29,7 +29,7 @@ export function installCryptoTensors(env: TransformersEnv, options: InstallOptio
         throw err;
       }
     },
-    evaluatePolicy: (p) => evaluatePolicy(p),
+    policyEngine: defaultPolicyEngine(),
     defaultHeaders(url): Record<string, string> {
       // As transformers.js does: the Hub token only for the Hub.
       const token = process.env.HF_TOKEN;

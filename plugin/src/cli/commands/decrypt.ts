@@ -1,6 +1,9 @@
 // ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--require-encrypted] [--force]
+// A file with nothing encrypted is refused (there is nothing to decrypt: open-checks.ts requiredEncryption);
+// with --require-encrypted, so is a file with any tensor in plaintext.
 
 import { decryptFile } from "../../container/decrypt-file.js";
+import { requiredEncryption } from "../../container/open-checks.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
@@ -26,6 +29,7 @@ export const decrypt: Command = {
     const [input, output] = positionals;
     if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");
     await checkOutput(input, output, values.force as boolean);
+    const requireEncrypted = requiredEncryption("decrypt", { requireEncrypted: values["require-encrypted"] as boolean });
     const token = values["key-token"] as string | undefined;
     const keys = await loadKeyList(values.key as string[] | undefined, token);
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
@@ -34,7 +38,7 @@ export const decrypt: Command = {
       let tensors = 0;
       const r = await processModel(input, output, async (inFile, outFile, p) => {
         const res = await decryptFile(inFile, outFile, {
-          keys, trust, requireEncrypted: values["require-encrypted"] as boolean,
+          keys, trust, requireEncrypted,
           onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
         });
         tensors += res.tensors;
@@ -46,7 +50,7 @@ export const decrypt: Command = {
         for (const rel of containers) {
           const graph = rel.slice(0, -ONNX_CONTAINER_SUFFIX.length);
           if (!files.onnx.includes(graph)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${rel} has no graph ${graph} beside it`);
-          const res = await decryptOnnxFile(inRoot, outRoot, graph, { keys, trust, requireEncrypted: values["require-encrypted"] as boolean });
+          const res = await decryptOnnxFile(inRoot, outRoot, graph, { keys, trust, requireEncrypted });
           written.push(...res.written);
           consumed.add(rel).add(graph);
           tensors += res.tensors;

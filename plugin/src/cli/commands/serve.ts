@@ -1,8 +1,10 @@
 // ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...]
-//   [--require-encrypted] [--key-token T]
+//   [--allow-plaintext] [--key-token T]
+// Serves only signed, fully encrypted models unless --allow-plaintext (open-checks.ts: requiredEncryption).
 // Runs the sidecar (package `ctensors-sidecar`) until SIGTERM or SIGINT. The plugin does not depend on
 // the sidecar at compile time: it is imported at run time, by a name the compiler does not follow.
 
+import { requiredEncryption } from "../../container/open-checks.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
 import { zeroKey, type Key } from "../../keys/jwk.js";
 import type { TrustStore } from "../../keys/trust.js";
@@ -17,7 +19,7 @@ import { KmsKeyRelease } from "../../kms/release.js";
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
   defaultSocketPath(): string;
-  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean; hub: HubSettings; kms?: KmsKeyRelease }): Promise<{ socketPath: string; close(): Promise<void> }>;
+  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; allowPlaintext: boolean; hub: HubSettings; kms?: KmsKeyRelease }): Promise<{ socketPath: string; close(): Promise<void> }>;
 }
 
 const SIDECAR_PACKAGE = "ctensors-sidecar";
@@ -41,7 +43,9 @@ async function importSidecar(): Promise<SidecarModule> {
 export const serve: Command = {
   summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",
   usage:
-    "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted] [--key-token T]\n" +
+    "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext] [--key-token T]\n" +
+    "  Serves only models signed by a trusted key with every tensor encrypted, unless --allow-plaintext\n" +
+    "  (plain and partially encrypted models too; Hub repos declared confidential stay strict).\n" +
     "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock\n" +
     "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
     HUB_USAGE +
@@ -53,6 +57,10 @@ export const serve: Command = {
   },
   async run({ values, positionals }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
+    // Validates the flags (both at once is a usage error); the sidecar applies the same rule per model.
+    const allowPlaintext = requiredEncryption("serve", {
+      allowPlaintext: values["allow-plaintext"] as boolean, requireEncrypted: values["require-encrypted"] as boolean,
+    }) === false;
     const sidecar = await importSidecar();
     const token = values["key-token"] as string | undefined;
     const keySpecs = [...((values.key as string[] | undefined) ?? []), ...((values.keys as string[] | undefined) ?? [])];
@@ -65,7 +73,7 @@ export const serve: Command = {
         socketPath: (values.socket as string | undefined) ?? sidecar.defaultSocketPath(),
         keys,
         trust,
-        requireEncrypted: values["require-encrypted"] as boolean,
+        allowPlaintext,
         hub: hubSettingsFromArgs(values),
         ...(kms ? { kms } : {}),
       });

@@ -1,8 +1,12 @@
-// ctensors verify IN --trust sign.pub.jwk [--key enc.jwk] [--require-encrypted] [--json]
+// ctensors verify IN --trust sign.pub.jwk [--key enc.jwk] [--allow-plaintext] [--json]
 // Checks the header signature with a trusted key, the policy and the signed digests of plaintext
-// tensors; with --key it also decrypts every tensor in memory so every tag is checked.
+// tensors; with --key it also decrypts every tensor in memory so every tag is checked. A file that is
+// not signed and fully encrypted fails (open-checks.ts: requiredEncryption) unless --allow-plaintext.
 
+import { CryptoTensorsError } from "../../errors.js";
+import { requiredEncryption } from "../../container/open-checks.js";
 import { CryptoTensorsReader } from "../../container/reader.js";
+import { assertRegularFile } from "../../io/regular-file.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { readFile } from "node:fs/promises";
 import { basename } from "node:path";
@@ -16,24 +20,34 @@ import { printable, toJson } from "../../format/printable.js";
 
 export const verify: Command = {
   summary: "verify signatures (and with --key, every tensor's authentication tag)",
-  usage: "ctensors verify IN --trust sign.pub.jwk [--trust-store JWKS] [--key enc.jwk] [--require-encrypted] [--json]",
+  usage:
+    "ctensors verify IN --trust sign.pub.jwk [--trust-store JWKS] [--key enc.jwk] [--allow-plaintext] [--json]\n" +
+    "  Fails unless every file is signed by a trusted key and fully encrypted; --allow-plaintext also accepts\n" +
+    "  plain and partially encrypted files (--require-encrypted, the default, is still accepted).",
   options: {
     trust: { type: "string", multiple: true },
     "trust-store": { type: "string", multiple: true },
     key: { type: "string", multiple: true },
     "key-token": { type: "string" },
     "require-encrypted": { type: "boolean", default: false },
+    "allow-plaintext": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
   },
   async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw usageError("expected IN");
+    const requireEncrypted = requiredEncryption("verify", {
+      allowPlaintext: values["allow-plaintext"] as boolean, requireEncrypted: values["require-encrypted"] as boolean,
+    });
     const token = values["key-token"] as string | undefined;
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
     const keys = await loadKeyList(values.key as string[] | undefined, token);
     const results = [];
     try {
-      for (const file of await modelSafetensors(positionals[0]!)) {
-        const reader = await CryptoTensorsReader.open(file, { trust, keys: keys.length ? keys : undefined, requireEncrypted: values["require-encrypted"] as boolean });
+      const files = await modelSafetensors(positionals[0]!);
+      // An empty folder proves nothing: verifying it must not succeed.
+      if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${positionals[0]} holds no .safetensors file to verify`);
+      for (const file of files) {
+        const reader = await CryptoTensorsReader.open(file, { trust, keys: keys.length ? keys : undefined, requireEncrypted });
         try {
           // Plaintext tensors with a digest are checked always; encrypted ones when a key was given.
           const toCheck = reader.tensors.filter((t) =>
@@ -43,6 +57,7 @@ export const verify: Command = {
           if (file.endsWith(ONNX_CONTAINER_SUFFIX)) {
             // ONNX weights: the graph beside the container must match the signed manifest's digest.
             const graph = file.slice(0, -ONNX_CONTAINER_SUFFIX.length);
+            await assertRegularFile(graph);
             checkGraph(new Uint8Array(await readFile(graph)), basename(graph), reader.header.metadata?.get(ONNX_MANIFEST_KEY));
           }
           const unauthenticated = reader.unauthenticatedTensors();

@@ -113,6 +113,7 @@ async function startSidecar(socket: string, values: OptionValues<typeof SIDECAR_
   const args = [cli, "serve", "--socket", socket];
   for (const opt of KEY_OPTIONS) for (const v of values[opt] ?? []) args.push(`--${opt}`, v);
   if (values["require-encrypted"]) args.push("--require-encrypted");
+  if (values["allow-plaintext"]) args.push("--allow-plaintext");
   // A key-service token goes through the environment, not argv (which `ps` shows).
   const env: Record<string, string | undefined> = {};
   if (values["key-token"]) env.CTENSORS_KEY_TOKEN = values["key-token"];
@@ -143,7 +144,7 @@ async function stopChild(child: Child): Promise<void> {
 export const vllm = defineCommand({
   summary: "run `vllm serve` on an encrypted model, through the sidecar (started here if none is running)",
   usage:
-    "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted]\n" +
+    "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext]\n" +
     "              [--key-token T] [--vllm CMD] [--sidecar-timeout SECONDS] -- MODEL [vllm serve options]\n" +
     "  reuses a sidecar that answers on the socket, else starts one with the key options (and stops it at the end);\n" +
     "  vLLM gets CTENSORS_SOCKET and --load-format cryptotensors. --vllm: the vLLM executable (default $CTENSORS_VLLM, else vllm)",
