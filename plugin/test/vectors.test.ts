@@ -14,7 +14,7 @@ import { CryptoTensorsReader } from "../src/container/reader.js";
 import { engineName } from "../src/crypto/engine.js";
 import { nodeCryptoProvider } from "../src/crypto/provider-node.js";
 import { webCryptoProvider } from "../src/crypto/provider-web.js";
-import { evaluatePolicy, regorusPythonEngine, REGO_PYTHON_ENV, type PolicyEngine } from "../src/policy.js";
+import { regorusPythonEngine, REGO_PYTHON_ENV, type PolicyEngine } from "../src/policy.js";
 import { expectedVerdict, keysOf, memoryVerdict, verdictOf, type Manifest, type VectorCase } from "../../test/vectors/replay.js";
 import { REPO_ROOT, VENV_PYTHON } from "./helpers.js";
 
@@ -90,7 +90,7 @@ describe("with a Rego engine (regorus, the reference's engine), policies are eva
     it(`${c.name}: both readers say ${expectedVerdict(c, true).ok ? "ok" : (expectedVerdict(c, true) as { error: string }).error}`, async () => {
       expect(await fileVerdict(c, engine)).toEqual(expectedVerdict(c, true));
       const bytes = new Uint8Array(readFileSync(join(VECTORS, c.file)));
-      expect(await memoryVerdict(c, bytes, readText, nodeCryptoProvider, (p) => evaluatePolicy(p, engine))).toEqual(expectedVerdict(c, true));
+      expect(await memoryVerdict(c, bytes, readText, nodeCryptoProvider, engine)).toEqual(expectedVerdict(c, true));
     });
   }
 });

@@ -136,8 +136,10 @@ class Sidecars:
             args += ["--key", str(VECTORS / k)]
         for t in trust:
             args += ["--trust", str(VECTORS / t)]
-        if require:
-            args.append("--require-encrypted")
+        # The sidecar is strict by default (signed, fully encrypted models only); a case read without
+        # downgrade protection needs the explicit opt-out.
+        if not require:
+            args.append("--allow-plaintext")
         env = {k: v for k, v in os.environ.items() if k not in ("CTENSORS_REGO_PYTHON", "CRYPTOTENSOR_KEYS")}
         log_path = sock_dir / "sidecar.log"
         with open(log_path, "wb") as log:

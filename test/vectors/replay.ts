@@ -9,7 +9,7 @@ import { CryptoTensorsError } from "../../plugin/src/errors.js";
 import type { TensorInfo } from "../../plugin/src/format/header.js";
 import { parseJwkText, type Key } from "../../plugin/src/keys/jwk.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
-import type { Policy } from "../../plugin/src/container/reserved.js";
+import type { PolicyEngine } from "../../plugin/src/container/policy-check.js";
 
 export interface TensorDigest {
   dtype: string;
@@ -88,11 +88,11 @@ export function keysOf(c: VectorCase, readText: (rel: string) => string): { keys
 /** The verdict of the in-memory reader on `bytes` (the case's file) with `provider`. */
 export function memoryVerdict(
   c: VectorCase, bytes: Uint8Array, readText: (rel: string) => string, provider: CryptoProvider,
-  evaluatePolicy?: (policy: Policy) => Promise<void>,
+  policyEngine?: PolicyEngine,
 ): Promise<Verdict> {
   const { keys, trust } = keysOf(c, readText);
   return verdictOf(
-    () => MemoryCryptoTensors.open(bytes, { keys, trust, requireEncrypted: c.require_encrypted, provider, ...(evaluatePolicy ? { evaluatePolicy } : {}) }),
+    () => MemoryCryptoTensors.open(bytes, { keys, trust, requireEncrypted: c.require_encrypted, provider, ...(policyEngine ? { policyEngine } : {}) }),
     (data) => provider.sha256(data),
   );
 }
