@@ -78,7 +78,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   }
   log.info("sidecar.started", {
     version: SIDECAR_VERSION, pid: process.pid, socket: socketPath, token_file: tokenPath, shm_instance: shm.id,
-    allow_plaintext: options.allowPlaintext ?? false, trusted_signers: trustedSignerKids(options.trust), keys: options.keys?.length ?? 0,
+    require_encrypted: !(options.allowPlaintext ?? false), trusted_signers: trustedSignerKids(options.trust), keys: options.keys?.length ?? 0,
   });
   let closing: Promise<void> | null = null;
   return { socketPath, tokenPath, close: () => (closing ??= stop(running)) };

@@ -9,7 +9,7 @@
 // The per-tensor part of the pipeline is tensor-open.ts. Pure code: no node: import, crypto through
 // modules that have browser builds.
 
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, usageError } from "../errors.js";
 import { unwrapKey } from "../crypto/wrap.js";
 import type { SafetensorsHeader } from "../format/header.js";
 import type { Key, SigningKey } from "../keys/jwk.js";
@@ -42,7 +42,7 @@ export type OpenPurpose = "verify" | "serve" | "decrypt";
  */
 export function requiredEncryption(purpose: OpenPurpose, flags: { allowPlaintext?: boolean; requireEncrypted?: boolean } = {}): RequireEncrypted {
   if (flags.allowPlaintext && flags.requireEncrypted) {
-    throw new TypeError("allowing plaintext and requiring encryption contradict each other: choose one");
+    throw usageError("allowing plaintext and requiring encryption contradict each other: choose one");
   }
   if (purpose === "decrypt") return flags.requireEncrypted ? true : "some";
   return !flags.allowPlaintext;
