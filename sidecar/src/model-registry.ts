@@ -10,6 +10,7 @@ import {
   checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, type Key, type TrustStore,
 } from "ctensors";
 import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
+import { checkFolderRelease, RELEASE_MANIFEST_FILE, type ReleasePolicy } from "ctensors/release";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -19,12 +20,15 @@ export interface ModelOpenOptions {
   requireEncrypted: boolean;
   /** Where Hub sources come from; Hub sources are refused without it. */
   hub?: HubSettings;
+  /** Release checks for folders (default: a signed release manifest is required, no rollback history). */
+  release?: ReleasePolicy;
 }
 
 /** Which files of a Hub repo the sidecar fetches: the weights and their index, the confidentiality
  * declaration, and the small plaintext files clients read beside them (config, tokenizer, chat template). */
 export function neededFromHub(path: string): boolean {
   const name = path.slice(path.lastIndexOf("/") + 1);
+  if (path === RELEASE_MANIFEST_FILE) return true;
   if (/\.safetensors$/.test(name) || /\.safetensors\.index\.json$/.test(name)) return true;
   if (path.includes("/")) return false; // weights of other formats, onnx/, subfolders: not for this loader
   return /\.(json|txt|model|jinja|tiktoken)$/.test(name) || name.startsWith("tokenizer") || name.startsWith("vocab") || name.startsWith("merges");
@@ -202,6 +206,8 @@ export class ModelRegistry {
     const readers: CryptoTensorsReader[] = [];
     try {
       const { keys, trust } = this.options;
+      // The release first (headers only): every file this loader uses must be the signed release's.
+      const release = isDir ? await checkFolderRelease(real, trust, this.options.release ?? {}, hub ? neededFromHub : undefined) : null;
       for (const file of files) {
         readers.push(await CryptoTensorsReader.open(file, { keys: keys.length ? keys : undefined, trust, requireEncrypted }));
       }
@@ -239,6 +245,7 @@ export class ModelRegistry {
       this.log.info("model.opened", {
         model_id: id, source: hub ? `${hub.repo}@${hub.commit}` : real, shards: files.length, tensors: tensors.length, bytes: model.totalBytes,
         encrypted: tensors.filter((t) => t.encrypted).length, signer_kid: signerKid,
+        ...(release ? { release: release.release, release_model: release.model } : {}),
       });
       return model;
     } catch (err) {

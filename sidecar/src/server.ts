@@ -6,6 +6,7 @@ import { chmod, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { CryptoTensorsError, type Key, type TrustStore } from "ctensors";
 import type { HubSettings } from "ctensors/hub";
+import type { ReleasePolicy } from "ctensors/release";
 import { authInterceptor, newToken, tokenPathOf, writeTokenFile } from "./auth.js";
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_COUNT } from "./load-plan.js";
 import { jsonLogger, type Logger } from "./log.js";
@@ -28,6 +29,8 @@ export interface SidecarOptions {
   requireEncrypted?: boolean;
   /** Enables Hub sources (`org/name[@rev]`): endpoint, token, cache folder, offline (see ctensors/hub hubSettings()). */
   hub?: HubSettings;
+  /** Release checks on model folders (default: a signed release manifest required; no rollback history). */
+  release?: ReleasePolicy;
   /** Default: JSON lines on stderr. */
   logger?: Logger;
   /** RESIDENT: bytes per region (default 1 GiB). */
@@ -62,7 +65,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
 
   const keys = options.keys ?? [];
   const requireEncrypted = options.requireEncrypted ?? false;
-  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted, hub: options.hub }, log);
+  const registry = new ModelRegistry({ keys, trust: options.trust, requireEncrypted, hub: options.hub, release: options.release }, log);
   const service = new SidecarService({
     registry, log, version: SIDECAR_VERSION, requireEncrypted, trust: options.trust,
     load: {

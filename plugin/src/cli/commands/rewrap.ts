@@ -7,11 +7,15 @@ import { processModel } from "../../model/process-model.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadOneEncryptionKey, loadSigningKey, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
+import { checkInputRelease, RELEASE_OPEN_OPTIONS, RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
 
 export const rewrap: Command = {
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
-  usage: "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]",
+  usage: "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]\n" +
+    `  A model folder's release manifest is checked (--allow-unsigned-release: none needed) and a new one written: ${RELEASE_WRITE_USAGE}`,
   options: {
+    ...RELEASE_WRITE_OPTIONS,
+    ...RELEASE_OPEN_OPTIONS,
     key: { type: "string", multiple: true },
     "new-key": { type: "string" },
     "sign-key": { type: "string" },
@@ -32,6 +36,8 @@ export const rewrap: Command = {
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
     const progress = createProgress(!io.quiet);
     try {
+      await checkInputRelease(input, trust, values);
+      const finishRelease = await releaseWriter(values, input, signKey);
       let tensors = 0;
       const r = await processModel(input, output, async (inFile, outFile, p) => {
         const res = await rewrapFile(inFile, outFile, {
@@ -39,7 +45,7 @@ export const rewrap: Command = {
           onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
         });
         tensors += res.tensors;
-      });
+      }, undefined, finishRelease);
       progress.stop();
       io.out(`rewrapped ${tensors} tensors in ${r.files} file(s) → ${output} (new key ${newKey.kid ?? "(no kid)"})`);
     } finally {

@@ -11,11 +11,13 @@ import { untilSignal } from "../signals.js";
 import type { HubSettings } from "../../hub/settings.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
+import { RELEASE_SERVE_OPTIONS, RELEASE_SERVE_USAGE, servePolicyFromArgs } from "../release-args.js";
+import type { ReleasePolicy } from "../../release/open-check.js";
 
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
   defaultSocketPath(): string;
-  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean; hub: HubSettings }): Promise<{ socketPath: string; close(): Promise<void> }>;
+  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; requireEncrypted: boolean; hub: HubSettings; release: ReleasePolicy }): Promise<{ socketPath: string; close(): Promise<void> }>;
 }
 
 const SIDECAR_PACKAGE = "ctensors-sidecar";
@@ -42,8 +44,10 @@ export const serve: Command = {
     "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--require-encrypted] [--key-token T]\n" +
     "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock\n" +
     "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
+    `  Model folders need a signed release manifest (model.sig); older releases than the newest accepted are refused: ${RELEASE_SERVE_USAGE}\n` +
     HUB_USAGE,
   options: {
+    ...RELEASE_SERVE_OPTIONS,
     ...SIDECAR_OPTIONS,
     ...HUB_OPTIONS,
   },
@@ -62,6 +66,7 @@ export const serve: Command = {
         trust,
         requireEncrypted: values["require-encrypted"] as boolean,
         hub: hubSettingsFromArgs(values),
+        release: servePolicyFromArgs(values),
       });
       await signal;
       await handle.close();

@@ -11,11 +11,15 @@ import { checkGraph } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../../onnx/model.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
+import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
 
 export const verify: Command = {
   summary: "verify signatures (and with --key, every tensor's authentication tag)",
-  usage: "ctensors verify IN --trust sign.pub.jwk [--trust-store JWKS] [--key enc.jwk] [--require-encrypted] [--json]",
+  usage: "ctensors verify IN --trust sign.pub.jwk [--trust-store JWKS] [--key enc.jwk] [--require-encrypted] [--json]\n" +
+    "  A folder's signed release manifest (model.sig) is checked first: --full-hash re-hashes every file; --allow-unsigned-release accepts a folder without one",
   options: {
+    ...RELEASE_OPEN_OPTIONS,
+    "full-hash": { type: "boolean", default: false },
     trust: { type: "string", multiple: true },
     "trust-store": { type: "string", multiple: true },
     key: { type: "string", multiple: true },
@@ -30,6 +34,10 @@ export const verify: Command = {
     const keys = await loadKeyList(values.key as string[] | undefined, token);
     const results = [];
     try {
+      const release = await checkInputRelease(positionals[0]!, trust, values, { fullHash: values["full-hash"] === true });
+      if (release && !values.json) {
+        io.out(`${positionals[0]}: release ${release.release} of ${release.model}, signed by trusted key ${release.signer.kid ?? "(no kid)"}: ${release.files.length} file(s) match`);
+      }
       for (const file of await modelSafetensors(positionals[0]!)) {
         const reader = await CryptoTensorsReader.open(file, { trust, keys: keys.length ? keys : undefined, requireEncrypted: values["require-encrypted"] as boolean });
         try {
