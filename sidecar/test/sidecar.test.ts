@@ -83,7 +83,8 @@ beforeAll(async () => {
   writePlainSafetensors(join(duplicated, "a.safetensors"), [{ name: "w", dtype: "F32", shape: [2] }]);
   writePlainSafetensors(join(duplicated, "b.safetensors"), [{ name: "w", dtype: "F32", shape: [2] }]);
 
-  sidecar = await startSidecar({ socketPath, keys: [encKey], trust, logger, residentRegionBytes: 16 * 1024 });
+  // Folders here are built shard by shard (no release manifest): release checks are tested in release.test.ts.
+  sidecar = await startSidecar({ socketPath, keys: [encKey], trust, logger, residentRegionBytes: 16 * 1024, release: { allowUnsigned: true } });
   token = tokenOf(socketPath);
   client = newClient(socketPath);
 });
@@ -481,7 +482,7 @@ describe("failures mid-load and cancellation", () => {
 describe("requireEncrypted", () => {
   it("refuses plaintext models with ERR_CT_NOT_CONFIDENTIAL and serves encrypted ones", async () => {
     const strictSocket = join(dir, "strict", "s.sock");
-    const strict = await startSidecar({ socketPath: strictSocket, keys: [encKey], trust, requireEncrypted: true, logger });
+    const strict = await startSidecar({ socketPath: strictSocket, keys: [encKey], trust, requireEncrypted: true, logger, release: { allowUnsigned: true } });
     const c = newClient(strictSocket);
     try {
       const m = auth(tokenOf(strictSocket));

@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CryptoTensorsError } from "../errors.js";
+import { CryptoTensorsError, ERROR_CODES, type CryptoTensorsErrorCode } from "../errors.js";
 import { readHeader } from "../container/reader.js";
 import { withAtomicFile, writeAll } from "../io/files.js";
 import type { SigningKey } from "../keys/jwk.js";
@@ -169,7 +169,11 @@ export async function verifyRelease(root: string, options: VerifyReleaseOptions)
   try {
     signer = options.trust.verify(pae(bundle.payloadType, bundle.payload), ed[0]!.sig, { kty: "okp", alg: "ed25519", kid: kid || undefined });
   } catch (err) {
-    if (err instanceof CryptoTensorsError) throw new CryptoTensorsError(err.code, `${RELEASE_MANIFEST_FILE}: ${err.message}`, { cause: err });
+    // (by code, not class: a trust store may come from another copy of this module)
+    const code = (err as { code?: unknown }).code;
+    if (err instanceof Error && typeof code === "string" && code in ERROR_CODES) {
+      throw new CryptoTensorsError(code as CryptoTensorsErrorCode, `${RELEASE_MANIFEST_FILE}: ${err.message}`, { cause: err });
+    }
     throw err;
   }
   // 2. The statement, checked as an OMS verifier does, and ctensors' fields.
