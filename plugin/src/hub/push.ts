@@ -13,6 +13,7 @@ import { readHeader } from "../container/reader.js";
 import { checkGraph } from "../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../onnx/model.js";
 import { CryptoTensorsError } from "../errors.js";
+import { releaseFileCheck } from "../release/push-check.js";
 import { DECLARATION_FILE, parseDeclaration, serializeDeclaration, type Declaration } from "./declaration.js";
 import { hubError, hubStatus } from "./hub-error.js";
 import { updateModelCard } from "./model-card.js";
@@ -31,6 +32,8 @@ export interface PushOptions {
   private?: boolean;
   message?: string;
   allowPlaintext?: boolean;
+  /** Push encrypted weights without a signed release manifest (model.sig). */
+  allowUnsignedRelease?: boolean;
   settings: HubSettings;
   /** Phases and per-file hashing progress of the upload. */
   onEvent?: (e: PushEvent) => void;
@@ -148,6 +151,7 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
       `refusing to push plaintext weights: ${c.plaintext.join(", ")}. Encrypt them first (ctensors encrypt), or pass --allow-plaintext to publish them unencrypted`,
     );
   }
+  const release = releaseFileCheck(files.map((f) => f.path), c.plaintext.length === 0, o.allowUnsignedRelease === true);
   if (!c.encrypted.length && !c.plaintext.length) {
     throw new CryptoTensorsError("ERR_CT_FORMAT", `${o.dir} holds no weight files (.safetensors)`);
   }
@@ -190,7 +194,7 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   });
 
   const local = new Set(files.map((f) => f.path));
-  const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p)));
+  const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p) || release.stale(p)));
   const operations: CommitOperation[] = [
     ...(await Promise.all(
       files.filter((f) => f.path !== "README.md").map(async (f) => ({ operation: "addOrUpdate" as const, path: f.path, content: await openAsBlob(f.abs) })),

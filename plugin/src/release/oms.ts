@@ -11,9 +11,12 @@ import { CryptoTensorsError } from "../errors.js";
 
 /** The file name OMS tools use by default, inside the model folder. */
 export const RELEASE_MANIFEST_FILE = "model.sig";
-/** Paths (relative to the model root) outside the release: the manifest itself, git's files and
- * the caches Hugging Face tools create inside downloaded folders. */
-export const DEFAULT_IGNORE_PATHS = [RELEASE_MANIFEST_FILE, ".git", ".gitattributes", ".github", ".gitignore", ".cache", ".huggingface"];
+/** Paths (relative to the model root) outside the release: the manifest itself, git's files, the
+ * caches Hugging Face tools create inside downloaded folders, and what `push` writes into the repo
+ * after signing (the model card README.md and the unsigned confidentiality hint cryptotensors.json). */
+export const DEFAULT_IGNORE_PATHS = [
+  RELEASE_MANIFEST_FILE, ".git", ".gitattributes", ".github", ".gitignore", ".cache", ".huggingface", "README.md", "cryptotensors.json",
+];
 
 export const BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
 export const IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json";

@@ -14,7 +14,7 @@ function version(): string {
 export const push: Command = {
   summary: "upload an encrypted model folder to a Hub repo (creates the repo; refuses plaintext weights)",
   usage:
-    "ctensors push DIR REPO [--revision BRANCH] [--private] [--message MSG] [--allow-plaintext] [--hub-url URL] [--token T] [--json]\n" +
+    "ctensors push DIR REPO [--revision BRANCH] [--private] [--message MSG] [--allow-plaintext] [--allow-unsigned-release] [--hub-url URL] [--token T] [--json]\n" +
     "  REPO is org/name. Weight files must be CryptoTensors with every tensor encrypted unless --allow-plaintext.\n" +
     "  Writes cryptotensors.json (the confidentiality declaration) and a model card section; config and tokenizer\n" +
     "  files stay plaintext. Remote weight files the folder no longer has are deleted in the same commit.\n" +
@@ -24,6 +24,7 @@ export const push: Command = {
     private: { type: "boolean", default: false },
     message: { type: "string" },
     "allow-plaintext": { type: "boolean", default: false },
+    "allow-unsigned-release": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     ...HUB_OPTIONS,
   },
@@ -37,7 +38,7 @@ export const push: Command = {
     let bar = "";
     const result = await pushModel({
       dir, repo: ref.repo, revision: values.revision as string | undefined, private: values.private as boolean,
-      message: values.message as string | undefined, allowPlaintext: values["allow-plaintext"] as boolean, settings, version: version(),
+      message: values.message as string | undefined, allowPlaintext: values["allow-plaintext"] as boolean, allowUnsignedRelease: values["allow-unsigned-release"] as boolean, settings, version: version(),
       onEvent: (e) => {
         if (e.kind === "checked") {
           const line = `push: ${e.files} files, ${(e.bytes / 1e6).toFixed(1)} MB; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${e.plaintext.join(", ")}` : ""}`;
