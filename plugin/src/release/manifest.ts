@@ -2,7 +2,7 @@
 // binding every file of a release together with the model's identity, a monotonic release number
 // and the signer. OMS verifiers check the resources (sha256 of every file); ctensors checks the same
 // file list but binds CryptoTensors shards by their header digest (`headers`), so that opening a
-// model reads headers, not gigabytes (the argument for why that suffices is in docs/security.md).
+// model reads headers, not gigabytes (why that suffices: docs/format.md §13.6).
 
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
