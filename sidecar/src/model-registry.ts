@@ -206,8 +206,6 @@ export class ModelRegistry {
     const readers: CryptoTensorsReader[] = [];
     try {
       const { keys, trust } = this.options;
-      // The release first (headers only): every file this loader uses must be the signed release's.
-      const release = isDir ? await checkFolderRelease(real, trust, this.options.release ?? {}, hub ? neededFromHub : undefined) : null;
       for (const file of files) {
         readers.push(await CryptoTensorsReader.open(file, { keys: keys.length ? keys : undefined, trust, requireEncrypted }));
       }
@@ -236,6 +234,9 @@ export class ModelRegistry {
           });
         }
       }
+      // The release (headers only): every file this loader uses must be the signed release's. After each
+      // shard's own checks, so that a shard refused on its own is reported as such.
+      const release = isDir ? await checkFolderRelease(real, trust, this.options.release ?? {}, hub ? neededFromHub : undefined) : null;
       const kids = new Set(readers.map((r) => (r.signer ? (r.signer.kid ?? "") : null)));
       // One kid only when every shard was verified by the same trusted key.
       const signerKid = kids.size === 1 && !kids.has(null) ? ([...kids][0] ?? "") : "";
