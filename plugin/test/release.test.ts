@@ -200,6 +200,23 @@ describe("attacks on a release, through the CLI", () => {
 });
 
 describe("releases across the tools", () => {
+  it("an ONNX (transformers.js) folder: the graph by sha256, the weight container by its header; an altered tokenizer config is refused", async () => {
+    const out = join(dir, "onnx-enc");
+    expectExit(await ct("encrypt", join(REPO_ROOT, "test", "fixtures", "tiny-bert"), out, ...withKeys(), "--oms-key", ecKey), 0);
+    const statement = JSON.parse(Buffer.from(JSON.parse(readFileSync(join(out, "model.sig"), "utf8")).dsseEnvelope.payload, "base64").toString("utf8"));
+    expect(statement.predicate.resources.map((r: { name: string }) => r.name)).toEqual(
+      ["config.json", "onnx/model.onnx", "onnx/model.onnx.cryptotensors", "tokenizer.json", "tokenizer_config.json"],
+    );
+    expect(Object.keys(statement.predicate.ctensors_release.headers)).toEqual(["onnx/model.onnx.cryptotensors"]);
+    expect(statement.predicate.ctensors_release.model).toBe("tiny-bert");
+    expectExit(await ct("verify", out, ...trust()), 0);
+    const oms = await execa(MODEL_SIGNING, ["verify", "key", out, "--signature", join(out, "model.sig"), "--public_key", ecPub], { reject: false });
+    expect(oms.exitCode, oms.stdout + oms.stderr).toBe(0);
+    const altered = copyOf(out);
+    writeFileSync(join(altered, "tokenizer_config.json"), "{}");
+    expectExit(await ct("verify", altered, ...trust()), 4, "ERR_CT_INTEGRITY", "tokenizer_config.json");
+  });
+
   it("decrypt checks the release and does not carry it over; rewrap writes a newer release", async () => {
     const out = join(dir, "dec-a");
     expectExit(await ct("decrypt", encA, out, "--key", join(keys, "enc.jwk"), ...trust()), 0);
