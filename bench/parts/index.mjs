@@ -7,6 +7,7 @@ import engine from "./engine.mjs";
 import alloc from "./alloc.mjs";
 import rss from "./rss.mjs";
 import sidecar from "./sidecar.mjs";
+import release from "./release.mjs";
 
-export const PARTS = [baseline, codec, engine, breakdown, alloc, sidecar, rss];
-export const DEFAULT_PARTS = ["baseline", "codec", "engine", "sidecar"];
+export const PARTS = [baseline, codec, engine, breakdown, alloc, sidecar, release, rss];
+export const DEFAULT_PARTS = ["baseline", "codec", "engine", "sidecar", "release"];

@@ -272,7 +272,8 @@ describe("model folder", () => {
     expectExit(run, 0);
     expect(run.stderr).toBe("");
     expect(run.stdout).toContain("in 3 file(s)");
-    expect(filesUnder(encOut)).toEqual(filesUnder(model));
+    // …plus the signed release manifest binding them (plugin/test/release.test.ts).
+    expect(filesUnder(encOut)).toEqual([...filesUnder(model), "model.sig"].sort());
     for (const rel of filesUnder(model)) {
       const a = Buffer.from(readFileSync(join(model, rel)));
       const b = Buffer.from(readFileSync(join(encOut, rel)));

@@ -12,6 +12,7 @@ import {
 } from "ctensors";
 import type { KmsKeyRelease } from "ctensors/kms";
 import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
+import { checkFolderRelease, RELEASE_MANIFEST_FILE, type ReleasePolicy } from "ctensors/release";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
 
@@ -27,12 +28,15 @@ export interface ModelOpenOptions {
   hub?: HubSettings;
   /** Master keys held by a key service, released to this sidecar's identity (docs/key-management.md). */
   kms?: KmsKeyRelease | undefined;
+  /** Release checks for folders (default: a signed release manifest is required, no rollback history). */
+  release?: ReleasePolicy;
 }
 
 /** Which files of a Hub repo the sidecar fetches: the weights and their index, the confidentiality
  * declaration, and the small plaintext files clients read beside them (config, tokenizer, chat template). */
 export function neededFromHub(path: string): boolean {
   const name = path.slice(path.lastIndexOf("/") + 1);
+  if (path === RELEASE_MANIFEST_FILE) return true;
   if (/\.safetensors$/.test(name) || /\.safetensors\.index\.json$/.test(name)) return true;
   if (path.includes("/")) return false; // weights of other formats, onnx/, subfolders: not for this loader
   return /\.(json|txt|model|jinja|tiktoken)$/.test(name) || name.startsWith("tokenizer") || name.startsWith("vocab") || name.startsWith("merges");
@@ -210,12 +214,12 @@ export class ModelRegistry {
     const files = (await modelSafetensors(real)).filter((f) => !f.endsWith(".onnx.cryptotensors"));
     if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${real} holds no .safetensors file`);
     const readers: CryptoTensorsReader[] = [];
-    const release = this.options.kms?.session(this.log); // keys held by a key service: one release per OpenModel
+    const keyRelease = this.options.kms?.session(this.log); // keys held by a key service: one release per OpenModel
     try {
       const { keys, trust } = this.options;
       for (const file of files) {
         const options = { keys: keys.length ? keys : undefined, trust, requireEncrypted };
-        readers.push(await (release ? release.open(file, options) : CryptoTensorsReader.open(file, options)));
+        readers.push(await (keyRelease ? keyRelease.open(file, options) : CryptoTensorsReader.open(file, options)));
       }
       const tensors: ManifestEntry[] = [];
       const seen = new Map<string, string>();
@@ -242,6 +246,9 @@ export class ModelRegistry {
           });
         }
       }
+      // The release (headers only): every file this loader uses must be the signed release's. After each
+      // shard's own checks, so that a shard refused on its own is reported as such.
+      const release = isDir ? await checkFolderRelease(real, trust, this.options.release ?? {}, hub ? neededFromHub : undefined) : null;
       const kids = new Set(readers.map((r) => (r.signer ? (r.signer.kid ?? "") : null)));
       // One kid only when every shard was verified by the same trusted key.
       const signerKid = kids.size === 1 && !kids.has(null) ? ([...kids][0] ?? "") : "";
@@ -251,13 +258,14 @@ export class ModelRegistry {
       this.log.info("model.opened", {
         model_id: id, source: hub ? `${hub.repo}@${hub.commit}` : real, shards: files.length, tensors: tensors.length, bytes: model.totalBytes,
         encrypted: tensors.filter((t) => t.encrypted).length, signer_kid: signerKid,
+        ...(release ? { release: release.release, release_model: release.model } : {}),
       });
       return model;
     } catch (err) {
       await Promise.all(readers.map((r) => r.close().catch(() => {})));
       throw err; // logged once, where it becomes a status
     } finally {
-      release?.dispose();
+      keyRelease?.dispose();
     }
   }
 }

@@ -8,6 +8,7 @@ import { dirname, resolve } from "node:path";
 import { CryptoTensorsError, type Key, type TrustStore } from "ctensors";
 import type { HubSettings } from "ctensors/hub";
 import type { KmsKeyRelease } from "ctensors/kms";
+import type { ReleasePolicy } from "ctensors/release";
 import { authInterceptor, newToken, tokenPathOf, writeTokenFile } from "./auth.js";
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_COUNT } from "./load-plan.js";
 import { jsonLogger, type Logger } from "./log.js";
@@ -37,6 +38,8 @@ export interface SidecarOptions {
   hub?: HubSettings;
   /** Master keys held by a key service (ctensors/kms), released at OpenModel to this sidecar's identity. */
   kms?: KmsKeyRelease;
+  /** Release checks on model folders (default: a signed release manifest required; no rollback history). */
+  release?: ReleasePolicy;
   /** Default: JSON lines on stderr. */
   logger?: Logger;
   /** RESIDENT: bytes per region (default 1 GiB). */
@@ -121,7 +124,7 @@ function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { r
   const keys = options.keys ?? [];
   const allowPlaintext = options.allowPlaintext ?? false;
   const requireEncrypted = !allowPlaintext;
-  const registry = new ModelRegistry({ keys, trust: options.trust, allowPlaintext, hub: options.hub, kms: options.kms }, log);
+  const registry = new ModelRegistry({ keys, trust: options.trust, allowPlaintext, hub: options.hub, kms: options.kms, release: options.release }, log);
   const service = new SidecarService({
     registry, log, version: SIDECAR_VERSION, requireEncrypted, trust: options.trust, shm,
     load: {

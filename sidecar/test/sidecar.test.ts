@@ -93,7 +93,8 @@ beforeAll(async () => {
   writePlainSafetensors(join(duplicated, "b.safetensors"), [{ name: "w", dtype: "F32", shape: [2] }]);
 
   // This sidecar also serves plaintext models (plainFile, duplicated): it opts out of the secure default.
-  sidecar = await startSidecar({ socketPath, keys: [encKey], trust, logger, residentRegionBytes: 16 * 1024, allowPlaintext: true });
+  // Folders here are built shard by shard (no release manifest): release checks are tested in release.test.ts.
+  sidecar = await startSidecar({ socketPath, keys: [encKey], trust, logger, residentRegionBytes: 16 * 1024, allowPlaintext: true, release: { allowUnsigned: true } });
   token = tokenOf(socketPath);
   client = newClient(socketPath);
 });
@@ -491,7 +492,7 @@ describe("failures mid-load and cancellation", () => {
 describe("secure by default: only signed, fully encrypted models unless allowPlaintext", () => {
   it("refuses plain, stripped and partially encrypted models with ERR_CT_NOT_CONFIDENTIAL and serves encrypted ones", async () => {
     const strictSocket = join(dir, "strict", "s.sock");
-    const strict = await startSidecar({ socketPath: strictSocket, keys: [encKey], trust, logger });
+    const strict = await startSidecar({ socketPath: strictSocket, keys: [encKey], trust, logger, release: { allowUnsigned: true } });
     const c = newClient(strictSocket);
     try {
       const m = auth(tokenOf(strictSocket));

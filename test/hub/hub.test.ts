@@ -14,6 +14,7 @@ import { status } from "@grpc/grpc-js";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
+import { writeRelease } from "../../plugin/src/release/manifest.js";
 import { startDevHub, type DevHub } from "../../plugin/src/hub/dev-hub/index.js";
 import { partialPath } from "../../plugin/src/hub/partial.js";
 import { hubSettings } from "../../plugin/src/hub/settings.js";
@@ -89,6 +90,7 @@ async function makeModel(): Promise<void> {
     writeFileSync(join(d, "config.json"), config);
     writeFileSync(join(d, "tokenizer.json"), '{"version":"1.0"}');
   }
+  await writeRelease(encDir, { signKey, model: "acme/tiny", release: 1 });
   mkdirSync(join(dir, "keys"));
   writeFileSync(join(dir, "keys", "enc.jwk"), JSON.stringify(toJwk(encKey)));
   writeFileSync(join(dir, "keys", "sign.pub.jwk"), JSON.stringify(toJwk(signKey, "reference", false)));
@@ -169,18 +171,31 @@ describe("ctensors push", () => {
     expect(JSON.parse(main.stdout).commit).toBe(pushedCommit);
   });
 
+  it("uploads the release manifest, and refuses a confidential folder without one unless --allow-unsigned-release", async () => {
+    expect(await remoteFiles("acme/tiny")).toContain("model.sig");
+    const bare = join(dir, "bare");
+    cpSync(encDir, bare, { recursive: true });
+    rmSync(join(bare, "model.sig"));
+    expectExit(await ct(["push", bare, "acme/bare"]), 4, "ERR_CT_INTEGRITY");
+    expectExit(await ct(["push", bare, "acme/bare", "--allow-unsigned-release"]), 0);
+  });
+
   it("deletes remote weight files the folder no longer has, in the same commit", async () => {
     const one = join(dir, "one-shard");
     mkdirSync(one);
     await encryptFile(join(plainDir, "model-00002-of-00002.safetensors"), join(one, "model.safetensors"), { key: encKey, signKey });
     writeFileSync(join(one, "config.json"), "{}");
+    await writeRelease(one, { signKey, model: "acme/reshard", release: 2 });
     expectExit(await ct(["push", encDir, "acme/reshard"]), 0);
     const r = await ct(["push", one, "acme/reshard", "--json"]);
     expectExit(r, 0);
-    expect(JSON.parse(r.stdout).deleted.sort()).toEqual(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"]);
+    // (tokenizer.json too: the new release does not list it)
+    expect(JSON.parse(r.stdout).deleted.sort()).toEqual(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json"]);
     const files = await remoteFiles("acme/reshard");
     expect(files.filter((f) => f.endsWith(".safetensors"))).toEqual(["model.safetensors"]);
-    expect(files).toContain("tokenizer.json"); // other files are left alone
+    // A release replaces the repo's files: one it does not list would be an extra file to every reader.
+    expect(files).not.toContain("tokenizer.json");
+    expect(files).toContain("model.sig");
   });
 });
 
@@ -309,12 +324,13 @@ describe("the sidecar serves Hub models by repo id", () => {
 
   it("opens a repo with an empty file and files of identical content (one blob)", async () => {
     const same = new TextEncoder().encode('{"bos_token_id": 1}\n');
-    const files = [
-      ...readdirSync(encDir).map((f) => ({ path: f, content: new Blob([readFileSync(join(encDir, f))]) })),
-      { path: "merges.txt", content: new Blob([]) },
-      { path: "generation_config.json", content: new Blob([same]) },
-      { path: "tokenizer_config.json", content: new Blob([same]) },
-    ];
+    const ordinary = join(dir, "ordinary");
+    cpSync(encDir, ordinary, { recursive: true });
+    writeFileSync(join(ordinary, "merges.txt"), "");
+    writeFileSync(join(ordinary, "generation_config.json"), same);
+    writeFileSync(join(ordinary, "tokenizer_config.json"), same);
+    await writeRelease(ordinary, { signKey, model: "acme/ordinary", release: 1 });
+    const files = readdirSync(ordinary).map((f) => ({ path: f, content: new Blob([readFileSync(join(ordinary, f))]) }));
     const { createRepo } = await import("@huggingface/hub");
     await createRepo({ repo: "acme/ordinary", ...creds() });
     await uploadFiles({ repo: "acme/ordinary", files, useXet: false, ...creds() });
@@ -326,12 +342,23 @@ describe("the sidecar serves Hub models by repo id", () => {
     await unary(client, "CloseModel", { model_id: m.model_id }, md());
   });
 
+  it("refuses a repo whose config was changed after the release was signed, naming the file", async () => {
+    const files = readdirSync(encDir).map((f) => ({ path: f, content: new Blob([f === "config.json" ? '{"rope_scaling":{"factor":32}}' : readFileSync(join(encDir, f))]) }));
+    const { createRepo } = await import("@huggingface/hub");
+    await createRepo({ repo: "acme/altered-config", ...creds() });
+    await uploadFiles({ repo: "acme/altered-config", files, useXet: false, ...creds() });
+    const f = await rpcFailure(open("acme/altered-config"));
+    expect(f).toMatchObject({ ctCode: "ERR_CT_INTEGRITY" });
+    expect(f.details).toContain("config.json");
+  });
+
   it("keeps the pinned commit until asked to refresh", async () => {
     const changed = join(dir, "changed");
     cpSync(encDir, changed, { recursive: true });
     writePlainSafetensors(join(dir, "v2.safetensors"), shard2); // new random values
     rmSync(join(changed, "model-00002-of-00002.safetensors"));
     await encryptFile(join(dir, "v2.safetensors"), join(changed, "model-00002-of-00002.safetensors"), { key: encKey, signKey });
+    await writeRelease(changed, { signKey, model: "acme/tiny", release: 2 });
     const pushed = await ct(["push", changed, "acme/tiny", "--json"]);
     expectExit(pushed, 0);
     const second = JSON.parse(pushed.stdout).commit as string;

@@ -15,6 +15,7 @@ import { pull } from "./commands/pull.js";
 import { push } from "./commands/push.js";
 import { rewrap } from "./commands/rewrap.js";
 import { serve } from "./commands/serve.js";
+import { signRelease } from "./commands/sign-release.js";
 import { verify } from "./commands/verify.js";
 import { vllm } from "./commands/vllm.js";
 import { flagHint } from "./flag-hints.js";
@@ -23,7 +24,7 @@ import { flagHint } from "./flag-hints.js";
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyCommand = Command<any>;
 
-export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, push, pull, serve, vllm, "dev-hub": devHub } satisfies Record<string, AnyCommand>;
+export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, "sign-release": signRelease, push, pull, serve, vllm, "dev-hub": devHub } satisfies Record<string, AnyCommand>;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

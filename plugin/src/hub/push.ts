@@ -13,6 +13,7 @@ import { readHeader } from "../container/reader.js";
 import { checkGraph } from "../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../onnx/model.js";
 import { CryptoTensorsError, usageError } from "../errors.js";
+import { releaseFileCheck } from "../release/push-check.js";
 import { DECLARATION_FILE, parseDeclaration, serializeDeclaration, type Declaration } from "./declaration.js";
 import { hubError, hubStatus } from "./hub-error.js";
 import { updateModelCard } from "./model-card.js";
@@ -31,6 +32,8 @@ export interface PushOptions {
   private?: boolean;
   message?: string;
   allowPlaintext?: boolean;
+  /** Push encrypted weights without a signed release manifest (model.sig). */
+  allowUnsignedRelease?: boolean;
   settings: HubSettings;
   /** Phases and per-file hashing progress of the upload. */
   onEvent?: (e: PushEvent) => void;
@@ -135,11 +138,11 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   const revision = o.revision ?? "main";
   const emit = o.onEvent ?? (() => {});
   if (settings.offline) throw new CryptoTensorsError("ERR_CT_HUB", "HF_HUB_OFFLINE is set: push needs the Hub");
-  const { files, classified } = await checkFolder(o.dir, o.allowPlaintext ?? false, emit);
+  const { files, classified, release } = await checkFolder(o.dir, o.allowPlaintext ?? false, o.allowUnsignedRelease === true, emit);
   const created = await ensureRepoAndBranch(repo, revision, o.private ?? false, settings);
   const remote = created ? [] : await remoteFiles(repo, revision, settings);
   await refusePlaintextInConfidentialRepo(repo, revision, remote, classified, settings);
-  const plan = await planCommit(o, revision, files, classified, remote);
+  const plan = await planCommit(o, revision, files, classified, remote, release);
   const title = o.message ?? `Upload CryptoTensors model (${classified.encrypted.length} encrypted file(s))`;
   const commit = await commitOperations(repo, revision, plan.operations, title, settings, emit);
   return {
@@ -161,8 +164,9 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
 async function checkFolder(
   dir: string,
   allowPlaintext: boolean,
+  allowUnsignedRelease: boolean,
   emit: (e: PushEvent) => void,
-): Promise<{ files: LocalFile[]; classified: Classified }> {
+): Promise<{ files: LocalFile[]; classified: Classified; release: ReturnType<typeof releaseFileCheck> }> {
   const files = await walk(dir);
   if (!files.length) throw new CryptoTensorsError("ERR_CT_IO", `${dir} holds no files to push`);
   if (files.some((f) => f.path === DECLARATION_FILE)) {
@@ -183,10 +187,11 @@ async function checkFolder(
       { option: "allowPlaintext" },
     );
   }
+  const release = releaseFileCheck(files.map((f) => f.path), c.plaintext.length === 0, allowUnsignedRelease);
   if (!c.encrypted.length && !c.plaintext.length) {
     throw new CryptoTensorsError("ERR_CT_FORMAT", `${dir} holds no weight files (.safetensors)`);
   }
-  return { files, classified: c };
+  return { files, classified: c, release };
 }
 
 /** Creates the repo when missing and the branch when it is not main; returns whether the repo was created. */
@@ -240,6 +245,7 @@ async function planCommit(
   files: LocalFile[],
   c: Classified,
   remote: string[],
+  release: ReturnType<typeof releaseFileCheck>,
 ): Promise<{ operations: CommitOperation[]; deleted: string[]; declaration: Declaration }> {
   const { repo, settings } = o;
   const declaration: Declaration = {
@@ -264,7 +270,7 @@ async function planCommit(
     plaintextWeightFiles: c.plaintext,
   });
   const local = new Set(files.map((f) => f.path));
-  const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p)));
+  const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p) || release.stale(p)));
   const operations: CommitOperation[] = [
     ...(await Promise.all(
       files

@@ -4,6 +4,7 @@ import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { checkShardIndex, copyModelFile, isDirectory, listModelFiles, type ModelFiles } from "./folder.js";
 import { readHeader } from "../container/reader.js";
+import { RELEASE_MANIFEST_FILE } from "../release/oms.js";
 
 export interface ModelProgress {
   file: string;
@@ -28,6 +29,8 @@ export async function processModel(
   output: string,
   perFile: (inFile: string, outFile: string, progress: ModelProgress) => Promise<void>,
   onnx?: OnnxHandler,
+  /** Folders only: runs once every file is written (e.g. writes the release manifest); returns the paths it wrote. */
+  finish?: (outRoot: string) => Promise<string[]>,
 ): Promise<{ files: number; copied: number }> {
   const madeDirs: string[] = [];
   const written: string[] = [];
@@ -62,12 +65,14 @@ export async function processModel(
       await perFile(join(input, rel), join(output, rel), { file: rel, index: i, count: safetensors.length });
       written.push(join(output, rel));
     }
-    const others = [...files.indexes, ...files.onnx, ...files.others].filter((f) => !consumed.has(f));
+    // The input's release manifest never describes the output (a new release is written by `finish`).
+    const others = [...files.indexes, ...files.onnx, ...files.others].filter((f) => !consumed.has(f) && f !== RELEASE_MANIFEST_FILE);
     for (const rel of others) {
       await mkdirp(dirname(join(output, rel)));
       await copyModelFile(input, output, rel);
       written.push(join(output, rel));
     }
+    if (finish) written.push(...(await finish(output)));
     return { files: safetensors.length + onnxFiles, copied: others.length };
   } catch (err) {
     for (const f of written) await rm(f, { force: true }).catch(() => {});

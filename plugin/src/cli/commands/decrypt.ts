@@ -13,11 +13,13 @@ import { CryptoTensorsError, usageError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
+import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
 
 export const decrypt: Command = {
   summary: "verify and decrypt into plain safetensors",
-  usage: "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--trust-store JWKS] [--require-encrypted] [--key-token T] [--force]",
+  usage: "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--trust-store JWKS] [--require-encrypted] [--key-token T] [--allow-unsigned-release] [--force]",
   options: {
+    ...RELEASE_OPEN_OPTIONS,
     key: { type: "string", multiple: true },
     trust: { type: "string", multiple: true },
     "trust-store": { type: "string", multiple: true },
@@ -35,6 +37,7 @@ export const decrypt: Command = {
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
     const progress = createProgress(!io.quiet);
     try {
+      await checkInputRelease(input, trust, values);
       let tensors = 0;
       const r = await processModel(input, output, async (inFile, outFile, p) => {
         const res = await decryptFile(inFile, outFile, {

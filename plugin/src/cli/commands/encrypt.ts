@@ -13,6 +13,7 @@ import type { Command } from "../command.js";
 import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { KMS_OPTIONS, KMS_USAGE, newKmsMasterKey } from "../../kms/cli-args.js";
+import { RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
 
 /** A policy file: JSON {"local": rego, "remote"?: rego}, or a .rego text used as the local policy. */
 async function loadPolicy(path: string): Promise<Policy> {
@@ -36,8 +37,10 @@ export const encrypt: Command = {
   summary: "encrypt and sign a safetensors file or a model folder",
   usage:
     "ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2] [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]\n" +
-    "  or --kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --key: a fresh master key wrapped by the key service\n" + KMS_USAGE,
+    "  or --kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --key: a fresh master key wrapped by the key service\n" + KMS_USAGE +
+    `\n  A model folder also gets a signed release manifest (model.sig): ${RELEASE_WRITE_USAGE}`,
   options: {
+    ...RELEASE_WRITE_OPTIONS,
     key: { type: "string" },
     "sign-key": { type: "string" },
     "key-token": { type: "string" },
@@ -78,6 +81,7 @@ export const encrypt: Command = {
       onWarning: (m: string) => io.err(`warning: ${m}`),
     };
     try {
+      const finishRelease = await releaseWriter(values, input, signKey);
       const result = await processModel(input, output, async (inFile, outFile, p) => {
         const r = await encryptFile(inFile, outFile, { ...common, onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`) });
         encrypted += r.encrypted;
@@ -97,7 +101,7 @@ export const encrypt: Command = {
         const stray = files.others.filter((f) => /\.onnx_data(_\d+)?$|\.onnx\.data$/.test(f) && !consumed.has(f));
         if (stray.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`);
         return { written, consumed, files: files.onnx.length };
-      });
+      }, finishRelease);
       progress.stop();
       io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);
     } finally {

@@ -16,7 +16,7 @@ function version(): string {
 export const push = defineCommand({
   summary: "upload an encrypted model folder to a Hub repo (creates the repo; refuses plaintext weights)",
   usage:
-    "ctensors push DIR REPO [--revision BRANCH] [--private] [--message MSG] [--allow-plaintext] [--hub-url URL] [--token T] [--json]\n" +
+    "ctensors push DIR REPO [--revision BRANCH] [--private] [--message MSG] [--allow-plaintext] [--allow-unsigned-release] [--hub-url URL] [--token T] [--json]\n" +
     "  REPO is org/name. Weight files must be CryptoTensors with every tensor encrypted unless --allow-plaintext.\n" +
     "  Writes cryptotensors.json (the confidentiality declaration) and a model card section; config and tokenizer\n" +
     "  files stay plaintext. Remote weight files the folder no longer has are deleted in the same commit.\n" +
@@ -26,6 +26,7 @@ export const push = defineCommand({
     private: { type: "boolean", default: false },
     message: { type: "string" },
     "allow-plaintext": { type: "boolean", default: false },
+    "allow-unsigned-release": { type: "boolean", default: false },
     json: { type: "boolean", default: false },
     ...HUB_OPTIONS,
   },
@@ -38,7 +39,7 @@ export const push = defineCommand({
     let bar = "";
     const result = await pushModel({
       dir, repo: ref.repo, revision: values.revision, private: values.private,
-      message: values.message, allowPlaintext: values["allow-plaintext"], settings, version: version(),
+      message: values.message, allowPlaintext: values["allow-plaintext"], allowUnsignedRelease: values["allow-unsigned-release"], settings, version: version(),
       onEvent: (e) => {
         if (e.kind === "checked") {
           const line = `push: ${e.files} files, ${(e.bytes / 1e6).toFixed(1)} MB; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${printable(e.plaintext.join(", "))}` : ""}`;

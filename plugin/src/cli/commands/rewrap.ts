@@ -10,13 +10,17 @@ import { createProgress, trackFile } from "../progress.js";
 import { usageError } from "../../errors.js";
 import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs, newKmsMasterKey } from "../../kms/cli-args.js";
 import { KmsKeyRelease } from "../../kms/release.js";
+import { checkInputRelease, RELEASE_OPEN_OPTIONS, RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
 
 export const rewrap: Command = {
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
   usage: "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]\n" +
     "  key service: --new-kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --new-key; the current master key of a\n" +
-    "  KMS-wrapped model is released by its key service when a key-service identity is given (instead of --key)\n" + KMS_USAGE,
+    "  KMS-wrapped model is released by its key service when a key-service identity is given (instead of --key)\n" + KMS_USAGE +
+    `\n  A model folder's release manifest is checked (--allow-unsigned-release: none needed) and a new one written: ${RELEASE_WRITE_USAGE}`,
   options: {
+    ...RELEASE_WRITE_OPTIONS,
+    ...RELEASE_OPEN_OPTIONS,
     key: { type: "string", multiple: true },
     "new-key": { type: "string" },
     "sign-key": { type: "string" },
@@ -43,6 +47,8 @@ export const rewrap: Command = {
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
     const progress = createProgress(!io.quiet);
     try {
+      await checkInputRelease(input, trust, values);
+      const finishRelease = await releaseWriter(values, input, signKey);
       let tensors = 0;
       const r = await processModel(input, output, async (inFile, outFile, p) => {
         const released = await kms?.keyFor(inFile, { trust }); // the current master key, from its key service
@@ -55,7 +61,7 @@ export const rewrap: Command = {
         } finally {
           if (released) zeroKey(released);
         }
-      });
+      }, undefined, finishRelease);
       progress.stop();
       io.out(`rewrapped ${tensors} tensors in ${r.files} file(s) → ${output} (new key ${newKey.kid ?? "(no kid)"})`);
     } finally {

@@ -15,11 +15,13 @@ import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
 import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs } from "../../kms/cli-args.js";
 import { KmsKeyRelease } from "../../kms/release.js";
+import { RELEASE_SERVE_OPTIONS, RELEASE_SERVE_USAGE, servePolicyFromArgs } from "../release-args.js";
+import type { ReleasePolicy } from "../../release/open-check.js";
 
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
   defaultSocketPath(): string;
-  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; allowPlaintext: boolean; hub: HubSettings; kms?: KmsKeyRelease }): Promise<{ socketPath: string; close(): Promise<void> }>;
+  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; allowPlaintext: boolean; hub: HubSettings; kms?: KmsKeyRelease; release: ReleasePolicy }): Promise<{ socketPath: string; close(): Promise<void> }>;
 }
 
 const SIDECAR_PACKAGE = "ctensors-sidecar";
@@ -48,9 +50,11 @@ export const serve: Command = {
     "  (plain and partially encrypted models too; Hub repos declared confidential stay strict).\n" +
     "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock\n" +
     "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
+    `  Model folders need a signed release manifest (model.sig); older releases than the newest accepted are refused: ${RELEASE_SERVE_USAGE}\n` +
     HUB_USAGE +
     "  Models whose master key a key service holds are released to this sidecar's own identity:\n" + KMS_USAGE,
   options: {
+    ...RELEASE_SERVE_OPTIONS,
     ...SIDECAR_OPTIONS,
     ...HUB_OPTIONS,
     ...KMS_OPTIONS,
@@ -76,6 +80,7 @@ export const serve: Command = {
         allowPlaintext,
         hub: hubSettingsFromArgs(values),
         ...(kms ? { kms } : {}),
+        release: servePolicyFromArgs(values),
       });
       await signal;
       await handle.close();

@@ -17,14 +17,18 @@ import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { usageError } from "../../errors.js";
 import { printable, toJson } from "../../format/printable.js";
+import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
 
 export const verify: Command = {
   summary: "verify signatures (and with --key, every tensor's authentication tag)",
   usage:
     "ctensors verify IN --trust sign.pub.jwk [--trust-store JWKS] [--key enc.jwk] [--allow-plaintext] [--json]\n" +
     "  Fails unless every file is signed by a trusted key and fully encrypted; --allow-plaintext also accepts\n" +
-    "  plain and partially encrypted files (--require-encrypted, the default, is still accepted).",
+    "  plain and partially encrypted files (--require-encrypted, the default, is still accepted).\n" +
+    "  A folder's signed release manifest (model.sig) is checked first: --full-hash re-hashes every file; --allow-unsigned-release accepts a folder without one",
   options: {
+    ...RELEASE_OPEN_OPTIONS,
+    "full-hash": { type: "boolean", default: false },
     trust: { type: "string", multiple: true },
     "trust-store": { type: "string", multiple: true },
     key: { type: "string", multiple: true },
@@ -43,6 +47,10 @@ export const verify: Command = {
     const keys = await loadKeyList(values.key as string[] | undefined, token);
     const results = [];
     try {
+      const release = await checkInputRelease(positionals[0]!, trust, values, { fullHash: values["full-hash"] === true });
+      if (release && !values.json) {
+        io.out(`${printable(positionals[0]!)}: release ${release.release} of ${printable(release.model)}, signed by trusted key ${printable(release.signer.kid ?? "(no kid)")}: ${release.files.length} file(s) match`);
+      }
       const files = await modelSafetensors(positionals[0]!);
       // An empty folder proves nothing: verifying it must not succeed.
       if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${positionals[0]} holds no .safetensors file to verify`);
