@@ -19,4 +19,4 @@ export { resolveEncryptionKey } from "./keys/keyring.js";
 export { processModel, modelSafetensors } from "./model/process-model.js";
 export { checkShardIndex, listModelFiles } from "./model/folder.js";
 export { readTensorsInto, type TensorPlacement } from "./container/reader.js";
-export { engineName, nativeThreads, type EngineName } from "./crypto/engine.js";
+export { engineName, nativeThreads, reserveFileSpace, type EngineName } from "./crypto/engine.js";
