@@ -40,7 +40,8 @@
 enum { OP_DECRYPT = 0, OP_ENCRYPT = 1 };
 enum { SCHEME_PLAIN = 0, SCHEME_MONOLITHIC = 1, SCHEME_CHUNKED = 2 };
 enum { ALG_AES256GCM = 0, ALG_AES128GCM = 1, ALG_CHACHA20POLY1305 = 2 };
-enum { ST_OK = 0, ST_AUTH = 1, ST_IO = 2, ST_COUNTER = 3, ST_INTERNAL = 4 };
+// ST_NOSPACE: a write failed with ENOSPC or EDQUOT (a full /dev/shm or disk), told apart from other I/O errors.
+enum { ST_OK = 0, ST_AUTH = 1, ST_IO = 2, ST_COUNTER = 3, ST_INTERNAL = 4, ST_NOSPACE = 5 };
 enum { DST_BUFFER = 0, DST_MAP = 1, DST_PWRITE = 2 };
 
 #define TASK_FIELDS 9
@@ -165,13 +166,19 @@ static int pwrite_all(int fd, const uint8_t* p, size_t len, uint64_t off) {
       if (errno == EINTR) continue;
       return -1;
     }
-    if (n == 0) return -1;
+    if (n == 0) {
+      errno = EIO;
+      return -1;
+    }
     p += n;
     len -= (size_t)n;
     off += (uint64_t)n;
   }
   return 0;
 }
+
+// The status of a failed write (errno set by pwrite_all).
+static int write_status(void) { return errno == ENOSPC || errno == EDQUOT ? ST_NOSPACE : ST_IO; }
 
 // Moves [src_off, src_off+len) of the task's source to dst_off of the destination through the AEAD
 // (or as is, when ctx is NULL: a plain copy), in pieces of PIECE_BYTES: the source is read from the
@@ -200,7 +207,7 @@ static int move_pieces(job_t* job, EVP_CIPHER_CTX* ctx, const task_t* t, uint64_
     } else {
       out = (uint8_t*)in;
     }
-    if (job->dst_kind == DST_PWRITE && pwrite_all(job->dst_fd, out, n, dst_off + done) != 0) return ST_IO;
+    if (job->dst_kind == DST_PWRITE && pwrite_all(job->dst_fd, out, n, dst_off + done) != 0) return write_status();
     done += n;
   }
   return ST_OK;
@@ -585,6 +592,69 @@ fail:
   return promise;
 }
 
+// reserve(fd, bytes) → Promise<number>: allocates the first `bytes` bytes of the file (fallocate, on
+// a worker thread; tmpfs zeroes the pages), so that a full /dev/shm is reported now, as ENOSPC, and
+// never later as a failed write or a SIGBUS in a mapping. Resolves with 0 or the errno (EOPNOTSUPP
+// where the file system cannot allocate ahead). A failed fallocate on tmpfs frees what it allocated.
+typedef struct {
+  int fd;
+  off_t len;
+  int err;
+  napi_deferred deferred;
+  napi_async_work work;
+} reserve_t;
+
+static void reserve_execute(napi_env env, void* data) {
+  (void)env;
+  reserve_t* r = (reserve_t*)data;
+  while (fallocate(r->fd, 0, 0, r->len) != 0) {
+    if (errno == EINTR) continue;
+    r->err = errno;
+    break;
+  }
+}
+
+static void reserve_complete(napi_env env, napi_status status, void* data) {
+  reserve_t* r = (reserve_t*)data;
+  napi_value v;
+  napi_create_int32(env, status == napi_ok ? r->err : ECANCELED, &v);
+  napi_resolve_deferred(env, r->deferred, v);
+  napi_delete_async_work(env, r->work);
+  free(r);
+}
+
+static napi_value reserve(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], name;
+  napi_value promise = NULL;
+  reserve_t* r = calloc(1, sizeof(reserve_t));
+  if (!r) {
+    napi_throw_error(env, NULL, "ctensors native: out of memory");
+    return NULL;
+  }
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  REQUIRE(argc == 2, "reserve() takes 2 arguments");
+  CHECK(napi_get_value_int32(env, argv[0], &r->fd));
+  double d;
+  CHECK(napi_get_value_double(env, argv[1], &d));
+  REQUIRE(d > 0 && d <= 9007199254740991.0, "bad size");
+  r->len = (off_t)d;
+  CHECK(napi_create_promise(env, &r->deferred, &promise));
+  CHECK(napi_create_string_utf8(env, "ctensors.reserve", NAPI_AUTO_LENGTH, &name));
+  CHECK(napi_create_async_work(env, NULL, name, reserve_execute, reserve_complete, r, &r->work));
+  CHECK(napi_queue_async_work(env, r->work));
+  return promise;
+fail:
+  if (promise) {
+    napi_value v;
+    napi_create_int32(env, ECANCELED, &v);
+    napi_resolve_deferred(env, r->deferred, v);
+  }
+  if (r->work) napi_delete_async_work(env, r->work);
+  free(r);
+  return promise;
+}
+
 static napi_value version(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -596,6 +666,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "layout", NULL, layout, NULL, NULL, NULL, napi_default, NULL },
     { "run", NULL, run, NULL, NULL, NULL, napi_default, NULL },
+    { "reserve", NULL, reserve, NULL, NULL, NULL, napi_default, NULL },
     { "opensslVersion", NULL, version, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
@@ -634,6 +705,7 @@ static napi_value layout(napi_env env, napi_callback_info info) {
   set_u64(env, status, "io", ST_IO);
   set_u64(env, status, "counter", ST_COUNTER);
   set_u64(env, status, "internal", ST_INTERNAL);
+  set_u64(env, status, "nospace", ST_NOSPACE);
   napi_create_object(env, &dst);
   set_u64(env, dst, "buffer", DST_BUFFER);
   set_u64(env, dst, "map", DST_MAP);

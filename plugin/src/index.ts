@@ -20,5 +20,5 @@ export { resolveEncryptionKey } from "./keys/keyring.js";
 export { processModel, modelSafetensors } from "./model/process-model.js";
 export { checkShardIndex, listModelFiles } from "./model/folder.js";
 export { readTensorsInto, type TensorPlacement } from "./container/reader.js";
-export { engineName, nativeThreads, type EngineName } from "./crypto/engine.js";
+export { engineName, nativeThreads, reserveFileSpace, type EngineName } from "./crypto/engine.js";
 export { defaultSocketPath, SOCKET_ENV } from "./sidecar-socket.js";

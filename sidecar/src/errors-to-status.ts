@@ -16,7 +16,8 @@
 // | ERR_CT_KEY_NOT_FOUND, ERR_CT_KEY_INVALID | FAILED_PRECONDITION | the sidecar lacks a usable key for this model   |
 // | ERR_CT_POLICY_DENIED                   | PERMISSION_DENIED    | the file's policy refuses                       |
 // | ERR_CT_POLICY_UNSUPPORTED              | FAILED_PRECONDITION  | the policy cannot be evaluated here             |
-// | ERR_CT_IO                              | NOT_FOUND if the cause is ENOENT/ENOTDIR, else UNAVAILABLE |            |
+// | ERR_CT_IO                              | NOT_FOUND if the cause is ENOENT/ENOTDIR, RESOURCE_EXHAUSTED |          |
+// |                                        |   if ENOSPC/EDQUOT (shared memory too small), else UNAVAILABLE |        |
 // | ERR_CT_HUB                             | UNAVAILABLE          | Hub: unknown repo/revision/file, refused token, |
 // |                                        |                      |   network, or offline without a cached copy     |
 // | ERR_CT_UNAUTHENTICATED                 | UNAUTHENTICATED      | missing or wrong bearer token                   |
@@ -29,6 +30,7 @@ import { Metadata, status, type StatusObject } from "@grpc/grpc-js";
 import { CryptoTensorsError, type CryptoTensorsErrorCode } from "ctensors";
 import { ShutdownError, SidecarError, type SidecarErrorCode } from "./errors.js";
 import { describeError, type LogFields, type Logger } from "./log.js";
+import { isNoSpace } from "./shm/capacity.js";
 
 export const ERROR_CODE_TRAILER = "ct-error-code";
 
@@ -61,7 +63,9 @@ export const SENT_ERROR_CODES: readonly string[] = [...Object.keys(CODEC_STATUS)
 
 function ioStatus(err: CryptoTensorsError): status {
   const errno = (err.cause as NodeJS.ErrnoException | undefined)?.code;
-  return errno === "ENOENT" || errno === "ENOTDIR" ? status.NOT_FOUND : CODEC_STATUS.ERR_CT_IO;
+  if (errno === "ENOENT" || errno === "ENOTDIR") return status.NOT_FOUND;
+  if (isNoSpace(err)) return status.RESOURCE_EXHAUSTED;
+  return CODEC_STATUS.ERR_CT_IO;
 }
 
 function withCode(code: status, details: string, ctCode: string | null): StatusObject {

@@ -12,3 +12,4 @@ export { PROTO_PATH, PROTO_LOADER_OPTIONS, sidecarClientConstructor, protoErrorC
 export { SHM_DIR, REGION_PREFIX, REGION_NAME, LIVENESS_NAME } from "./shm/instance.js";
 export { sweepStaleRegions, probeLiveness, type SweepReport, type Liveness } from "./shm/sweep.js";
 export { SIDECAR_VERSION } from "./version.js";
+export { checkHealth, DEFAULT_HEALTH_TIMEOUT_MS } from "./health-check.js";

@@ -59,3 +59,29 @@ export function streamingWindowBytes(requested: number, sizes: readonly number[]
 export function streamingWindowCount(requested: number, defaultCount = DEFAULT_WINDOW_COUNT): number {
   return Math.min(requested > 0 ? requested : defaultCount, MAX_WINDOW_COUNT);
 }
+
+export interface Window {
+  bytes: number;
+  count: number;
+}
+
+/**
+ * Fits a streaming window (`count` regions of `bytes` bytes, from streamingWindowBytes/Count) into
+ * `free` bytes of shared memory allocated in blocks of `blockBytes`: the regions get smaller first
+ * (never below the largest tensor), then fewer. Returns null when not even one region holding the
+ * largest tensor fits.
+ */
+export function fitStreamingWindow(want: Window, largest: number, free: number, blockBytes: number): Window | null {
+  const blocks = (n: number) => Math.ceil(n / blockBytes) * blockBytes;
+  if (want.count * blocks(want.bytes) <= free) return want;
+  const floor = alignUp(Math.max(largest, ALIGN_BYTES));
+  const perRegion = Math.floor(free / want.count / blockBytes) * blockBytes;
+  if (perRegion >= floor) return { bytes: perRegion, count: want.count };
+  const count = Math.min(want.count, Math.floor(free / blocks(floor)));
+  return count >= 1 ? { bytes: floor, count } : null;
+}
+
+/** The shared memory `regionSizes` take once written, in whole blocks. */
+export function blocksNeeded(regionSizes: readonly number[], blockBytes: number): number {
+  return regionSizes.reduce((s, n) => s + Math.ceil(n / blockBytes) * blockBytes, 0);
+}

@@ -4,6 +4,11 @@
 // `residentRegionBytes`, each filled once. STREAMING: at most `window_count` regions, each refilled
 // after the client's `consumed`. `done` is sent once every region has been mapped.
 //
+// Shared memory is measured before anything is created (statfs of the region directory): a RESIDENT
+// load that does not fit is refused up front, and a STREAMING window shrinks (smaller regions, then
+// fewer) to what is free, never below the largest tensor. Regions are allocated when created
+// (region.ts), and any ENOSPC on the way becomes the same sizing error (shm/capacity.ts).
+//
 // Plaintext held by this process: native engine, 256 KiB per engine thread, wiped after each region;
 // JS engine, one scratch buffer the size of the largest requested tensor, zeroed after every tensor. Whatever ends the stream (done, error, bad message, cancel, client
 // gone, shutdown), every region file is unlinked and every fd closed.
@@ -11,13 +16,14 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { CancelledError, badRequest } from "./errors.js";
 import { errorToStatus } from "./errors-to-status.js";
-import { ALIGN_BYTES, alignUp, packBatches, streamingWindowBytes, streamingWindowCount, type Batch } from "./load-plan.js";
+import { ALIGN_BYTES, alignUp, blocksNeeded, fitStreamingWindow, packBatches, streamingWindowBytes, streamingWindowCount, type Batch, type Window } from "./load-plan.js";
 import type { Logger } from "./log.js";
 import type { ManifestEntry, ModelRegistry, OpenModel } from "./model-registry.js";
 import type { LoadClientMessage, LoadServerMessage, LoadStart } from "./proto.js";
 import type { ShmInstance } from "./shm/instance.js";
+import { isNoSpace, shmSpace, shmTooSmall, type ShmShortage, type ShmSpace } from "./shm/capacity.js";
 import { ShmRegion } from "./shm/region.js";
-import { engineName, readTensorsInto } from "ctensors";
+import { CryptoTensorsError, engineName, readTensorsInto } from "ctensors";
 
 export interface LoadSettings {
   /** RESIDENT: the most bytes packed into one region (a larger tensor gets a region of its own). */
@@ -52,6 +58,8 @@ export class LoadSession {
   private readonly regions = new Map<number, RegionState>();
   private scratch: Uint8Array | null = null;
   private largestTensorBytes = 0;
+  /** What this load needs of shared memory, for the error if the space runs out anyway. */
+  private need: ShmShortage | null = null;
 
   constructor(
     private readonly call: ServerDuplexStream<LoadClientMessage, LoadServerMessage>,
@@ -89,9 +97,16 @@ export class LoadSession {
       const bytes = entries.reduce((s, e) => s + e.byteSize, 0);
       this.largestTensorBytes = entries.reduce((m, e) => Math.max(m, e.byteSize), 0);
       context = { rpc: "Load", model_id: model.id, mode: this.mode };
-      this.log.info("load.started", { ...context, tensors: entries.length, bytes });
-      if (this.mode === "resident") await this.resident(entries);
-      else await this.streaming(entries, start);
+      const space = await this.space();
+      if (this.mode === "resident") {
+        const batches = this.planResident(entries, space);
+        this.log.info("load.started", { ...context, tensors: entries.length, bytes, regions: batches.length, shm_needed: this.need!.needed, shm_free: space.free });
+        await this.resident(batches);
+      } else {
+        const window = this.planStreaming(entries, start, space);
+        this.log.info("load.started", { ...context, tensors: entries.length, bytes, window_bytes: window.bytes, window_count: window.count, shm_needed: this.need!.needed, shm_free: space.free });
+        await this.streaming(entries, window);
+      }
       await this.until(() => [...this.regions.values()].every((r) => r.mapped), "`mapped`");
       await this.send({ done: { tensors: entries.length, bytes } });
       this.finished = true;
@@ -223,26 +238,61 @@ export class LoadSession {
     });
   }
 
+  // --- planning against free shared memory ---
+
+  private async space(): Promise<ShmSpace> {
+    return shmSpace(this.shm.dir).catch((err: NodeJS.ErrnoException) => {
+      throw new CryptoTensorsError("ERR_CT_IO", `cannot measure the free space of ${this.shm.dir}: ${err.code ?? err.message}`, { cause: err });
+    });
+  }
+
+  /** RESIDENT: the batches, once it is clear that all of them fit at once. */
+  private planResident(entries: ManifestEntry[], space: ShmSpace): Batch<ManifestEntry>[] {
+    const batches = packBatches(entries, (e) => e.byteSize, this.settings.residentRegionBytes);
+    const needed = blocksNeeded(batches.map(regionBytesOf), space.blockBytes);
+    const streamingNeeds = blocksNeeded([alignUp(Math.max(this.largestTensorBytes, ALIGN_BYTES))], space.blockBytes);
+    this.need = { dir: this.shm.dir, mode: "resident", needed, free: space.free, streamingNeeds };
+    if (needed > space.free) throw shmTooSmall(this.need);
+    return batches;
+  }
+
+  /** STREAMING: the window asked for (or the defaults), shrunk to what is free. */
+  private planStreaming(entries: ManifestEntry[], start: LoadStart, space: ShmSpace): Window {
+    const sizes = entries.map((e) => e.byteSize);
+    const want = { bytes: streamingWindowBytes(start.window_bytes, sizes, this.settings.defaultWindowBytes), count: streamingWindowCount(start.window_count, this.settings.defaultWindowCount) };
+    const window = fitStreamingWindow(want, this.largestTensorBytes, space.free, space.blockBytes);
+    const largest = blocksNeeded([alignUp(Math.max(this.largestTensorBytes, ALIGN_BYTES))], space.blockBytes);
+    if (!window) throw shmTooSmall({ dir: this.shm.dir, mode: "streaming", needed: largest, free: space.free, what: "its largest tensor, at the least" });
+    const needed = blocksNeeded(Array(window.count).fill(window.bytes), space.blockBytes);
+    this.need = { dir: this.shm.dir, mode: "streaming", needed, free: space.free, what: `its window of ${window.count} x ${window.bytes} bytes` };
+    return window;
+  }
+
+  /** A full /dev/shm met anyway (another process took the space meanwhile) is the sizing error too. */
+  private noSpace(err: unknown): unknown {
+    return isNoSpace(err) && this.need ? shmTooSmall({ ...this.need, cause: err }) : err;
+  }
+
   private async newRegion(bytes: number): Promise<RegionState> {
-    const shm = await ShmRegion.create(bytes, this.shm);
+    const shm = await ShmRegion.create(bytes, this.shm).catch((err: unknown) => {
+      throw this.noSpace(err);
+    });
     const region: RegionState = { id: this.regions.size + 1, shm, announced: false, mapped: false, busy: false };
     this.regions.set(region.id, region); // disposed by run() whatever happens next
     this.check();
     return region;
   }
 
-  private async resident(entries: ManifestEntry[]): Promise<void> {
-    for (const batch of packBatches(entries, (e) => e.byteSize, this.settings.residentRegionBytes)) {
-      const region = await this.newRegion(Math.max(alignUp(batch.end), ALIGN_BYTES));
+  private async resident(batches: Batch<ManifestEntry>[]): Promise<void> {
+    for (const batch of batches) {
+      const region = await this.newRegion(regionBytesOf(batch));
       await this.fill(region, batch);
       region.announced = true; // before sending: the client may answer before write() returns
       await this.send({ ready: { region_id: region.id, path: region.shm.path, region_bytes: region.shm.bytes, tensors: placements(batch) } });
     }
   }
 
-  private async streaming(entries: ManifestEntry[], start: LoadStart): Promise<void> {
-    const windowBytes = streamingWindowBytes(start.window_bytes, entries.map((e) => e.byteSize), this.settings.defaultWindowBytes);
-    const count = streamingWindowCount(start.window_count, this.settings.defaultWindowCount);
+  private async streaming(entries: ManifestEntry[], { bytes: windowBytes, count }: Window): Promise<void> {
     for (const batch of packBatches(entries, (e) => e.byteSize, windowBytes)) {
       const region = await this.freeRegion(windowBytes, count);
       await this.fill(region, batch);
@@ -269,6 +319,14 @@ export class LoadSession {
    * the scratch buffer, written into the region, and the scratch zeroed.
    */
   private async fill(region: RegionState, batch: Batch<ManifestEntry>): Promise<void> {
+    try {
+      await this.fillWith(region, batch);
+    } catch (err) {
+      throw this.noSpace(err);
+    }
+  }
+
+  private async fillWith(region: RegionState, batch: Batch<ManifestEntry>): Promise<void> {
     if (engineName() === "native") {
       const items = batch.placements.filter((p) => p.byteSize > 0).map((p) => ({ reader: p.item.reader, name: p.item.name, offset: p.offset }));
       await readTensorsInto(items, { kind: "file", fd: region.shm.fd, bytes: region.shm.bytes });
@@ -289,6 +347,11 @@ export class LoadSession {
       this.check();
     }
   }
+}
+
+/** A RESIDENT region's size: its batch, aligned (at least one alignment unit). */
+function regionBytesOf(batch: Batch<unknown>): number {
+  return Math.max(alignUp(batch.end), ALIGN_BYTES);
 }
 
 function placements(batch: Batch<ManifestEntry>) {

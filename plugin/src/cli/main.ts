@@ -9,6 +9,7 @@ import { GLOBAL_OPTIONS, type Command, type CommandIO } from "./command.js";
 import { decrypt } from "./commands/decrypt.js";
 import { devHub } from "./commands/dev-hub.js";
 import { encrypt } from "./commands/encrypt.js";
+import { health } from "./commands/health.js";
 import { inspect } from "./commands/inspect.js";
 import { keygen } from "./commands/keygen.js";
 import { pull } from "./commands/pull.js";
@@ -24,7 +25,7 @@ import { flagHint } from "./flag-hints.js";
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyCommand = Command<any>;
 
-export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, "sign-release": signRelease, push, pull, serve, vllm, "dev-hub": devHub } satisfies Record<string, AnyCommand>;
+export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, "sign-release": signRelease, push, pull, serve, health, vllm, "dev-hub": devHub } satisfies Record<string, AnyCommand>;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

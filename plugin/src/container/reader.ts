@@ -227,6 +227,12 @@ export class CryptoTensorsReader {
 
 const fsWriteAsync = promisify(fsWrite);
 
+/** A full destination (ENOSPC, EDQUOT): ERR_CT_IO whose cause carries the errno code, so callers can tell it apart. */
+function noSpaceError(name: string, cause?: NodeJS.ErrnoException): CryptoTensorsError {
+  const errno = cause ?? Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC", syscall: "pwrite" });
+  return new CryptoTensorsError("ERR_CT_IO", `no space left on the destination while writing tensor ${JSON.stringify(name)} (ENOSPC)`, { cause: errno });
+}
+
 /** One tensor to place: `name` of `reader`, at byte `offset` of the destination. */
 export interface TensorPlacement {
   reader: CryptoTensorsReader;
@@ -239,7 +245,8 @@ export interface TensorPlacement {
  * engine: all chunks of all tensors in one job on the thread pool, from the files into the destination
  * (a buffer is written in place; a file, e.g. a /dev/shm region, through pwrite). Tensors the native engine does not handle (plaintext with a signed digest) go through
  * readTensorInto. On failure the failing tensor's bytes are zeroed and the first failure (in the
- * given order) is thrown: ERR_CT_DECRYPTION_FAILED, ERR_CT_FORMAT, ERR_CT_INTEGRITY, ERR_CT_IO.
+ * given order) is thrown: ERR_CT_DECRYPTION_FAILED, ERR_CT_FORMAT, ERR_CT_INTEGRITY, ERR_CT_IO (a full
+ * destination: with an ENOSPC cause).
  */
 export async function readTensorsInto(items: readonly TensorPlacement[], dst: NativeDestination): Promise<void> {
   const fds: number[] = [];
@@ -272,6 +279,7 @@ export async function readTensorsInto(items: readonly TensorPlacement[], dst: Na
       const status = statuses[failed]!;
       if (status === TaskStatus.Auth) throw decryptionFailed();
       if (status === TaskStatus.Counter) throw new CryptoTensorsError("ERR_CT_FORMAT", "chunk index overflowed the IV counter");
+      if (status === TaskStatus.NoSpace) throw noSpaceError(taskItems[failed]!.name);
       throw new CryptoTensorsError("ERR_CT_IO", `native engine failed on tensor ${JSON.stringify(taskItems[failed]!.name)} (status ${status})`);
     }
   }
@@ -285,7 +293,11 @@ export async function readTensorsInto(items: readonly TensorPlacement[], dst: Na
     try {
       await item.reader.readTensorInto(item.name, tmp);
       let done = 0;
-      while (done < length) done += (await fsWriteAsync(dst.fd, tmp, done, length - done, item.offset + done)).bytesWritten;
+      while (done < length) {
+        done += (await fsWriteAsync(dst.fd, tmp, done, length - done, item.offset + done).catch((err: NodeJS.ErrnoException) => {
+          throw err.code === "ENOSPC" || err.code === "EDQUOT" ? noSpaceError(item.name, err) : err;
+        })).bytesWritten;
+      }
     } finally {
       tmp.fill(0);
     }

@@ -6,7 +6,8 @@
 // (default: the available parallelism, at most 16).
 
 import { createRequire } from "node:module";
-import { availableParallelism } from "node:os";
+import { availableParallelism, constants as osConstants } from "node:os";
+import { getSystemErrorName } from "node:util";
 import { CryptoTensorsError } from "../errors.js";
 import { quote } from "../format/printable.js";
 import type { AeadAlgorithm } from "./aead.js";
@@ -18,6 +19,7 @@ interface NativeModule {
     op: number, sourceFds: Int32Array, dstKind: number, dst: number | Uint8Array, dstBytes: number,
     tasks: Float64Array, keys: Uint8Array, ivs: Uint8Array, tags: Uint8Array, threads: number, populate: number,
   ): Promise<Uint8Array>;
+  reserve(fd: number, bytes: number): Promise<number>;
   opensslVersion(): string;
 }
 
@@ -87,7 +89,8 @@ export type NativeDestination =
    */
   | { kind: "file"; fd: number; bytes: number };
 
-export enum TaskStatus { Ok = 0, Auth = 1, Io = 2, Counter = 3, Internal = 4 }
+/** NoSpace: a write failed with ENOSPC or EDQUOT (a full /dev/shm or disk); Io: any other read or write error. */
+export enum TaskStatus { Ok = 0, Auth = 1, Io = 2, Counter = 3, Internal = 4, NoSpace = 5 }
 
 /** Float64 fields per task row: source, srcOffset, length, dstOffset, scheme, alg, chunkBytes, key offset, tag offset. */
 export const TASK_FIELDS = 9;
@@ -136,4 +139,20 @@ export async function runNative(op: "decrypt" | "encrypt", sources: readonly num
   } finally {
     keys.fill(0);
   }
+}
+
+/**
+ * Allocates the first `bytes` bytes of the file behind `fd` now (fallocate, off the event loop), so
+ * that a full file system (a small /dev/shm) fails here, with ENOSPC, and never later mid-write or as
+ * a SIGBUS in a mapping of the file. Returns false when it cannot (the JS engine is in use, or the
+ * file system does not allocate ahead): writes then report a full file system themselves.
+ * @throws an errno error (`code` "ENOSPC", "EDQUOT", ...) when the file system refuses
+ */
+export async function reserveFileSpace(fd: number, bytes: number): Promise<boolean> {
+  if (bytes <= 0 || engineName() !== "native") return false;
+  const errno = await load().module!.reserve(fd, bytes);
+  if (errno === 0) return true;
+  if (errno === osConstants.errno.EOPNOTSUPP) return false;
+  const code = getSystemErrorName(-errno);
+  throw Object.assign(new Error(`fallocate of ${bytes} bytes failed: ${code}`), { code, errno: -errno, syscall: "fallocate" });
 }

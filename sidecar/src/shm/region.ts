@@ -7,9 +7,14 @@
 // cannot pass a file descriptor, and /proc/<pid>/fd/<n> does not resolve across pid namespaces), so
 // the name is the handover. A sidecar killed between creating a region and the client's `mapped`
 // leaves the file behind: the next sidecar's sweep (sweep.ts) removes it.
+//
+// A region's pages are allocated when it is created (fallocate, with the native engine): a /dev/shm
+// too small for it fails there, with ENOSPC, rather than mid-fill, and no write through a mapping of
+// it can ever meet a missing page (SIGBUS).
 
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
+import { reserveFileSpace } from "ctensors";
 import { unlinkQuietly, type ShmInstance } from "./instance.js";
 
 /** A pwrite moves at most this many bytes (Node refuses lengths of 2 GiB and more). */
@@ -40,7 +45,11 @@ export class ShmRegion {
     readonly bytes: number,
   ) {}
 
-  /** Creates `<instance dir>/ctensors-<instance id>-<32 hex>` (O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, 0600) of `bytes` bytes. */
+  /**
+   * Creates `<instance dir>/ctensors-<instance id>-<32 hex>` (O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, 0600) of
+   * `bytes` bytes, allocated up front where the engine can (see reserveFileSpace).
+   * @throws the errno error (ENOSPC when shared memory is full); nothing is left behind
+   */
   static async create(bytes: number, instance: ShmInstance): Promise<ShmRegion> {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new TypeError(`region size must be a positive integer, got ${bytes}`);
     const path = instance.regionPath();
@@ -49,6 +58,7 @@ export class ShmRegion {
     const region = new ShmRegion(fh, path, bytes);
     try {
       await fh.truncate(bytes);
+      await reserveFileSpace(fh.fd, bytes);
     } catch (err) {
       await region.dispose({ handedOver: false });
       throw err;

@@ -14,7 +14,9 @@ Pure Python (no vLLM import), so it is unit-tested without vLLM. Every key is op
 | `copy`         | streaming only. `true` (default): each tensor is cloned before its region is reused.    |
 |                | `false`: zero-copy views valid until the next tensor (for models whose `load_weights`   |
 |                | copies each weight into its parameter right away, as vLLM's Llama does).               |
-| `window_bytes`, `window_count` | streaming only: the window (0 or absent: the sidecar's defaults).       |
+| `window_bytes`, `window_count` | streaming only: the window (0 or absent: the sidecar's defaults). The   |
+|                | sidecar shrinks it to what /dev/shm holds (never below the largest tensor), so the      |
+|                | default streaming mode loads a model of any size in a container's 64 MB /dev/shm.       |
 | `strict`       | `true` (default): fail when a parameter of the model got no weight from the checkpoint. |
 """
 
