@@ -1,6 +1,7 @@
 // Release options shared by the commands: writing a release manifest (encrypt, rewrap, sign-release)
 // and checking one where a folder is opened (verify, decrypt, serve).
 
+import { listModelFiles } from "../model/folder.js";
 import { basename, join, resolve } from "node:path";
 import type { SigningKey } from "../keys/jwk.js";
 import { checkReleaseNumber, peekRelease, writeRelease } from "../release/manifest.js";
@@ -42,6 +43,9 @@ export function releasePolicyFromArgs(values: Values): ReleasePolicy {
 /** Checks the release of `input` when it is a folder (verify, decrypt, rewrap); null for a file or an allowed unsigned folder. */
 export async function checkInputRelease(input: string, trust: TrustStore | undefined, values: Values, extra: ReleasePolicy = {}): Promise<ReleaseInfo | null> {
   if (!(await isDirectory(input))) return null;
+  // The folder's own listing first: it refuses weight files that are not regular files (a FIFO would
+  // otherwise be reported as a file missing from the release).
+  await listModelFiles(input);
   return checkFolderRelease(input, trust, { ...releasePolicyFromArgs(values), ...extra });
 }
 

@@ -47,13 +47,14 @@ export const verify: Command = {
     const keys = await loadKeyList(values.key as string[] | undefined, token);
     const results = [];
     try {
+      // The listing first: it refuses non-regular files, and an empty folder is reported as such.
+      const files = await modelSafetensors(positionals[0]!);
+      // An empty folder proves nothing: verifying it must not succeed.
+      if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${positionals[0]} holds no .safetensors file to verify`);
       const release = await checkInputRelease(positionals[0]!, trust, values, { fullHash: values["full-hash"] === true });
       if (release && !values.json) {
         io.out(`${printable(positionals[0]!)}: release ${release.release} of ${printable(release.model)}, signed by trusted key ${printable(release.signer.kid ?? "(no kid)")}: ${release.files.length} file(s) match`);
       }
-      const files = await modelSafetensors(positionals[0]!);
-      // An empty folder proves nothing: verifying it must not succeed.
-      if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${positionals[0]} holds no .safetensors file to verify`);
       for (const file of files) {
         const reader = await CryptoTensorsReader.open(file, { trust, keys: keys.length ? keys : undefined, requireEncrypted });
         try {
