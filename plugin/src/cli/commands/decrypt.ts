@@ -10,6 +10,7 @@ import { CryptoTensorsError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
+import { withCleanupOnSignals } from "../signals.js";
 
 export const decrypt: Command = {
   summary: "verify and decrypt into plain safetensors",
@@ -32,7 +33,7 @@ export const decrypt: Command = {
     const progress = createProgress(!io.quiet);
     try {
       let tensors = 0;
-      const r = await processModel(input, output, async (inFile, outFile, p) => {
+      const r = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
         const res = await decryptFile(inFile, outFile, {
           keys, trust, requireEncrypted: values["require-encrypted"] as boolean,
           onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
@@ -52,7 +53,7 @@ export const decrypt: Command = {
           tensors += res.tensors;
         }
         return { written, consumed, files: containers.length };
-      });
+      }));
       progress.stop();
       io.out(`decrypted ${tensors} tensors in ${r.files} file(s) → ${output}`);
     } finally {

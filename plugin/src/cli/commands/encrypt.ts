@@ -11,6 +11,7 @@ import { CryptoTensorsError } from "../../errors.js";
 import type { Command } from "../command.js";
 import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
+import { withCleanupOnSignals } from "../signals.js";
 
 /** A policy file: JSON {"local": rego, "remote"?: rego}, or a .rego text used as the local policy. */
 async function loadPolicy(path: string): Promise<Policy> {
@@ -69,7 +70,7 @@ export const encrypt: Command = {
       onWarning: (m: string) => io.err(`warning: ${m}`),
     };
     try {
-      const result = await processModel(input, output, async (inFile, outFile, p) => {
+      const result = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
         const r = await encryptFile(inFile, outFile, { ...common, onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`) });
         encrypted += r.encrypted;
         total += r.tensors;
@@ -88,7 +89,7 @@ export const encrypt: Command = {
         const stray = files.others.filter((f) => /\.onnx_data(_\d+)?$|\.onnx\.data$/.test(f) && !consumed.has(f));
         if (stray.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`);
         return { written, consumed, files: files.onnx.length };
-      });
+      }));
       progress.stop();
       io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);
     } finally {

@@ -7,6 +7,7 @@ import { processModel } from "../../model/process-model.js";
 import type { Command } from "../command.js";
 import { loadKeyList, loadOneEncryptionKey, loadSigningKey, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
+import { withCleanupOnSignals } from "../signals.js";
 
 export const rewrap: Command = {
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
@@ -33,13 +34,13 @@ export const rewrap: Command = {
     const progress = createProgress(!io.quiet);
     try {
       let tensors = 0;
-      const r = await processModel(input, output, async (inFile, outFile, p) => {
+      const r = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
         const res = await rewrapFile(inFile, outFile, {
           oldKeys, trust, newKey, signKey,
           onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
         });
         tensors += res.tensors;
-      });
+      }));
       progress.stop();
       io.out(`rewrapped ${tensors} tensors in ${r.files} file(s) → ${output} (new key ${newKey.kid ?? "(no kid)"})`);
     } finally {
