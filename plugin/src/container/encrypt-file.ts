@@ -166,7 +166,8 @@ async function writeRemainingTensors(io: Streams, plan: EncryptPlan, done: Reado
     if (entry) {
       await encryptTensorData(io.src, from, io.dst, to, t.end - t.begin, plan.layout.alg, plan.deks.get(t.name)!, entry, plan.layout.chunkBytes, onBytes);
     } else {
-      plan.digests?.set(t.name, await copyTensorData(io.src, from, io.dst, to, t.end - t.begin, onBytes));
+      const digest = await copyTensorData(io.src, from, io.dst, to, t.end - t.begin, onBytes);
+      plan.digests?.set(t.name, digest);
     }
   }
 }
