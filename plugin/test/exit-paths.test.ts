@@ -328,10 +328,15 @@ describe("keygen (findings 11 and 13)", () => {
   });
 
   it("refuses a sticky world-writable folder like /tmp without suggesting to change it", async () => {
-    const r = await ct(["keygen", "--out", "/tmp"]);
+    // a folder of the test's own with /tmp's mode (1777), so that old code writes its keys there, not into /tmp
+    const sticky = join(dir, "sticky");
+    mkdirSync(sticky);
+    chmodSync(sticky, 0o1777);
+    const r = await ct(["keygen", "--out", sticky]);
     expect(r.code).toBe(8);
+    expect(r.stderr).toContain("1777");
     expect(r.stderr).not.toMatch(/chmod/);
-    for (const f of ["enc.jwk", "sign.jwk", "sign.pub.jwk"]) expect(existsSync(join("/tmp", f)) && lstatSync(join("/tmp", f)).mtimeMs > Date.now() - 60_000).toBe(false);
+    expect(readdirSync(sticky)).toEqual([]);
   });
 
   it("refuses an --out that is a symbolic link to a folder", async () => {

@@ -29,6 +29,6 @@ export async function ensurePrivateDirectory(dir: string, option: string): Promi
     throw new CryptoTensorsError("ERR_CT_IO", `${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): ${remedy}`);
   }
   if ((st.mode & 0o077) !== 0) {
-    throw new CryptoTensorsError("ERR_CT_IO", `${dir} has mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}, open to group or others: ${remedy}`);
+    throw new CryptoTensorsError("ERR_CT_IO", `${dir} has mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}, open to group or others: ${remedy}`);
   }
 }
