@@ -20,6 +20,7 @@
 #include <linux/falloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -662,14 +663,59 @@ static napi_value version(napi_env env, napi_callback_info info) {
   return v;
 }
 
+// ---- File helpers (not crypto): the pieces of "an output appears whole or not at all" that Node lacks.
+// An unnamed file (open(dir, O_TMPFILE)) has no name until linkFd gives it one, so nothing of a
+// half-written output can outlive the process, even under SIGKILL. Node can open with O_TMPFILE
+// (numeric flags) but has no linkat; the value of O_TMPFILE differs between architectures, so it
+// is exported from here rather than hard-coded in JS.
+
+// linkFd(fd, path): linkat(AT_FDCWD, "/proc/self/fd/<fd>", AT_FDCWD, path, AT_SYMLINK_FOLLOW).
+// Gives the open file `fd` the name `path` (which must not exist). Throws an Error with .code = errno name.
+static napi_value link_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 2) {
+    napi_throw_type_error(env, NULL, "linkFd(fd, path)");
+    return NULL;
+  }
+  int32_t fd;
+  char path[4096];
+  size_t len;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[1], path, sizeof path, &len) != napi_ok || len >= sizeof path - 1) {
+    napi_throw_type_error(env, NULL, "linkFd(fd, path): bad arguments");
+    return NULL;
+  }
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  if (linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) != 0) {
+    int e = errno;
+    const char* name = e == EEXIST ? "EEXIST" : e == ENOSPC ? "ENOSPC" : e == EDQUOT ? "EDQUOT" : e == EACCES ? "EACCES"
+      : e == EPERM ? "EPERM" : e == ENOENT ? "ENOENT" : e == ENOTDIR ? "ENOTDIR" : e == EROFS ? "EROFS" : e == EXDEV ? "EXDEV"
+      : e == ELOOP ? "ELOOP" : e == EMLINK ? "EMLINK" : e == ENAMETOOLONG ? "ENAMETOOLONG" : "EIO";
+    napi_value err, code, msg;
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+    napi_create_string_utf8(env, strerror(e), NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, code, msg, &err);
+    napi_set_named_property(env, err, "code", code);
+    napi_throw(env, err);
+    return NULL;
+  }
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
     { "layout", NULL, layout, NULL, NULL, NULL, napi_default, NULL },
     { "run", NULL, run, NULL, NULL, NULL, napi_default, NULL },
     { "reserve", NULL, reserve, NULL, NULL, NULL, napi_default, NULL },
     { "opensslVersion", NULL, version, NULL, NULL, NULL, napi_default, NULL },
+    { "linkFd", NULL, link_fd, NULL, NULL, NULL, napi_default, NULL },
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  napi_value tmpfile;
+  napi_create_int32(env, O_TMPFILE, &tmpfile);
+  napi_set_named_property(env, exports, "O_TMPFILE", tmpfile);
   return exports;
 }
 

@@ -1,16 +1,17 @@
 // Encrypt and sign one plain safetensors file (docs/format.md §1–§4, §8), streaming tensor by tensor.
 
-import { open, type FileHandle } from "node:fs/promises";
+import { open, statfs, type FileHandle } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
 import picomatch from "picomatch";
 import { CryptoTensorsError, usageError } from "../errors.js";
 import { quote } from "../format/printable.js";
 import { checkChunkBytes, DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
 import { layoutTensors } from "../format/serialize.js";
+import type { SafetensorsHeader, TensorInfo } from "../format/header.js";
 import type { EncryptionKey, SigningKey } from "../keys/jwk.js";
 import { withAtomicFile, writeAll } from "../io/files.js";
 import { readHeader } from "./reader.js";
 import { engineName, runNative, Scheme, TaskStatus, type NativeTask } from "../crypto/engine.js";
-import type { AeadAlgorithm } from "../crypto/aead.js";
 import { DEFAULT_POLICY, type Policy, type TensorCryptoEntry } from "./reserved.js";
 import {
   buildSignedHeader, copyTensorData, encryptTensorData, keyRefOf, newTensorEntry, placeholderHeader,
@@ -63,9 +64,46 @@ export async function encryptFile(input: string, output: string, options: Encryp
   if (chunkBytes !== undefined) checkChunkBytes(chunkBytes);
   if (!options.signKey.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "the signing key has no private part (\"d\"): pass sign.jwk, not sign.pub.jwk");
 
+  const plan = await planEncryption(input, options, version, chunkBytes);
+  const total = plan.header.dataBytes;
+  let done = 0;
+  const onBytes = (n: number) => { done += n; options.onProgress?.(done, total); };
+
+  let src: FileHandle | undefined;
+  try {
+    src = await open(input, "r");
+    const from = src;
+    await withAtomicFile(output, 0o644, async (dst) => {
+      const io: Streams = { src: from, dst, srcDataStart: plan.header.dataStart, dstDataStart: plan.placeholder.length, outputDir: dirname(resolve(output)) };
+      const onNative = engineName() === "native" ? await encryptOnNativeEngine(io, nativeItemsOf(plan), plan.layout, onBytes) : new Set<string>();
+      await writeRemainingTensors(io, plan, onNative, onBytes);
+      await writeSignedHeader(dst, plan, options.signKey);
+    });
+  } finally {
+    for (const dek of plan.deks.values()) dek.fill(0);
+    await src?.close();
+  }
+  options.onProgress?.(total, total);
+  return { tensors: plan.tensors.length, encrypted: plan.encryption.size, bytes: total };
+}
+
+/** Everything decided before a byte is written: the output's layout, fresh DEKs and entries, the header's fixed-size placeholder. */
+interface EncryptPlan {
+  header: SafetensorsHeader;
+  /** The tensors in output order, with their output offsets. */
+  tensors: TensorInfo[];
+  layout: CryptoLayout;
+  encryption: Map<string, TensorCryptoEntry>;
+  deks: Map<string, Uint8Array>;
+  /** Digests of the plaintext tensors (filled while copying), unless disabled. */
+  digests: Map<string, Uint8Array> | undefined;
+  parts: HeaderParts;
+  placeholder: Uint8Array;
+}
+
+async function planEncryption(input: string, options: EncryptOptions, version: 1 | 2, chunkBytes: number | undefined): Promise<EncryptPlan> {
   const { header, crypto } = await readHeader(input);
   if (crypto) throw new CryptoTensorsError("ERR_CT_FORMAT", `${input} is already encrypted: use rewrap to change keys, or decrypt first`);
-
   const selected = selectTensors(header.tensors.map((t) => t.name), options.tensors);
   const tensors = layoutTensors(header.tensors);
   const empties = tensors.filter((t, i) => i > 0 && t.begin === t.end && tensors[i - 1]!.begin === tensors[i - 1]!.end);
@@ -73,7 +111,6 @@ export async function encryptFile(input: string, output: string, options: Encryp
     options.onWarning?.(`${input}: several zero-length tensors share one offset; the reference implementation may fail to verify this file at random`);
   }
   const layout: CryptoLayout = { version: version === 2 ? "2" : "1", chunkBytes, enc: keyRefOf(options.key), sign: keyRefOf(options.signKey), alg: options.key.alg };
-
   const encryption = new Map<string, TensorCryptoEntry>();
   const deks = new Map<string, Uint8Array>();
   for (const t of tensors) {
@@ -85,42 +122,62 @@ export async function encryptFile(input: string, output: string, options: Encryp
   const plain = tensors.filter((t) => !selected.has(t.name));
   const digests = plain.length && options.plaintextDigests !== false ? new Map<string, Uint8Array>(plain.map((t) => [t.name, new Uint8Array(32)])) : undefined;
   const parts: HeaderParts = { userMetadata: userMetadataForOutput(header.metadata), layout, encryption, policy: options.policy ?? DEFAULT_POLICY, digests, tensors };
-  const placeholder = placeholderHeader(parts);
-  const total = header.dataBytes;
-  let done = 0;
-  const onBytes = (n: number) => { done += n; options.onProgress?.(done, total); };
+  return { header, tensors, layout, encryption, deks, digests, parts, placeholder: placeholderHeader(parts) };
+}
 
-  let src: FileHandle | undefined;
-  try {
-    src = await open(input, "r");
-    await withAtomicFile(output, 0o644, async (dst) => {
-      const dataStart = placeholder.length;
-      const nativeDone = engineName() === "native"
-        ? await encryptNative(src!, dst, header.dataStart, dataStart, tensors.filter((t) => encryption.has(t.name) && t.end > t.begin).map((t) => ({
-          from: header.byName.get(t.name)!.begin, to: t.begin, length: t.end - t.begin, entry: encryption.get(t.name)!, dek: deks.get(t.name)!,
-        })), layout.alg, chunkBytes, onBytes)
-        : false;
-      for (const t of tensors) {
-        const from = header.dataStart + header.byName.get(t.name)!.begin;
-        const entry = encryption.get(t.name);
-        if (entry && nativeDone && t.end > t.begin) continue;
-        if (entry) {
-          await encryptTensorData(src!, from, dst, dataStart + t.begin, t.end - t.begin, layout.alg, deks.get(t.name)!, entry, chunkBytes, onBytes);
-        } else {
-          const digest = await copyTensorData(src!, from, dst, dataStart + t.begin, t.end - t.begin, onBytes);
-          digests?.set(t.name, digest);
-        }
-      }
-      const real = buildSignedHeader(parts, options.signKey);
-      if (real.length !== placeholder.length) throw new Error(`internal: header length changed (${placeholder.length} → ${real.length})`);
-      await writeAll(dst, real, 0);
-    });
-  } finally {
-    for (const dek of deks.values()) dek.fill(0);
-    await src?.close();
+/** Where tensor bytes come from and go: the input and the output, each with the offset where its data starts. */
+interface Streams {
+  src: FileHandle;
+  dst: FileHandle;
+  srcDataStart: number;
+  dstDataStart: number;
+  /** The output's folder (to tell a full disk from other write failures of the native engine). */
+  outputDir: string;
+}
+
+/** One tensor for the native engine: its offsets relative to the data starts, its entry (tags filled in) and DEK. */
+interface NativeItem {
+  name: string;
+  from: number;
+  to: number;
+  length: number;
+  entry: TensorCryptoEntry;
+  dek: Uint8Array;
+}
+
+/** The non-empty tensors to encrypt, in output order (empty ones are sealed by the JS path: no bytes to move). */
+function nativeItemsOf(plan: EncryptPlan): NativeItem[] {
+  return plan.tensors
+    .filter((t) => plan.encryption.has(t.name) && t.end > t.begin)
+    .map((t) => ({
+      name: t.name, from: plan.header.byName.get(t.name)!.begin, to: t.begin, length: t.end - t.begin, entry: plan.encryption.get(t.name)!, dek: plan.deks.get(t.name)!,
+    }));
+}
+
+/**
+ * Encrypts the tensors the native engine did not take (all of them with the JS engine, the empty ones
+ * otherwise) and copies the plaintext tensors, recording their SHA-256 digests.
+ */
+async function writeRemainingTensors(io: Streams, plan: EncryptPlan, done: ReadonlySet<string>, onBytes: (n: number) => void): Promise<void> {
+  for (const t of plan.tensors) {
+    if (done.has(t.name)) continue;
+    const from = io.srcDataStart + plan.header.byName.get(t.name)!.begin;
+    const to = io.dstDataStart + t.begin;
+    const entry = plan.encryption.get(t.name);
+    if (entry) {
+      await encryptTensorData(io.src, from, io.dst, to, t.end - t.begin, plan.layout.alg, plan.deks.get(t.name)!, entry, plan.layout.chunkBytes, onBytes);
+    } else {
+      const digest = await copyTensorData(io.src, from, io.dst, to, t.end - t.begin, onBytes);
+      plan.digests?.set(t.name, digest);
+    }
   }
-  options.onProgress?.(total, total);
-  return { tensors: tensors.length, encrypted: encryption.size, bytes: total };
+}
+
+/** Signs the header now that every tag and digest is known, and writes it over the placeholder of the same length. */
+async function writeSignedHeader(dst: FileHandle, plan: EncryptPlan, signKey: SigningKey): Promise<void> {
+  const real = buildSignedHeader(plan.parts, signKey);
+  if (real.length !== plan.placeholder.length) throw new Error(`internal: header length changed (${plan.placeholder.length} → ${real.length})`);
+  await writeAll(dst, real, 0);
 }
 
 /** Tensors per native job are grouped up to this many bytes, so that progress is reported as it goes. */
@@ -128,38 +185,60 @@ const NATIVE_JOB_BYTES = 1024 * 1024 * 1024;
 
 /**
  * Encrypts the given (non-empty) tensors with the native engine: chunks (v2) or whole tensors (v1) on
- * the thread pool, read from a mapping of the input, written with pwrite; fills each entry's tags.
- * Returns true (the caller then skips these tensors).
+ * the thread pool, read from the input, written with pwrite; fills each entry's tags. Jobs hold up to
+ * NATIVE_JOB_BYTES. Returns the names of the tensors it wrote.
  */
-async function encryptNative(
-  src: FileHandle, dst: FileHandle, srcDataStart: number, dstDataStart: number,
-  items: { from: number; to: number; length: number; entry: TensorCryptoEntry; dek: Uint8Array }[],
-  alg: AeadAlgorithm, chunkBytes: number | undefined, onBytes: (n: number) => void,
-): Promise<boolean> {
-  let group: NativeTask[] = [];
-  let groupBytes = 0;
-  const flush = async () => {
-    if (!group.length) return;
-    const statuses = await runNative("encrypt", [src.fd], { kind: "file", fd: dst.fd, bytes: 0 }, group).catch((err: Error) => {
-      throw new CryptoTensorsError("ERR_CT_IO", err.message, { cause: err });
-    });
-    const bad = statuses.findIndex((s) => s !== TaskStatus.Ok);
-    if (bad >= 0) throw new CryptoTensorsError("ERR_CT_IO", `native encryption failed (status ${statuses[bad]})`);
-    onBytes(groupBytes);
-    group = [];
-    groupBytes = 0;
-  };
-  for (const it of items) {
-    const e = it.entry;
-    group.push({
-      source: 0, srcOffset: srcDataStart + it.from, length: it.length, dstOffset: dstDataStart + it.to, alg, key: it.dek,
-      ...(e.scheme === "monolithic"
-        ? { scheme: Scheme.Monolithic, iv: e.iv, tags: e.tag, chunkBytes: 0 }
-        : { scheme: Scheme.Chunked, iv: e.baseIv, tags: e.tags, chunkBytes: chunkBytes ?? DEFAULT_CHUNK_BYTES }),
-    });
-    groupBytes += it.length;
-    if (groupBytes >= NATIVE_JOB_BYTES) await flush();
+async function encryptOnNativeEngine(io: Streams, items: readonly NativeItem[], layout: CryptoLayout, onBytes: (n: number) => void): Promise<Set<string>> {
+  for (const job of jobsOf(items)) {
+    await runEncryptJob(io, job.map((it) => nativeTaskOf(it, io, layout)));
+    onBytes(job.reduce((n, it) => n + it.length, 0));
   }
-  await flush();
-  return true;
+  return new Set(items.map((it) => it.name));
+}
+
+/** Consecutive groups of items of about NATIVE_JOB_BYTES each (so that progress is reported as it goes). */
+function jobsOf(items: readonly NativeItem[]): NativeItem[][] {
+  const jobs: NativeItem[][] = [];
+  let bytes = Infinity;
+  for (const it of items) {
+    if (bytes >= NATIVE_JOB_BYTES) {
+      jobs.push([]);
+      bytes = 0;
+    }
+    jobs[jobs.length - 1]!.push(it);
+    bytes += it.length;
+  }
+  return jobs;
+}
+
+function nativeTaskOf(it: NativeItem, io: Streams, layout: CryptoLayout): NativeTask {
+  const e = it.entry;
+  return {
+    source: 0, srcOffset: io.srcDataStart + it.from, length: it.length, dstOffset: io.dstDataStart + it.to, alg: layout.alg, key: it.dek,
+    ...(e.scheme === "monolithic"
+      ? { scheme: Scheme.Monolithic, iv: e.iv, tags: e.tag, chunkBytes: 0 }
+      : { scheme: Scheme.Chunked, iv: e.baseIv, tags: e.tags, chunkBytes: layout.chunkBytes ?? DEFAULT_CHUNK_BYTES }),
+  };
+}
+
+/**
+ * Runs one native encryption job. A failed write is reported with an errno code (ENOSPC when the
+ * output's file system is full, EIO otherwise) so that withAtomicFile names the path and a remedy.
+ */
+async function runEncryptJob(io: Streams, tasks: NativeTask[]): Promise<void> {
+  const statuses = await runNative("encrypt", [io.src.fd], { kind: "file", fd: io.dst.fd, bytes: 0 }, tasks).catch((err: Error) => {
+    throw new CryptoTensorsError("ERR_CT_IO", err.message, { cause: err });
+  });
+  const bad = statuses.findIndex((s) => s !== TaskStatus.Ok);
+  if (bad < 0) return;
+  if (statuses[bad] === TaskStatus.Io) {
+    throw Object.assign(new Error("the native engine could not write the output"), { code: (await isFull(io.outputDir)) ? "ENOSPC" : "EIO" });
+  }
+  throw new CryptoTensorsError("ERR_CT_IO", `native encryption failed (status ${statuses[bad]})`);
+}
+
+/** Whether the file system holding `dir` has no room left for a 1 MiB write (the native engine reports no errno). */
+async function isFull(dir: string): Promise<boolean> {
+  const fs = await statfs(dir).catch(() => null);
+  return fs !== null && fs.bavail * fs.bsize < 1024 * 1024;
 }

@@ -1,10 +1,12 @@
 // Applies a per-file operation to a single file or to a whole model folder.
 
 import { mkdir, rm } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { checkShardIndex, copyModelFile, isDirectory, listModelFiles, type ModelFiles } from "./folder.js";
 import { readHeader } from "../container/reader.js";
 import { RELEASE_MANIFEST_FILE } from "../release/oms.js";
+import { mapIoErrors } from "../io/io-error.js";
+import { withStagedFolder } from "../io/staged-folder.js";
 
 export interface ModelProgress {
   file: string;
@@ -14,69 +16,71 @@ export interface ModelProgress {
 
 /**
  * Handles the ONNX models of a folder (encrypt: graph + external data → graph + container; decrypt: the
- * reverse). Returns the files it wrote and the input files (relative) it consumed: those are neither
- * processed by `perFile` nor copied.
+ * reverse), writing into `outRoot` (the staging folder). Returns the files it wrote and the input files
+ * (relative) it consumed: those are neither processed by `perFile` nor copied.
  */
 export type OnnxHandler = (inRoot: string, outRoot: string, files: ModelFiles) => Promise<{ written: string[]; consumed: Set<string>; files: number }>;
 
 /**
  * Runs `perFile(in, out)` on `input` (file) or on every safetensors file of the folder `input`,
- * copying the other files; shard indexes are checked against the output. On failure, every file and
- * directory this call created is removed again: a half-processed model folder is never left behind.
+ * copying the other files; shard indexes are checked against the input first. The output appears
+ * whole or not at all: a single file through perFile's own atomic write, a folder by being built in a
+ * hidden staging folder renamed into place last (io/staged-folder.ts); an existing output folder is
+ * replaced whole. On failure, nothing this call created is left behind.
  */
 export async function processModel(
   input: string,
   output: string,
   perFile: (inFile: string, outFile: string, progress: ModelProgress) => Promise<void>,
   onnx?: OnnxHandler,
-  /** Folders only: runs once every file is written (e.g. writes the release manifest); returns the paths it wrote. */
-  finish?: (outRoot: string) => Promise<string[]>,
+  /** Folders only: runs once every file is written, in the folder being staged (e.g. writes the release manifest). */
+  finish?: (outRoot: string) => Promise<unknown>,
 ): Promise<{ files: number; copied: number }> {
-  const madeDirs: string[] = [];
-  const written: string[] = [];
-  const mkdirp = async (d: string) => {
-    const first = await mkdir(d, { recursive: true });
-    if (first !== undefined) madeDirs.push(first);
-  };
-  try {
-    if (!(await isDirectory(input))) {
-      await mkdirp(dirname(output));
+  if (!(await isDirectory(input))) {
+    return withParentOf(output, async () => {
       await perFile(input, output, { file: input, index: 0, count: 1 });
       return { files: 1, copied: 0 };
-    }
-    const files = await listModelFiles(input);
-    // Fail before any work when the shard index does not describe the shards (names are kept as they are).
-    for (const rel of files.indexes) {
-      await checkShardIndex(input, rel, async (shard) => (await readHeader(join(input, shard))).header.tensors.map((t) => t.name));
-    }
-    await mkdirp(output);
+    });
+  }
+  const files = await listModelFiles(input);
+  // Fail before any work when the shard index does not describe the shards (names are kept as they are).
+  for (const rel of files.indexes) {
+    await checkShardIndex(input, rel, async (shard) => (await readHeader(join(input, shard))).header.tensors.map((t) => t.name));
+  }
+  return withParentOf(output, () => withStagedFolder(output, async (stage) => {
+    const mkdirp = (d: string) => mapIoErrors(d, "creating", () => mkdir(d, { recursive: true }));
     const consumed = new Set<string>();
     let onnxFiles = 0;
     if (onnx) {
-      for (const rel of files.onnx) await mkdirp(dirname(join(output, rel)));
-      const r = await onnx(input, output, files);
-      written.push(...r.written);
+      for (const rel of files.onnx) await mkdirp(dirname(join(stage, rel)));
+      const r = await onnx(input, stage, files);
       r.consumed.forEach((c) => consumed.add(c));
       onnxFiles = r.files;
     }
     const safetensors = files.safetensors.filter((f) => !consumed.has(f));
     for (const [i, rel] of safetensors.entries()) {
-      await mkdirp(dirname(join(output, rel)));
-      await perFile(join(input, rel), join(output, rel), { file: rel, index: i, count: safetensors.length });
-      written.push(join(output, rel));
+      await mkdirp(dirname(join(stage, rel)));
+      await perFile(join(input, rel), join(stage, rel), { file: rel, index: i, count: safetensors.length });
     }
     // The input's release manifest never describes the output (a new release is written by `finish`).
     const others = [...files.indexes, ...files.onnx, ...files.others].filter((f) => !consumed.has(f) && f !== RELEASE_MANIFEST_FILE);
     for (const rel of others) {
-      await mkdirp(dirname(join(output, rel)));
-      await copyModelFile(input, output, rel);
-      written.push(join(output, rel));
+      await mkdirp(dirname(join(stage, rel)));
+      await mapIoErrors(join(output, rel), "writing", () => copyModelFile(input, stage, rel));
     }
-    if (finish) written.push(...(await finish(output)));
+    if (finish) await finish(stage); // inside the staged folder: the manifest appears with the release, or not at all
     return { files: safetensors.length + onnxFiles, copied: others.length };
+  }));
+}
+
+/** Runs `body` after creating the parent folders of `output` that are missing; removes them again if `body` fails. */
+async function withParentOf<T>(output: string, body: () => Promise<T>): Promise<T> {
+  const parent = dirname(resolve(output));
+  const first = await mapIoErrors(parent, "creating", () => mkdir(parent, { recursive: true }));
+  try {
+    return await body();
   } catch (err) {
-    for (const f of written) await rm(f, { force: true }).catch(() => {});
-    for (const d of madeDirs.reverse()) await rm(d, { recursive: true, force: true }).catch(() => {});
+    if (first !== undefined) await rm(first, { recursive: true, force: true }).catch(() => {});
     throw err;
   }
 }

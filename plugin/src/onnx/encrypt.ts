@@ -12,6 +12,7 @@ import { sealInto } from "../crypto/aead.js";
 import { checkChunkBytes, chunkCount, chunkNonceInto, DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
 import { layoutTensors } from "../format/serialize.js";
 import { withAtomicFile, writeAll } from "../io/files.js";
+import { mapIoErrors } from "../io/io-error.js";
 import { CryptoTensorsReader, type OpenOptions } from "../container/reader.js";
 import { selectTensors, type EncryptOptions, type EncryptResult } from "../container/encrypt-file.js";
 import { DEFAULT_POLICY, type TensorCryptoEntry } from "../container/reserved.js";
@@ -123,7 +124,7 @@ export async function decryptOnnxFile(inRoot: string, outRoot: string, rel: stri
     const { model, external } = await joinOnnx(graph, manifest, (name) => reader.readTensor(name));
     const written: string[] = [];
     const put = async (path: string, data: Uint8Array) => {
-      await mkdir(dirname(path), { recursive: true });
+      await mapIoErrors(dirname(path), "creating", () => mkdir(dirname(path), { recursive: true }));
       await withAtomicFile(path, 0o600, (fh) => writeAll(fh, data, 0));
       written.push(path);
       data.fill(0);

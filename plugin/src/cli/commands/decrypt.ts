@@ -14,6 +14,7 @@ import type { Command } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
+import { withCleanupOnSignals } from "../signals.js";
 
 export const decrypt: Command = {
   summary: "verify and decrypt into plain safetensors",
@@ -39,7 +40,7 @@ export const decrypt: Command = {
     try {
       await checkInputRelease(input, trust, values);
       let tensors = 0;
-      const r = await processModel(input, output, async (inFile, outFile, p) => {
+      const r = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
         const res = await decryptFile(inFile, outFile, {
           keys, trust, requireEncrypted,
           onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
@@ -59,7 +60,7 @@ export const decrypt: Command = {
           tensors += res.tensors;
         }
         return { written, consumed, files: containers.length };
-      });
+      }));
       progress.stop();
       io.out(`decrypted ${tensors} tensors in ${r.files} file(s) → ${output}`);
     } finally {

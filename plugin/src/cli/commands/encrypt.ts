@@ -14,6 +14,7 @@ import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { KMS_OPTIONS, KMS_USAGE, newKmsMasterKey } from "../../kms/cli-args.js";
 import { RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
+import { withCleanupOnSignals } from "../signals.js";
 
 /** A policy file: JSON {"local": rego, "remote"?: rego}, or a .rego text used as the local policy. */
 async function loadPolicy(path: string): Promise<Policy> {
@@ -82,7 +83,7 @@ export const encrypt: Command = {
     };
     try {
       const finishRelease = await releaseWriter(values, input, signKey);
-      const result = await processModel(input, output, async (inFile, outFile, p) => {
+      const result = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
         const r = await encryptFile(inFile, outFile, { ...common, onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`) });
         encrypted += r.encrypted;
         total += r.tensors;
@@ -101,7 +102,7 @@ export const encrypt: Command = {
         const stray = files.others.filter((f) => /\.onnx_data(_\d+)?$|\.onnx\.data$/.test(f) && !consumed.has(f));
         if (stray.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`);
         return { written, consumed, files: files.onnx.length };
-      }, finishRelease);
+      }, finishRelease));
       progress.stop();
       io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);
     } finally {

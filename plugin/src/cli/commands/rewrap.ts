@@ -11,6 +11,7 @@ import { usageError } from "../../errors.js";
 import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs, newKmsMasterKey } from "../../kms/cli-args.js";
 import { KmsKeyRelease } from "../../kms/release.js";
 import { checkInputRelease, RELEASE_OPEN_OPTIONS, RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
+import { withCleanupOnSignals } from "../signals.js";
 
 export const rewrap: Command = {
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
@@ -50,7 +51,7 @@ export const rewrap: Command = {
       await checkInputRelease(input, trust, values);
       const finishRelease = await releaseWriter(values, input, signKey);
       let tensors = 0;
-      const r = await processModel(input, output, async (inFile, outFile, p) => {
+      const r = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
         const released = await kms?.keyFor(inFile, { trust }); // the current master key, from its key service
         try {
           const res = await rewrapFile(inFile, outFile, {
@@ -61,7 +62,7 @@ export const rewrap: Command = {
         } finally {
           if (released) zeroKey(released);
         }
-      }, undefined, finishRelease);
+      }, undefined, finishRelease));
       progress.stop();
       io.out(`rewrapped ${tensors} tensors in ${r.files} file(s) → ${output} (new key ${newKey.kid ?? "(no kid)"})`);
     } finally {
