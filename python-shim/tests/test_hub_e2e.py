@@ -178,3 +178,13 @@ def test_model_source_prefers_a_local_path_over_a_repo_id(tmp_path: Path, monkey
     assert model_source("acme/tiny") == str(tmp_path / "acme" / "tiny")
     assert model_source("not a repo") == str(tmp_path / "not a repo")
     assert model_source("a/b/c") == str(tmp_path / "a" / "b" / "c")
+
+
+def test_revision_argument_is_honoured(hub: Hub) -> None:
+    with ctensors.safe_open(REPO, revision=hub.commit, socket=hub.socket) as f:
+        assert f.commit == hub.commit
+    model = from_pretrained(REPO, revision=hub.commit, socket=hub.socket)
+    assert model.config.name_or_path == REPO
+    with pytest.raises(CryptoTensorsError) as info:
+        ctensors.load_file(REPO, revision="no-such-branch", socket=hub.socket)
+    assert info.value.code == "ERR_CT_HUB" and "no-such-branch" in info.value.message

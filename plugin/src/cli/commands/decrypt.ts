@@ -4,6 +4,7 @@ import { decryptFile } from "../../container/decrypt-file.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
+import { unmarkDecryptedConfigs } from "../../model/transformers-config.js";
 import { decryptOnnxFile } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX } from "../../onnx/model.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
@@ -53,6 +54,7 @@ export const decrypt: Command = {
         }
         return { written, consumed, files: containers.length };
       });
+      await unmarkDecryptedConfigs(output); // plain transformers loads it again (model/transformers-config.ts)
       progress.stop();
       io.out(`decrypted ${tensors} tensors in ${r.files} file(s) → ${output}`);
     } finally {

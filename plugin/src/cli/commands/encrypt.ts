@@ -7,6 +7,7 @@ import { checkChunkBytes } from "../../crypto/chunked.js";
 import { DEFAULT_POLICY_TEXT, type Policy } from "../../container/reserved.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
+import { markEncryptedConfigs } from "../../model/transformers-config.js";
 import { encryptOnnxFile } from "../../onnx/encrypt.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
 import type { Command } from "../command.js";
@@ -91,6 +92,7 @@ export const encrypt: Command = {
         if (stray.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`);
         return { written, consumed, files: files.onnx.length };
       });
+      await markEncryptedConfigs(output); // plain transformers refuses the folder (model/transformers-config.ts)
       progress.stop();
       io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);
     } finally {
