@@ -187,7 +187,7 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   const baseCard = localCard ? await readFile(localCard.abs, "utf8") : remote.includes("README.md") ? await remoteText(repo, "README.md", revision, settings) : undefined;
   const card = updateModelCard(baseCard, {
     repo, signers: declaration.signers, encryptionKeys: declaration.encryptionKeys, formats: [...c.formats].sort(),
-    encryptedFiles: c.encrypted.length, plaintextWeightFiles: c.plaintext,
+    encryptedFiles: c.encrypted.length, plaintextWeightFiles: c.plaintext, onnxWeights: c.encrypted.some((p) => p.endsWith(".onnx.cryptotensors")),
   });
 
   const local = new Set(files.map((f) => f.path));
