@@ -16,6 +16,7 @@ import { CryptoTensorsError, usageError } from "../errors.js";
 import { DECLARATION_FILE, parseDeclaration, serializeDeclaration, type Declaration } from "./declaration.js";
 import { hubError, hubStatus } from "./hub-error.js";
 import { updateModelCard } from "./model-card.js";
+import { headIfUnchanged } from "./unchanged.js";
 import { credentialsOf, type HubSettings } from "./settings.js";
 
 /** Weight formats that cannot be CryptoTensors: always plaintext. */
@@ -51,6 +52,8 @@ export interface PushResult {
   deleted: string[];
   confidential: boolean;
   created: boolean;
+  /** Nothing differed from the branch: no commit was made, `commit` is the branch's head. */
+  unchanged: boolean;
 }
 
 interface LocalFile {
@@ -200,6 +203,9 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
     { operation: "addOrUpdate", path: DECLARATION_FILE, content: new Blob([serializeDeclaration(declaration)]) },
     ...deleted.map((path) => ({ operation: "delete" as const, path })),
   ];
+  const pushed = [...new Set([...local, "README.md", DECLARATION_FILE])].sort(); // the card is committed even when generated
+  const head = created ? undefined : await headIfUnchanged(repo, revision, operations, settings); // as `hf upload`: no empty commit
+  if (head) return { repo, revision, commit: head, url: `${settings.hubUrl}/${repo}/commit/${head}`, files: pushed, deleted, confidential, created, unchanged: true };
   let result: { commit: { oid: string; url: string } } | undefined;
   try {
     const it = commitIter({
@@ -220,7 +226,7 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   }
   if (!result?.commit?.oid) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
   return {
-    repo, revision, commit: result.commit.oid, url: result.commit.url, files: [...local, DECLARATION_FILE].sort(), deleted, confidential, created,
+    repo, revision, commit: result.commit.oid, url: result.commit.url, files: pushed, deleted, confidential, created, unchanged: false,
   };
 }
 

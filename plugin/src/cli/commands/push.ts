@@ -60,7 +60,8 @@ export const push = defineCommand({
     if (values.json) {
       io.out(toJson(result, 2));
     } else {
-      io.out(`pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`);
+      if (result.unchanged) io.out(`nothing to push: ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit}) already has these ${result.files.length} files; no commit made`);
+      else io.out(`pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`);
       if (result.deleted.length) io.out(`deleted stale weight files: ${printable(result.deleted.join(", "))}`);
       io.out(result.confidential ? "declared confidential: every weight file is encrypted" : "NOT confidential: plaintext weights were pushed (--allow-plaintext)");
     }
