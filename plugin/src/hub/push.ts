@@ -41,7 +41,7 @@ export interface PushOptions {
 export type PushEvent =
   | { kind: "checked"; files: number; bytes: number; encrypted: number; plaintext: string[] }
   | { kind: "phase"; phase: string }
-  | { kind: "file"; path: string; progress: number };
+  | { kind: "file"; path: string; progress: number; state: "hashing" | "uploading" | "error" };
 
 export interface PushResult {
   repo: string;
@@ -217,9 +217,9 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
         result = step.value as typeof result;
         break;
       }
-      const ev = step.value as { event: string; phase?: string; path?: string; progress?: number };
+      const ev = step.value as { event: string; phase?: string; path?: string; progress?: number; state?: "hashing" | "uploading" | "error" };
       if (ev.event === "phase") emit({ kind: "phase", phase: ev.phase ?? "" });
-      else if (ev.event === "fileProgress") emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0 });
+      else if (ev.event === "fileProgress") emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0, state: ev.state ?? "hashing" });
     }
   } catch (err) {
     throw hubError(err, `uploading to ${repo}@${revision}`, settings.hubUrl);
