@@ -15,10 +15,11 @@ const TOKEN = "hf_ctensors_conventions";
 const dir = tempDir("ct-hubconv-");
 let hub: DevHub;
 
-async function ct(args: string[]) {
+async function ct(args: string[], extra: Record<string, string | undefined> = {}) {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("HF_") && !k.startsWith("HUGGING")) env[k] = v;
-  Object.assign(env, { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN, HF_HOME: join(dir, "hf-home") });
+  Object.assign(env, { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN, HF_HOME: join(dir, "hf-home") }, extra);
+  for (const [k, v] of Object.entries(env)) if (v === undefined) delete env[k];
   const r = await execa("node", [CLI, ...args], { cwd: REPO_ROOT, stdin: "ignore", reject: false, extendEnv: false, env, timeout: 60_000 });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
@@ -86,5 +87,22 @@ describe("pull --revision", () => {
     const conflict = await ct(["pull", "acme/pullrev@main", "--revision", pushed.commit, "--cache-dir", join(dir, "cache")]);
     expect(conflict.code).toBe(2);
     expect(conflict.stderr).toContain("[ERR_CT_USAGE]");
+  });
+});
+
+describe("Hub messages", () => {
+  it("say that no token was given, and that a token is not a Hub token, instead of blaming the Hub", async () => {
+    expect((await ct(["push", model, "acme/private", "--private"])).code).toBe(0);
+    for (const args of [["pull", "acme/private", "--cache-dir", join(dir, "cache-private")], ["push", model, "acme/private"]]) {
+      const none = await ct(args, { HF_TOKEN: undefined });
+      expect(none.code, none.stderr).toBe(9);
+      expect(none.stderr).toContain("no token was given");
+      expect(none.stderr).not.toContain("refused the token");
+    }
+    const odd = await ct(["push", model, "acme/private"], { HF_TOKEN: "not-a-hub-token" });
+    expect(odd.code).toBe(9);
+    expect(odd.stderr).toContain('start with "hf_"');
+    expect(odd.stderr).not.toContain("is the Hub reachable");
+    expect(odd.stderr).not.toContain("not-a-hub-token");
   });
 });

@@ -128,7 +128,7 @@ async function remoteText(repo: string, path: string, revision: string, settings
     return blob ? await blob.text() : undefined;
   } catch (err) {
     if (hubStatus(err) === 404) return undefined;
-    throw hubError(err, `reading ${path} of ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `reading ${path} of ${repo}@${revision}`, settings);
   }
 }
 
@@ -164,13 +164,13 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
       created = true;
     }
   } catch (err) {
-    if (hubStatus(err) !== 409) throw hubError(err, `creating ${repo}`, settings.hubUrl);
+    if (hubStatus(err) !== 409) throw hubError(err, `creating ${repo}`, settings);
   }
   if (revision !== "main") {
     try {
       await createBranch({ repo, branch: revision, ...creds });
     } catch (err) {
-      if (hubStatus(err) !== 409) throw hubError(err, `creating the branch ${revision} of ${repo}`, settings.hubUrl);
+      if (hubStatus(err) !== 409) throw hubError(err, `creating the branch ${revision} of ${repo}`, settings);
     }
   }
 
@@ -222,7 +222,7 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
       else if (ev.event === "fileProgress") emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0, state: ev.state ?? "hashing" });
     }
   } catch (err) {
-    throw hubError(err, `uploading to ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `uploading to ${repo}@${revision}`, settings);
   }
   if (!result?.commit?.oid) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
   return {
@@ -236,7 +236,7 @@ async function remoteFiles(repo: string, revision: string, settings: HubSettings
     for await (const e of listFiles({ repo, revision, recursive: true, ...credentialsOf(settings) })) if (e.type === "file") out.push(e.path);
   } catch (err) {
     if (hubStatus(err) === 404) return [];
-    throw hubError(err, `listing ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `listing ${repo}@${revision}`, settings);
   }
   return out;
 }

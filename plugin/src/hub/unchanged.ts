@@ -28,7 +28,7 @@ export async function headIfUnchanged(repo: string, revision: string, operations
     for await (const e of listFiles({ repo, revision, recursive: true, ...creds })) if (e.type === "file") remote.set(e.path, e);
   } catch (err) {
     if (hubStatus(err) === 404) return undefined;
-    throw hubError(err, `listing ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `listing ${repo}@${revision}`, settings);
   }
   const adds = operations as Extract<CommitOperation, { operation: "addOrUpdate" }>[];
   const blobs = adds.map((op) => ({ path: op.path, content: op.content as Blob, remote: remote.get(op.path) }));
@@ -37,7 +37,7 @@ export async function headIfUnchanged(repo: string, revision: string, operations
   try {
     for await (const c of listCommits({ repo, revision, batchSize: 1, ...creds })) return c.oid;
   } catch (err) {
-    throw hubError(err, `reading the head commit of ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `reading the head commit of ${repo}@${revision}`, settings);
   }
   return undefined;
 }
