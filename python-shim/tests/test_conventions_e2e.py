@@ -3,22 +3,23 @@ folder `ctensors encrypt` wrote instead of loading ciphertext as weights, ctenso
 loads it, `ctensors decrypt` gives a folder plain transformers loads again; safetensors' `framework=`
 and `device=` arguments against the real sidecar."""
 
+# ruff: noqa: F811 -- the tests take the imported fixture `env` as their argument, as pytest wants
+
 from __future__ import annotations
 
 import json
 import subprocess
 from pathlib import Path
 
+import ctensors
+import ctensors.transformers
 import numpy as np
 import pytest
 import torch
 import transformers
 from conftest import bitwise_equal
-from test_e2e import CLI, Env, _plain_tensors, env  # noqa: F401 -- `env` is the shared module fixture
-
-import ctensors
-import ctensors.transformers
 from ctensors._target import InvalidArgumentError
+from test_e2e import CLI, Env, _plain_tensors, env  # noqa: F401 -- pytest finds the shared module fixture by this name
 
 pytestmark = pytest.mark.e2e
 

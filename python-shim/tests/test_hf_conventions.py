@@ -11,17 +11,16 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import ctensors
 import numpy as np
 import pytest
 import torch
 from conftest import REPO_ROOT, bitwise_equal, sample_tensors
-from fake_sidecar import FakeModel
-from safetensors.torch import load_file as st_load_file
-
-import ctensors
 from ctensors._api import model_source
 from ctensors._target import DeviceUnavailableError, InvalidArgumentError
 from ctensors.errors import CryptoTensorsError
+from fake_sidecar import FakeModel
+from safetensors.torch import load_file as st_load_file
 
 SOURCE = "/models/sample"
 
@@ -146,7 +145,7 @@ def test_no_revision_keeps_the_source() -> None:
 # --- transformers ---------------------------------------------------------------------------------
 
 transformers = pytest.importorskip("transformers")
-import ctensors.transformers  # noqa: E402
+import ctensors.transformers
 
 
 @pytest.fixture(scope="module")
