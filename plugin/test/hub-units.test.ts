@@ -6,13 +6,14 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
 import { RepoCache } from "../src/hub/cache.js";
 import { parseDeclaration, serializeDeclaration } from "../src/hub/declaration.js";
 import { updateModelCard, type CardFacts } from "../src/hub/model-card.js";
 import { claimPartial, partialPath } from "../src/hub/partial.js";
-import { parseRepoRef, repoFolderName, tryParseRepoRef } from "../src/hub/repo-ref.js";
+import { parseRepoRef, repoFolderName, tryParseRepoRef, withRevision } from "../src/hub/repo-ref.js";
 import { hubSettings } from "../src/hub/settings.js";
-import { tempDir, thrown } from "./helpers.js";
+import { tempDir, thrown, VENV_PYTHON } from "./helpers.js";
 
 describe("repo references", () => {
   it("parses org/name and org/name@revision", () => {
@@ -73,18 +74,25 @@ describe("model card", () => {
     repo: "acme/tiny", signers: ["pub-1"], encryptionKeys: ["enc-1"], formats: ["CryptoTensors v2, aes256gcm"], encryptedFiles: 3, plaintextWeightFiles: [],
   };
 
-  it("writes a new card with front matter tags and the section", () => {
+  it("writes a new card with front matter tags, library_name and the section", () => {
     const card = updateModelCard(undefined, facts);
-    expect(card.startsWith("---\ntags:\n- cryptotensors\n- encrypted\n---\n# tiny\n")).toBe(true);
+    expect(card.startsWith("---\ntags:\n- cryptotensors\n- encrypted\nlibrary_name: ctensors\n---\n# tiny\n")).toBe(true);
     expect(card).toContain("`pub-1`");
     expect(card).toContain("ctensors vllm");
+    // The key files keygen writes, and install instructions.
+    expect(card).toContain("--trust sign.pub.jwk");
+    expect(card).not.toContain("signer.pub.jwk");
+    expect(card).toContain("pip install");
+    // transformers.js only for ONNX weights.
+    expect(card).not.toContain("installCryptoTensors");
+    expect(updateModelCard(undefined, { ...facts, onnxWeights: true })).toContain("installCryptoTensors");
   });
 
   it("keeps the user's text and front matter, and replaces only its own section on update", () => {
     const user = "---\nlicense: apache-2.0\ntags:\n- llama\n---\n# My model\n\nSome words.\n";
     const first = updateModelCard(user, facts);
     expect(first).toContain("license: apache-2.0");
-    expect(first).toMatch(/tags:\n- cryptotensors\n- encrypted\n- llama\n/);
+    expect(first).toMatch(/tags:\n- llama\n- cryptotensors\n- encrypted\n/);
     expect(first).toContain("# My model\n\nSome words.");
     const second = updateModelCard(first.replace("Some words.", "Other words."), { ...facts, signers: ["pub-2"] });
     expect(second).toContain("Other words.");
@@ -94,8 +102,40 @@ describe("model card", () => {
     expect(second.match(/- cryptotensors/g)).toHaveLength(1);
   });
 
-  it("turns an inline tag list into a block list", () => {
-    expect(updateModelCard("---\ntags: [a, b]\n---\nx\n", facts)).toMatch(/tags:\n- a\n- b\n- cryptotensors\n- encrypted\n---/);
+  it("edits indented, inline, single and empty tag lists as YAML (comments and other keys kept)", () => {
+    const tagsOf = (card: string) => (parseYaml(/^---\n([\s\S]*?)\n---\n/.exec(card)![1]!) as { tags: string[] }).tags;
+    const indented = updateModelCard("---\nlicense: mit # why\ntags:\n  - llama\n  - text-generation\nlibrary_name: transformers\n---\nx\n", facts);
+    expect(tagsOf(indented)).toEqual(["llama", "text-generation", "cryptotensors", "encrypted"]);
+    expect(indented).toContain("license: mit # why");
+    expect(indented).toContain("tags:\n  - llama\n  - text-generation\n  - cryptotensors\n"); // the card's indentation kept
+    expect(indented).toContain("library_name: transformers"); // the card's own choice is kept
+    expect(tagsOf(updateModelCard("---\ntags: [a, b]\n---\nx\n", facts))).toEqual(["a", "b", "cryptotensors", "encrypted"]);
+    expect(tagsOf(updateModelCard("---\ntags: solo\n---\nx\n", facts))).toEqual(["solo", "cryptotensors", "encrypted"]);
+    expect(tagsOf(updateModelCard("---\ntags:\n---\nx\n", facts))).toEqual(["cryptotensors", "encrypted"]);
+    expect(tagsOf(updateModelCard("---\n---\nx\n", facts))).toEqual(["cryptotensors", "encrypted"]);
+  });
+
+  it("refuses front matter that is not a YAML mapping", () => {
+    expect(thrown(() => updateModelCard("---\na: [\n---\nx\n", facts))).toMatchObject({ code: "ERR_CT_FORMAT" });
+    expect(thrown(() => updateModelCard("---\n- a\n---\nx\n", facts))).toMatchObject({ code: "ERR_CT_FORMAT" });
+  });
+
+  it("is read by huggingface_hub's ModelCard as it is meant", () => {
+    const card = updateModelCard("---\nlicense: mit\ntags:\n  - llama\n  - text-generation\n---\n# x\n", { ...facts, onnxWeights: true });
+    const script = "import json,sys\nfrom huggingface_hub import ModelCard\nc = ModelCard(sys.stdin.read())\nprint(json.dumps({'tags': c.data.tags, 'library_name': c.data.library_name, 'license': c.data.license}))";
+    const r = spawnSync(VENV_PYTHON, ["-c", script], { input: card, encoding: "utf8" });
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ tags: ["llama", "text-generation", "cryptotensors", "encrypted"], library_name: "ctensors", license: "mit" });
+  });
+});
+
+describe("--revision", () => {
+  it("sets the revision of a reference that names none, agrees with one that names the same, refuses a contradiction", () => {
+    expect(withRevision(parseRepoRef("acme/tiny"), "v1")).toEqual({ repo: "acme/tiny", revision: "v1", explicitRevision: true });
+    expect(withRevision(parseRepoRef("acme/tiny"), undefined)).toEqual(parseRepoRef("acme/tiny"));
+    expect(withRevision(parseRepoRef("acme/tiny@v1"), "v1").revision).toBe("v1");
+    expect(thrown(() => withRevision(parseRepoRef("acme/tiny@v1"), "v2"))).toMatchObject({ code: "ERR_CT_USAGE", option: "revision" });
+    expect(thrown(() => withRevision(parseRepoRef("acme/tiny"), "../x"))).toMatchObject({ code: "ERR_CT_USAGE" });
   });
 });
 

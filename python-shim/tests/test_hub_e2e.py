@@ -192,3 +192,32 @@ def test_model_source_prefers_a_local_path_over_a_repo_id(tmp_path: Path, monkey
     assert model_source("acme/tiny") == str(tmp_path / "acme" / "tiny")
     assert model_source("not a repo") == str(tmp_path / "not a repo")
     assert model_source("a/b/c") == str(tmp_path / "a" / "b" / "c")
+
+
+def test_revision_argument_is_honoured(hub: Hub) -> None:
+    with ctensors.safe_open(REPO, revision=hub.commit, socket=hub.socket) as f:
+        assert f.commit == hub.commit
+    model = from_pretrained(REPO, revision=hub.commit, socket=hub.socket)
+    assert model.config.name_or_path == REPO
+    with pytest.raises(CryptoTensorsError) as info:
+        ctensors.load_file(REPO, revision="no-such-branch", socket=hub.socket)
+    assert info.value.code == "ERR_CT_HUB" and "no-such-branch" in info.value.message
+
+
+def test_hf_upload_without_xet_disabled_says_how_to_upload(hub: Hub) -> None:
+    # huggingface_hub uploads LFS files through Xet whenever hf_xet is installed, with no fallback to
+    # LFS; hf_xet asks for the token itself and shows only the status: 501 Not Implemented.
+    # HF_HUB_DISABLE_XET=1 is what it needs (docs/dev-hub.md).
+    hf = Path(sys.executable).with_name("hf")
+    (hub.root / "up").mkdir(exist_ok=True)
+    (hub.root / "up" / "notes.bin").write_text("hello\n")  # .bin: an LFS file, the kind Xet would carry
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
+    env = {**base, "HF_ENDPOINT": hub.url, "HF_TOKEN": TOKEN, "HF_HOME": str(hub.root / "hf-cli-home")}
+    args = [str(hf), "upload", "acme/cli-upload", str(hub.root / "up"), "."]
+    first = subprocess.run(args, check=False, env=env, capture_output=True, text=True, timeout=120)
+    assert first.returncode != 0
+    assert "501 Not Implemented" in first.stderr and "xet-write-token" in first.stderr, first.stderr
+    second = subprocess.run(args, check=False, env={**env, "HF_HUB_DISABLE_XET": "1"}, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    path = hf_hub_download("acme/cli-upload", "notes.bin", cache_dir=hub.root / "cli-cache", endpoint=hub.url, token=TOKEN)
+    assert Path(path).read_text() == "hello\n"

@@ -69,11 +69,11 @@ def test_unknown_name_and_closed_handle(sidecar) -> None:  # type: ignore[no-unt
     assert sidecar.closed_models == ["m1"]
 
 
-def test_only_pytorch(sidecar) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(ValueError, match="only 'pt'"):
-        ctensors.safe_open(SOURCE, "np", socket=sidecar.socket)
+def test_pytorch_and_numpy_only(sidecar) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="use 'pt' or 'numpy'"):
+        ctensors.safe_open(SOURCE, "tf", socket=sidecar.socket)
     with pytest.raises(TypeError):
-        ctensors.safe_open(SOURCE, "pt", sidecar.socket)  # type: ignore[misc]  # socket is keyword-only
+        ctensors.safe_open(SOURCE, "pt", "cpu", sidecar.socket)  # type: ignore[misc]  # socket is keyword-only
 
 
 def test_open_error_closes_the_channel(fake_sidecar) -> None:  # type: ignore[no-untyped-def]

@@ -128,7 +128,7 @@ describe("ctensors push", () => {
     expect(card).toMatch(/^---\n[\s\S]*- cryptotensors\n[\s\S]*---\n/);
     expect(card).toContain("publisher-hub");
     expect(card).toContain("--load-format cryptotensors");
-    expect(card).toContain("installCryptoTensors");
+    expect(card).not.toContain("installCryptoTensors"); // no ONNX weights: no transformers.js usage
   });
 
   it("refuses plaintext weights, and creates nothing on the Hub", async () => {
@@ -159,7 +159,10 @@ describe("ctensors push", () => {
   });
 
   it("commits to a branch with --revision, leaving main as it was", async () => {
-    const r = await ct(["push", encDir, "acme/tiny", "--revision", "staging", "--message", "staging copy", "--json"]);
+    const stagingDir = join(dir, "enc-staging"); // a changed copy: an unchanged folder makes no commit
+    cpSync(encDir, stagingDir, { recursive: true });
+    writeFileSync(join(stagingDir, "NOTES.md"), "staging\n");
+    const r = await ct(["push", stagingDir, "acme/tiny", "--revision", "staging", "--message", "staging copy", "--json"]);
     expectExit(r, 0);
     const staging = JSON.parse(r.stdout) as { commit: string; revision: string };
     expect(staging.revision).toBe("staging");

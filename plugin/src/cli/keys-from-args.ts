@@ -43,7 +43,22 @@ export async function loadSigningKey(spec: string | undefined, token?: string): 
 }
 
 export async function loadTrust(trust: readonly string[] | undefined, trustStore: readonly string[] | undefined, token?: string): Promise<TrustStore> {
-  return new TrustStore([...(await loadFrom(trust, "--trust", token)), ...(await loadFrom(trustStore, "--trust-store", token))]);
+  const given = [
+    ...(await loadFrom(trust, "--trust", token)).map((key) => ({ key, option: "--trust" })),
+    ...(await loadFrom(trustStore, "--trust-store", token)).map((key) => ({ key, option: "--trust-store" })),
+  ];
+  // A key set may hold both kinds (`env:`): only sources with no signing key at all are a mistake.
+  const secret = given.find((g) => g.key.kind === "enc");
+  const signing = given.some((g) => g.key.kind === "sign");
+  for (const { key } of given) if (key.kind === "enc") key.k.fill(0); // trust keeps public keys only
+  if (secret && !signing) {
+    throw usageError(
+      `${secret.option} was given a secret encryption key ("kty":"oct", such as enc.jwk), not a public signing key: ` +
+        `trust takes the publisher's public key (sign.pub.jwk); the decryption key goes to --key`,
+      "trust",
+    );
+  }
+  return new TrustStore(given.map((g) => g.key).filter((k) => k.kind === "sign"));
 }
 
 /**

@@ -39,7 +39,12 @@ export function parseHeaderPrefix(prefix: Uint8Array): number {
   if (prefix.length < HEADER_PREFIX_BYTES) throw formatError("header too small: the file is shorter than 8 bytes");
   const n = new DataView(prefix.buffer, prefix.byteOffset, 8).getBigUint64(0, true);
   if (n > BigInt(MAX_HEADER_BYTES)) {
-    throw formatError(`header too large: ${n} bytes (the limit is ${MAX_HEADER_BYTES})`);
+    // A text file (config.json, a README) given by mistake reads as an absurd length: say what it is.
+    const text = prefix.subarray(0, 8).every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d);
+    throw formatError(
+      `header too large: ${n} bytes (the limit is ${MAX_HEADER_BYTES}): not a safetensors file` +
+        (text ? ` (it begins with text, ${JSON.stringify(new TextDecoder().decode(prefix.subarray(0, 8)))}: a JSON or other text file?)` : ""),
+    );
   }
   return Number(n);
 }

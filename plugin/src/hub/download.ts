@@ -167,7 +167,7 @@ async function fetchInto(
       }
       body = (from > 0 ? blob.slice(from) : blob).stream() as ReadableStream<Uint8Array>;
     } catch (err) {
-      throw hubError(err, `downloading ${file.path} of ${repo}`, settings.hubUrl);
+      throw hubError(err, `downloading ${file.path} of ${repo}`, settings);
     }
     const expected = size - from;
     let received = 0;

@@ -33,7 +33,7 @@ export async function listCommitFiles(repo: string, commit: string, settings: Hu
       files.push({ path: entry.path, size: entry.size, oid: entry.oid, ...(entry.lfs ? { lfs: { oid: entry.lfs.oid, size: entry.lfs.size } } : {}) });
     }
   } catch (err) {
-    throw hubError(err, `listing the files of ${repo}@${commit.slice(0, 12)}`, settings.hubUrl);
+    throw hubError(err, `listing the files of ${repo}@${commit.slice(0, 12)}`, settings);
   }
   refuseConflicts(files, what);
   return files;

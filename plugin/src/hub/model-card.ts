@@ -1,6 +1,11 @@
 // The model card section `ctensors push` writes: that the weights are CryptoTensors-encrypted, which
-// keys, and how to load them. An existing card keeps its text; only the section between the
-// ctensors markers is replaced, and the `cryptotensors` tag is added to its front matter.
+// keys, and how to install and load them. An existing card keeps its text; only the section between
+// the ctensors markers is replaced. The YAML front matter is edited with a YAML library (comments,
+// order and the user's formatting kept): the `cryptotensors` and `encrypted` tags are added, and
+// `library_name: ctensors` when the card names no library.
+
+import { isMap, isSeq, parseDocument, YAMLSeq } from "yaml";
+import { CryptoTensorsError } from "../errors.js";
 
 export interface CardFacts {
   repo: string;
@@ -10,11 +15,14 @@ export interface CardFacts {
   formats: string[];
   encryptedFiles: number;
   plaintextWeightFiles: string[];
+  /** Whether the repo has encrypted ONNX weights (transformers.js usage is shown only then). */
+  onnxWeights?: boolean;
 }
 
 const BEGIN = "<!-- ctensors:begin (written by `ctensors push`; edits between these markers are replaced) -->";
 const END = "<!-- ctensors:end -->";
 const TAGS = ["cryptotensors", "encrypted"];
+const LIBRARY = "ctensors";
 
 function list(values: string[]): string {
   return values.length ? values.map((v) => `\`${v}\``).join(", ") : "(none named)";
@@ -35,52 +43,70 @@ export function cardSection(f: CardFacts): string {
     `- Encryption (master) key id: ${list(f.encryptionKeys)}`,
     ...(f.plaintextWeightFiles.length ? [`- **Plaintext weight files** (pushed with --allow-plaintext): ${list(f.plaintextWeightFiles)}`] : []),
     "",
+    "### Install",
+    "",
+    "The `ctensors` command line (Node.js 20+) and its Python package (`pip install './python-shim[transformers]'`",
+    "from the ctensors repository). `ctensors keygen` writes the keys as `enc.jwk` (the decryption key, secret),",
+    "`sign.jwk` (the publisher's signing key, secret) and `sign.pub.jwk` (the public key to trust).",
+    "",
     "### Loading",
     "",
     "Run the ctensors sidecar with the decryption key and the publisher's public signing key; it",
     "downloads, verifies and decrypts in memory (plaintext never touches disk):",
     "",
     "```sh",
-    `ctensors serve --key enc.jwk --trust signer.pub.jwk      # HF_ENDPOINT / HF_TOKEN as usual`,
+    `ctensors serve --key enc.jwk --trust sign.pub.jwk      # HF_ENDPOINT / HF_TOKEN as usual`,
     "```",
     "",
     "- transformers (Python): `from ctensors.transformers import from_pretrained; model = from_pretrained(" + JSON.stringify(f.repo) + ")`",
     "- PyTorch tensors: `ctensors.load_file(" + JSON.stringify(f.repo) + ")`",
-    `- vLLM: \`ctensors vllm --key enc.jwk --trust signer.pub.jwk -- ${f.repo} --load-format cryptotensors\``,
-    `- transformers.js: \`await installCryptoTensors(env, { key, trust })\` (from \`ctensors/transformers\`), then \`pipeline(task, ${JSON.stringify(f.repo)})\``,
+    `- vLLM: \`ctensors vllm --key enc.jwk --trust sign.pub.jwk -- ${f.repo} --load-format cryptotensors\``,
+    ...(f.onnxWeights
+      ? [`- transformers.js: \`await installCryptoTensors(env, { key, trust })\` (from \`ctensors/transformers\`), then \`pipeline(task, ${JSON.stringify(f.repo)})\``]
+      : []),
     "",
-    "Loading these files with a plain safetensors loader gives ciphertext, not weights; ctensors refuses",
-    "files whose signature does not verify against a trusted key.",
+    "Loading these files with a plain safetensors loader gives ciphertext, not weights, and plain",
+    "`transformers` refuses the folder (its `config.json` says so); ctensors refuses files whose signature",
+    "does not verify against a trusted key.",
     END,
   ];
   return lines.join("\n");
 }
 
-function withTags(frontMatter: string): string {
-  const lines = frontMatter.split("\n");
-  const missing = TAGS.filter((t) => !lines.some((l) => l.trim() === `- ${t}`));
-  if (!missing.length) return frontMatter;
-  const tagLine = lines.findIndex((l) => /^tags:\s*$/.test(l));
-  if (tagLine >= 0) {
-    lines.splice(tagLine + 1, 0, ...missing.map((t) => `- ${t}`));
-    return lines.join("\n");
+/** `frontMatter` (YAML) with the ctensors tags and library_name in place; everything else kept as written. */
+function withCardMetadata(frontMatter: string): string {
+  const doc = parseDocument(frontMatter);
+  if (doc.errors.length) {
+    throw new CryptoTensorsError("ERR_CT_FORMAT", `the model card's front matter is not valid YAML: ${doc.errors[0]!.message.split("\n")[0]}`);
   }
-  const inline = lines.findIndex((l) => /^tags:\s*\[.*\]\s*$/.test(l));
-  if (inline >= 0) {
-    const items = lines[inline]!.replace(/^tags:\s*\[/, "").replace(/\]\s*$/, "").split(",").map((s) => s.trim()).filter(Boolean);
-    lines.splice(inline, 1, "tags:", ...[...items, ...missing].map((t) => `- ${t}`));
-    return lines.join("\n");
+  if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
+  if (!isMap(doc.contents)) throw new CryptoTensorsError("ERR_CT_FORMAT", "the model card's front matter is not a YAML mapping");
+  const node = doc.get("tags", true);
+  let seq: YAMLSeq;
+  if (isSeq(node)) {
+    seq = node;
+  } else {
+    const value = doc.get("tags"); // absent, empty (`tags:`), or a single tag written as a string
+    seq = value === undefined || value === null ? new YAMLSeq() : (doc.createNode([value]) as YAMLSeq);
+    doc.set("tags", seq);
   }
-  return [...lines, "tags:", ...missing.map((t) => `- ${t}`)].join("\n");
+  seq.flow = false; // one tag per line, as the Hub writes them
+  const have = new Set(seq.items.map((item) => String(doc.createNode(item).toJSON())));
+  for (const tag of TAGS) if (!have.has(tag)) seq.add(doc.createNode(tag));
+  if (!doc.has("library_name")) doc.set("library_name", LIBRARY);
+  // Lists under a key are written as the card already writes them; huggingface_hub (PyYAML) writes
+  // them unindented (`tags:\n- llama`), so a new card does too.
+  const indentSeq = /^[ \t]+-[ \t]/m.test(frontMatter) && !/^-[ \t]/m.test(frontMatter);
+  return doc.toString({ lineWidth: 0, indentSeq }).replace(/\n+$/, "");
 }
 
-/** The card text: `existing` (or a new card) with the ctensors section and tags in place. */
+/** The card text: `existing` (or a new card) with the ctensors section and metadata in place. @throws ERR_CT_FORMAT */
 export function updateModelCard(existing: string | undefined, facts: CardFacts): string {
   let body = existing ?? `# ${facts.repo.split("/")[1]}\n`;
   let front = "";
-  const fm = /^---\n([\s\S]*?)\n---\n?/.exec(body);
+  const fm = /^---\r?\n(?:([\s\S]*?)\r?\n)?---[ \t]*(?:\r?\n|$)/.exec(body);
   if (fm) {
-    front = fm[1]!;
+    front = fm[1] ?? "";
     body = body.slice(fm[0].length);
   }
   const section = cardSection(facts);
@@ -88,5 +114,5 @@ export function updateModelCard(existing: string | undefined, facts: CardFacts):
   const end = body.indexOf(END);
   if (start >= 0 && end > start) body = body.slice(0, start) + section + body.slice(end + END.length);
   else body = `${body.replace(/\s*$/, "")}\n\n${section}\n`;
-  return `---\n${withTags(front).replace(/^\n+/, "")}\n---\n${body.replace(/^\n+/, "")}`;
+  return `---\n${withCardMetadata(front)}\n---\n${body.replace(/^\n+/, "")}`;
 }

@@ -17,6 +17,7 @@ import { releaseFileCheck } from "../release/push-check.js";
 import { DECLARATION_FILE, parseDeclaration, serializeDeclaration, type Declaration } from "./declaration.js";
 import { hubError, hubStatus } from "./hub-error.js";
 import { updateModelCard } from "./model-card.js";
+import { headIfUnchanged } from "./unchanged.js";
 import { credentialsOf, type HubSettings } from "./settings.js";
 
 /** Weight formats that cannot be CryptoTensors: always plaintext. */
@@ -43,7 +44,7 @@ export interface PushOptions {
 export type PushEvent =
   | { kind: "checked"; files: number; bytes: number; encrypted: number; plaintext: string[] }
   | { kind: "phase"; phase: string }
-  | { kind: "file"; path: string; progress: number };
+  | { kind: "file"; path: string; progress: number; state: "hashing" | "uploading" | "error" };
 
 export interface PushResult {
   repo: string;
@@ -54,6 +55,8 @@ export interface PushResult {
   deleted: string[];
   confidential: boolean;
   created: boolean;
+  /** Nothing differed from the branch: no commit was made, `commit` is the branch's head. */
+  unchanged: boolean;
 }
 
 interface LocalFile {
@@ -128,7 +131,7 @@ async function remoteText(repo: string, path: string, revision: string, settings
     return blob ? await blob.text() : undefined;
   } catch (err) {
     if (hubStatus(err) === 404) return undefined;
-    throw hubError(err, `reading ${path} of ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `reading ${path} of ${repo}@${revision}`, settings);
   }
 }
 
@@ -143,18 +146,14 @@ export async function pushModel(o: PushOptions): Promise<PushResult> {
   const remote = created ? [] : await remoteFiles(repo, revision, settings);
   await refusePlaintextInConfidentialRepo(repo, revision, remote, classified, settings);
   const plan = await planCommit(o, revision, files, classified, remote, release);
+  const pushed = [...new Set([...files.map((f) => f.path), "README.md", DECLARATION_FILE])].sort(); // the card is committed even when generated
+  const summary = { repo, revision, files: pushed, deleted: plan.deleted, confidential: plan.declaration.confidential, created };
+  // As `hf upload`: no empty commit when every file is already there with the same content.
+  const head = created ? undefined : await headIfUnchanged(repo, revision, plan.operations, settings);
+  if (head) return { ...summary, commit: head, url: `${settings.hubUrl}/${repo}/commit/${head}`, unchanged: true };
   const title = o.message ?? `Upload CryptoTensors model (${classified.encrypted.length} encrypted file(s))`;
   const commit = await commitOperations(repo, revision, plan.operations, title, settings, emit);
-  return {
-    repo,
-    revision,
-    commit: commit.oid,
-    url: commit.url,
-    files: [...files.map((f) => f.path), DECLARATION_FILE].sort(),
-    deleted: plan.deleted,
-    confidential: plan.declaration.confidential,
-    created,
-  };
+  return { ...summary, commit: commit.oid, url: commit.url, unchanged: false };
 }
 
 /**
@@ -204,13 +203,13 @@ async function ensureRepoAndBranch(repo: string, revision: string, isPrivate: bo
       created = true;
     }
   } catch (err) {
-    if (hubStatus(err) !== 409) throw hubError(err, `creating ${repo}`, settings.hubUrl);
+    if (hubStatus(err) !== 409) throw hubError(err, `creating ${repo}`, settings);
   }
   if (revision !== "main") {
     try {
       await createBranch({ repo, branch: revision, ...creds });
     } catch (err) {
-      if (hubStatus(err) !== 409) throw hubError(err, `creating the branch ${revision} of ${repo}`, settings.hubUrl);
+      if (hubStatus(err) !== 409) throw hubError(err, `creating the branch ${revision} of ${repo}`, settings);
     }
   }
   return created;
@@ -268,6 +267,7 @@ async function planCommit(
     formats: [...c.formats].sort(),
     encryptedFiles: c.encrypted.length,
     plaintextWeightFiles: c.plaintext,
+    onnxWeights: c.encrypted.some((p) => p.endsWith(".onnx.cryptotensors")),
   });
   const local = new Set(files.map((f) => f.path));
   const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p) || release.stale(p)));
@@ -302,12 +302,12 @@ async function commitOperations(
         result = step.value as typeof result;
         break;
       }
-      const ev = step.value as { event: string; phase?: string; path?: string; progress?: number };
+      const ev = step.value as { event: string; phase?: string; path?: string; progress?: number; state?: "hashing" | "uploading" | "error" };
       if (ev.event === "phase") emit({ kind: "phase", phase: ev.phase ?? "" });
-      else if (ev.event === "fileProgress") emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0 });
+      else if (ev.event === "fileProgress") emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0, state: ev.state ?? "hashing" });
     }
   } catch (err) {
-    throw hubError(err, `uploading to ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `uploading to ${repo}@${revision}`, settings);
   }
   if (!result?.commit?.oid)
     throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not return a commit for the upload to ${repo}`);
@@ -321,7 +321,7 @@ async function remoteFiles(repo: string, revision: string, settings: HubSettings
       if (e.type === "file") out.push(e.path);
   } catch (err) {
     if (hubStatus(err) === 404) return [];
-    throw hubError(err, `listing ${repo}@${revision}`, settings.hubUrl);
+    throw hubError(err, `listing ${repo}@${revision}`, settings);
   }
   return out;
 }

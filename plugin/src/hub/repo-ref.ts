@@ -53,6 +53,19 @@ export function parseRepoRef(source: string): RepoRef {
   return ref;
 }
 
+/**
+ * `ref` at `revision` (a `--revision` option, as Hub clients take it), when one is given.
+ * @throws ERR_CT_USAGE when `revision` is not a revision name, or contradicts the `@revision` of `ref`
+ */
+export function withRevision(ref: RepoRef, revision: string | undefined): RepoRef {
+  if (revision === undefined) return ref;
+  if (!validRevision(revision)) throw usageError(`${quote(revision)} is not a revision: expected a branch, tag or commit sha`, "revision");
+  if (ref.explicitRevision && ref.revision !== revision) {
+    throw usageError(`${ref.repo}@${ref.revision} names revision ${quote(ref.revision)} but --revision ${quote(revision)} was given`, "revision");
+  }
+  return { ...ref, revision, explicitRevision: true };
+}
+
 /** The cache folder name of a model repo (`models--org--name`), as both Hub clients spell it. */
 export function repoFolderName(repo: string): string {
   return `models--${repo.split("/").join("--")}`;

@@ -53,7 +53,7 @@ export async function resolveRevision(ref: RepoRef, settings: HubSettings): Prom
   try {
     info = await modelInfo({ name: ref.repo, revision: ref.revision, additionalFields: ["sha"], ...credentialsOf(settings) });
   } catch (err) {
-    throw hubError(err, `resolving ${ref.repo}@${ref.revision}`, settings.hubUrl);
+    throw hubError(err, `resolving ${ref.repo}@${ref.revision}`, settings);
   }
   if (typeof info.sha !== "string" || !COMMIT_SHA.test(info.sha)) {
     throw new CryptoTensorsError("ERR_CT_HUB", `the Hub at ${settings.hubUrl} did not give a commit sha for ${ref.repo}@${ref.revision}`);

@@ -19,46 +19,72 @@ from . import _loader
 from ._client import SidecarClient
 from ._proto import sidecar_pb2 as pb
 from ._shm import DTYPES
-
-_FRAMEWORKS = ("pt", "torch", "pytorch")
+from ._target import InvalidArgumentError, Target, target
 
 
 # A Hub model reference, as the sidecar parses it (plugin/src/hub/repo-ref.ts): org/name[@revision].
 _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
-_REPO_REF = re.compile(rf"{_PART}/{_PART}(?:@[A-Za-z0-9._/-]{{1,255}})?")
+_REVISION = r"[A-Za-z0-9._/-]{1,255}"
+_REPO_REF = re.compile(rf"({_PART}/{_PART})(?:@({_REVISION}))?")
 
 
-def model_source(path: str | os.PathLike[str]) -> str:
+def model_source(path: str | os.PathLike[str], revision: str | None = None) -> str:
     """The OpenModel source for `path`: an existing local path made absolute (as the sidecar
-    expects), else a Hub model reference `org/name[@revision]` as given, else the absolute path
-    (the sidecar then says it does not exist). Like transformers, a local folder wins over a repo id.
+    expects), else a Hub model reference `org/name[@revision]` (with `@revision` added when
+    `revision` is given), else the absolute path (the sidecar then says it does not exist). Like
+    transformers, a local folder wins over a repo id.
+
+    Raises InvalidArgumentError (ERR_CT_USAGE) when `revision` is given for a local path (it has no
+    revisions), contradicts the `@revision` of `path`, or is not a branch, tag or commit name.
     """
     text = os.fspath(path)
-    if not os.path.exists(text) and isinstance(text, str) and _REPO_REF.fullmatch(text):
-        return text
-    return os.path.abspath(text)
+    ref = None if os.path.exists(text) or not isinstance(text, str) else _REPO_REF.fullmatch(text)
+    if revision is not None:
+        if not isinstance(revision, str) or not re.fullmatch(_REVISION, revision):
+            raise InvalidArgumentError(f"revision {revision!r} is not a branch, tag or commit name")
+        if ref is None:
+            raise InvalidArgumentError(f"revision={revision!r} was given for the local path {text!r}, which has no revisions")
+        if ref.group(2) is not None and ref.group(2) != revision:
+            raise InvalidArgumentError(f"{text!r} names revision {ref.group(2)!r} but revision={revision!r} was given")
+        return f"{ref.group(1)}@{revision}"
+    return text if ref is not None else os.path.abspath(text)
 
 
 def load_file(
-    path: str | os.PathLike[str], *, socket: str | os.PathLike[str] | None = None, refresh: bool = False
+    path: str | os.PathLike[str],
+    device: str | int | torch.device = "cpu",
+    *,
+    revision: str | None = None,
+    socket: str | os.PathLike[str] | None = None,
+    refresh: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Loads every tensor of a CryptoTensors file or model folder, like safetensors.torch.load_file.
 
-    `path` may also be a Hub model `org/name` or `org/name@revision`: the sidecar downloads it into
-    the HF cache (encrypted at rest) and pins the commit it resolved to; `refresh=True` asks the Hub
-    again for a newer commit.
+    `path` may also be a Hub model `org/name` or `org/name@revision` (or `revision=`, as in Hugging
+    Face libraries): the sidecar downloads it into the HF cache (encrypted at rest) and pins the
+    commit it resolved to; `refresh=True` asks the Hub again for a newer commit.
 
-    The sidecar verifies and decrypts into shared memory (RESIDENT mode); the returned tensors are
-    zero-copy views of it (0-element tensors excepted), writable, and the memory is released when
-    the last tensor of a region is garbage-collected.
+    device="cpu" (default): the sidecar verifies and decrypts into shared memory (RESIDENT mode);
+    the returned tensors are zero-copy views of it (0-element tensors excepted), writable, and the
+    memory is released when the last tensor of a region is garbage-collected. A CUDA device
+    ("cuda", "cuda:1", or an index): the tensors are streamed through a bounded shared-memory window
+    and copied to the GPU through pinned memory; nothing stays in shared memory.
 
     Raises CryptoTensorsError (`.code` says why: ERR_CT_SIGNATURE_INVALID, ERR_CT_KEY_NOT_FOUND,
-    ERR_CT_POLICY_DENIED, ...) and SidecarUnavailableError when no sidecar answers on the socket.
+    ERR_CT_POLICY_DENIED, ERR_CT_USAGE for a bad device or revision, ...) and
+    SidecarUnavailableError when no sidecar answers on the socket.
     """
+    place = target("pt", device)
+    source = model_source(path, revision)
     with SidecarClient(socket) as client:
-        manifest = client.open_model(model_source(path), refresh=refresh)
+        manifest = client.open_model(source, refresh=refresh)
         with closing_model(client, manifest.model_id):
-            return _loader.load_resident(client, manifest.model_id)
+            if place.zero_copy:
+                return _loader.load_resident(client, manifest.model_id)
+            return {
+                name: place.convert(name, view)
+                for name, view in _loader.stream(client, manifest.model_id, copy=False)
+            }
 
 
 class TensorSlice:
@@ -107,9 +133,11 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
 
     Use as a context manager (or call close()). The sidecar verifies the model and evaluates its
     policy at open time, so a refusal raises here (CryptoTensorsError). Tensors are loaded on
-    demand: `get_tensor(name)` asks the sidecar for that one tensor (RESIDENT mode, zero copy), and
-    tensors stay valid after the handle is closed. `stream()` reads many tensors in STREAMING mode.
-    Only framework="pt" is supported. `path` may be a Hub model `org/name[@revision]` (see
+    demand: `get_tensor(name)` asks the sidecar for that one tensor (RESIDENT mode, zero copy on the
+    CPU), and tensors stay valid after the handle is closed. `stream()` reads many tensors in
+    STREAMING mode. `framework` is "pt" (torch tensors) or "numpy" (arrays sharing the same memory);
+    `device` is "cpu" or a CUDA device ("cuda", "cuda:1", an index: a copy through pinned memory),
+    as in safetensors. `path` may be a Hub model `org/name[@revision]` or take `revision=` (see
     load_file); `local_path` is then the snapshot folder in the HF cache, `commit` the pinned commit.
     """
 
@@ -117,16 +145,18 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
         self,
         path: str | os.PathLike[str],
         framework: str = "pt",
+        device: str | int | torch.device = "cpu",
         *,
+        revision: str | None = None,
         socket: str | os.PathLike[str] | None = None,
         refresh: bool = False,
     ) -> None:
-        if framework not in _FRAMEWORKS:
-            raise ValueError(f"framework {framework!r} is not supported (only 'pt')")
         self._client: SidecarClient | None = None
+        self._target: Target = target(framework, device)
+        source = model_source(path, revision)
         client = SidecarClient(socket)
         try:
-            self._manifest: pb.OpenModelResponse = client.open_model(model_source(path), refresh=refresh)
+            self._manifest: pb.OpenModelResponse = client.open_model(source, refresh=refresh)
         except BaseException:
             client.close()
             raise
@@ -155,11 +185,13 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
         """For a Hub model, the commit the sidecar pinned; None for a local path."""
         return self._manifest.commit or None
 
-    def get_tensor(self, name: str) -> torch.Tensor:
-        """Loads one tensor: a zero-copy view of shared memory (a 0-element tensor is a new empty one)."""
+    def get_tensor(self, name: str) -> Any:
+        """Loads one tensor: on the CPU a zero-copy view of shared memory (a 0-element tensor is a new
+        empty one), on a CUDA device a copy there; a numpy array with framework="numpy"."""
         client = self._open_client()
         self._info(name)
-        return _loader.load_resident(client, self._manifest.model_id, [name])[name]
+        view = _loader.load_resident(client, self._manifest.model_id, [name])[name]
+        return self._target.convert(name, view)
 
     def get_slice(self, name: str) -> TensorSlice:
         """A lazy slice: shape and dtype without loading; indexing loads the tensor (see TensorSlice)."""
@@ -174,7 +206,8 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
         window_bytes: int | None = None,
         window_count: int | None = None,
     ) -> Iterator[tuple[str, torch.Tensor]]:
-        """Yields (name, tensor) for `names` (default: all, in file order) in STREAMING mode.
+        """Yields (name, tensor) for `names` (default: all, in file order) in STREAMING mode, placed
+        as the handle's framework and device say (on a CUDA device every tensor is a copy there).
 
         Shared memory stays bounded by the window (window_bytes per region, default 256 MiB and at
         least the largest tensor; window_count regions, default 2: the sidecar's defaults).
@@ -187,14 +220,18 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
         wanted = [] if names is None else list(names)
         for name in wanted:
             self._info(name)
-        return _loader.stream(
+        place = self._target
+        items = _loader.stream(
             client,
             self._manifest.model_id,
             wanted,
-            copy=copy,
+            copy=copy and place.zero_copy,  # a device copy is a copy already
             window_bytes=window_bytes or 0,
             window_count=window_count or 0,
         )
+        if place.framework == "pt" and place.zero_copy:
+            return items
+        return _placed(items, place)
 
     def close(self) -> None:
         """Forgets the model in the sidecar and closes the channel. Loaded tensors stay valid."""
@@ -227,6 +264,15 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
             return self._infos[name]
         except KeyError:
             raise KeyError(f"no tensor named {name!r} in this model") from None
+
+
+def _placed(items: Iterator[tuple[str, torch.Tensor]], place: Target) -> Iterator[tuple[str, Any]]:
+    """`items` converted by `place`; closing this generator closes (ends the call of) `items`."""
+    try:
+        for name, tensor in items:
+            yield name, place.convert(name, tensor)
+    finally:
+        items.close()  # type: ignore[attr-defined]
 
 
 class LazyResidentModel:

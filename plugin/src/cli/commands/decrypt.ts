@@ -7,6 +7,7 @@ import { requiredEncryption } from "../../container/open-checks.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
+import { unmarkDecryptedConfigs } from "../../model/transformers-config.js";
 import { decryptOnnxFile } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX } from "../../onnx/model.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
@@ -60,7 +61,8 @@ export const decrypt: Command = {
           tensors += res.tensors;
         }
         return { written, consumed, files: containers.length };
-      }));
+        // plain transformers loads the output again (model/transformers-config.ts); inside the staged folder
+      }, (stage) => unmarkDecryptedConfigs(stage)));
       progress.stop();
       io.out(`decrypted ${tensors} tensors in ${r.files} file(s) → ${output}`);
     } finally {

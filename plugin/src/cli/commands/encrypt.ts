@@ -7,6 +7,7 @@ import { checkChunkBytes } from "../../crypto/chunked.js";
 import { DEFAULT_POLICY_TEXT, type Policy } from "../../container/reserved.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
+import { markEncryptedConfigs } from "../../model/transformers-config.js";
 import { encryptOnnxFile } from "../../onnx/encrypt.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
 import type { Command } from "../command.js";
@@ -102,7 +103,11 @@ export const encrypt: Command = {
         const stray = files.others.filter((f) => /\.onnx_data(_\d+)?$|\.onnx\.data$/.test(f) && !consumed.has(f));
         if (stray.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`);
         return { written, consumed, files: files.onnx.length };
-      }, finishRelease));
+      }, async (stage) => {
+        // plain transformers refuses the folder (model/transformers-config.ts); before the release manifest binds config.json
+        await markEncryptedConfigs(stage);
+        await finishRelease(stage);
+      }));
       progress.stop();
       io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);
     } finally {

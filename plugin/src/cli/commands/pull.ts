@@ -1,10 +1,10 @@
-// ctensors pull REPO[@REV] [--cache-dir DIR] [--include GLOB...] [hub options]
+// ctensors pull REPO[@REV] [--revision REV] [--cache-dir DIR] [--include GLOB...] [hub options]
 // Downloads into the standard HF cache (shared with the Python and JS Hub clients) and prints the
 // snapshot folder. Encrypted files stay encrypted at rest.
 
 import picomatch from "picomatch";
 import { fetchSnapshot } from "../../hub/snapshot.js";
-import { parseRepoRef } from "../../hub/repo-ref.js";
+import { parseRepoRef, withRevision } from "../../hub/repo-ref.js";
 import type { Command } from "../command.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { createProgress } from "../progress.js";
@@ -13,18 +13,19 @@ import { usageError } from "../../errors.js";
 export const pull: Command = {
   summary: "download a Hub model (encrypted at rest) into the HF cache and print its snapshot folder",
   usage:
-    "ctensors pull REPO[@REV] [--include GLOB...] [--cache-dir DIR] [--hub-url URL] [--token T] [--json]\n" +
-    "  REV: a branch, tag or commit sha (default main). Downloads are checked against the Hub's sizes and hashes;\n" +
+    "ctensors pull REPO[@REV] [--revision REV] [--include GLOB...] [--cache-dir DIR] [--hub-url URL] [--token T] [--json]\n" +
+    "  REV: a branch, tag or commit sha (default main), as REPO@REV or --revision REV (as `hf download`). Downloads are checked against the Hub's sizes and hashes;\n" +
     "  an interrupted download resumes.\n" +
     HUB_USAGE,
   options: {
     include: { type: "string", multiple: true },
+    revision: { type: "string" },
     json: { type: "boolean", default: false },
     ...HUB_OPTIONS,
   },
   async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw usageError("expected REPO[@REV]");
-    const ref = parseRepoRef(positionals[0]!);
+    const ref = withRevision(parseRepoRef(positionals[0]!), values.revision as string | undefined);
     const settings = hubSettingsFromArgs(values);
     const globs = (values.include as string[] | undefined) ?? [];
     const include = globs.length ? picomatch(globs, { dot: true }) : undefined;

@@ -7,7 +7,7 @@ import { usageError } from "../../errors.js";
 import { printable, toJson } from "../../format/printable.js";
 import { defineCommand, expectPositionals } from "../command.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
-import { createProgress } from "../progress.js";
+import { createPushProgress } from "../push-progress.js";
 
 function version(): string {
   return (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version: string }).version;
@@ -35,33 +35,24 @@ export const push = defineCommand({
     const ref = parseRepoRef(repoArg);
     if (ref.explicitRevision) throw usageError(`give the branch with --revision, not in REPO (${repoArg})`);
     const settings = hubSettingsFromArgs(values);
-    const progress = createProgress(!io.quiet);
-    let bar = "";
-    const result = await pushModel({
-      dir, repo: ref.repo, revision: values.revision, private: values.private,
-      message: values.message, allowPlaintext: values["allow-plaintext"], allowUnsignedRelease: values["allow-unsigned-release"], settings, version: version(),
-      onEvent: (e) => {
-        if (e.kind === "checked") {
-          const line = `push: ${e.files} files, ${(e.bytes / 1e6).toFixed(1)} MB; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${printable(e.plaintext.join(", "))}` : ""}`;
-          if (!io.quiet) io.err(line);
-        } else if (e.kind === "phase") {
-          progress.stop();
-          bar = "";
-          if (!io.quiet) io.err(`push: ${e.phase}…`);
-        } else if (e.kind === "file") {
-          if (bar !== e.path) {
-            progress.start(`hash ${printable(e.path)}`, 1000);
-            bar = e.path;
-          }
-          progress.update(Math.round(e.progress * 1000));
-        }
-      },
-    });
-    progress.stop();
+    const progress = createPushProgress({ dir, bars: !io.quiet && process.stderr.isTTY === true, say: (line) => {
+      if (!io.quiet) io.err(line);
+    } });
+    let result;
+    try {
+      result = await pushModel({
+        dir, repo: ref.repo, revision: values.revision, private: values.private,
+        message: values.message, allowPlaintext: values["allow-plaintext"], allowUnsignedRelease: values["allow-unsigned-release"], settings, version: version(),
+        onEvent: (e) => progress.onEvent(e),
+      });
+    } finally {
+      progress.stop();
+    }
     if (values.json) {
       io.out(toJson(result, 2));
     } else {
-      io.out(`pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`);
+      if (result.unchanged) io.out(`nothing to push: ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit}) already has these ${result.files.length} files; no commit made`);
+      else io.out(`pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`);
       if (result.deleted.length) io.out(`deleted stale weight files: ${printable(result.deleted.join(", "))}`);
       io.out(result.confidential ? "declared confidential: every weight file is encrypted" : "NOT confidential: plaintext weights were pushed (--allow-plaintext)");
     }

@@ -43,6 +43,10 @@ export function uploadMode(path: string, size: number, sample?: Buffer): "lfs" |
 
 type Auth = "anonymous" | "valid";
 
+/** The answer to the Xet token endpoints: this server stores files through LFS only. */
+export const XET_UNSUPPORTED =
+  "the development Hub does not implement Xet storage: set HF_HUB_DISABLE_XET=1 so that huggingface_hub (hf upload, upload_file, upload_folder) uploads through LFS";
+
 export class Router {
   constructor(private readonly ctx: HubContext) {}
 
@@ -207,6 +211,13 @@ export class Router {
     if (op === "refs" && rest.length === 1 && m === "GET") return this.refs(res, await this.readable(type, id, auth));
     if (op === "preupload" && rest.length === 2 && m === "POST") return this.preupload(req, res, await this.writable(type, id, auth), rev!, url);
     if (op === "commit" && rest.length === 2 && m === "POST") return this.commit(req, res, await this.writable(type, id, auth), rev!, url);
+    if ((op === "xet-write-token" || op === "xet-read-token") && rest.length === 2) {
+      // Python huggingface_hub uploads through Xet whenever hf_xet is installed, with no fallback to
+      // LFS: 501 (not a 404, which reads as a missing repo), with the fix in the message for clients
+      // that show it (hf_xet shows only the status; docs/dev-hub.md says HF_HUB_DISABLE_XET=1).
+      await this.readable(type, id, auth);
+      throw new HubError(501, XET_UNSUPPORTED);
+    }
     if (op === "branch" && rest.length === 2 && m === "POST") {
       const meta = await this.writable(type, id, auth);
       const body = await readJson(req, MAX_JSON_BODY);
