@@ -1,13 +1,13 @@
 """End to end: the real TypeScript sidecar (`ctensors serve`) serving models the real CLI encrypted,
-loaded by this package in this process and in child processes. Skipped while `serve` is not built.
+loaded by this package in this process and in child processes.
 
-Fixture (once per module): keygen; two tiny Llamas (make_tiny_model.py, seeds 0 and 1) and one file
-with a tensor of every dtype; `ctensors encrypt`; `ctensors serve --socket <tmp>/s/sidecar.sock`.
+Fixture (once per module): two tiny Llamas (make_tiny_model.py, seeds 0 and 1), one file with a tensor
+of every dtype and one of 4.5 MiB, encrypted by `ctensors encrypt` with the session's keys and served
+by the session's sidecar (conftest.py).
 """
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import os
@@ -24,7 +24,7 @@ from pathlib import Path
 import grpc
 import pytest
 import torch
-from conftest import REPO_ROOT, bitwise_equal, sample_tensors
+from conftest import REPO_ROOT, Keys, Sidecar, bitwise_equal, cli, encrypt, keygen, make_tiny_model, sample_tensors, short_temp_dir
 from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save_file as st_save_file
 
@@ -35,26 +35,8 @@ from ctensors.errors import CryptoTensorsError, SidecarUnavailableError, from_rp
 
 pytestmark = pytest.mark.e2e
 
-CLI = REPO_ROOT / "plugin" / "dist" / "cli" / "bin.js"
 CHILD = Path(__file__).with_name("e2e_child.py")
 PROMPT = torch.tensor([[1, 2, 3, 4]])
-REGION_GLOB = "/dev/shm/ctensors-*"
-
-
-def _serve_available() -> str | None:
-    """None if `ctensors serve` exists, else why not."""
-    if shutil.which("node") is None:
-        return "node is not installed"
-    if not CLI.exists():
-        return f"{CLI} is not built (npm run build)"
-    proc = subprocess.run(["node", str(CLI), "serve", "--help"], capture_output=True, text=True, timeout=60)
-    if proc.returncode != 0:
-        return f"`ctensors serve` is not available yet: {(proc.stderr or proc.stdout).strip().splitlines()[0]}"
-    return None
-
-
-def _cli(*args: str, cwd: Path) -> None:
-    subprocess.run(["node", str(CLI), *args], cwd=cwd, check=True, capture_output=True, timeout=300)
 
 
 def _plain_tensors(model: Path) -> dict[str, torch.Tensor]:
@@ -79,14 +61,10 @@ def big_tensors() -> dict[str, torch.Tensor]:
     return {f"layer.{i}.weight": torch.randn(192, 512, generator=g) for i in range(12)}
 
 
-def _regions() -> set[str]:
-    return set(glob.glob(REGION_GLOB))
-
-
-def _wait_no_new_regions(before: set[str], timeout: float = 15.0) -> set[str]:
+def _wait_no_new_regions(sidecar: Sidecar, before: set[str], timeout: float = 15.0) -> set[str]:
     deadline = time.monotonic() + timeout
     while True:
-        left = _regions() - before
+        left = sidecar.regions() - before
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)
@@ -95,7 +73,8 @@ def _wait_no_new_regions(before: set[str], timeout: float = 15.0) -> set[str]:
 @dataclass
 class Env:
     root: Path
-    socket: str
+    keys: Keys
+    sidecar: Sidecar
     plain_a: Path
     enc_a: Path
     plain_b: Path
@@ -104,7 +83,10 @@ class Env:
     enc_file: Path
     plain_big: Path
     enc_big: Path
-    server: subprocess.Popen[bytes]
+
+    @property
+    def socket(self) -> str:
+        return self.sidecar.socket
 
     def expected_json(self, plain: Path) -> Path:
         out = self.root / f"expected-{plain.name}.json"
@@ -114,53 +96,21 @@ class Env:
 
 
 @pytest.fixture(scope="module")
-def env() -> Iterator[Env]:
-    why = _serve_available()
-    if why is not None:
-        # `npm test` builds the CLI first: a missing `serve` is a failure, never a skip.
-        pytest.fail(why)
-    root = Path(tempfile.mkdtemp(prefix="cte-", dir="/tmp"))
-    server: subprocess.Popen[bytes] | None = None
+def env(keys: Keys, sidecar: Sidecar) -> Iterator[Env]:
+    root = short_temp_dir("cte-")
     try:
-        _cli("keygen", "--out", str(root / "keys"), cwd=root)
-        make = [sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py")]
-        subprocess.run([*make, str(root / "plain-a")], check=True, capture_output=True)
-        subprocess.run([*make, str(root / "plain-b"), "--seed", "1"], check=True, capture_output=True)
+        make_tiny_model(root / "plain-a")
+        make_tiny_model(root / "plain-b", "--seed", "1")
         st_save_file(sample_tensors(), str(root / "all-dtypes.safetensors"), metadata={"format": "pt"})
         st_save_file(big_tensors(), str(root / "big.safetensors"), metadata={"format": "pt"})
-        sign = ["--key", str(root / "keys" / "enc.jwk"), "--sign-key", str(root / "keys" / "sign.jwk")]
-        _cli("encrypt", str(root / "plain-a"), str(root / "enc-a"), *sign, cwd=root)
-        _cli("encrypt", str(root / "plain-b"), str(root / "enc-b"), *sign, cwd=root)
-        _cli("encrypt", str(root / "all-dtypes.safetensors"), str(root / "all-dtypes.enc.safetensors"), *sign, cwd=root)
-        _cli("encrypt", str(root / "big.safetensors"), str(root / "big.enc.safetensors"), *sign, cwd=root)
-        sock_dir = root / "s"
-        sock_dir.mkdir(mode=0o700)
-        socket = str(sock_dir / "sidecar.sock")
-        log = open(root / "sidecar.log", "wb")  # noqa: SIM115 -- closed with the process below
-        server = subprocess.Popen(
-            [
-                "node",
-                str(CLI),
-                "serve",
-                "--socket",
-                socket,
-                "--key",
-                str(root / "keys" / "enc.jwk"),
-                "--trust",
-                str(root / "keys" / "sign.pub.jwk"),
-            ],
-            cwd=root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while not os.path.exists(socket + ".token"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sidecar did not start:\n{(root / 'sidecar.log').read_text()}")
-            time.sleep(0.1)
+        encrypt(root / "plain-a", root / "enc-a", keys)
+        encrypt(root / "plain-b", root / "enc-b", keys)
+        encrypt(root / "all-dtypes.safetensors", root / "all-dtypes.enc.safetensors", keys)
+        encrypt(root / "big.safetensors", root / "big.enc.safetensors", keys)
         yield Env(
             root,
-            socket,
+            keys,
+            sidecar,
             root / "plain-a",
             root / "enc-a",
             root / "plain-b",
@@ -169,16 +119,8 @@ def env() -> Iterator[Env]:
             root / "all-dtypes.enc.safetensors",
             root / "big.safetensors",
             root / "big.enc.safetensors",
-            server,
         )
     finally:
-        if server is not None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -310,17 +252,8 @@ def test_a_missing_model_is_a_sidecar_error(env: Env) -> None:
 def test_a_model_signed_by_an_untrusted_key_is_refused(env: Env) -> None:
     other = env.root / "other-keys"
     if not other.exists():
-        _cli("keygen", "--out", str(other), cwd=env.root)
-        _cli(
-            "encrypt",
-            str(env.plain_file),
-            str(env.root / "untrusted.enc.safetensors"),
-            "--key",
-            str(env.root / "keys" / "enc.jwk"),
-            "--sign-key",
-            str(other / "sign.jwk"),
-            cwd=env.root,
-        )
+        stranger = keygen(other)
+        cli("encrypt", env.plain_file, env.root / "untrusted.enc.safetensors", "--key", env.keys.enc, "--sign-key", stranger.sign)
     with pytest.raises(CryptoTensorsError) as info:
         ctensors.load_file(env.root / "untrusted.enc.safetensors", socket=env.socket)
     assert info.value.code == "ERR_CT_UNTRUSTED_SIGNER"
@@ -333,13 +266,16 @@ def test_a_shape_beyond_addressable_sizes_is_a_format_error(env: Env) -> None:
     # A valid file (the sidecar serves it) whose empty tensor has sizes torch cannot stride.
     plain, encrypted = env.root / "huge-shape.safetensors", env.root / "huge-shape.enc.safetensors"
     if not encrypted.exists():
-        header = json.dumps({"__metadata__": {"format": "pt"},
-                             "huge": {"dtype": "F32", "shape": [0, 2**52, 2**52], "data_offsets": [0, 0]},
-                             "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+        header = json.dumps(
+            {
+                "__metadata__": {"format": "pt"},
+                "huge": {"dtype": "F32", "shape": [0, 2**52, 2**52], "data_offsets": [0, 0]},
+                "w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+            }
+        ).encode()
         header += b" " * (-len(header) % 8)
         plain.write_bytes(len(header).to_bytes(8, "little") + header + bytes(8))
-        _cli("encrypt", str(plain), str(encrypted), "--key", str(env.root / "keys" / "enc.jwk"),
-             "--sign-key", str(env.root / "keys" / "sign.jwk"), cwd=env.root)
+        encrypt(plain, encrypted, env.keys)
     with pytest.raises(CryptoTensorsError) as info:
         ctensors.load_file(encrypted, socket=env.socket)
     assert info.value.code == "ERR_CT_FORMAT" and "beyond what torch can address" in info.value.message
@@ -365,23 +301,23 @@ def _child(env: Env, mode: str, model: Path, *extra: str) -> subprocess.Popen[st
 
 
 def test_no_region_left_after_a_client_exits(env: Env) -> None:
-    before = _regions()
+    before = env.sidecar.regions()
     proc = _child(env, "load-exit", env.enc_a)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert out.startswith("LOADED")
-    assert _wait_no_new_regions(before) == set()
+    assert _wait_no_new_regions(env.sidecar, before) == set()
 
 
 def test_no_region_left_after_a_client_is_killed_mid_load(env: Env) -> None:
-    before = _regions()
+    before = env.sidecar.regions()
     proc = _child(env, "stream-hang", env.enc_big)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line.strip() == "LOADING", proc.stderr.read() if proc.stderr else ""
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    assert _wait_no_new_regions(before) == set()
+    assert _wait_no_new_regions(env.sidecar, before) == set()
     # The sidecar is still serving.
     assert bitwise_equal(ctensors.load_file(env.enc_file, socket=env.socket)["big"], sample_tensors()["big"])
 

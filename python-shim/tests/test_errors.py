@@ -25,25 +25,31 @@ class FakeRpcError(grpc.RpcError):
 
 def test_codes_come_from_the_proto_enum() -> None:
     names = set(sidecar_pb2.ErrorCode.keys())
-    assert ERROR_CODES == names - {"ERROR_CODE_UNSPECIFIED"}
-    for code in ["ERR_CT_FORMAT", "ERR_CT_SIGNATURE_INVALID", "ERR_CT_DECRYPTION_FAILED", "ERR_CT_KEY_NOT_FOUND",
-                 "ERR_CT_POLICY_DENIED", "ERR_CT_UNAUTHENTICATED"]:
+    assert names - {"ERROR_CODE_UNSPECIFIED"} == ERROR_CODES
+    for code in [
+        "ERR_CT_FORMAT",
+        "ERR_CT_SIGNATURE_INVALID",
+        "ERR_CT_DECRYPTION_FAILED",
+        "ERR_CT_KEY_NOT_FOUND",
+        "ERR_CT_POLICY_DENIED",
+        "ERR_CT_UNAUTHENTICATED",
+    ]:
         assert code in ERROR_CODES
 
 
 @pytest.mark.parametrize("code", sorted(ERROR_CODES))
 def test_trailer_code_and_details(code: str) -> None:
-    err = from_rpc_error(
-        FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "what went wrong", (("ct-error-code", code),)), socket="/s"
-    )
+    err = from_rpc_error(FakeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "what went wrong", (("ct-error-code", code),)), socket="/s")
     assert type(err) is CryptoTensorsError
     assert err.code == code and err.message == "what went wrong"
     assert str(err) == f"{code}: what went wrong"
 
 
 def test_trailer_wins_over_status() -> None:
-    err = from_rpc_error(FakeRpcError(grpc.StatusCode.UNAVAILABLE, "key service down",
-                                      (("other", "x"), ("ct-error-code", "ERR_CT_KEY_NOT_FOUND"))), socket="/s")
+    err = from_rpc_error(
+        FakeRpcError(grpc.StatusCode.UNAVAILABLE, "key service down", (("other", "x"), ("ct-error-code", "ERR_CT_KEY_NOT_FOUND"))),
+        socket="/s",
+    )
     assert type(err) is CryptoTensorsError and err.code == "ERR_CT_KEY_NOT_FOUND"
 
 
@@ -56,14 +62,12 @@ def test_trailer_as_bytes_numeric_and_metadatum_objects() -> None:
     assert err.code == "ERR_CT_IO"
     err = from_rpc_error(FakeRpcError(grpc.StatusCode.INTERNAL, "m", (("ct-error-code", "10"),)), socket="/s")
     assert err.code == "ERR_CT_POLICY_DENIED"
-    err = from_rpc_error(FakeRpcError(grpc.StatusCode.INTERNAL, "m", (Metadatum("ct-error-code", "ERR_CT_FORMAT"),)),
-                         socket="/s")
+    err = from_rpc_error(FakeRpcError(grpc.StatusCode.INTERNAL, "m", (Metadatum("ct-error-code", "ERR_CT_FORMAT"),)), socket="/s")
     assert err.code == "ERR_CT_FORMAT"
 
 
 def test_unknown_code_from_a_newer_sidecar_is_kept() -> None:
-    err = from_rpc_error(FakeRpcError(grpc.StatusCode.INTERNAL, "new", (("ct-error-code", "ERR_CT_SOMETHING_NEW"),)),
-                         socket="/s")
+    err = from_rpc_error(FakeRpcError(grpc.StatusCode.INTERNAL, "new", (("ct-error-code", "ERR_CT_SOMETHING_NEW"),)), socket="/s")
     assert err.code == "ERR_CT_SOMETHING_NEW"
 
 
@@ -98,7 +102,6 @@ def test_vllm_errors_are_crypto_tensors_errors_with_codes() -> None:
     """One error model: every error ctensors raises is a CryptoTensorsError with a proto code."""
     from ctensors.vllm import EncryptedWeightsError, ExtraConfigError, LoaderConfig, MissingWeightsError, UnsupportedVllmError
     from ctensors.vllm import check_vllm_version
-    from ctensors.vllm._guard import refuse_encrypted
 
     with pytest.raises(CryptoTensorsError) as info:
         LoaderConfig.parse({"mode": "sideways"})

@@ -11,13 +11,11 @@ huggingface.co cannot be reached from here: the Hub is the repo's local developm
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import REPO_ROOT, bitwise_equal
+from conftest import Sidecar, bitwise_equal, cli, encrypt, keygen, make_tiny_model, require_cli, start_dev_hub, start_sidecar, stop_process
 from huggingface_hub import hf_hub_download, snapshot_download
 from safetensors.torch import load_file as st_load_file
 
@@ -36,7 +34,6 @@ from ctensors.transformers import from_pretrained
 
 pytestmark = pytest.mark.e2e
 
-CLI = REPO_ROOT / "plugin" / "dist" / "cli" / "bin.js"
 TOKEN = "hf_python_e2e_token"
 REPO = "acme/tiny"
 
@@ -52,79 +49,27 @@ class Hub:
     commit: str
 
 
-def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["node", str(CLI), *args], stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)
-
-
-def _wait_for(check: object, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not check():  # type: ignore[operator]
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 @pytest.fixture(scope="module")
 def hub() -> Iterator[Hub]:
-    if not CLI.exists():
-        pytest.fail(f"{CLI} is not built (npm run build)")  # `npm test` builds it: never a skip
+    require_cli()
     root = Path(tempfile.mkdtemp(prefix="cth-", dir="/tmp"))
-    hub_proc = sidecar = None
+    hub_proc: subprocess.Popen[bytes] | None = None
+    sidecar: Sidecar | None = None
     base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING"))}
     try:
-        hub_log = root / "hub.log"
-        hub_proc = _start(["dev-hub", "--port", "0", "--data", str(root / "hub-data"), "--token", TOKEN], hub_log, base)
-        _wait_for(lambda: "http://" in hub_log.read_text(), hub_proc, hub_log, "the dev hub")
-        url = next(w for w in hub_log.read_text().split() if w.startswith("http://")).rstrip(".,;")
+        hub_proc, url = start_dev_hub(root, TOKEN, base)
         env = {**base, "HF_ENDPOINT": url, "HF_TOKEN": TOKEN, "HF_HOME": str(root / "hf-home"), "HF_HUB_CACHE": str(root / "cache")}
 
-        def cli(*args: str) -> str:
-            proc = subprocess.run(["node", str(CLI), *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
-            assert proc.returncode == 0, f"ctensors {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-            return proc.stdout
-
-        cli("keygen", "--out", str(root / "keys"))
-        subprocess.run(
-            [sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(root / "plain")], check=True, capture_output=True
-        )
-        cli(
-            "encrypt",
-            str(root / "plain"),
-            str(root / "enc"),
-            "--key",
-            str(root / "keys" / "enc.jwk"),
-            "--sign-key",
-            str(root / "keys" / "sign.jwk"),
-        )
-        import json
-
-        commit = json.loads(cli("push", str(root / "enc"), REPO, "--json"))["commit"]
-        sock_dir = root / "s"
-        sock_dir.mkdir(mode=0o700)
-        socket = str(sock_dir / "sidecar.sock")
-        side_log = root / "sidecar.log"
-        sidecar = _start(
-            ["serve", "--socket", socket, "--key", str(root / "keys" / "enc.jwk"), "--trust", str(root / "keys" / "sign.pub.jwk")],
-            side_log,
-            env,
-        )
-        _wait_for(lambda: os.path.exists(socket + ".token"), sidecar, side_log, "the sidecar")
+        keys = keygen(root / "keys")
+        encrypt(make_tiny_model(root / "plain"), root / "enc", keys)
+        commit = json.loads(cli("push", root / "enc", REPO, "--json", env=env))["commit"]
+        sidecar = start_sidecar(root, "--key", keys.enc, "--trust", keys.sign_pub, env=env)
         assert not (root / "cache").exists(), "the sidecar starts from an empty cache"
-        yield Hub(root, url, socket, root / "cache", root / "plain", root / "enc", commit)
+        yield Hub(root, url, sidecar.socket, root / "cache", root / "plain", root / "enc", commit)
     finally:
-        _stop(sidecar)
-        _stop(hub_proc)
+        if sidecar is not None:
+            sidecar.stop()
+        stop_process(hub_proc)
         shutil.rmtree(root, ignore_errors=True)
 
 

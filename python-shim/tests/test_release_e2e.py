@@ -5,77 +5,50 @@ chat template, a manifest signed by an untrusted key) and a rollback to an older
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import Keys, Sidecar, cli, encrypt, keygen, make_tiny_model, require_cli, start_sidecar
 
 import ctensors
 from ctensors.errors import CryptoTensorsError
-
-CLI = REPO_ROOT / "plugin" / "dist" / "cli" / "bin.js"
-
-
-def _cli(*args: str, cwd: Path) -> None:
-    proc = subprocess.run(["node", str(CLI), *args], cwd=cwd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
 
 
 @dataclass
 class Env:
     root: Path
-    socket: str
+    sidecar: Sidecar
     rel1: Path
     rel2: Path
-    keys: Path
-    stranger: Path
+    keys: Keys
+    stranger: Keys
+
+    @property
+    def socket(self) -> str:
+        return self.sidecar.socket
 
 
 @pytest.fixture(scope="module")
 def env() -> Iterator[Env]:
+    require_cli()
     root = Path(tempfile.mkdtemp(prefix="ctr-", dir="/tmp"))
-    server: subprocess.Popen[bytes] | None = None
+    server: Sidecar | None = None
     try:
-        _cli("keygen", "--out", str(root / "keys"), "--kid", "publisher", cwd=root)
-        _cli("keygen", "--out", str(root / "stranger"), "--kid", "stranger", cwd=root)
-        make = [sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py")]
-        subprocess.run([*make, str(root / "plain-1")], check=True, capture_output=True)
-        subprocess.run([*make, str(root / "plain-2"), "--seed", "1"], check=True, capture_output=True)
-        sign = ["--key", str(root / "keys" / "enc.jwk"), "--sign-key", str(root / "keys" / "sign.jwk"), "--model-id", "org/tiny"]
-        _cli("encrypt", str(root / "plain-1"), str(root / "rel-1"), *sign, "--release", "1", cwd=root)
-        _cli("encrypt", str(root / "plain-2"), str(root / "rel-2"), *sign, "--release", "2", cwd=root)
-        sock_dir = root / "s"
-        sock_dir.mkdir(mode=0o700)
-        socket = str(sock_dir / "sidecar.sock")
-        log = open(root / "sidecar.log", "wb")  # noqa: SIM115 -- closed with the process below
-        server = subprocess.Popen(
-            ["node", str(CLI), "serve", "--socket", socket, "--key", str(root / "keys" / "enc.jwk"),
-             "--trust", str(root / "keys" / "sign.pub.jwk"), "--release-state", str(root / "state" / "releases.json")],
-            cwd=root, stdout=log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while not os.path.exists(socket + ".token"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sidecar did not start:\n{(root / 'sidecar.log').read_text()}")
-            time.sleep(0.1)
-        yield Env(root, socket, root / "rel-1", root / "rel-2", root / "keys", root / "stranger")
+        keys = keygen(root / "keys", "--kid", "publisher")
+        stranger = keygen(root / "stranger", "--kid", "stranger")
+        make_tiny_model(root / "plain-1")
+        make_tiny_model(root / "plain-2", "--seed", "1")
+        encrypt(root / "plain-1", root / "rel-1", keys, "--model-id", "org/tiny", "--release", "1")
+        encrypt(root / "plain-2", root / "rel-2", keys, "--model-id", "org/tiny", "--release", "2")
+        server = start_sidecar(root, "--key", keys.enc, "--trust", keys.sign_pub, "--release-state", root / "state" / "releases.json")
+        yield Env(root, server, root / "rel-1", root / "rel-2", keys, stranger)
     finally:
         if server is not None:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            server.stop()
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -135,8 +108,8 @@ def test_altered_config_tokenizer_or_template_are_refused(env: Env, name: str) -
 
 def test_a_manifest_signed_by_an_untrusted_key_is_refused(env: Env) -> None:
     resigned = _copy(env.rel2, env)
-    _cli("sign-release", str(resigned), "--sign-key", str(env.stranger / "sign.jwk"), "--trust", str(env.keys / "sign.pub.jwk"),
-         "--model-id", "org/tiny", "--release", "5", "--force", cwd=env.root)
+    release = ["--model-id", "org/tiny", "--release", "5", "--force"]
+    cli("sign-release", resigned, "--sign-key", env.stranger.sign, "--trust", env.keys.sign_pub, *release)
     _refused(resigned, env, "ERR_CT_UNTRUSTED_SIGNER", "model.sig")
 
 

@@ -1,61 +1,80 @@
-"""safe_open against the fake sidecar: the safetensors-like surface."""
+"""safe_open against the real sidecar (`ctensors serve`, session fixture): the safetensors-like surface,
+on files the CLI encrypted."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
 import pytest
 import torch
-from conftest import bitwise_equal, sample_tensors
-from fake_sidecar import FakeModel
+from conftest import Keys, Sidecar, Wire, bitwise_equal, encrypt, file_order, sample_tensors, short_temp_dir, start_sidecar
+from safetensors.torch import save_file
 
 import ctensors
 
-SOURCE = "/models/sample"
+
+@dataclass
+class Models:
+    sample: Path  # sample_tensors(), metadata {"format": "pt", "k": "v"}
+    no_metadata: Path  # {"x": [1.0]}, no metadata
 
 
-@pytest.fixture
-def sidecar(fake_sidecar):  # type: ignore[no-untyped-def]
-    return fake_sidecar({SOURCE: FakeModel(sample_tensors(), metadata={"format": "pt", "k": "v"})})
+@pytest.fixture(scope="module")
+def models(keys: Keys) -> Iterator[Models]:
+    root = short_temp_dir("ctso-")
+    try:
+        save_file(sample_tensors(), str(root / "sample.safetensors"), metadata={"format": "pt", "k": "v"})
+        save_file({"x": torch.ones(1)}, str(root / "bare.safetensors"))
+        yield Models(
+            encrypt(root / "sample.safetensors", root / "sample.enc.safetensors", keys),
+            encrypt(root / "bare.safetensors", root / "bare.enc.safetensors", keys),
+        )
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def test_keys_metadata_and_tensors(sidecar) -> None:  # type: ignore[no-untyped-def]
+def test_keys_metadata_and_tensors(sidecar: Sidecar, models: Models, wire: Wire) -> None:
     tensors = sample_tensors()
-    with ctensors.safe_open(SOURCE, framework="pt", socket=sidecar.socket) as f:
+    with ctensors.safe_open(models.sample, framework="pt", socket=sidecar.socket) as f:
         assert f.keys() == sorted(tensors)
-        assert f.offset_keys() == list(tensors)
+        assert f.offset_keys() == file_order(models.sample)
         assert f.metadata() == {"format": "pt", "k": "v"}
         for name in f.keys():
             assert bitwise_equal(f.get_tensor(name), tensors[name]), name
-    assert sidecar.closed_models == ["m1"]
+    assert wire.closed == wire.model_ids and len(wire.model_ids) == 1
+    assert not sidecar.holds(models.sample)
 
 
-def test_no_metadata_is_none(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({SOURCE: FakeModel({"x": torch.ones(1)}, metadata={})})
-    with ctensors.safe_open(SOURCE, socket=sidecar.socket) as f:
+def test_no_metadata_is_none(sidecar: Sidecar, models: Models) -> None:
+    with ctensors.safe_open(models.no_metadata, socket=sidecar.socket) as f:
         assert f.metadata() is None
 
 
-def test_get_slice(sidecar) -> None:  # type: ignore[no-untyped-def]
+def test_get_slice(sidecar: Sidecar, models: Models, wire: Wire) -> None:
     tensors = sample_tensors()
-    with ctensors.safe_open(SOURCE, socket=sidecar.socket) as f:
+    with ctensors.safe_open(models.sample, socket=sidecar.socket) as f:
         s = f.get_slice("big")
         assert s.get_shape() == [10, 10] and s.get_dtype() == "F32"
-        assert "not loaded" in repr(s) and sidecar.ready_paths == []  # nothing loaded yet
+        assert "not loaded" in repr(s) and wire.ready == []  # nothing loaded yet
         assert bitwise_equal(s[...], tensors["big"])
         assert bitwise_equal(s[2:5, ::3], tensors["big"][2:5, ::3])
         assert bitwise_equal(s[-1], tensors["big"][-1])
-        assert len(sidecar.ready_paths) == 1  # loaded once
+        assert len(wire.ready) == 1  # loaded once
         b = f.get_slice("bf16")
         assert b.get_dtype() == "BF16" and bitwise_equal(b[:, 1], tensors["bf16"][:, 1])
 
 
-def test_tensors_outlive_the_handle(sidecar) -> None:  # type: ignore[no-untyped-def]
-    with ctensors.safe_open(SOURCE, socket=sidecar.socket) as f:
+def test_tensors_outlive_the_handle(sidecar: Sidecar, models: Models) -> None:
+    with ctensors.safe_open(models.sample, socket=sidecar.socket) as f:
         t = f.get_tensor("f64")
     assert bitwise_equal(t, sample_tensors()["f64"])
 
 
-def test_unknown_name_and_closed_handle(sidecar) -> None:  # type: ignore[no-untyped-def]
-    f = ctensors.safe_open(SOURCE, socket=sidecar.socket)
+def test_unknown_name_and_closed_handle(sidecar: Sidecar, models: Models, wire: Wire) -> None:
+    f = ctensors.safe_open(models.sample, socket=sidecar.socket)
     with pytest.raises(KeyError, match="nope"):
         f.get_tensor("nope")
     with pytest.raises(KeyError):
@@ -66,23 +85,26 @@ def test_unknown_name_and_closed_handle(sidecar) -> None:  # type: ignore[no-unt
     f.close()  # idempotent
     with pytest.raises(ValueError, match="closed"):
         f.get_tensor("f32")
-    assert sidecar.closed_models == ["m1"]
+    assert wire.closed == wire.model_ids and len(wire.model_ids) == 1
 
 
-def test_pytorch_and_numpy_only(sidecar) -> None:  # type: ignore[no-untyped-def]
+def test_pytorch_and_numpy_only(sidecar: Sidecar, models: Models) -> None:
     with pytest.raises(ValueError, match="use 'pt' or 'numpy'"):
-        ctensors.safe_open(SOURCE, "tf", socket=sidecar.socket)
+        ctensors.safe_open(models.sample, "tf", socket=sidecar.socket)
     with pytest.raises(TypeError):
-        ctensors.safe_open(SOURCE, "pt", "cpu", sidecar.socket)  # type: ignore[misc]  # socket is keyword-only
+        ctensors.safe_open(models.sample, "pt", "cpu", sidecar.socket)  # type: ignore[misc]  # socket is keyword-only
 
 
-def test_open_error_closes_the_channel(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({})
+def test_open_error_closes_the_channel(sidecar: Sidecar) -> None:
     with pytest.raises(ctensors.CryptoTensorsError):
         ctensors.safe_open("/nowhere", socket=sidecar.socket)
 
 
-def test_error_inside_with_block_is_not_masked(sidecar) -> None:  # type: ignore[no-untyped-def]
-    with pytest.raises(RuntimeError, match="boom"), ctensors.safe_open(SOURCE, socket=sidecar.socket):
-        sidecar.stop()  # closing will fail too
-        raise RuntimeError("boom")
+def test_error_inside_with_block_is_not_masked(keys: Keys, models: Models, short_tmp: Path) -> None:
+    own = start_sidecar(short_tmp, "--key", keys.enc, "--trust", keys.sign_pub)  # stopped below: not the shared one
+    try:
+        with pytest.raises(RuntimeError, match="boom"), ctensors.safe_open(models.sample, socket=own.socket):
+            own.stop()  # closing will fail too
+            raise RuntimeError("boom")
+    finally:
+        own.stop()

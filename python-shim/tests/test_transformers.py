@@ -1,19 +1,16 @@
-"""ctensors.transformers.from_pretrained against the fake sidecar serving a tiny Llama's plaintext
-weights: the transformers side of the integration, without crypto (test_e2e.py runs it for real)."""
+"""ctensors.transformers.from_pretrained against the real sidecar (`ctensors serve`, session fixture)
+serving a tiny Llama that the CLI encrypted: the transformers side of the integration."""
 
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO_ROOT
-from fake_sidecar import FakeModel
-from safetensors.torch import load_file as st_load_file
+from conftest import Keys, Sidecar, Wire, encrypt, make_tiny_model, short_temp_dir
 
 transformers = pytest.importorskip("transformers")
 
@@ -24,17 +21,18 @@ PROMPT = torch.tensor([[1, 2, 3, 4]])
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("tiny") / "llama"
-    subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(out)], check=True, capture_output=True)
-    yield out
+def tiny_model() -> Iterator[Path]:
+    root = short_temp_dir("ctt-")
+    try:
+        yield make_tiny_model(root / "llama")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
-def _plain_tensors(folder: Path) -> dict[str, torch.Tensor]:
-    tensors: dict[str, torch.Tensor] = {}
-    for shard in sorted(folder.glob("*.safetensors")):
-        tensors.update(st_load_file(shard))
-    return tensors
+@pytest.fixture(scope="module")
+def encrypted(tiny_model: Path, keys: Keys) -> Path:
+    """The tiny Llama encrypted by the CLI (every tensor; config and tokenizer copied; model.sig)."""
+    return encrypt(tiny_model, tiny_model.parent / "llama-enc", keys)
 
 
 def _shm_ranges(prefix: str) -> list[tuple[int, int]]:
@@ -52,26 +50,24 @@ def _generate(model) -> torch.Tensor:  # type: ignore[no-untyped-def]
         return model.generate(PROMPT, max_new_tokens=20, do_sample=False, min_new_tokens=20)
 
 
-def test_from_pretrained_generates_like_the_plain_model(fake_sidecar, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({str(tiny_model): FakeModel(_plain_tensors(tiny_model))})
-    model = ctensors.transformers.from_pretrained(tiny_model, socket=sidecar.socket)
+def test_from_pretrained_generates_like_the_plain_model(sidecar: Sidecar, wire: Wire, tiny_model: Path, encrypted: Path) -> None:
+    model = ctensors.transformers.from_pretrained(encrypted, socket=sidecar.socket)
     plain = transformers.AutoModelForCausalLM.from_pretrained(tiny_model)
     assert model.dtype == torch.float32
     expected = _generate(plain)
     assert expected.shape == (1, 24)
     assert torch.equal(_generate(model), expected)
-    assert len(sidecar.ready_paths) == 1  # one resident stream for the whole model
-    assert sidecar.closed_models == ["m1"]
+    assert len(wire.ready) == 1  # one resident stream for the whole model
+    assert wire.closed == wire.model_ids and len(wire.model_ids) == 1
     # Zero copy: the parameters are views of the (unlinked, still mapped) shared-memory region.
-    ranges = _shm_ranges("/dev/shm/ctensors-fake-")
+    ranges = _shm_ranges(sidecar.region_prefix)
     for name, param in model.named_parameters():
         assert any(lo <= param.data_ptr() < hi for lo, hi in ranges), name
 
 
-def test_explicit_dtype_and_model_class(fake_sidecar, tiny_model: Path) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({str(tiny_model): FakeModel(_plain_tensors(tiny_model))})
+def test_explicit_dtype_and_model_class(sidecar: Sidecar, tiny_model: Path, encrypted: Path) -> None:
     model = ctensors.transformers.from_pretrained(
-        tiny_model, socket=sidecar.socket, model_class=transformers.LlamaForCausalLM, dtype=torch.bfloat16
+        encrypted, socket=sidecar.socket, model_class=transformers.LlamaForCausalLM, dtype=torch.bfloat16
     )
     assert isinstance(model, transformers.LlamaForCausalLM) and model.dtype == torch.bfloat16
     plain = transformers.LlamaForCausalLM.from_pretrained(tiny_model, dtype=torch.bfloat16)
@@ -79,7 +75,7 @@ def test_explicit_dtype_and_model_class(fake_sidecar, tiny_model: Path) -> None:
         assert name == pname and torch.equal(p, q), name
     # Converted (copied) by transformers: nothing keeps the shared memory mapped.
     gc.collect()
-    assert _shm_ranges("/dev/shm/ctensors-fake-") == []
+    assert _shm_ranges(sidecar.region_prefix) == []
 
 
 def test_state_dict_argument_is_refused(tiny_model: Path) -> None:

@@ -4,7 +4,7 @@
    digests and refuses the tampered ones (except where the manifest records that it accepts them:
    the reference has no require-encrypted mode and reads a file stripped of `__encryption__` as plain);
 2. by this package, which opens files only through the sidecar: the real sidecar (`ctensors serve`)
-   is started for each set of keys the cases use, as test_e2e.py does, and every case must give the
+   is started for each set of keys the cases use (conftest.start_sidecar), and every case must give the
    manifest's verdict (the same digests, or the same ERR_CT_* code) through `ctensors.load_file`.
 """
 
@@ -14,10 +14,7 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, Sidecar, require_cli, start_sidecar
 
 import ctensors
 from ctensors.errors import CryptoTensorsError
@@ -33,7 +30,6 @@ from ctensors.errors import CryptoTensorsError
 VECTORS = REPO_ROOT / "test" / "vectors"
 MANIFEST = json.loads((VECTORS / "manifest.json").read_text(encoding="utf-8"))
 CASES: list[dict[str, Any]] = MANIFEST["cases"]
-CLI = REPO_ROOT / "plugin" / "dist" / "cli" / "bin.js"
 
 
 def _ids(cases: list[dict[str, Any]]) -> list[str]:
@@ -93,7 +89,7 @@ REFUSED = [c for c in CASES if not c["reference"]["accepts"]]
 @pytest.mark.parametrize("case", REFUSED, ids=_ids(REFUSED))
 def test_reference_refuses_the_tampered_files(case: dict[str, Any]) -> None:
     assert not case["expect"]["ok"]
-    with pytest.raises(Exception) as info:  # noqa: PT011 - the reference raises SafetensorError and others
+    with pytest.raises(Exception) as info:  # the reference raises SafetensorError and others
         _reference_read(case)
     # For the reason the manifest names (a substring of the reference's message), not for another one.
     assert case["reference"]["error"] in str(info.value), info.value
@@ -121,52 +117,33 @@ class Sidecars:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.running: dict[tuple[tuple[str, ...], tuple[str, ...], bool], tuple[str, subprocess.Popen[bytes]]] = {}
+        self.running: dict[tuple[tuple[str, ...], tuple[str, ...], bool], Sidecar] = {}
 
     def socket_for(self, case: dict[str, Any]) -> str:
         group = _group(case)
-        if group in self.running:
-            return self.running[group][0]
-        keys, trust, require = group
-        sock_dir = self.root / f"s{len(self.running)}"
-        sock_dir.mkdir(mode=0o700)
-        socket = str(sock_dir / "sidecar.sock")
-        args = ["node", str(CLI), "serve", "--socket", socket]
-        for k in keys:
-            args += ["--key", str(VECTORS / k)]
-        for t in trust:
-            args += ["--trust", str(VECTORS / t)]
-        # The sidecar is strict by default (signed, fully encrypted models only); a case read without
-        # downgrade protection needs the explicit opt-out.
-        if not require:
-            args.append("--allow-plaintext")
-        env = {k: v for k, v in os.environ.items() if k not in ("CTENSORS_REGO_PYTHON", "CRYPTOTENSOR_KEYS")}
-        log_path = sock_dir / "sidecar.log"
-        with open(log_path, "wb") as log:
-            server = subprocess.Popen(args, cwd=self.root, stdout=log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.monotonic() + 60
-        while not os.path.exists(socket + ".token"):
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the sidecar did not start:\n{log_path.read_text()}")
-            time.sleep(0.1)
-        self.running[group] = (socket, server)
-        return socket
+        if group not in self.running:
+            keys, trust, require = group
+            args: list[str | Path] = []
+            for k in keys:
+                args += ["--key", VECTORS / k]
+            for t in trust:
+                args += ["--trust", VECTORS / t]
+            # The sidecar is strict by default (signed, fully encrypted models only); a case read without
+            # downgrade protection needs the explicit opt-out.
+            if not require:
+                args.append("--allow-plaintext")
+            env = {k: v for k, v in os.environ.items() if k not in ("CTENSORS_REGO_PYTHON", "CRYPTOTENSOR_KEYS")}
+            self.running[group] = start_sidecar(self.root, *args, env=env)
+        return self.running[group].socket
 
     def stop(self) -> None:
-        for _, server in self.running.values():
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(15)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        for sidecar in self.running.values():
+            sidecar.stop()
 
 
 @pytest.fixture(scope="module")
 def sidecars() -> Iterator[Sidecars]:
-    if shutil.which("node") is None or not CLI.exists():
-        # `npm test` builds the CLI first: a missing CLI is a failure, never a skip.
-        pytest.fail(f"{CLI} is not built (npm run build)")
+    require_cli()
     root = Path(tempfile.mkdtemp(prefix="ctv-", dir="/tmp"))
     s = Sidecars(root)
     try:

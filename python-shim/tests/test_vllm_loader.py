@@ -1,5 +1,5 @@
 """The vLLM loader's own logic, without vLLM: extra-config parsing, the model source, streaming
-from the (fake) sidecar, the missing-weights check, sidecar errors, the encrypted-file guard, and
+from the real sidecar (`ctensors serve`, session fixture), the missing-weights check, sidecar errors, the encrypted-file guard, and
 that `import ctensors.vllm` imports no vLLM. The loader inside real vLLM is tested by
 python-shim/tests_vllm (npm run test:vllm, part of npm test).
 """
@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import bitwise_equal, fake_regions
-from fake_sidecar import FakeModel
+from conftest import Keys, Sidecar, Wire, bitwise_equal, encrypt, short_temp_dir, tamper_tensor_bytes
 from safetensors.torch import save_file
 
 from ctensors.errors import CryptoTensorsError, SidecarUnavailableError
@@ -35,16 +37,36 @@ from ctensors.vllm._guard import refuse_encrypted
 from ctensors.vllm._weights import CheckpointWeights, check_loaded
 
 SOURCE = "/models/llama-enc"
+MIB = 1 << 20
 
 
 def _tensors() -> dict[str, torch.Tensor]:
+    """1.75 MiB, in file order (safetensors puts float32 before bfloat16): two of the sidecar's
+    smallest streaming windows (1 MiB)."""
     g = torch.Generator().manual_seed(3)
     return {
-        "model.embed_tokens.weight": torch.randn(16, 8, generator=g),
-        "model.layers.0.self_attn.q_proj.weight": torch.randn(8, 8, generator=g),
-        "model.norm.weight": torch.randn(8, generator=g),
-        "lm_head.weight": torch.randn(16, 8, generator=g).to(torch.bfloat16),
+        "model.embed_tokens.weight": torch.randn(1024, 256, generator=g),
+        "model.layers.0.self_attn.q_proj.weight": torch.randn(256, 256, generator=g),
+        "model.norm.weight": torch.randn(256, generator=g),
+        "lm_head.weight": torch.randn(1024, 256, generator=g).to(torch.bfloat16),
     }
+
+
+@dataclass
+class Checkpoints:
+    good: str  # _tensors(), encrypted by the CLI
+    tampered: str  # the same with one bit of lm_head.weight's ciphertext flipped
+
+
+@pytest.fixture(scope="module")
+def checkpoints(keys: Keys) -> Iterator[Checkpoints]:
+    root = short_temp_dir("ctvl-")
+    try:
+        save_file(_tensors(), str(root / "model.safetensors"), metadata={"format": "pt"})
+        good = encrypt(root / "model.safetensors", root / "model.enc.safetensors", keys)
+        yield Checkpoints(str(good), str(tamper_tensor_bytes(good, root / "tampered.enc.safetensors", "lm_head.weight")))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 # --- extra config ----------------------------------------------------------------------------------
@@ -129,15 +151,14 @@ def test_explicit_source_and_revision() -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [{}, {"copy": False}, {"mode": "resident"}, {"window_bytes": 512, "window_count": 1}],
-    ids=["streaming-copy", "streaming-views", "resident", "window-1x512"],
+    [{}, {"copy": False}, {"mode": "resident"}, {"window_bytes": MIB, "window_count": 1}],
+    ids=["streaming-copy", "streaming-views", "resident", "window-1x1MiB"],
 )
-def test_weights_are_yielded_in_file_order(fake_sidecar, extra: dict) -> None:  # type: ignore[no-untyped-def]
+def test_weights_are_yielded_in_file_order(sidecar: Sidecar, checkpoints: Checkpoints, wire: Wire, extra: dict[str, object]) -> None:
     tensors = _tensors()
-    sidecar = fake_sidecar({SOURCE: FakeModel(tensors)}, default_window_bytes=256)
     cfg = LoaderConfig.parse({"socket": sidecar.socket, **extra})
     seen = []
-    with CheckpointWeights(SOURCE, cfg) as ckpt:
+    with CheckpointWeights(checkpoints.good, cfg) as ckpt:
         assert ckpt.names == list(tensors)
         assert ckpt.total_bytes == sum(t.numel() * t.element_size() for t in tensors.values())
         for name, t in ckpt.weights():
@@ -149,35 +170,36 @@ def test_weights_are_yielded_in_file_order(fake_sidecar, extra: dict) -> None:  
     assert [n for n, _ in seen] == list(tensors)
     for name, t in seen:
         assert bitwise_equal(t, tensors[name]), name
-    assert sidecar.open_calls == [SOURCE]
-    assert sidecar.closed_models == ["m1"]
+    assert wire.opened == [checkpoints.good]
+    assert wire.closed == wire.model_ids and len(wire.model_ids) == 1
     if extra.get("window_count") == 1:
         # one region of the window, reused: every later RegionReady has no path
-        assert len({rid for rid, _ in sidecar.ready_paths}) == 1
-    assert fake_regions() == set()
+        assert len(wire.ready) > 1 and len({rid for rid, _ in wire.ready}) == 1
+    assert sidecar.regions() == set()
 
 
-def test_streaming_mode_asks_for_the_configured_window(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
-    # The fake's own default window holds the whole model in one region; the configured one does not.
-    sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())}, default_window_bytes=1 << 20)
-    with CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket, window_bytes=256, window_count=1)) as ckpt:
+def test_streaming_mode_asks_for_the_configured_window(sidecar: Sidecar, checkpoints: Checkpoints, wire: Wire) -> None:
+    # The sidecar's default window (256 MiB) holds the whole model in one region; the configured one does not.
+    with CheckpointWeights(checkpoints.good, LoaderConfig(socket=sidecar.socket, window_bytes=MIB, window_count=1)) as ckpt:
         list(ckpt.weights())
-    assert len(sidecar.ready_paths) > 1
-    assert {rid for rid, _ in sidecar.ready_paths} == {1}  # one region, reused
-    assert ("consumed", 1) in sidecar.client_messages  # streaming: the region is handed back
+    assert len(wire.ready) > 1
+    assert {rid for rid, _ in wire.ready} == {1}  # one region, reused
+    assert ("consumed", 1) in wire.sent  # streaming: the region is handed back
 
 
-def test_a_consumer_that_stops_early_cancels_the_load(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())}, default_window_bytes=256, default_window_count=1)
+def test_a_consumer_that_stops_early_cancels_the_load(sidecar: Sidecar, checkpoints: Checkpoints, wire: Wire) -> None:
+    mark = sidecar.mark()
     with (
         pytest.raises(RuntimeError, match=r"model\.load_weights failed"),
-        CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket)) as ckpt,
+        CheckpointWeights(checkpoints.good, LoaderConfig(socket=sidecar.socket, window_bytes=MIB, window_count=1)) as ckpt,
     ):
         gen = ckpt.weights()
         next(gen)
         gen.close()
         raise RuntimeError("model.load_weights failed")
-    assert sidecar.closed_models == ["m1"]
+    assert wire.cancelled == 1
+    sidecar.wait_for_event("load.cancelled", since=mark, model_id=wire.model_ids[0])
+    assert wire.closed == wire.model_ids and len(wire.model_ids) == 1
 
 
 # --- errors from the sidecar ---------------------------------------------------------------------------
@@ -192,27 +214,30 @@ def test_no_sidecar_is_a_clear_error(short_tmp: Path) -> None:
         assert any("load format 'cryptotensors'" in note and SOURCE in note for note in info.value.__notes__)
 
 
-def test_unknown_model_keeps_the_sidecar_code(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())})
+def test_unknown_model_keeps_the_sidecar_code(sidecar: Sidecar) -> None:
     with pytest.raises(CryptoTensorsError) as info, CheckpointWeights("/models/other", LoaderConfig(socket=sidecar.socket)):
         pass
     assert info.value.code == "ERR_CT_IO"
     assert "/models/other" in info.value.message
 
 
-def test_a_load_that_fails_midway_raises_the_sidecar_error(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())}, fault="abort_mid_load")
-    with pytest.raises(CryptoTensorsError) as info, CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket, mode="resident")) as ckpt:
+def test_a_load_that_fails_midway_raises_the_sidecar_error(sidecar: Sidecar, checkpoints: Checkpoints, wire: Wire) -> None:
+    config = LoaderConfig(socket=sidecar.socket, mode="resident")
+    with pytest.raises(CryptoTensorsError) as info, CheckpointWeights(checkpoints.tampered, config) as ckpt:
         for _ in ckpt.weights():
             pass
     assert info.value.code == "ERR_CT_DECRYPTION_FAILED"
-    assert sidecar.closed_models == ["m1"]
+    assert wire.closed == wire.model_ids and len(wire.model_ids) == 1
 
 
-def test_a_wrong_token_is_unauthenticated(fake_sidecar) -> None:  # type: ignore[no-untyped-def]
-    sidecar = fake_sidecar({SOURCE: FakeModel(_tensors())})
-    sidecar.token = "ab" * 32  # the file beside the socket now holds a stale token
-    with pytest.raises(CryptoTensorsError) as info, CheckpointWeights(SOURCE, LoaderConfig(socket=sidecar.socket)):
+def test_a_wrong_token_is_unauthenticated(sidecar: Sidecar, checkpoints: Checkpoints, short_tmp: Path) -> None:
+    # The sidecar's socket, reached through a link whose token file holds a stale token.
+    link = short_tmp / "stale.sock"
+    link.symlink_to(sidecar.socket)
+    fd = os.open(f"{link}.token", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("ab" * 32)
+    with pytest.raises(CryptoTensorsError) as info, CheckpointWeights(checkpoints.good, LoaderConfig(socket=str(link))):
         pass
     assert info.value.code == "ERR_CT_UNAUTHENTICATED"
 
