@@ -13,7 +13,14 @@ import { dirname, extname, join, normalize, sep } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm", ".json": "application/json", ".map": "application/json" };
+const TYPES = {
+  ".html": "text/html; charset=utf-8",
+  ".js": "text/javascript",
+  ".mjs": "text/javascript",
+  ".wasm": "application/wasm",
+  ".json": "application/json",
+  ".map": "application/json",
+};
 
 /** Resolves `rel` inside `base`, refusing anything that escapes it. */
 function inside(base, rel) {
@@ -39,15 +46,23 @@ export async function startDemoServer({ models, jwks, port = 0 }) {
     const hub = /^\/hub\/(.+?)\/resolve\/[^/]+\/(.+)$/.exec(path);
     if (path === "/" || path === "/index.html") file = join(root, "demo", "browser", "index.html");
     else if (path === "/main.js") file = join(root, "demo", "browser", "main.js");
-    else if (path.startsWith("/keys/") && typeof jwks === "object" && jwks[path.slice(6)]) return void res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "no-store" }).end(jwks[path.slice(6)]);
-    else if (path === "/keys/jwks.json" && typeof jwks === "string") return void res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "no-store" }).end(jwks);
+    else if (path.startsWith("/keys/") && typeof jwks === "object" && jwks[path.slice(6)])
+      return void res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "no-store" }).end(jwks[path.slice(6)]);
+    else if (path === "/keys/jwks.json" && typeof jwks === "string")
+      return void res.writeHead(200, { "content-type": "application/jwk-set+json", "cache-control": "no-store" }).end(jwks);
     else if (path.startsWith("/ort/")) file = inside(join(root, "node_modules", "onnxruntime-web", "dist"), path.slice(5));
     else if (hub && models[hub[1]]) file = inside(models[hub[1]], hub[2]);
     else file = routes.find(([p]) => p === path)?.[1];
     try {
       if (!file || !statSync(file).isFile()) throw new Error("not found");
       const data = readFileSync(file);
-      res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream", "content-length": data.length, "cache-control": "no-store" }).end(data);
+      res
+        .writeHead(200, {
+          "content-type": TYPES[extname(file)] ?? "application/octet-stream",
+          "content-length": data.length,
+          "cache-control": "no-store",
+        })
+        .end(data);
     } catch {
       res.writeHead(404, { "content-type": "text/plain" }).end("not found");
     }

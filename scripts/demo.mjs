@@ -57,13 +57,17 @@ try {
   const encrypted = join(work, "tiny-llama-encrypted");
   const decrypted = join(work, "tiny-llama-decrypted");
 
-  step("generate a tiny Llama model (random weights, seed 0, 3 shards + index)", () => run(python, [join(root, "scripts", "make_tiny_model.py"), model]));
+  step("generate a tiny Llama model (random weights, seed 0, 3 shards + index)", () =>
+    run(python, [join(root, "scripts", "make_tiny_model.py"), model]),
+  );
   step("ctensors keygen", () => ctensors("keygen", "--out", keys, "--kid", "demo"));
   step("ctensors encrypt (whole folder, format v2, AES-256-GCM, signed)", () =>
-    ctensors("encrypt", model, encrypted, "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")));
+    ctensors("encrypt", model, encrypted, "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")),
+  );
   step("ctensors inspect (first shard)", () => ctensors("inspect", join(encrypted, "model-00001-of-00003.safetensors")));
   step("ctensors verify --key (signature + every tensor's tag)", () =>
-    ctensors("verify", encrypted, "--trust", join(keys, "sign.pub.jwk"), "--key", join(keys, "enc.jwk"), "--require-encrypted"));
+    ctensors("verify", encrypted, "--trust", join(keys, "sign.pub.jwk"), "--key", join(keys, "enc.jwk"), "--require-encrypted"),
+  );
   step("the reference implementation (PyPI cryptotensors 0.2.3) loads our encrypted shards", () => {
     const script = `
 import json, sys, glob, torch, cryptotensors
@@ -81,10 +85,18 @@ print(f"reference decrypted {n} tensors, all equal to the original")
 `;
     run(python, ["-c", script, join(keys, "enc.jwk"), join(keys, "sign.pub.jwk"), encrypted, model]);
   });
-  const hubEnv = { ...process.env, HF_ENDPOINT: "", HF_TOKEN: HUB_TOKEN, HF_HOME: join(work, "hf-home"), HF_HUB_CACHE: join(work, "hf-cache") };
+  const hubEnv = {
+    ...process.env,
+    HF_ENDPOINT: "",
+    HF_TOKEN: HUB_TOKEN,
+    HF_HOME: join(work, "hf-home"),
+    HF_HUB_CACHE: join(work, "hf-cache"),
+  };
   step("ctensors dev-hub (the embedded local Hub: a development server, not huggingface.co)", () => {
     const logPath = join(work, "dev-hub.log");
-    const hub = spawn(process.execPath, [cli, "dev-hub", "--port", "0", "--data", join(work, "hub-data"), "--token", HUB_TOKEN], { stdio: ["ignore", openSync(logPath, "w"), "ignore"] });
+    const hub = spawn(process.execPath, [cli, "dev-hub", "--port", "0", "--data", join(work, "hub-data"), "--token", HUB_TOKEN], {
+      stdio: ["ignore", openSync(logPath, "w"), "ignore"],
+    });
     children.push(hub);
     const deadline = Date.now() + 30_000;
     while (!/http:\/\/\S+/.test(readFileSync(logPath, "utf8"))) {
@@ -95,13 +107,18 @@ print(f"reference decrypted {n} tensors, all equal to the original")
     process.stdout.write(`  listening on ${hubEnv.HF_ENDPOINT}\n`);
   });
   step(`ctensors push → ${REPO} (refuses plaintext; writes the model card and cryptotensors.json)`, () =>
-    run(process.execPath, [cli, "push", encrypted, REPO], { env: hubEnv }));
+    run(process.execPath, [cli, "push", encrypted, REPO], { env: hubEnv }),
+  );
   step(`ctensors serve (sidecar, empty HF cache) + ctensors.transformers.from_pretrained("${REPO}") → generate 20 tokens`, () => {
     const socket = join(work, "run", "sidecar.sock");
     // The sidecar logs JSON lines to stderr; a file, because the sync steps block this event loop.
     const logPath = join(work, "sidecar.log");
     const logFd = openSync(logPath, "w");
-    const sidecar = spawn(process.execPath, [cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"], { stdio: ["ignore", "ignore", logFd], env: hubEnv });
+    const sidecar = spawn(
+      process.execPath,
+      [cli, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--require-encrypted"],
+      { stdio: ["ignore", "ignore", logFd], env: hubEnv },
+    );
     children.push(sidecar);
     const log = () => readFileSync(logPath, "utf8");
     try {
@@ -111,19 +128,24 @@ print(f"reference decrypted {n} tensors, all equal to the original")
         execFileSync("sleep", ["0.1"]);
       }
       run(python, [join(root, "scripts", "demo_generate.py"), REPO, model, "--socket", socket]);
-      const snapshot = log().split("\n").find((l) => l.includes('"hub.snapshot"'));
+      const snapshot = log()
+        .split("\n")
+        .find((l) => l.includes('"hub.snapshot"'));
       if (snapshot) process.stdout.write(`  sidecar log: ${snapshot}\n`);
       const cached = digests(join(work, "hf-cache"));
       const plain = new Set(Object.values(digests(model)));
       const leaked = Object.entries(cached).filter(([p, d]) => p.endsWith(".safetensors") && plain.has(d));
       if (leaked.length) throw new Error(`plaintext shards in the HF cache: ${leaked.map(([p]) => p).join(", ")}`);
-      process.stdout.write(`  HF cache: ${Object.keys(cached).filter((p) => p.includes("/blobs/")).length} blobs, every shard encrypted at rest\n`);
+      process.stdout.write(
+        `  HF cache: ${Object.keys(cached).filter((p) => p.includes("/blobs/")).length} blobs, every shard encrypted at rest\n`,
+      );
     } finally {
       sidecar.kill("SIGTERM");
     }
   });
   step("ctensors decrypt", () =>
-    ctensors("decrypt", encrypted, decrypted, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk")));
+    ctensors("decrypt", encrypted, decrypted, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk")),
+  );
   step("compare decrypted folder with the original", () => {
     const a = digests(model);
     const b = digests(decrypted);

@@ -71,7 +71,12 @@ def make_keys(out: Path) -> dict[str, dict[str, str]]:
     for alg, n in ALGS.items():
         keys[f"keys/enc-{alg}.jwk"] = {"kty": "oct", "alg": alg, "k": b64(derived(f"enc-{alg}", n)), "kid": f"vec-enc-{alg}"}
     # Same kid as the real AES-256-GCM key, other bytes: a wrong master key.
-    keys["keys/enc-aes256gcm-wrong.jwk"] = {"kty": "oct", "alg": "aes256gcm", "k": b64(derived("enc-aes256gcm-wrong", 32)), "kid": "vec-enc-aes256gcm"}
+    keys["keys/enc-aes256gcm-wrong.jwk"] = {
+        "kty": "oct",
+        "alg": "aes256gcm",
+        "k": b64(derived("enc-aes256gcm-wrong", 32)),
+        "kid": "vec-enc-aes256gcm",
+    }
     for label, (kid, x) in SIGN_KEYS.items():
         keys[f"keys/{label}.jwk"] = {"kty": "okp", "alg": "ed25519", "x": x, "d": b64(derived(label, 32)), "kid": kid}
         keys[f"keys/{label}.pub.jwk"] = {"kty": "okp", "alg": "ed25519", "x": x, "kid": kid}
@@ -162,8 +167,15 @@ def main(out: Path = DEFAULT_OUT) -> int:
     cases: list[dict[str, Any]] = []
     files: dict[str, bytes] = {}
 
-    def reference_write(name: str, alg: str | None, *, version: str | None = None, chunk: int | None = None,
-                        only: list[str] | None = None, policy_local: str | None = None) -> bytes:
+    def reference_write(
+        name: str,
+        alg: str | None,
+        *,
+        version: str | None = None,
+        chunk: int | None = None,
+        only: list[str] | None = None,
+        policy_local: str | None = None,
+    ) -> bytes:
         path = out / "files" / f"{name}.safetensors"
         config: dict[str, Any] | None = None
         if alg is not None:
@@ -183,20 +195,34 @@ def main(out: Path = DEFAULT_OUT) -> int:
 
     def good(name: str, alg: str | None, description: str, encrypted: set[str], **write: Any) -> None:
         reference_write(name, alg, **write)
-        cases.append({
-            "name": name,
-            "description": description,
-            "file": f"files/{name}.safetensors",
-            "keys": [f"keys/enc-{alg}.jwk"] if alg else [],
-            "trust": ["keys/sign.pub.jwk"] if alg else [],
-            "require_encrypted": False,
-            "expect": {"ok": True, "tensors": expected_tensors(tensors, encrypted)},
-            "reference": {"accepts": True},
-        })
+        cases.append(
+            {
+                "name": name,
+                "description": description,
+                "file": f"files/{name}.safetensors",
+                "keys": [f"keys/enc-{alg}.jwk"] if alg else [],
+                "trust": ["keys/sign.pub.jwk"] if alg else [],
+                "require_encrypted": False,
+                "expect": {"ok": True, "tensors": expected_tensors(tensors, encrypted)},
+                "reference": {"accepts": True},
+            }
+        )
 
-    def bad(name: str, source: str, data: bytes, description: str, error: str, *, keys_: list[str] | None = None,
-            trust: list[str] | None = None, require_encrypted: bool = False, reference_accepts: bool = False,
-            error_with_rego: str | None = None, note: str | None = None, reference_error: str | None = None) -> None:
+    def bad(
+        name: str,
+        source: str,
+        data: bytes,
+        description: str,
+        error: str,
+        *,
+        keys_: list[str] | None = None,
+        trust: list[str] | None = None,
+        require_encrypted: bool = False,
+        reference_accepts: bool = False,
+        error_with_rego: str | None = None,
+        note: str | None = None,
+        reference_error: str | None = None,
+    ) -> None:
         src = next(c for c in cases if c["name"] == source)
         file = src["file"] if data == files[source] else f"files/{name}.safetensors"
         (out / file).write_bytes(data)
@@ -222,40 +248,105 @@ def main(out: Path = DEFAULT_OUT) -> int:
 
     everything = set(tensors)
     for alg in ALGS:
-        good(f"v1-{alg}", alg, f"format v1 (monolithic), {alg}, every tensor encrypted (the empty one with empty iv and tag)",
-             everything, version="1")
-        good(f"v2-{alg}", alg, f"format v2 (chunked, chunk_size {SMALL_CHUNK}), {alg}, every tensor encrypted", everything,
-             version="2", chunk=SMALL_CHUNK)
-    good("v2-aes256gcm-default-chunk", "aes256gcm", "format v2 with the reference's default chunk size (2 MiB, written as chunk_size)",
-         everything)
-    good("v1-aes256gcm-partial", "aes256gcm", "format v1, only `weight` and `empty` encrypted, the rest plaintext",
-         {"weight", "empty"}, version="1", only=["weight", "empty"])
-    good("v2-chacha20poly1305-partial", "chacha20poly1305", "format v2 (chunk_size 64), only `weight` and `bias` encrypted",
-         {"weight", "bias"}, version="2", chunk=SMALL_CHUNK, only=["weight", "bias"])
+        good(
+            f"v1-{alg}",
+            alg,
+            f"format v1 (monolithic), {alg}, every tensor encrypted (the empty one with empty iv and tag)",
+            everything,
+            version="1",
+        )
+        good(
+            f"v2-{alg}",
+            alg,
+            f"format v2 (chunked, chunk_size {SMALL_CHUNK}), {alg}, every tensor encrypted",
+            everything,
+            version="2",
+            chunk=SMALL_CHUNK,
+        )
+    good(
+        "v2-aes256gcm-default-chunk",
+        "aes256gcm",
+        "format v2 with the reference's default chunk size (2 MiB, written as chunk_size)",
+        everything,
+    )
+    good(
+        "v1-aes256gcm-partial",
+        "aes256gcm",
+        "format v1, only `weight` and `empty` encrypted, the rest plaintext",
+        {"weight", "empty"},
+        version="1",
+        only=["weight", "empty"],
+    )
+    good(
+        "v2-chacha20poly1305-partial",
+        "chacha20poly1305",
+        "format v2 (chunk_size 64), only `weight` and `bias` encrypted",
+        {"weight", "bias"},
+        version="2",
+        chunk=SMALL_CHUNK,
+        only=["weight", "bias"],
+    )
     good("plain", None, "a plain safetensors file (no encryption, no signature)", set())
-    reference_write("v2-aes256gcm-policy-deny", "aes256gcm", version="2", chunk=SMALL_CHUNK,
-                    policy_local="package model\nallow = false")
+    reference_write("v2-aes256gcm-policy-deny", "aes256gcm", version="2", chunk=SMALL_CHUNK, policy_local="package model\nallow = false")
 
     v1, v2, v2c = files["v1-aes256gcm"], files["v2-aes256gcm"], files["v2-chacha20poly1305"]
     w1, w2, wc = tensor_range(v1, "weight"), tensor_range(v2, "weight"), tensor_range(v2c, "weight")
-    bad("v1-aes256gcm-ciphertext-flipped", "v1-aes256gcm", flip(v1, (w1[0] + w1[1]) // 2),
-        "one bit of the encrypted tensor `weight` flipped", "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption")
-    bad("v2-aes256gcm-last-chunk-flipped", "v2-aes256gcm", flip(v2, w2[1] - 1),
-        "last byte of the last chunk of `weight` flipped", "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption")
-    bad("v2-chacha20poly1305-first-chunk-flipped", "v2-chacha20poly1305", flip(v2c, wc[0]),
-        "first byte of the first chunk of `weight` flipped", "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption")
-    bad("v2-aes256gcm-wrong-master-key", "v2-aes256gcm", v2, "the right file opened with another key under the same kid",
-        "ERR_CT_DECRYPTION_FAILED", reference_error="Decryption", keys_=["keys/enc-aes256gcm-wrong.jwk"])
-    bad("v2-aes256gcm-untrusted-signer", "v2-aes256gcm", v2, "the right file, but the reader trusts only another signer",
-        "ERR_CT_UNTRUSTED_SIGNER", reference_error="Signature verification failed", trust=["keys/other-sign.pub.jwk"])
+    bad(
+        "v1-aes256gcm-ciphertext-flipped",
+        "v1-aes256gcm",
+        flip(v1, (w1[0] + w1[1]) // 2),
+        "one bit of the encrypted tensor `weight` flipped",
+        "ERR_CT_DECRYPTION_FAILED",
+        reference_error="Decryption",
+    )
+    bad(
+        "v2-aes256gcm-last-chunk-flipped",
+        "v2-aes256gcm",
+        flip(v2, w2[1] - 1),
+        "last byte of the last chunk of `weight` flipped",
+        "ERR_CT_DECRYPTION_FAILED",
+        reference_error="Decryption",
+    )
+    bad(
+        "v2-chacha20poly1305-first-chunk-flipped",
+        "v2-chacha20poly1305",
+        flip(v2c, wc[0]),
+        "first byte of the first chunk of `weight` flipped",
+        "ERR_CT_DECRYPTION_FAILED",
+        reference_error="Decryption",
+    )
+    bad(
+        "v2-aes256gcm-wrong-master-key",
+        "v2-aes256gcm",
+        v2,
+        "the right file opened with another key under the same kid",
+        "ERR_CT_DECRYPTION_FAILED",
+        reference_error="Decryption",
+        keys_=["keys/enc-aes256gcm-wrong.jwk"],
+    )
+    bad(
+        "v2-aes256gcm-untrusted-signer",
+        "v2-aes256gcm",
+        v2,
+        "the right file, but the reader trusts only another signer",
+        "ERR_CT_UNTRUSTED_SIGNER",
+        reference_error="Signature verification failed",
+        trust=["keys/other-sign.pub.jwk"],
+    )
 
     def metadata_changed(data: bytes) -> bytes:
         header, body = split(data)
         header["__metadata__"]["format"] = "pt"
         return join(header, body)
 
-    bad("v1-aes128gcm-metadata-changed", "v1-aes128gcm", metadata_changed(files["v1-aes128gcm"]),
-        "user metadata `format` changed from np to pt (a signed member)", "ERR_CT_SIGNATURE_INVALID", reference_error="Signature verification failed")
+    bad(
+        "v1-aes128gcm-metadata-changed",
+        "v1-aes128gcm",
+        metadata_changed(files["v1-aes128gcm"]),
+        "user metadata `format` changed from np to pt (a signed member)",
+        "ERR_CT_SIGNATURE_INVALID",
+        reference_error="Signature verification failed",
+    )
 
     def tag_changed(enc: dict[str, Any]) -> dict[str, Any]:
         tags = bytearray(base64.b64decode(enc["weight"]["tags"]))
@@ -263,13 +354,38 @@ def main(out: Path = DEFAULT_OUT) -> int:
         enc["weight"]["tags"] = b64(bytes(tags))
         return enc
 
-    bad("v2-aes256gcm-tag-changed", "v2-aes256gcm", edit_reserved(v2, "__encryption__", tag_changed),
-        "one bit of the first chunk tag of `weight` flipped in the header (the header is signed)", "ERR_CT_SIGNATURE_INVALID", reference_error="Signature verification failed")
-    bad("v2-aes256gcm-trailing-bytes", "v2-aes256gcm", v2 + b"\0" * 8, "8 bytes appended after the last tensor", "ERR_CT_FORMAT",
-        reference_error="incomplete metadata")
-    bad("v2-aes256gcm-truncated", "v2-aes256gcm", v2[:-4], "the last 4 bytes cut off", "ERR_CT_FORMAT", reference_error="incomplete metadata")
-    bad("v2-aes256gcm-header-too-large", "v2-aes256gcm", struct.pack("<Q", 100_000_001) + v2[8:],
-        "header length prefix 100,000,001 (over the 100,000,000-byte limit)", "ERR_CT_FORMAT", reference_error="header too large")
+    bad(
+        "v2-aes256gcm-tag-changed",
+        "v2-aes256gcm",
+        edit_reserved(v2, "__encryption__", tag_changed),
+        "one bit of the first chunk tag of `weight` flipped in the header (the header is signed)",
+        "ERR_CT_SIGNATURE_INVALID",
+        reference_error="Signature verification failed",
+    )
+    bad(
+        "v2-aes256gcm-trailing-bytes",
+        "v2-aes256gcm",
+        v2 + b"\0" * 8,
+        "8 bytes appended after the last tensor",
+        "ERR_CT_FORMAT",
+        reference_error="incomplete metadata",
+    )
+    bad(
+        "v2-aes256gcm-truncated",
+        "v2-aes256gcm",
+        v2[:-4],
+        "the last 4 bytes cut off",
+        "ERR_CT_FORMAT",
+        reference_error="incomplete metadata",
+    )
+    bad(
+        "v2-aes256gcm-header-too-large",
+        "v2-aes256gcm",
+        struct.pack("<Q", 100_000_001) + v2[8:],
+        "header length prefix 100,000,001 (over the 100,000,000-byte limit)",
+        "ERR_CT_FORMAT",
+        reference_error="header too large",
+    )
 
     def keys_edit(**changes: Any) -> Any:
         def fn(ck: dict[str, Any]) -> dict[str, Any]:
@@ -280,35 +396,88 @@ def main(out: Path = DEFAULT_OUT) -> int:
                     target = target[p]
                 target[parts[-1]] = value
             return ck
+
         return fn
 
-    bad("v2-aes256gcm-version-3", "v2-aes256gcm", edit_reserved(v2, "__crypto_keys__", keys_edit(version="3")),
-        "__crypto_keys__.version \"3\"", "ERR_CT_UNSUPPORTED", reference_error="UnsupportedVersion")
-    bad("v2-aes256gcm-chunk-size-0", "v2-aes256gcm", edit_reserved(v2, "__crypto_keys__", keys_edit(chunk_size=0)),
-        "__crypto_keys__.chunk_size 0", "ERR_CT_FORMAT", reference_error="chunk_size must be greater than 0")
-    bad("v2-aes256gcm-kty-uppercase", "v2-aes256gcm", edit_reserved(v2, "__crypto_keys__", keys_edit(sign__kty="OKP")),
-        "__crypto_keys__.sign.kty \"OKP\" (the JOSE spelling; the format requires lowercase \"okp\")", "ERR_CT_FORMAT",
-        reference_error="unknown variant `OKP`")
-    bad("v2-aes256gcm-no-policy", "v2-aes256gcm", edit_reserved(v2, "__policy__", lambda _: None),
-        "__policy__ removed", "ERR_CT_FORMAT", reference_error="Missing __policy__")
-    bad("v2-aes256gcm-no-signature", "v2-aes256gcm", edit_reserved(v2, "__signature__", lambda _: None),
-        "__signature__ removed", "ERR_CT_FORMAT", reference_error="Missing __signature__")
-    bad("v2-aes256gcm-encryption-stripped", "v2-aes256gcm", edit_reserved(v2, "__encryption__", lambda _: None),
-        "__encryption__ removed: the file now reads as plain safetensors holding ciphertext (downgrade)", "ERR_CT_NOT_CONFIDENTIAL",
-        require_encrypted=True, reference_accepts=True,
-        note="the reference reads a file without __encryption__ as plain safetensors and returns the ciphertext bytes")
-    bad("plain-required-encrypted", "plain", files["plain"], "a plain file opened with require-encrypted", "ERR_CT_NOT_CONFIDENTIAL",
-        require_encrypted=True, reference_accepts=True, note="the reference has no require-encrypted mode")
-    bad("v2-aes256gcm-policy-deny", "v2-aes256gcm", files["v2-aes256gcm-policy-deny"],
-        "written by the reference with the policy `package model\\nallow = false`", "ERR_CT_POLICY_UNSUPPORTED",
-        error_with_rego="ERR_CT_POLICY_DENIED", reference_error="Policy evaluation denied")
+    bad(
+        "v2-aes256gcm-version-3",
+        "v2-aes256gcm",
+        edit_reserved(v2, "__crypto_keys__", keys_edit(version="3")),
+        '__crypto_keys__.version "3"',
+        "ERR_CT_UNSUPPORTED",
+        reference_error="UnsupportedVersion",
+    )
+    bad(
+        "v2-aes256gcm-chunk-size-0",
+        "v2-aes256gcm",
+        edit_reserved(v2, "__crypto_keys__", keys_edit(chunk_size=0)),
+        "__crypto_keys__.chunk_size 0",
+        "ERR_CT_FORMAT",
+        reference_error="chunk_size must be greater than 0",
+    )
+    bad(
+        "v2-aes256gcm-kty-uppercase",
+        "v2-aes256gcm",
+        edit_reserved(v2, "__crypto_keys__", keys_edit(sign__kty="OKP")),
+        '__crypto_keys__.sign.kty "OKP" (the JOSE spelling; the format requires lowercase "okp")',
+        "ERR_CT_FORMAT",
+        reference_error="unknown variant `OKP`",
+    )
+    bad(
+        "v2-aes256gcm-no-policy",
+        "v2-aes256gcm",
+        edit_reserved(v2, "__policy__", lambda _: None),
+        "__policy__ removed",
+        "ERR_CT_FORMAT",
+        reference_error="Missing __policy__",
+    )
+    bad(
+        "v2-aes256gcm-no-signature",
+        "v2-aes256gcm",
+        edit_reserved(v2, "__signature__", lambda _: None),
+        "__signature__ removed",
+        "ERR_CT_FORMAT",
+        reference_error="Missing __signature__",
+    )
+    bad(
+        "v2-aes256gcm-encryption-stripped",
+        "v2-aes256gcm",
+        edit_reserved(v2, "__encryption__", lambda _: None),
+        "__encryption__ removed: the file now reads as plain safetensors holding ciphertext (downgrade)",
+        "ERR_CT_NOT_CONFIDENTIAL",
+        require_encrypted=True,
+        reference_accepts=True,
+        note="the reference reads a file without __encryption__ as plain safetensors and returns the ciphertext bytes",
+    )
+    bad(
+        "plain-required-encrypted",
+        "plain",
+        files["plain"],
+        "a plain file opened with require-encrypted",
+        "ERR_CT_NOT_CONFIDENTIAL",
+        require_encrypted=True,
+        reference_accepts=True,
+        note="the reference has no require-encrypted mode",
+    )
+    bad(
+        "v2-aes256gcm-policy-deny",
+        "v2-aes256gcm",
+        files["v2-aes256gcm-policy-deny"],
+        "written by the reference with the policy `package model\\nallow = false`",
+        "ERR_CT_POLICY_UNSUPPORTED",
+        error_with_rego="ERR_CT_POLICY_DENIED",
+        reference_error="Policy evaluation denied",
+    )
 
-    write_json(out / "manifest.json", {
-        "description": "CryptoTensors test vectors written by the reference implementation (PyPI cryptotensors "
-                       f"{_reference_version()}) and tampered copies; see README.md",
-        "generator": "scripts/gen_vectors.py",
-        "cases": cases,
-    })
+    write_json(
+        out / "manifest.json",
+        {
+            "description": "CryptoTensors test vectors written by the reference implementation (PyPI cryptotensors "
+            f"{_reference_version()}) and tampered copies; see README.md",
+            "generator": "scripts/gen_vectors.py",
+            "cases": cases,
+        },
+    )
     total = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"wrote {len(cases)} cases, {total} bytes, to {out}")
     return 0

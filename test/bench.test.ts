@@ -108,7 +108,10 @@ describe("bench runner", () => {
 
   it("runs the release part (headers-only check vs full re-hash) on a tiny model", () => {
     const out = execFileSync(process.execPath, ["bench/run.mjs", "--size-mib", "8", "--reps", "1", "--only", "release", "--no-reference"], {
-      cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 300_000,
+      cwd: root,
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+      timeout: 300_000,
     });
     expect(out).toContain("ours: verifyRelease (shard headers + small files' sha256)");
     expect(out).toContain("ours: verifyRelease --full-hash");

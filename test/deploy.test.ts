@@ -20,7 +20,9 @@ const dir = tempDir("ct-deploy-");
 
 function run(command: string, args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((done) => {
-    execFile(command, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => done({ code: err ? Number(err.code ?? 1) : 0, out: stdout + stderr }));
+    execFile(command, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      done({ code: err ? Number(err.code ?? 1) : 0, out: stdout + stderr }),
+    );
   });
 }
 
@@ -45,7 +47,11 @@ function broken(path: string, from: string, to: string): string {
 type Doc = any;
 
 async function manifests(): Promise<Doc[]> {
-  const r = await run(join(VENV_BIN, "python"), ["-c", "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))", MANIFEST]);
+  const r = await run(join(VENV_BIN, "python"), [
+    "-c",
+    "import json, sys, yaml; print(json.dumps(list(yaml.safe_load_all(open(sys.argv[1])))))",
+    MANIFEST,
+  ]);
   expect(r.code, r.out).toBe(0);
   return JSON.parse(r.out) as Doc[];
 }
@@ -98,7 +104,11 @@ describe("deploy/k8s/vllm-ctensors.yaml", () => {
       expect(sidecar[probe].exec.command.slice(-3), probe).toEqual(["health", "--socket", socket]);
     }
     expect(pod.containers[0].args.join(" ")).toContain(`"socket": "${socket}"`);
-    expect(sidecar.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ["ALL"] } });
+    expect(sidecar.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+    });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
     expect(sidecar.resources.requests).toBeDefined();
     expect(pod.containers[0].resources.requests).toBeDefined();

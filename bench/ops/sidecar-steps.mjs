@@ -88,7 +88,17 @@ try {
 } finally {
   await reader.close();
 }
-const result = finish(probe, { bytes, tensors: entries.length, regions, openSeconds, regionSeconds, readSeconds, decryptSeconds, writeSeconds, zeroSeconds });
+const result = finish(probe, {
+  bytes,
+  tensors: entries.length,
+  regions,
+  openSeconds,
+  regionSeconds,
+  readSeconds,
+  decryptSeconds,
+  writeSeconds,
+  zeroSeconds,
+});
 for (const r of made) await r.dispose({ handedOver: false });
 await shm.close();
 void result;

@@ -16,7 +16,10 @@ export default {
     await mkdir(folder, { recursive: true });
     await link(enc.path, `${folder}/model.safetensors`);
     await writeFile(`${folder}/config.json`, JSON.stringify({ model_type: "llama" }));
-    await writeFile(`${folder}/tokenizer.json`, JSON.stringify({ model: { vocab: Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`t${i}`, i])) } }));
+    await writeFile(
+      `${folder}/tokenizer.json`,
+      JSON.stringify({ model: { vocab: Object.fromEntries(Array.from({ length: 50_000 }, (_, i) => [`t${i}`, i])) } }),
+    );
     await ctx.op("release-verify.mjs", [folder, keys, "--sign"]);
     const s = { headers: [], full: [] };
     for (let rep = 0; rep < reps; rep++) {
@@ -30,7 +33,9 @@ export default {
       rowFromSamples({ id: "release-headers", op: "ours: verifyRelease (shard headers + small files' sha256)", samples: s.headers }),
       rowFromSamples({ id: "release-full", op: "ours: verifyRelease --full-hash (every file's sha256, as OMS)", samples: s.full }),
     ];
-    const notes = [`GB/s is the folder's size over the check's time; the headers-only check reads only the header of the ${sizeMiB} MiB shard (plus config and tokenizer)`];
+    const notes = [
+      `GB/s is the folder's size over the check's time; the headers-only check reads only the header of the ${sizeMiB} MiB shard (plus config and tokenizer)`,
+    ];
     return { rows, notes };
   },
 };

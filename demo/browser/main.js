@@ -40,7 +40,10 @@ try {
   show("output", `${dims.join(" × ")} float32`);
   const tbody = document.querySelector("#out tbody");
   texts.forEach((t, i) => {
-    const row = data.slice(i * dims[1], i * dims[1] + 8).map((v) => v.toFixed(5)).join("  ");
+    const row = data
+      .slice(i * dims[1], i * dims[1] + 8)
+      .map((v) => v.toFixed(5))
+      .join("  ");
     const tr = document.createElement("tr");
     tr.innerHTML = `<td></td><td class="vec"></td>`;
     tr.children[0].textContent = t;

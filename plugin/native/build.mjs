@@ -21,15 +21,32 @@ function fallback(why) {
 }
 
 if (process.platform !== "linux") fallback(`platform ${process.platform} is not supported`);
-if (!existsSync(join(include, "node_api.h")) || !existsSync(join(include, "openssl", "evp.h"))) fallback(`no Node headers with OpenSSL at ${include}`);
-if (existsSync(output) && statSync(output).mtimeMs >= statSync(source).mtimeMs && statSync(output).mtimeMs >= statSync(fileURLToPath(import.meta.url)).mtimeMs) {
+if (!existsSync(join(include, "node_api.h")) || !existsSync(join(include, "openssl", "evp.h")))
+  fallback(`no Node headers with OpenSSL at ${include}`);
+if (
+  existsSync(output) &&
+  statSync(output).mtimeMs >= statSync(source).mtimeMs &&
+  statSync(output).mtimeMs >= statSync(fileURLToPath(import.meta.url)).mtimeMs
+) {
   process.exit(0); // up to date
 }
 mkdirSync(outDir, { recursive: true });
 const args = [
-  "-O2", "-std=gnu11", "-fPIC", "-shared", "-pthread", "-Wall", "-Wextra", "-Wno-unused-parameter",
-  "-fvisibility=hidden", "-DNAPI_VERSION=8", "-DNODE_GYP_MODULE_NAME=ctensors_native",
-  `-I${include}`, source, "-o", output,
+  "-O2",
+  "-std=gnu11",
+  "-fPIC",
+  "-shared",
+  "-pthread",
+  "-Wall",
+  "-Wextra",
+  "-Wno-unused-parameter",
+  "-fvisibility=hidden",
+  "-DNAPI_VERSION=8",
+  "-DNODE_GYP_MODULE_NAME=ctensors_native",
+  `-I${include}`,
+  source,
+  "-o",
+  output,
 ];
 try {
   execFileSync(cc, args, { stdio: ["ignore", "inherit", "inherit"] });
@@ -41,6 +58,12 @@ try {
   execFileSync(process.execPath, ["-e", `require(${JSON.stringify(output)}).opensslVersion()`], { stdio: ["ignore", "ignore", "pipe"] });
 } catch (err) {
   rmSync(output, { force: true });
-  fallback(`the addon does not load in this node: ${String(err.stderr ?? err).split("\n").find((l) => /Error/.test(l)) ?? "unknown error"}`);
+  fallback(
+    `the addon does not load in this node: ${
+      String(err.stderr ?? err)
+        .split("\n")
+        .find((l) => /Error/.test(l)) ?? "unknown error"
+    }`,
+  );
 }
 console.log(`[native] built ${output}`);

@@ -64,6 +64,7 @@ export class CryptoTensorsError extends Error {
   }
 
   static override [Symbol.hasInstance](value: unknown): boolean {
+    // biome-ignore lint/complexity/noThisInStatic: `this` is the class instanceof was called on (a subclass gets the ordinary check)
     if (this !== CryptoTensorsError) return Function.prototype[Symbol.hasInstance].call(this, value);
     return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
@@ -79,8 +80,7 @@ export function usageError(message: string, option?: string): CryptoTensorsError
 }
 
 /** The one message for any failed authentication tag, key unwrap or AEAD open. */
-export const DECRYPTION_FAILED_MESSAGE =
-  "decryption failed: wrong key, or the ciphertext, tag or wrapped key was modified";
+export const DECRYPTION_FAILED_MESSAGE = "decryption failed: wrong key, or the ciphertext, tag or wrapped key was modified";
 
 export function decryptionFailed(): CryptoTensorsError {
   return new CryptoTensorsError("ERR_CT_DECRYPTION_FAILED", DECRYPTION_FAILED_MESSAGE);
@@ -92,5 +92,9 @@ export function formatError(message: string): CryptoTensorsError {
 
 /** No trusted signer key was supplied, so no signature can be accepted. */
 export function noTrustedSigner(): CryptoTensorsError {
-  return new CryptoTensorsError("ERR_CT_UNTRUSTED_SIGNER", "no trusted signer key was given (the publisher's public key is needed to verify the file)", { option: "trust" });
+  return new CryptoTensorsError(
+    "ERR_CT_UNTRUSTED_SIGNER",
+    "no trusted signer key was given (the publisher's public key is needed to verify the file)",
+    { option: "trust" },
+  );
 }

@@ -46,7 +46,9 @@ export function regorusPythonEngine(python: string, timeoutMs = 20_000): PolicyE
       const child = execFile(python, args, { cwd, env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
         if (err) {
           const detail = stderr.trim().split("\n").pop() ?? String(err);
-          reject(new CryptoTensorsError("ERR_CT_POLICY_DENIED", `the file's access policy could not be evaluated: ${detail}`, { cause: err }));
+          reject(
+            new CryptoTensorsError("ERR_CT_POLICY_DENIED", `the file's access policy could not be evaluated: ${detail}`, { cause: err }),
+          );
           return;
         }
         resolve(stdout.trim() === "true");

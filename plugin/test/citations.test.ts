@@ -9,8 +9,43 @@ import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { describe, expect, it } from "vitest";
 import { REPO_ROOT } from "./helpers.js";
 
-const SKIP_DIRS = new Set([".git", "node_modules", "dist", "build", ".venv", ".venv-vllm", "test-output", "__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "fixtures"]);
-const TEXT = new Set([".ts", ".mts", ".cts", ".js", ".mjs", ".cjs", ".py", ".pyi", ".c", ".h", ".md", ".proto", ".toml", ".txt", ".yml", ".yaml", ".sh", ".html", ".json", ".cfg", ".ini"]);
+const SKIP_DIRS = new Set([
+  ".git",
+  "node_modules",
+  "dist",
+  "build",
+  ".venv",
+  ".venv-vllm",
+  "test-output",
+  "__pycache__",
+  ".pytest_cache",
+  ".mypy_cache",
+  ".ruff_cache",
+  "fixtures",
+]);
+const TEXT = new Set([
+  ".ts",
+  ".mts",
+  ".cts",
+  ".js",
+  ".mjs",
+  ".cjs",
+  ".py",
+  ".pyi",
+  ".c",
+  ".h",
+  ".md",
+  ".proto",
+  ".toml",
+  ".txt",
+  ".yml",
+  ".yaml",
+  ".sh",
+  ".html",
+  ".json",
+  ".cfg",
+  ".ini",
+]);
 const SKIP_FILES = new Set(["package-lock.json"]);
 
 function textFiles(dir: string, out: string[] = []): string[] {
@@ -43,7 +78,11 @@ function sections(md: string): Map<string, string> {
 }
 const SECTIONS = sections(FORMAT);
 
-interface Hit { file: string; line: number; text: string }
+interface Hit {
+  file: string;
+  line: number;
+  text: string;
+}
 function hits(re: RegExp, filter: (m: RegExpMatchArray, f: (typeof FILES)[number]) => boolean = () => true): Hit[] {
   const out: Hit[] = [];
   for (const f of FILES) {
@@ -64,7 +103,12 @@ describe("citations stay inside the repository", () => {
 
   it("no absolute path of a machine and no document kept outside the repository", () => {
     // Built from pieces so that this file does not match itself.
-    const outside = new RegExp(["/" + "work/", "/" + "home/", "/" + "Users/", "shared/" + "docs", "cryptotensors-" + "format", "research " + "notes"].map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join("|"), "g");
+    const outside = new RegExp(
+      ["/" + "work/", "/" + "home/", "/" + "Users/", "shared/" + "docs", "cryptotensors-" + "format", "research " + "notes"]
+        .map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&"))
+        .join("|"),
+      "g",
+    );
     expect(hits(outside)).toEqual([]);
   });
 
@@ -101,7 +145,8 @@ describe("citations stay inside the repository", () => {
         const target = m[1]!.split("#")[0]!;
         if (!target || /^[a-z]+:/i.test(target)) continue;
         const abs = resolve(dirname(f.path), decodeURIComponent(target));
-        if (!abs.startsWith(REPO_ROOT + sep) || !existsSync(abs)) bad.push({ file: f.rel, line: f.text.slice(0, m.index).split("\n").length, text: m[0] });
+        if (!abs.startsWith(REPO_ROOT + sep) || !existsSync(abs))
+          bad.push({ file: f.rel, line: f.text.slice(0, m.index).split("\n").length, text: m[0] });
       }
     }
     expect(bad).toEqual([]);

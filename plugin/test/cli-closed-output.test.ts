@@ -15,7 +15,10 @@ describe("a closed stdout", () => {
   it("ends inspect quietly, every time", () => {
     for (let run = 0; run < 12; run++) {
       // bash reports the exit status of the ctensors side of the pipe in PIPESTATUS.
-      const r = spawnSync("bash", ["-c", `node "$0" inspect "$1" | head -1 >/dev/null; echo "status=\${PIPESTATUS[0]}" >&2`, CLI, file], { encoding: "utf8", timeout: 60_000 });
+      const r = spawnSync("bash", ["-c", `node "$0" inspect "$1" | head -1 >/dev/null; echo "status=\${PIPESTATUS[0]}" >&2`, CLI, file], {
+        encoding: "utf8",
+        timeout: 60_000,
+      });
       expect(r.stderr, `run ${run}`).toBe("status=0\n");
     }
   });

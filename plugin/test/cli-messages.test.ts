@@ -32,7 +32,15 @@ describe("CLI messages", () => {
   });
 
   it("encrypt of a JSON file says it is not a safetensors file", async () => {
-    const r = await ct(["encrypt", join(dir, "config.json"), join(dir, "out.safetensors"), "--key", join(dir, "keys", "enc.jwk"), "--sign-key", join(dir, "keys", "sign.jwk")]);
+    const r = await ct([
+      "encrypt",
+      join(dir, "config.json"),
+      join(dir, "out.safetensors"),
+      "--key",
+      join(dir, "keys", "enc.jwk"),
+      "--sign-key",
+      join(dir, "keys", "sign.jwk"),
+    ]);
     expect(r.code).toBe(3);
     expect(r.stderr).toContain("not a safetensors file");
     expect(r.stderr).toContain("begins with text");

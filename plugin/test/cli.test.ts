@@ -29,7 +29,13 @@ function baseEnv(extra: Record<string, string> = {}): Record<string, string> {
 /** Runs `ctensors ARGS` from the repository root with stdin closed. */
 async function ct(args: string[], options: { env?: Record<string, string> } = {}): Promise<Run> {
   const r = await execa("node", [CLI, ...args], {
-    cwd: REPO_ROOT, stdin: "ignore", reject: false, extendEnv: false, env: baseEnv(options.env), timeout: 60_000, stripFinalNewline: false,
+    cwd: REPO_ROOT,
+    stdin: "ignore",
+    reject: false,
+    extendEnv: false,
+    env: baseEnv(options.env),
+    timeout: 60_000,
+    stripFinalNewline: false,
   });
   const run: Run = { args, code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
   captured.push(run);
@@ -94,7 +100,13 @@ beforeAll(async () => {
 });
 
 const decryptArgs = (input: string, output: string, keyDir = keysA, trustDir = keysA) => [
-  "decrypt", input, output, "--key", enc(keyDir), "--trust", pub(trustDir),
+  "decrypt",
+  input,
+  output,
+  "--key",
+  enc(keyDir),
+  "--trust",
+  pub(trustDir),
 ];
 
 describe("keygen", () => {
@@ -184,18 +196,29 @@ describe("single file: encrypt → inspect → verify → decrypt", () => {
     expectExit(run, 0);
     const info = jsonOf(run);
     expect(info).toMatchObject({
-      encrypted: true, formatVersion: "2", chunkBytes: 256, algorithm: "aes256gcm",
-      encKey: { kid: "model-key", jku: null }, signer: { kid: "model-key", jku: null },
-      policy: { default: true }, metadata: { format: "pt" },
+      encrypted: true,
+      formatVersion: "2",
+      chunkBytes: 256,
+      algorithm: "aes256gcm",
+      encKey: { kid: "model-key", jku: null },
+      signer: { kid: "model-key", jku: null },
+      policy: { default: true },
+      metadata: { format: "pt" },
     });
-    expect(info.tensors.map((t: any) => t.name).sort()).toEqual(sampleTensors().map((t) => t.name).sort());
+    expect(info.tensors.map((t: any) => t.name).sort()).toEqual(
+      sampleTensors()
+        .map((t) => t.name)
+        .sort(),
+    );
     expect(info.tensors.every((t: any) => t.encrypted === true)).toBe(true);
   });
 
   it("verify with only the trusted key checks the header and says so", async () => {
     const run = await ct(["verify", encPath, "--trust", pub(keysA)]);
     expectExit(run, 0);
-    expect(run.stdout).toContain("OK, signed by trusted key model-key; 0 tensor(s) authenticated (pass --key to check encrypted tensors' tags)");
+    expect(run.stdout).toContain(
+      "OK, signed by trusted key model-key; 0 tensor(s) authenticated (pass --key to check encrypted tensors' tags)",
+    );
   });
 
   it("verify with the trusted key and the master key authenticates every tensor", async () => {
@@ -253,12 +276,17 @@ describe("model folder", () => {
     writePlainSafetensors(join(root, s1), shard1);
     writePlainSafetensors(join(root, s2), shard2);
     const weightMap = indexMap ?? Object.fromEntries([...shard1.map((t) => [t.name, s1]), ...shard2.map((t) => [t.name, s2])]);
-    writeFileSync(join(root, "model.safetensors.index.json"), `${JSON.stringify({ metadata: { total_size: 12345 }, weight_map: weightMap }, null, 2)}\n`);
+    writeFileSync(
+      join(root, "model.safetensors.index.json"),
+      `${JSON.stringify({ metadata: { total_size: 12345 }, weight_map: weightMap }, null, 2)}\n`,
+    );
     writeFileSync(join(root, "config.json"), `{"architectures": ["LlamaForCausalLM"], "hidden_size": 16}\n`);
     writeFileSync(join(root, "tokenizer.json"), `{"version": "1.0", "model": {"type": "BPE", "vocab": {"a": 0, "b": 1}}}\n`);
     writeFileSync(join(root, "original", "params.json"), `{"dim": 16}\n`);
     writeFileSync(join(root, "original", "README.md"), "# notes\n\u00e9\u00e8 binary-ish \u0000 bytes\n");
-    writePlainSafetensors(join(root, "original", "consolidated.safetensors"), [{ name: "tok_embeddings.weight", dtype: "F32", shape: [4, 4] }]);
+    writePlainSafetensors(join(root, "original", "consolidated.safetensors"), [
+      { name: "tok_embeddings.weight", dtype: "F32", shape: [4, 4] },
+    ]);
   }
 
   const encOut = join(dir, "model-enc");
@@ -282,7 +310,10 @@ describe("model folder", () => {
         const info = jsonOf(await ct(["inspect", join(encOut, rel), "--json"]));
         expect(info.encrypted, rel).toBe(true);
         expect(info.tensors.length).toBeGreaterThan(0);
-        expect(info.tensors.every((t: any) => t.encrypted), rel).toBe(true);
+        expect(
+          info.tensors.every((t: any) => t.encrypted),
+          rel,
+        ).toBe(true);
       } else {
         expect(b, rel).toEqual(a);
       }
@@ -304,7 +335,8 @@ describe("model folder", () => {
     expectExit(run, 0);
     expect(run.stderr).toBe("");
     expect(filesUnder(decOut)).toEqual(filesUnder(model));
-    for (const rel of filesUnder(model)) expect(Buffer.from(readFileSync(join(decOut, rel))), rel).toEqual(Buffer.from(readFileSync(join(model, rel))));
+    for (const rel of filesUnder(model))
+      expect(Buffer.from(readFileSync(join(decOut, rel))), rel).toEqual(Buffer.from(readFileSync(join(model, rel))));
   });
 
   it("a shard index that does not match its shards → exit 3, nothing written", async () => {
@@ -371,7 +403,17 @@ describe("partial encryption and format versions", () => {
 
   it("a --tensors pattern that matches nothing → exit 2 with a message, nothing written", async () => {
     const out = emptyDir("nomatch");
-    const run = await ct(["encrypt", plainPath, join(out, "x.safetensors"), "--key", enc(keysA), "--sign-key", sign(keysA), "--tensors", "model.layer.*"]);
+    const run = await ct([
+      "encrypt",
+      plainPath,
+      join(out, "x.safetensors"),
+      "--key",
+      enc(keysA),
+      "--sign-key",
+      sign(keysA),
+      "--tensors",
+      "model.layer.*",
+    ]);
     expectExit(run, 2);
     expect(run.stderr).toContain('"model.layer.*" matches no tensor');
     expectEmpty(out);
@@ -449,13 +491,29 @@ describe("exit codes; no output on failure", () => {
 
   it("missing key file → 6; malformed key file → 6", async () => {
     const out = emptyDir("nokey");
-    expectExit(await ct(["decrypt", encPath, join(out, "x.safetensors"), "--key", join(dir, "no-such.jwk"), "--trust", pub(keysA)]), 6, "ERR_CT_KEY_NOT_FOUND");
-    expectExit(await ct(["decrypt", encPath, join(out, "x.safetensors"), "--key", enc(keysA), "--trust", join(dir, "no-such.pub.jwk")]), 6, "ERR_CT_KEY_NOT_FOUND");
+    expectExit(
+      await ct(["decrypt", encPath, join(out, "x.safetensors"), "--key", join(dir, "no-such.jwk"), "--trust", pub(keysA)]),
+      6,
+      "ERR_CT_KEY_NOT_FOUND",
+    );
+    expectExit(
+      await ct(["decrypt", encPath, join(out, "x.safetensors"), "--key", enc(keysA), "--trust", join(dir, "no-such.pub.jwk")]),
+      6,
+      "ERR_CT_KEY_NOT_FOUND",
+    );
     const junk = join(dir, "junk.jwk");
     writeFileSync(junk, "not json");
     expectExit(await ct(["decrypt", encPath, join(out, "x.safetensors"), "--key", junk, "--trust", pub(keysA)]), 6, "ERR_CT_KEY_INVALID");
-    expectExit(await ct(["encrypt", plainPath, join(out, "x.safetensors"), "--key", join(dir, "no-such.jwk"), "--sign-key", sign(keysA)]), 6, "ERR_CT_KEY_NOT_FOUND");
-    expectExit(await ct(["encrypt", plainPath, join(out, "x.safetensors"), "--key", enc(keysA), "--sign-key", pub(keysA)]), 6, "ERR_CT_KEY_INVALID");
+    expectExit(
+      await ct(["encrypt", plainPath, join(out, "x.safetensors"), "--key", join(dir, "no-such.jwk"), "--sign-key", sign(keysA)]),
+      6,
+      "ERR_CT_KEY_NOT_FOUND",
+    );
+    expectExit(
+      await ct(["encrypt", plainPath, join(out, "x.safetensors"), "--key", enc(keysA), "--sign-key", pub(keysA)]),
+      6,
+      "ERR_CT_KEY_INVALID",
+    );
     expectEmpty(out);
   });
 
@@ -545,12 +603,21 @@ describe("key sources", () => {
     expect(Buffer.from(readFileSync(join(out, "a.safetensors")))).toEqual(Buffer.from(plainBytes));
     expectExit(await ct(["encrypt", plainPath, join(out, "b.ct"), "--key", "env:", "--sign-key", "env:"], { env }), 0);
     expectExit(await ct(["verify", join(out, "b.ct"), "--trust", "env:", "--key", "env:"], { env }), 0);
-    expectExit(await ct(["verify", join(out, "b.ct"), "--trust", pub(keysA), "--key", "env:MY_KEYS"], { env: { MY_KEYS: JSON.stringify(jwk(enc(keysA))) } }), 0);
+    expectExit(
+      await ct(["verify", join(out, "b.ct"), "--trust", pub(keysA), "--key", "env:MY_KEYS"], {
+        env: { MY_KEYS: JSON.stringify(jwk(enc(keysA))) },
+      }),
+      0,
+    );
   });
 
   it("--key env: without the variable → 6", async () => {
     const out = emptyDir("noenv");
-    expectExit(await ct(["decrypt", encPath, join(out, "x.safetensors"), "--key", "env:", "--trust", pub(keysA)]), 6, "ERR_CT_KEY_NOT_FOUND");
+    expectExit(
+      await ct(["decrypt", encPath, join(out, "x.safetensors"), "--key", "env:", "--trust", pub(keysA)]),
+      6,
+      "ERR_CT_KEY_NOT_FOUND",
+    );
     expectEmpty(out);
   });
 
@@ -572,7 +639,19 @@ describe("rewrap", () => {
   it("to a new master key with the same kid: the old key then fails (5), the new key works, data bytes are identical", async () => {
     const out = emptyDir("rewrap");
     const rewrapped = join(out, "r.safetensors");
-    const run = await ct(["rewrap", encPath, rewrapped, "--key", enc(keysA), "--new-key", enc(keysA2), "--sign-key", sign(keysA), "--trust", pub(keysA)]);
+    const run = await ct([
+      "rewrap",
+      encPath,
+      rewrapped,
+      "--key",
+      enc(keysA),
+      "--new-key",
+      enc(keysA2),
+      "--sign-key",
+      sign(keysA),
+      "--trust",
+      pub(keysA),
+    ]);
     expectExit(run, 0);
     expect(run.stderr).toBe("");
     const before = new Uint8Array(readFileSync(encPath));
@@ -593,7 +672,22 @@ describe("rewrap", () => {
   it("to another key and signer: the old key is not found (6), the old signer is no longer trusted (4)", async () => {
     const out = emptyDir("rewrap-b");
     const rewrapped = join(out, "r.safetensors");
-    expectExit(await ct(["rewrap", encPath, rewrapped, "--key", enc(keysA), "--new-key", enc(keysB), "--sign-key", sign(keysB), "--trust", pub(keysA)]), 0);
+    expectExit(
+      await ct([
+        "rewrap",
+        encPath,
+        rewrapped,
+        "--key",
+        enc(keysA),
+        "--new-key",
+        enc(keysB),
+        "--sign-key",
+        sign(keysB),
+        "--trust",
+        pub(keysA),
+      ]),
+      0,
+    );
     expectExit(await ct(["verify", rewrapped, "--trust", pub(keysA), "--key", enc(keysA)]), 4, "ERR_CT_UNTRUSTED_SIGNER");
     expectExit(await ct(["verify", rewrapped, "--trust", pub(keysB), "--key", enc(keysA)]), 6, "ERR_CT_KEY_NOT_FOUND");
     expectExit(await ct(["verify", rewrapped, "--trust", pub(keysB), "--key", enc(keysB)]), 0);
@@ -601,7 +695,23 @@ describe("rewrap", () => {
 
   it("with the wrong current key → 5 and no output", async () => {
     const out = emptyDir("rewrap-wrong");
-    expectExit(await ct(["rewrap", encPath, join(out, "r.safetensors"), "--key", enc(keysA2), "--new-key", enc(keysB), "--sign-key", sign(keysA), "--trust", pub(keysA)]), 5, "ERR_CT_DECRYPTION_FAILED");
+    expectExit(
+      await ct([
+        "rewrap",
+        encPath,
+        join(out, "r.safetensors"),
+        "--key",
+        enc(keysA2),
+        "--new-key",
+        enc(keysB),
+        "--sign-key",
+        sign(keysA),
+        "--trust",
+        pub(keysA),
+      ]),
+      5,
+      "ERR_CT_DECRYPTION_FAILED",
+    );
     expectEmpty(out);
   });
 });
@@ -610,7 +720,12 @@ describe("packaging", () => {
   it("`npx ctensors --help` works from the repository root", async () => {
     // Offline: the local workspace bin must be what runs; nothing may be fetched from a registry.
     const r = await execa("npx", ["ctensors", "--help"], {
-      cwd: REPO_ROOT, stdin: "ignore", reject: false, env: baseEnv({ npm_config_offline: "true", npm_config_yes: "false" }), extendEnv: false, timeout: 60_000,
+      cwd: REPO_ROOT,
+      stdin: "ignore",
+      reject: false,
+      env: baseEnv({ npm_config_offline: "true", npm_config_yes: "false" }),
+      extendEnv: false,
+      timeout: 60_000,
     });
     captured.push({ args: ["npx", "ctensors", "--help"], code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) });
     expect({ code: r.exitCode, stderr: r.stderr }).toMatchObject({ code: 0 });
@@ -628,7 +743,9 @@ describe("packaging", () => {
 describe("key hygiene (runs last)", () => {
   it("no stdout or stderr captured in this file contains key material from any generated JWK", () => {
     const secrets: string[] = [];
-    const keyFiles = filesUnder(dir).filter((f) => f.endsWith(".jwk")).map((f) => join(dir, f));
+    const keyFiles = filesUnder(dir)
+      .filter((f) => f.endsWith(".jwk"))
+      .map((f) => join(dir, f));
     expect(keyFiles.length).toBeGreaterThanOrEqual(12);
     for (const file of keyFiles) {
       let j: Record<string, unknown>;

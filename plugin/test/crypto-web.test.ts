@@ -30,8 +30,14 @@ describe("web crypto backends agree with node:crypto", () => {
         expect(await nodeCryptoProvider.aeadOpen(alg, key, nonce, ct2, tag2)).toEqual(plain);
         const bad = tag.slice();
         bad[0]! ^= 1;
-        for (const attempt of [() => webCryptoProvider.aeadOpen(alg, key, nonce, ct, bad), async () => webAead.open(alg, key, nonce, ct, bad)]) {
-          const err = await attempt().then(() => null, (e: unknown) => e);
+        for (const attempt of [
+          () => webCryptoProvider.aeadOpen(alg, key, nonce, ct, bad),
+          async () => webAead.open(alg, key, nonce, ct, bad),
+        ]) {
+          const err = await attempt().then(
+            () => null,
+            (e: unknown) => e,
+          );
           expect(err).toBeInstanceOf(CryptoTensorsError);
           expect((err as CryptoTensorsError).code).toBe("ERR_CT_DECRYPTION_FAILED");
         }

@@ -12,7 +12,16 @@ import { open as openFile } from "node:fs/promises";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { AEAD_ALGORITHMS, aeadKeyBytes, open, openInto, parseAeadAlgorithm, seal, sealInto, type AeadAlgorithm } from "../src/crypto/aead.js";
+import {
+  AEAD_ALGORITHMS,
+  aeadKeyBytes,
+  open,
+  openInto,
+  parseAeadAlgorithm,
+  seal,
+  sealInto,
+  type AeadAlgorithm,
+} from "../src/crypto/aead.js";
 import { decodeBase64, decodeBase64Url, encodeBase64, encodeBase64Url } from "../src/crypto/base64.js";
 import { chunkCount, chunkNonce, chunkNonceInto, counterFits, DEFAULT_CHUNK_BYTES } from "../src/crypto/chunked.js";
 import { ed25519PublicKey, ed25519Sign, ed25519Verify } from "../src/crypto/signature.js";
@@ -25,7 +34,6 @@ import { tempDir, thrown } from "./helpers.js";
 const hex = (s: string) => new Uint8Array(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const range = (from: number, to: number) => new Uint8Array(to - from).map((_, i) => from + i);
-
 
 function expectDecryptionFailed(err: unknown): void {
   expect(err).toBeInstanceOf(CryptoTensorsError);
@@ -48,19 +56,60 @@ interface AeadVector {
 
 // The GCM test cases of McGrew & Viega, "The Galois/Counter Mode of Operation (GCM)" (revised 2005),
 // Appendix B, as also used by NIST's GCM validation. Only cases with a 96-bit IV and empty AAD are used.
-const GCM_P = "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255";
+const GCM_P =
+  "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255";
 const GCM_VECTORS: AeadVector[] = [
-  { source: "McGrew–Viega GCM Test Case 1 (AES-128, empty P)", alg: "aes128gcm", key: "00000000000000000000000000000000", nonce: "000000000000000000000000", pt: "", ct: "", tag: "58e2fccefa7e3061367f1d57a4e7455a" },
-  { source: "McGrew–Viega GCM Test Case 2 (AES-128)", alg: "aes128gcm", key: "00000000000000000000000000000000", nonce: "000000000000000000000000", pt: "00000000000000000000000000000000", ct: "0388dace60b6a392f328c2b971b2fe78", tag: "ab6e47d42cec13bdf53a67b21257bddf" },
   {
-    source: "McGrew–Viega GCM Test Case 3 (AES-128, 64 bytes)", alg: "aes128gcm", key: "feffe9928665731c6d6a8f9467308308", nonce: "cafebabefacedbaddecaf888", pt: GCM_P,
+    source: "McGrew–Viega GCM Test Case 1 (AES-128, empty P)",
+    alg: "aes128gcm",
+    key: "00000000000000000000000000000000",
+    nonce: "000000000000000000000000",
+    pt: "",
+    ct: "",
+    tag: "58e2fccefa7e3061367f1d57a4e7455a",
+  },
+  {
+    source: "McGrew–Viega GCM Test Case 2 (AES-128)",
+    alg: "aes128gcm",
+    key: "00000000000000000000000000000000",
+    nonce: "000000000000000000000000",
+    pt: "00000000000000000000000000000000",
+    ct: "0388dace60b6a392f328c2b971b2fe78",
+    tag: "ab6e47d42cec13bdf53a67b21257bddf",
+  },
+  {
+    source: "McGrew–Viega GCM Test Case 3 (AES-128, 64 bytes)",
+    alg: "aes128gcm",
+    key: "feffe9928665731c6d6a8f9467308308",
+    nonce: "cafebabefacedbaddecaf888",
+    pt: GCM_P,
     ct: "42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985",
     tag: "4d5c2af327cd64a62cf35abd2ba6fab4",
   },
-  { source: "McGrew–Viega GCM Test Case 13 (AES-256, empty P)", alg: "aes256gcm", key: "0000000000000000000000000000000000000000000000000000000000000000", nonce: "000000000000000000000000", pt: "", ct: "", tag: "530f8afbc74536b9a963b4f1c4cb738b" },
-  { source: "McGrew–Viega GCM Test Case 14 (AES-256)", alg: "aes256gcm", key: "0000000000000000000000000000000000000000000000000000000000000000", nonce: "000000000000000000000000", pt: "00000000000000000000000000000000", ct: "cea7403d4d606b6e074ec5d3baf39d18", tag: "d0d1c8a799996bf0265b98b5d48ab919" },
   {
-    source: "McGrew–Viega GCM Test Case 15 (AES-256, 64 bytes)", alg: "aes256gcm", key: "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308", nonce: "cafebabefacedbaddecaf888", pt: GCM_P,
+    source: "McGrew–Viega GCM Test Case 13 (AES-256, empty P)",
+    alg: "aes256gcm",
+    key: "0000000000000000000000000000000000000000000000000000000000000000",
+    nonce: "000000000000000000000000",
+    pt: "",
+    ct: "",
+    tag: "530f8afbc74536b9a963b4f1c4cb738b",
+  },
+  {
+    source: "McGrew–Viega GCM Test Case 14 (AES-256)",
+    alg: "aes256gcm",
+    key: "0000000000000000000000000000000000000000000000000000000000000000",
+    nonce: "000000000000000000000000",
+    pt: "00000000000000000000000000000000",
+    ct: "cea7403d4d606b6e074ec5d3baf39d18",
+    tag: "d0d1c8a799996bf0265b98b5d48ab919",
+  },
+  {
+    source: "McGrew–Viega GCM Test Case 15 (AES-256, 64 bytes)",
+    alg: "aes256gcm",
+    key: "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308",
+    nonce: "cafebabefacedbaddecaf888",
+    pt: GCM_P,
     ct: "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad",
     tag: "b094dac5d93471bdec1a502270e3cc6c",
   },
@@ -75,16 +124,48 @@ const SUNSCREEN = Buffer.from(
   "Ladies and Gentlemen of the class of '99: If I could offer you only one tip for the future, sunscreen would be it.",
 ).toString("hex");
 const CHACHA_VECTORS: AeadVector[] = [
-  { source: "Wycheproof chacha20_poly1305 tcId 2 (empty)", alg: "chacha20poly1305", key: "80ba3192c803ce965ea371d5ff073cf0f43b6a2ab576b208426e11409c09b9b0", nonce: "4da5bf8dfd5852c1ea12379d", pt: "", ct: "", tag: "76acb342cf3166a5b63c0c0ea1383c8d" },
-  { source: "Wycheproof chacha20_poly1305 tcId 4", alg: "chacha20poly1305", key: "cc56b680552eb75008f5484b4cb803fa5063ebd6eab91f6ab6aef4916a766273", nonce: "99e23ec48985bccdeeab60f1", pt: "2a", ct: "3a", tag: "cac27dec0968801e9f6eded69d807522" },
-  { source: "Wycheproof chacha20_poly1305 tcId 16", alg: "chacha20poly1305", key: "59d4eafb4de0cfc7d3db99a8f54b15d7b39f0acc8da69763b019c1699f87674a", nonce: "2fcb1b38a99e71b84740ad9b", pt: "549b365af913f3b081131ccb6b825588", ct: "e9110e9f56ab3ca483500ceabab67a13", tag: "836ccabf15a6a22a51c1071cfa68fa0c" },
   {
-    source: "Wycheproof chacha20_poly1305 tcId 24", alg: "chacha20poly1305", key: "e1731d5854e1b70cb3ffe8b786a2b3ebf0994370954757b9dc8c7bc5354634a3", nonce: "72cfd90ef3026ca22b7e6e6a",
-    pt: "b9c554cbc36ac18ae897df7beecac1dbeb4eafa156bb60ce2e5d48f05715e678", ct: "ea29afa49d36e8760f5fe19723b9811ed5d519934a440f5081ac430b953b0e21", tag: "222541af46b86533c6b68d2ff108a7ea",
+    source: "Wycheproof chacha20_poly1305 tcId 2 (empty)",
+    alg: "chacha20poly1305",
+    key: "80ba3192c803ce965ea371d5ff073cf0f43b6a2ab576b208426e11409c09b9b0",
+    nonce: "4da5bf8dfd5852c1ea12379d",
+    pt: "",
+    ct: "",
+    tag: "76acb342cf3166a5b63c0c0ea1383c8d",
   },
   {
-    source: "RFC 8439 §2.4.2 key/nonce/plaintext/ciphertext + derived empty-AAD tag", alg: "chacha20poly1305",
-    key: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", nonce: "000000000000004a00000000", pt: SUNSCREEN,
+    source: "Wycheproof chacha20_poly1305 tcId 4",
+    alg: "chacha20poly1305",
+    key: "cc56b680552eb75008f5484b4cb803fa5063ebd6eab91f6ab6aef4916a766273",
+    nonce: "99e23ec48985bccdeeab60f1",
+    pt: "2a",
+    ct: "3a",
+    tag: "cac27dec0968801e9f6eded69d807522",
+  },
+  {
+    source: "Wycheproof chacha20_poly1305 tcId 16",
+    alg: "chacha20poly1305",
+    key: "59d4eafb4de0cfc7d3db99a8f54b15d7b39f0acc8da69763b019c1699f87674a",
+    nonce: "2fcb1b38a99e71b84740ad9b",
+    pt: "549b365af913f3b081131ccb6b825588",
+    ct: "e9110e9f56ab3ca483500ceabab67a13",
+    tag: "836ccabf15a6a22a51c1071cfa68fa0c",
+  },
+  {
+    source: "Wycheproof chacha20_poly1305 tcId 24",
+    alg: "chacha20poly1305",
+    key: "e1731d5854e1b70cb3ffe8b786a2b3ebf0994370954757b9dc8c7bc5354634a3",
+    nonce: "72cfd90ef3026ca22b7e6e6a",
+    pt: "b9c554cbc36ac18ae897df7beecac1dbeb4eafa156bb60ce2e5d48f05715e678",
+    ct: "ea29afa49d36e8760f5fe19723b9811ed5d519934a440f5081ac430b953b0e21",
+    tag: "222541af46b86533c6b68d2ff108a7ea",
+  },
+  {
+    source: "RFC 8439 §2.4.2 key/nonce/plaintext/ciphertext + derived empty-AAD tag",
+    alg: "chacha20poly1305",
+    key: "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+    nonce: "000000000000004a00000000",
+    pt: SUNSCREEN,
     ct: `6e2e359a2568f98041ba0728dd0d6981e97e7aec1d4360c20a27afccfd9fae0bf91b65c5524733ab8f593dabcd62b3571639d624e65152ab
       8f530c359f0861d807ca0dbf500d6a6156a38e088a22b65e52bc514d16ccf806818ce91ab77937365af90bbf74a35be6b40b8eedf2785e42874d`,
     tag: "81db63fcb189a03121ae0ac72a3f1f36",
@@ -156,7 +237,11 @@ describe("openInto on failure", () => {
       badCt[199]! ^= 1;
       const wrongKey = key.slice();
       wrongKey[0]! ^= 1;
-      for (const [k, c, t] of [[key, ct, badTag], [key, badCt, tag], [wrongKey, ct, tag]] as const) {
+      for (const [k, c, t] of [
+        [key, ct, badTag],
+        [key, badCt, tag],
+        [wrongKey, ct, tag],
+      ] as const) {
         const out = new Uint8Array(ct.length).fill(0xaa);
         expectDecryptionFailed(thrown(() => openInto(alg, k, nonce, c, t, out)));
         expect(out.every((b) => b === 0)).toBe(true);
@@ -195,21 +280,24 @@ const RFC8032 = [
     secret: "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
     public: "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a",
     message: "",
-    signature: "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
+    signature:
+      "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b",
   },
   {
     name: "TEST 2 (one byte)",
     secret: "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb",
     public: "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c",
     message: "72",
-    signature: "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
+    signature:
+      "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
   },
   {
     name: "TEST 3 (two bytes)",
     secret: "c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7",
     public: "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025",
     message: "af82",
-    signature: "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
+    signature:
+      "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a",
   },
 ];
 
@@ -407,7 +495,11 @@ describe("DEK wrapping (§3.3)", () => {
       wrongMaster[master.length - 1]! ^= 0x10;
       expectDecryptionFailed(thrown(() => unwrapKey(alg, wrongMaster, w)));
       expectDecryptionFailed(thrown(() => unwrapKey(alg, generateDek(alg), w)));
-      const flipped = (b: Uint8Array) => { const c = b.slice(); c[0]! ^= 1; return c; };
+      const flipped = (b: Uint8Array) => {
+        const c = b.slice();
+        c[0]! ^= 1;
+        return c;
+      };
       expectDecryptionFailed(thrown(() => unwrapKey(alg, master, { ...w, wrappedKey: flipped(w.wrappedKey) })));
       expectDecryptionFailed(thrown(() => unwrapKey(alg, master, { ...w, keyIv: flipped(w.keyIv) })));
       expectDecryptionFailed(thrown(() => unwrapKey(alg, master, { ...w, keyTag: flipped(w.keyTag) })));
@@ -427,7 +519,13 @@ describe("tensor encryption as the writer does it", () => {
   let fileNo = 0;
 
   /** Encrypts `pt` with the writer's code path and returns [ciphertext, entry with its tag(s)]. */
-  async function encryptWithWriter(alg: AeadAlgorithm, dek: Uint8Array, entry: TensorCryptoEntry, pt: Uint8Array, chunkBytes: number | undefined): Promise<Uint8Array> {
+  async function encryptWithWriter(
+    alg: AeadAlgorithm,
+    dek: Uint8Array,
+    entry: TensorCryptoEntry,
+    pt: Uint8Array,
+    chunkBytes: number | undefined,
+  ): Promise<Uint8Array> {
     const src = join(dir, `src${fileNo}`);
     const dst = join(dir, `dst${fileNo++}`);
     // Put the tensor at an offset in both files, as in a real safetensors file.
@@ -437,7 +535,9 @@ describe("tensor encryption as the writer does it", () => {
     const d = await openFile(dst, "r+");
     let reported = 0;
     try {
-      await encryptTensorData(s, 5, d, 3, pt.length, alg, dek, entry, chunkBytes, (n) => { reported += n; });
+      await encryptTensorData(s, 5, d, 3, pt.length, alg, dek, entry, chunkBytes, (n) => {
+        reported += n;
+      });
     } finally {
       await s.close();
       await d.close();
@@ -450,7 +550,10 @@ describe("tensor encryption as the writer does it", () => {
 
   const dummyWrap = { wrappedKey: new Uint8Array(32), keyIv: new Uint8Array(12), keyTag: new Uint8Array(16) };
   const chunked = (baseIv: Uint8Array, tensorBytes: number, chunk: number): TensorCryptoEntry => ({
-    scheme: "chunked", wrapped: dummyWrap, baseIv, tags: new Uint8Array(16 * chunkCount(tensorBytes, chunk)),
+    scheme: "chunked",
+    wrapped: dummyWrap,
+    baseIv,
+    tags: new Uint8Array(16 * chunkCount(tensorBytes, chunk)),
   });
 
   // Derived KATs (Python `cryptography` 48.0.0 with an independent implementation of §3.5):
@@ -465,7 +568,8 @@ describe("tensor encryption as the writer does it", () => {
     [16, "8225469a3e0d4093e1aee1f3eda339f8", "02839aa7136f3b628f0a95328e1040c5"],
     [17, "8225469a3e0d4093e1aee1f3eda339f81e", "02839aa7136f3b628f0a95328e1040c505d63006c49819ee102631f627093f5c"],
     [
-      48, "8225469a3e0d4093e1aee1f3eda339f81e2dccd18786cbbff7132f2d620cefe03d29d9ce09071bc51c9cfaf6be850562",
+      48,
+      "8225469a3e0d4093e1aee1f3eda339f81e2dccd18786cbbff7132f2d620cefe03d29d9ce09071bc51c9cfaf6be850562",
       "02839aa7136f3b628f0a95328e1040c5874f3367eede97fb9dfe4dca034077ae81bc46d70666b278533f7feb242b59dc",
     ],
   ];
@@ -497,7 +601,9 @@ describe("tensor encryption as the writer does it", () => {
       "6826f7b1ded65d7eb269eb3ccaeabae9477c888519a446a7c5fa56cbfd5aca112dc6fd5d339865d8cf5a77c13b476e9a",
     );
     // 49 bytes = 4 chunks: chunk 3 would need counter 2^32.
-    await expect(encryptWithWriter("aes128gcm", DEK.subarray(0, 16), chunked(base, 49, 16), range(0, 49), 16)).rejects.toMatchObject({ code: "ERR_CT_FORMAT" });
+    await expect(encryptWithWriter("aes128gcm", DEK.subarray(0, 16), chunked(base, 49, 16), range(0, 49), 16)).rejects.toMatchObject({
+      code: "ERR_CT_FORMAT",
+    });
   });
 
   it("every chunk is an independent AEAD seal with the derived nonce (checked with seal())", async () => {
@@ -532,7 +638,7 @@ describe("tensor encryption as the writer does it", () => {
     });
   }
 
-  it("v1 empty tensor: no AEAD call, the tag stays empty (the reference writes iv = tag = \"\")", async () => {
+  it('v1 empty tensor: no AEAD call, the tag stays empty (the reference writes iv = tag = "")', async () => {
     const entry: TensorCryptoEntry = { scheme: "monolithic", wrapped: dummyWrap, iv: new Uint8Array(0), tag: new Uint8Array(0) };
     const out = await encryptWithWriter("aes256gcm", DEK, entry, new Uint8Array(0), undefined);
     expect(out.length).toBe(0);

@@ -68,9 +68,19 @@ beforeAll(async () => {
   hub = await startDevHub({ port: 0, dataDir: join(root, "data"), token: TOKEN });
   const common = { hubUrl: hub.url, accessToken: TOKEN };
   await createRepo({ ...common, repo: "org/py" });
-  const r1 = await uploadFiles({ ...common, repo: "org/py", useXet: false, files: Object.entries(files1).map(([path, b]) => ({ path, content: new Blob([b]) })) });
+  const r1 = await uploadFiles({
+    ...common,
+    repo: "org/py",
+    useXet: false,
+    files: Object.entries(files1).map(([path, b]) => ({ path, content: new Blob([b]) })),
+  });
   commit1 = r1.commit.oid;
-  const r2 = await uploadFiles({ ...common, repo: "org/py", useXet: false, files: [{ path: "config.json", content: new Blob([config2]) }] });
+  const r2 = await uploadFiles({
+    ...common,
+    repo: "org/py",
+    useXet: false,
+    files: [{ path: "config.json", content: new Blob([config2]) }],
+  });
   commit2 = r2.commit.oid;
 });
 
@@ -111,7 +121,10 @@ describe("dev-hub with Python huggingface_hub", () => {
     expect(viaMain.snapshot).toBe(snap);
     expect(viaMain.files).toEqual(expected({ ...files1, "config.json": config2 }));
     expect(viaMain.file_sha256).toBe(sha256(files1["model.safetensors"]!));
-    const viaSha = await py({ op: "download", repo_id: "org/py", revision: commit2, file: "nested/dir/readme.txt", local_files_only: true }, env);
+    const viaSha = await py(
+      { op: "download", repo_id: "org/py", revision: commit2, file: "nested/dir/readme.txt", local_files_only: true },
+      env,
+    );
     expect(viaSha.file_sha256).toBe(sha256(files1["nested/dir/readme.txt"]!));
   });
 
@@ -121,7 +134,10 @@ describe("dev-hub with Python huggingface_hub", () => {
     const weights = new Uint8Array(randomBytes(50_000));
     writeFileSync(join(folder, "model.safetensors"), weights);
     writeFileSync(join(folder, "sub", "notes.md"), "# notes\n");
-    const r = await py({ op: "upload", repo_id: "org/frompy", folder }, { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN, HF_HUB_CACHE: join(root, "cache-up") });
+    const r = await py(
+      { op: "upload", repo_id: "org/frompy", folder },
+      { HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN, HF_HUB_CACHE: join(root, "cache-up") },
+    );
     expect(r.whoami).toBe("dev");
     expect(r.commit).toMatch(/^[0-9a-f]{40}$/);
     expect(r.tree).toEqual([

@@ -167,7 +167,13 @@ describe("dev-hub with @huggingface/hub", () => {
       expect(realpathSync(link)).toBe(realpathSync(join(storage, "blobs", blobName)));
       expect(sha256(readFileSync(link)), path).toBe(sha256(content));
     }
-    const one = await downloadFileToCacheDir({ ...common(), repo, path: "config.json", revision: commit1, cacheDir: join(root, "cache-js-2") });
+    const one = await downloadFileToCacheDir({
+      ...common(),
+      repo,
+      path: "config.json",
+      revision: commit1,
+      cacheDir: join(root, "cache-js-2"),
+    });
     expect(one).toBe(join(root, "cache-js-2", "models--org--toy", "snapshots", commit1, "config.json"));
     expect(readFileSync(one, "utf8")).toBe(new TextDecoder().decode(config));
   });
@@ -178,16 +184,16 @@ describe("dev-hub with @huggingface/hub", () => {
     const r = await uploadFiles({ ...common(), repo, branch: "dev", useXet: false, files: [{ path: "config.json", content: blob(v2) }] });
     const devSha = r.commit.oid;
     expect(devSha).toMatch(/^[0-9a-f]{40}$/);
-    const text = async (revision: string) => (await (await downloadFile({ ...common(), repo, path: "config.json", revision }))!.text());
+    const text = async (revision: string) => await (await downloadFile({ ...common(), repo, path: "config.json", revision }))!.text();
     expect(await text("dev")).toBe(new TextDecoder().decode(v2));
     expect(await text(devSha)).toBe(new TextDecoder().decode(v2));
     expect(await text("main")).toBe(new TextDecoder().decode(config));
 
     // second commit on main, then the first commit still serves the old content
-    const v3 = new TextEncoder().encode("{\"hidden\":16}");
+    const v3 = new TextEncoder().encode('{"hidden":16}');
     const r3 = await uploadFiles({ ...common(), repo, useXet: false, files: [{ path: "config.json", content: blob(v3) }] });
     expect(r3.commit.oid).not.toBe(commit1);
-    expect(await text("main")).toBe("{\"hidden\":16}");
+    expect(await text("main")).toBe('{"hidden":16}');
     expect(await text(commit1)).toBe(new TextDecoder().decode(config));
     const res = await fetch(`${hub.url}/org/toy/resolve/main/config.json`, { headers: { Authorization: `Bearer ${TOKEN}` } });
     expect(res.headers.get("x-repo-commit")).toBe(r3.commit.oid);
@@ -196,10 +202,19 @@ describe("dev-hub with @huggingface/hub", () => {
     expect(history.slice(0, 2)).toEqual([r3.commit.oid, commit1]);
     // parentCommit mismatch → 412
     await expect(
-      uploadFiles({ ...common(), repo, useXet: false, parentCommit: commit1, files: [{ path: "x.txt", content: blob(new Uint8Array([65])) }] }),
+      uploadFiles({
+        ...common(),
+        repo,
+        useXet: false,
+        parentCommit: commit1,
+        files: [{ path: "x.txt", content: blob(new Uint8Array([65])) }],
+      }),
     ).rejects.toMatchObject({ statusCode: 412 });
     await deleteBranch({ ...common(), repo, branch: "dev" });
-    expect(await fetch(`${hub.url}/org/toy/resolve/dev/config.json`).then((x) => [x.status, x.headers.get("x-error-code")])).toEqual([404, "RevisionNotFound"]);
+    expect(await fetch(`${hub.url}/org/toy/resolve/dev/config.json`).then((x) => [x.status, x.headers.get("x-error-code")])).toEqual([
+      404,
+      "RevisionNotFound",
+    ]);
   });
 
   it("resolve: Range requests, HEAD, ETags and error codes", async () => {
@@ -244,11 +259,21 @@ describe("dev-hub with @huggingface/hub", () => {
 
   it("token checks: writes need the token, private repos refuse anonymous reads", async () => {
     await expect(createRepo({ hubUrl: hub.url, accessToken: "hf_wrong", repo: "org/other" })).rejects.toMatchObject({ statusCode: 401 });
-    const anon = await fetch(`${hub.url}/api/repos/create`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "x", organization: "org" }) });
+    const anon = await fetch(`${hub.url}/api/repos/create`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "x", organization: "org" }),
+    });
     expect(anon.status).toBe(401);
     expect(((await anon.json()) as { error: string }).error).toMatch(/authenticated/);
     await expect(
-      uploadFiles({ hubUrl: hub.url, accessToken: "hf_wrong", repo, useXet: false, files: [{ path: "z.txt", content: blob(new Uint8Array([1])) }] }),
+      uploadFiles({
+        hubUrl: hub.url,
+        accessToken: "hf_wrong",
+        repo,
+        useXet: false,
+        files: [{ path: "z.txt", content: blob(new Uint8Array([1])) }],
+      }),
     ).rejects.toMatchObject({ statusCode: 401 });
     const noAuthCommit = await fetch(`${hub.url}/api/models/org/toy/commit/main`, {
       method: "POST",
@@ -258,7 +283,12 @@ describe("dev-hub with @huggingface/hub", () => {
     expect(noAuthCommit.status).toBe(401);
 
     await createRepo({ ...common(), repo: "org/secret", private: true });
-    await uploadFiles({ ...common(), repo: "org/secret", useXet: false, files: [{ path: "s.txt", content: blob(new TextEncoder().encode("secret")) }] });
+    await uploadFiles({
+      ...common(),
+      repo: "org/secret",
+      useXet: false,
+      files: [{ path: "s.txt", content: blob(new TextEncoder().encode("secret")) }],
+    });
     const anonRead = await fetch(`${hub.url}/org/secret/resolve/main/s.txt`);
     expect(anonRead.status).toBe(401);
     expect(anonRead.headers.get("x-error-code")).toBe("RepoNotFound");
@@ -274,7 +304,12 @@ describe("dev-hub with @huggingface/hub", () => {
     const batch = await fetch(`${hub.url}/org/toy.git/info/lfs/objects/batch`, {
       method: "POST",
       headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/vnd.git-lfs+json", Accept: "application/vnd.git-lfs+json" },
-      body: JSON.stringify({ operation: "upload", transfers: ["basic", "multipart"], hash_algo: "sha_256", objects: [{ oid, size: good.length }] }),
+      body: JSON.stringify({
+        operation: "upload",
+        transfers: ["basic", "multipart"],
+        hash_algo: "sha_256",
+        objects: [{ oid, size: good.length }],
+      }),
     });
     expect(batch.status).toBe(200);
     const json = (await batch.json()) as { transfer: string; objects: Array<{ actions?: { upload?: { href: string } } }> };
@@ -298,7 +333,11 @@ describe("dev-hub with @huggingface/hub", () => {
         .map((l) => JSON.stringify(l))
         .join("\n");
     const post = (o: string) =>
-      fetch(`${hub.url}/api/models/org/toy/commit/main`, { method: "POST", headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/x-ndjson" }, body: commitBody(o) });
+      fetch(`${hub.url}/api/models/org/toy/commit/main`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/x-ndjson" },
+        body: commitBody(o),
+      });
     const refused = await post(oid);
     expect(refused.status).toBe(422);
     expect(((await refused.json()) as { error: string }).error).toMatch(/not uploaded/);
@@ -318,8 +357,18 @@ describe("dev-hub with @huggingface/hub", () => {
   it("dataset repos, and deleteRepo", async () => {
     const ds = { type: "dataset" as const, name: "org/data" };
     await createRepo({ ...common(), repo: ds });
-    await uploadFiles({ ...common(), repo: ds, useXet: false, files: [{ path: "train.parquet", content: blob(weights) }, { path: "README.md", content: blob(nested) }] });
-    expect(sha256(new Uint8Array(await (await downloadFile({ ...common(), repo: ds, path: "train.parquet" }))!.arrayBuffer()))).toBe(sha256(weights));
+    await uploadFiles({
+      ...common(),
+      repo: ds,
+      useXet: false,
+      files: [
+        { path: "train.parquet", content: blob(weights) },
+        { path: "README.md", content: blob(nested) },
+      ],
+    });
+    expect(sha256(new Uint8Array(await (await downloadFile({ ...common(), repo: ds, path: "train.parquet" }))!.arrayBuffer()))).toBe(
+      sha256(weights),
+    );
     const r = await fetch(`${hub.url}/datasets/org/data/resolve/main/train.parquet`, { method: "HEAD" });
     expect(r.headers.get("x-linked-etag")).toBe(`"${sha256(weights)}"`);
     // the model namespace does not see it
@@ -343,22 +392,39 @@ describe("dev-hub with @huggingface/hub", () => {
 describe("dev-hub input checks", () => {
   it("refuses repo names that could leave dataDir, and bad file paths in commits", async () => {
     const post = (body: unknown) =>
-      fetch(`${hub.url}/api/repos/create`, { method: "POST", headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      fetch(`${hub.url}/api/repos/create`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
     expect((await post({ name: "..", organization: "org" })).status).toBe(400);
     expect((await post({ name: "x", organization: ".." })).status).toBe(400);
     expect((await post({ name: "a/b", organization: "org" })).status).toBe(400);
     // raw request, an encoded "/" inside the namespace segment
     const raw = await new Promise<[number | undefined, unknown]>((resolve, reject) => {
-      get({ host: "127.0.0.1", port: hub.port, path: "/api/models/..%2F..%2Fx/data/revision/main", headers: { Authorization: `Bearer ${TOKEN}` } }, (res) => {
-        res.resume();
-        resolve([res.statusCode, res.headers["x-error-code"]]);
-      }).on("error", reject);
+      get(
+        {
+          host: "127.0.0.1",
+          port: hub.port,
+          path: "/api/models/..%2F..%2Fx/data/revision/main",
+          headers: { Authorization: `Bearer ${TOKEN}` },
+        },
+        (res) => {
+          res.resume();
+          resolve([res.statusCode, res.headers["x-error-code"]]);
+        },
+      ).on("error", reject);
     });
     expect(raw).toEqual([404, "RepoNotFound"]);
     const commit = await fetch(`${hub.url}/api/models/org/toy/commit/main`, {
       method: "POST",
       headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/x-ndjson" },
-      body: [{ key: "header", value: { summary: "x" } }, { key: "file", value: { path: "../evil", content: "eA==", encoding: "base64" } }].map((l) => JSON.stringify(l)).join("\n"),
+      body: [
+        { key: "header", value: { summary: "x" } },
+        { key: "file", value: { path: "../evil", content: "eA==", encoding: "base64" } },
+      ]
+        .map((l) => JSON.stringify(l))
+        .join("\n"),
     });
     expect(commit.status).toBe(400);
   });
@@ -366,7 +432,11 @@ describe("dev-hub input checks", () => {
 
 describe("dev-hub request names", () => {
   const send = (method: string, path: string, body: unknown) =>
-    fetch(`${hub.url}${path}`, { method, headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    fetch(`${hub.url}${path}`, {
+      method,
+      headers: { Authorization: `Bearer ${TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
 
   it("never deletes outside the data folder: a repo type, namespace or name with a path in it is refused (400)", async () => {
     // A decoy repo where `type: "../../victim/"` would lead (repos/<type>s/<org>/<name> joined under dataDir).
@@ -414,10 +484,23 @@ describe("dev-hub request names", () => {
     expect(repoTypeOfSegment("models")).toBe("model");
     for (const seg of ["model", "constructor", "__proto__", "..", undefined]) expect(repoTypeOfSegment(seg), String(seg)).toBeUndefined();
     expect(repoTypeOfField(undefined)).toBe("model");
-    for (const t of ["../x", "models", "", 1, {}]) expect(thrownBy(() => repoTypeOfField(t)), String(t)).toMatchObject({ status: 400 });
+    for (const t of ["../x", "models", "", 1, {}])
+      expect(
+        thrownBy(() => repoTypeOfField(t)),
+        String(t),
+      ).toMatchObject({ status: 400 });
     expect(repoIdOfFields(undefined, "toy", "dev")).toBe("dev/toy");
-    for (const [o, n] of [["..", "x"], ["org", "a/b"], ["org", "x.git"], ["org", ""], [1, "x"]]) {
-      expect(thrownBy(() => repoIdOfFields(o, n, "dev")), `${o}/${n}`).toMatchObject({ status: 400 });
+    for (const [o, n] of [
+      ["..", "x"],
+      ["org", "a/b"],
+      ["org", "x.git"],
+      ["org", ""],
+      [1, "x"],
+    ]) {
+      expect(
+        thrownBy(() => repoIdOfFields(o, n, "dev")),
+        `${o}/${n}`,
+      ).toMatchObject({ status: 400 });
     }
     expect(validBranchName("release/v1")).toBe(true);
     for (const p of ["a", "a/b.txt", "__proto__"]) expect(validPath(p), p).toBe(true);
@@ -445,7 +528,11 @@ describe("dev-hub without a token (development mode)", () => {
     const open = await startDevHub({ dataDir: join(root, "open"), log: (l) => lines.push(l) });
     try {
       expect(lines[0]).toMatch(/warning/);
-      const r = await fetch(`${open.url}/api/repos/create`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "m", organization: "o" }) });
+      const r = await fetch(`${open.url}/api/repos/create`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "m", organization: "o" }),
+      });
       expect(r.status).toBe(200);
       expect(((await r.json()) as { url: string }).url).toBe(`${open.url}/o/m`);
       expect(lines.some((l) => /^POST \/api\/repos\/create 200 \d+B/.test(l))).toBe(true);

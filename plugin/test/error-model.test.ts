@@ -25,15 +25,28 @@ interface Run {
 }
 
 async function ct(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const r = await execa("node", [CLI, ...args], { cwd: REPO_ROOT, stdin: "ignore", reject: false, env: { CRYPTOTENSOR_KEYS: "", ...env }, timeout: 60_000 });
+  const r = await execa("node", [CLI, ...args], {
+    cwd: REPO_ROOT,
+    stdin: "ignore",
+    reject: false,
+    env: { CRYPTOTENSOR_KEYS: "", ...env },
+    timeout: 60_000,
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 /** Raw control characters a terminal acts on (C0 but tab/newline, DEL, C1) and bidi overrides. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
 const RAW_CONTROL = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
 
 // The flags of every CLI command: no library message may name one.
-const FLAGS = [...new Set(Object.values(COMMANDS).flatMap((c) => Object.keys(c.options)).map((o) => `--${o}`))];
+const FLAGS = [
+  ...new Set(
+    Object.values(COMMANDS)
+      .flatMap((c) => Object.keys(c.options))
+      .map((o) => `--${o}`),
+  ),
+];
 
 let keysDir: string;
 let rawKey: string;
@@ -43,7 +56,10 @@ beforeAll(async () => {
   expect((await ct(["keygen", "--out", keysDir])).code).toBe(0);
   rawKey = (JSON.parse(readFileSync(join(keysDir, "enc.jwk"), "utf8")) as { k: string }).k;
   plain = join(dir, "plain.safetensors");
-  writePlainSafetensors(plain, [{ name: "w", dtype: "F32", shape: [4, 6] }, { name: "b", dtype: "F32", shape: [3] }]);
+  writePlainSafetensors(plain, [
+    { name: "w", dtype: "F32", shape: [4, 6] },
+    { name: "b", dtype: "F32", shape: [3] },
+  ]);
 });
 
 describe("usage errors and bugs", () => {
@@ -106,9 +122,15 @@ describe("usage errors and bugs", () => {
     const k = newEncryptionKey();
     const s = newSigningKey();
     cases.push([await grab(encryptFile(plain, join(dir, "x1.safetensors"), { key: k, signKey: s, tensors: ["nothing*"] })), "--tensors"]);
-    cases.push([await grab(encryptFile(plain, join(dir, "x2.safetensors"), { key: k, signKey: s, chunkBytes: 3_000_000_000 })), "--chunk-size"]);
+    cases.push([
+      await grab(encryptFile(plain, join(dir, "x2.safetensors"), { key: k, signKey: s, chunkBytes: 3_000_000_000 })),
+      "--chunk-size",
+    ]);
     const { TrustStore } = await import("../src/keys/trust.js");
-    cases.push([await grab(Promise.resolve().then(() => new TrustStore([]).verify(new Uint8Array(), new Uint8Array(64), {} as never))), "--trust"]);
+    cases.push([
+      await grab(Promise.resolve().then(() => new TrustStore([]).verify(new Uint8Array(), new Uint8Array(64), {} as never))),
+      "--trust",
+    ]);
     const { resolveEncryptionKey } = await import("../src/keys/keyring.js");
     cases.push([await grab(resolveEncryptionKey([], { kid: "k", alg: "aes256gcm" } as never)), "--key"]);
     const { hubSettings } = await import("../src/hub/settings.js");
@@ -138,7 +160,15 @@ describe("the sidecar's socket refusals", () => {
     const open = join(dir, "open-socket-dir");
     mkdirSync(open, { mode: 0o755 });
     chmodSync(open, 0o755);
-    const r = await ct(["serve", "--socket", join(open, "s.sock"), "--key", join(keysDir, "enc.jwk"), "--trust", join(keysDir, "sign.pub.jwk")]);
+    const r = await ct([
+      "serve",
+      "--socket",
+      join(open, "s.sock"),
+      "--key",
+      join(keysDir, "enc.jwk"),
+      "--trust",
+      join(keysDir, "sign.pub.jwk"),
+    ]);
     expect(r.code).toBe(8);
     expect(r.stderr).toContain("group and others must have no access (choose another --socket, in a directory of your own (mode 0700))");
     expect(r.stderr).not.toContain("chmod");
@@ -151,28 +181,53 @@ describe("engines agree on chunk sizes beyond 2^31", () => {
     // Written by the reference: a v2 file whose chunk_size (3e9) exceeds its tensors (small on disk).
     const encJwk = join(keysDir, "enc.jwk");
     big = join(dir, "chunk3e9.safetensors");
-    const r = await execa(VENV_PYTHON, [join(REPO_ROOT, "test", "interop", "ref_tool.py"), "write", "--plain", plain, "--out", big,
-      "--enc-key", encJwk, "--sign-key", join(keysDir, "sign.jwk"), "--version", "2", "--chunk-size", "3000000000"], { reject: false });
+    const r = await execa(
+      VENV_PYTHON,
+      [
+        join(REPO_ROOT, "test", "interop", "ref_tool.py"),
+        "write",
+        "--plain",
+        plain,
+        "--out",
+        big,
+        "--enc-key",
+        encJwk,
+        "--sign-key",
+        join(keysDir, "sign.jwk"),
+        "--version",
+        "2",
+        "--chunk-size",
+        "3000000000",
+      ],
+      { reject: false },
+    );
     expect(r.stdout).toContain('"ok": true');
   });
 
   for (const engine of ["js", "native"]) {
     it(`CTENSORS_ENGINE=${engine} decrypts it, bit-exact`, async () => {
       const out = join(dir, `dec-${engine}.safetensors`);
-      const r = await ct(["decrypt", big, out, "--key", join(keysDir, "enc.jwk"), "--trust", join(keysDir, "sign.pub.jwk")], { CTENSORS_ENGINE: engine });
+      const r = await ct(["decrypt", big, out, "--key", join(keysDir, "enc.jwk"), "--trust", join(keysDir, "sign.pub.jwk")], {
+        CTENSORS_ENGINE: engine,
+      });
       expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: "" });
       const payload = (f: string) => {
         const b = readFileSync(f);
         return b.subarray(8 + Number(b.readBigUInt64LE(0)));
       };
       expect(Buffer.compare(payload(out), payload(plain))).toBe(0);
-      const v = await ct(["verify", big, "--key", join(keysDir, "enc.jwk"), "--trust", join(keysDir, "sign.pub.jwk"), "--json"], { CTENSORS_ENGINE: engine });
+      const v = await ct(["verify", big, "--key", join(keysDir, "enc.jwk"), "--trust", join(keysDir, "sign.pub.jwk"), "--json"], {
+        CTENSORS_ENGINE: engine,
+      });
       expect(v.code).toBe(0);
     });
 
     it(`CTENSORS_ENGINE=${engine}: encrypt --chunk-size 3000000000 is a usage error (exit 2), nothing written`, async () => {
       const out = join(dir, `enc-${engine}.safetensors`);
-      const r = await ct(["encrypt", plain, out, "--key", join(keysDir, "enc.jwk"), "--sign-key", join(keysDir, "sign.jwk"), "--chunk-size", "3000000000"], { CTENSORS_ENGINE: engine });
+      const r = await ct(
+        ["encrypt", plain, out, "--key", join(keysDir, "enc.jwk"), "--sign-key", join(keysDir, "sign.jwk"), "--chunk-size", "3000000000"],
+        { CTENSORS_ENGINE: engine },
+      );
       expect(r.code).toBe(2);
       expect(r.stderr).toContain("[ERR_CT_USAGE]");
       expect(r.stderr).toContain("--chunk-size");
@@ -201,7 +256,11 @@ describe("no key material in messages", () => {
   it("kty, alg and crv values of a key are never echoed", async () => {
     const secret = "c2VjcmV0LWtleS1tYXRlcmlhbC1kby1ub3QtZWNobw==";
     const jwk = toJwk(newEncryptionKey());
-    for (const [field, bad] of [["kty", { ...jwk, kty: secret }], ["alg", { ...jwk, alg: secret }], ["crv", { kty: "OKP", crv: secret, x: jwk.k }]] as const) {
+    for (const [field, bad] of [
+      ["kty", { ...jwk, kty: secret }],
+      ["alg", { ...jwk, alg: secret }],
+      ["crv", { kty: "OKP", crv: secret, x: jwk.k }],
+    ] as const) {
       const path = join(dir, `bad-${field}.jwk`);
       writeFileSync(path, JSON.stringify(bad));
       const r = await ct(["decrypt", plain, join(dir, "o4.safetensors"), "--key", path, "--trust", join(keysDir, "sign.pub.jwk")]);
@@ -214,7 +273,9 @@ describe("no key material in messages", () => {
 
   it("the library names the source by its label, and its cause holds no path", async () => {
     const err = await loadKeys(rawKey, { label: "the key" }).catch((e: unknown) => e as CryptoTensorsError);
-    expect(err.message).toBe("the key: cannot read the key file (ENOENT); a key source is a JWK file path, file://..., env:NAME, https://... or inline JSON");
+    expect(err.message).toBe(
+      "the key: cannot read the key file (ENOENT); a key source is a JWK file path, file://..., env:NAME, https://... or inline JSON",
+    );
     expect(JSON.stringify({ m: err.message, c: String(err.cause) })).not.toContain(rawKey);
   });
 });
@@ -224,7 +285,14 @@ describe("untrusted header strings on the terminal", () => {
   let file: string;
   beforeAll(async () => {
     const src = join(dir, "evil-plain.safetensors");
-    writePlainSafetensors(src, [{ name: evil, dtype: "F32", shape: [2] }, { name: "ok", dtype: "F32", shape: [1] }], { format: "pt", [evil]: evil });
+    writePlainSafetensors(
+      src,
+      [
+        { name: evil, dtype: "F32", shape: [2] },
+        { name: "ok", dtype: "F32", shape: [1] },
+      ],
+      { format: "pt", [evil]: evil },
+    );
     const key = { ...newEncryptionKey(), kid: evil, jku: `file:///${evil}` };
     const signKey = { ...newSigningKey(), kid: evil };
     file = join(dir, "evil.safetensors");
@@ -247,7 +315,12 @@ describe("untrusted header strings on the terminal", () => {
     const r = await ct(["inspect", file, "--json"]);
     expect(r.code).toBe(0);
     expect(r.stdout).not.toMatch(RAW_CONTROL);
-    const report = JSON.parse(r.stdout) as { tensors: { name: string }[]; encKey: { kid: string; jku: string }; signer: { kid: string }; metadata: Record<string, string> };
+    const report = JSON.parse(r.stdout) as {
+      tensors: { name: string }[];
+      encKey: { kid: string; jku: string };
+      signer: { kid: string };
+      metadata: Record<string, string>;
+    };
     expect(report.tensors.map((t) => t.name)).toContain(evil);
     expect(report.encKey.kid).toBe(evil);
     expect(report.signer.kid).toBe(evil);
@@ -259,7 +332,15 @@ describe("untrusted header strings on the terminal", () => {
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stdout + ok.stderr).not.toMatch(RAW_CONTROL);
     // Refused: no key for the kid the file names (a message quoting it).
-    const refused = await ct(["decrypt", file, join(dir, "evil-out.safetensors"), "--key", join(keysDir, "enc.jwk"), "--trust", join(dir, "evil-sign.pub.jwk")]);
+    const refused = await ct([
+      "decrypt",
+      file,
+      join(dir, "evil-out.safetensors"),
+      "--key",
+      join(keysDir, "enc.jwk"),
+      "--trust",
+      join(dir, "evil-sign.pub.jwk"),
+    ]);
     expect(refused.code).toBe(6);
     expect(refused.stderr).toContain("pwned");
     expect(refused.stderr).not.toMatch(RAW_CONTROL);
@@ -269,6 +350,7 @@ describe("untrusted header strings on the terminal", () => {
     expect(JSON.parse(quote(evil))).toBe(evil);
     expect(quote(evil)).not.toMatch(RAW_CONTROL);
     expect(JSON.parse(toJson({ [evil]: [evil] }, 2))).toEqual({ [evil]: [evil] });
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for raw control characters
     expect(printable(evil)).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/u);
     expect(printable("plain name.weight")).toBe("plain name.weight");
   });

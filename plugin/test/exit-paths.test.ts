@@ -5,9 +5,7 @@
 // of publishing its output; one test interrupts a large write without the hook.
 
 import { execa, type ResultPromise } from "execa";
-import {
-  chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync,
-} from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { constants } from "node:os";
 import { join, relative } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -22,19 +20,32 @@ const pub = join(keys, "sign.pub.jwk");
 
 function env(extra: Record<string, string> = {}): Record<string, string> {
   const e: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("CTENSORS_") && k !== "CRYPTOTENSOR_KEYS") e[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && !k.startsWith("CTENSORS_") && k !== "CRYPTOTENSOR_KEYS") e[k] = v;
   return { ...e, ...extra };
 }
 
 async function ct(args: string[], extra: Record<string, string> = {}) {
-  const r = await execa("node", [CLI, ...args], { cwd: REPO_ROOT, stdin: "ignore", reject: false, extendEnv: false, env: env(extra), timeout: 120_000 });
+  const r = await execa("node", [CLI, ...args], {
+    cwd: REPO_ROOT,
+    stdin: "ignore",
+    reject: false,
+    extendEnv: false,
+    env: env(extra),
+    timeout: 120_000,
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 /** Starts `ctensors ARGS` and resolves once it printed the test-pause line (or a given stderr pattern). */
 async function startPaused(args: string[], pauseAt: string, extra: Record<string, string> = {}): Promise<{ child: ResultPromise }> {
   const child = execa("node", [CLI, ...args, "--quiet"], {
-    cwd: REPO_ROOT, stdin: "ignore", reject: false, extendEnv: false, env: env({ CTENSORS_TEST_PAUSE_AT: pauseAt, ...extra }), timeout: 120_000,
+    cwd: REPO_ROOT,
+    stdin: "ignore",
+    reject: false,
+    extendEnv: false,
+    env: env({ CTENSORS_TEST_PAUSE_AT: pauseAt, ...extra }),
+    timeout: 120_000,
   });
   let stderr = "";
   await new Promise<void>((resolve, reject) => {
@@ -123,7 +134,10 @@ describe("a model folder interrupted while shard 3 of 3 is written (finding 2)",
     await child;
     expect(existsSync(out)).toBe(false);
     const left = entriesUnder(parent);
-    expect(left.every((e) => /^\.out\.[0-9a-f]{12}\.partial\/$/.test(e)), left.join(", ")).toBe(true);
+    expect(
+      left.every((e) => /^\.out\.[0-9a-f]{12}\.partial\/$/.test(e)),
+      left.join(", "),
+    ).toBe(true);
     expect((await ct(["verify", out, "--trust", pub, "--require-encrypted"])).code).not.toBe(0);
   });
 
@@ -141,7 +155,10 @@ describe("a model folder interrupted while shard 3 of 3 is written (finding 2)",
       }
       expect(existsSync(out)).toBe(false);
       noPlaintextUnder(parent);
-      expect(entriesUnder(parent).filter((e) => !e.endsWith("/")), "no file at all").toEqual([]);
+      expect(
+        entriesUnder(parent).filter((e) => !e.endsWith("/")),
+        "no file at all",
+      ).toEqual([]);
     });
   }
 
@@ -149,7 +166,10 @@ describe("a model folder interrupted while shard 3 of 3 is written (finding 2)",
     const parent = join(dir, "dec-folder-step");
     mkdirSync(parent);
     const { child } = await startPaused(["decrypt", encModel, join(parent, "out"), "--key", enc, "--trust", pub], "folder");
-    expect(entriesUnder(parent).some((e) => e.endsWith(`/${SHARDS[2]}`)), "the staging folder is complete at this step").toBe(true);
+    expect(
+      entriesUnder(parent).some((e) => e.endsWith(`/${SHARDS[2]}`)),
+      "the staging folder is complete at this step",
+    ).toBe(true);
     child.kill("SIGINT");
     expect((await child).exitCode).toBe(130);
     expect(entriesUnder(parent)).toEqual([]);
@@ -158,7 +178,10 @@ describe("a model folder interrupted while shard 3 of 3 is written (finding 2)",
   it("rewrap of a folder, SIGTERM: nothing", async () => {
     const parent = join(dir, "rewrap-SIGTERM");
     mkdirSync(parent);
-    const { child } = await startPaused(["rewrap", encModel, join(parent, "out"), "--key", enc, "--new-key", enc, "--sign-key", sign, "--trust", pub], "file:2");
+    const { child } = await startPaused(
+      ["rewrap", encModel, join(parent, "out"), "--key", enc, "--new-key", enc, "--sign-key", sign, "--trust", pub],
+      "file:2",
+    );
     child.kill("SIGTERM");
     expect((await child).exitCode).toBe(143);
     expect(entriesUnder(parent)).toEqual([]);
@@ -204,7 +227,9 @@ describe("a single file interrupted with its data fully written (finding 2)", ()
     it(`without the native addon (named temporary), decrypt, ${signal}: the .partial file is removed`, async () => {
       const parent = join(dir, `dec-named-${signal}`);
       mkdirSync(parent);
-      const { child } = await startPaused(["decrypt", encFile, join(parent, "out.safetensors"), "--key", enc, "--trust", pub], "file:1", { CTENSORS_ENGINE: "js" });
+      const { child } = await startPaused(["decrypt", encFile, join(parent, "out.safetensors"), "--key", enc, "--trust", pub], "file:1", {
+        CTENSORS_ENGINE: "js",
+      });
       const partial = entriesUnder(parent);
       expect(partial).toHaveLength(1);
       expect(partial[0]).toMatch(/^\.out\.safetensors\.[0-9a-f]{12}\.partial$/);
@@ -223,7 +248,11 @@ describe("a single file interrupted with its data fully written (finding 2)", ()
       for (const engine of ["native", "js"]) {
         const parent = join(dir, `file-${label}-${engine}`);
         mkdirSync(parent);
-        const { child } = await startPaused(args.map((a) => (a === "OUT" ? join(parent, "out.safetensors") : a)), "file:1", engine === "js" ? { CTENSORS_ENGINE: "js" } : {});
+        const { child } = await startPaused(
+          args.map((a) => (a === "OUT" ? join(parent, "out.safetensors") : a)),
+          "file:1",
+          engine === "js" ? { CTENSORS_ENGINE: "js" } : {},
+        );
         child.kill("SIGTERM");
         expect((await child).exitCode).toBe(143);
         expect(entriesUnder(parent), `${label} ${engine}`).toEqual([]);
@@ -237,12 +266,23 @@ describe("a single file interrupted with its data fully written (finding 2)", ()
     // 96 MiB of tensors: long enough for the JS engine to be caught while writing its temporary.
     const tensors: PlainTensor[] = Array.from({ length: 24 }, (_, i) => ({ name: `w${i}`, dtype: "F32", shape: [1024, 1024] }));
     writePlainSafetensors(join(big, "plain.safetensors"), tensors);
-    expect((await ct(["encrypt", join(big, "plain.safetensors"), join(big, "enc.safetensors"), "--key", enc, "--sign-key", sign])).code).toBe(0);
+    expect(
+      (await ct(["encrypt", join(big, "plain.safetensors"), join(big, "enc.safetensors"), "--key", enc, "--sign-key", sign])).code,
+    ).toBe(0);
     const parent = join(big, "out");
     mkdirSync(parent);
-    const child = execa("node", [CLI, "decrypt", join(big, "enc.safetensors"), join(parent, "out.safetensors"), "--key", enc, "--trust", pub], {
-      cwd: REPO_ROOT, stdin: "ignore", reject: false, extendEnv: false, env: env({ CTENSORS_ENGINE: "js" }), timeout: 120_000,
-    });
+    const child = execa(
+      "node",
+      [CLI, "decrypt", join(big, "enc.safetensors"), join(parent, "out.safetensors"), "--key", enc, "--trust", pub],
+      {
+        cwd: REPO_ROOT,
+        stdin: "ignore",
+        reject: false,
+        extendEnv: false,
+        env: env({ CTENSORS_ENGINE: "js" }),
+        timeout: 120_000,
+      },
+    );
     let seen = false;
     for (let i = 0; i < 3000 && !seen && child.exitCode === null; i++) {
       seen = entriesUnder(parent).some((e) => e.endsWith(".partial"));
@@ -264,7 +304,13 @@ describe("a full disk (finding 11)", () => {
     mkdirSync(mnt);
     const cli = ["node", CLI, ...args.map((a) => a.replace("MNT", mnt))].map((a) => `'${a}'`).join(" ");
     const script = `mount -t tmpfs -o size=5m tmpfs '${mnt}' && { ${cli}; echo "rc=$?"; ls -A '${mnt}'; }`;
-    const r = await execa("unshare", ["-m", "sh", "-c", script], { cwd: REPO_ROOT, reject: false, extendEnv: false, env: env(extra), timeout: 120_000 });
+    const r = await execa("unshare", ["-m", "sh", "-c", script], {
+      cwd: REPO_ROOT,
+      reject: false,
+      extendEnv: false,
+      env: env(extra),
+      timeout: 120_000,
+    });
     const lines = String(r.stdout).split("\n");
     const at = lines.findIndex((l) => l.startsWith("rc="));
     return { code: Number(lines[at]!.slice(3)), left: lines.slice(at + 1).filter(Boolean), stderr: String(r.stderr) };
@@ -274,42 +320,53 @@ describe("a full disk (finding 11)", () => {
   beforeAll(async () => {
     bigPlain = join(dir, "disk-plain.safetensors");
     bigEnc = join(dir, "disk-enc.safetensors");
-    writePlainSafetensors(bigPlain, Array.from({ length: 4 }, (_, i) => ({ name: `w${i}`, dtype: "F32", shape: [1024, 768] }))); // 12 MiB
+    writePlainSafetensors(
+      bigPlain,
+      Array.from({ length: 4 }, (_, i) => ({ name: `w${i}`, dtype: "F32", shape: [1024, 768] })),
+    ); // 12 MiB
     expect((await ct(["encrypt", bigPlain, bigEnc, "--key", enc, "--sign-key", sign])).code).toBe(0);
   }, 60_000);
 
   for (const engine of ["native", "js"]) {
-    it.runIf(root)(`encrypt, decrypt and rewrap (${engine} engine) exit 8 with the path and a remedy, and leave nothing`, async () => {
-      const extra = engine === "js" ? { CTENSORS_ENGINE: "js" } : {};
-      for (const args of [
-        ["encrypt", bigPlain, "MNT/out.safetensors", "--key", enc, "--sign-key", sign],
-        ["decrypt", bigEnc, "MNT/out.safetensors", "--key", enc, "--trust", pub],
-        ["rewrap", bigEnc, "MNT/out.safetensors", "--key", enc, "--new-key", enc, "--sign-key", sign, "--trust", pub],
-      ]) {
-        const r = await onSmallDisk(args, extra);
-        expect(r.code, `${args[0]}: ${r.stderr}`).toBe(8);
-        expect(r.stderr).toContain("[ERR_CT_IO]");
-        expect(r.stderr).toMatch(/no space left on device writing \S*out\.safetensors: free space or choose another output folder/);
-        expect(r.stderr).not.toContain("unexpected error");
-        expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
-        expect(r.left, args[0]).toEqual([]);
-      }
-    }, 120_000);
+    it.runIf(root)(
+      `encrypt, decrypt and rewrap (${engine} engine) exit 8 with the path and a remedy, and leave nothing`,
+      async () => {
+        const extra = engine === "js" ? { CTENSORS_ENGINE: "js" } : {};
+        for (const args of [
+          ["encrypt", bigPlain, "MNT/out.safetensors", "--key", enc, "--sign-key", sign],
+          ["decrypt", bigEnc, "MNT/out.safetensors", "--key", enc, "--trust", pub],
+          ["rewrap", bigEnc, "MNT/out.safetensors", "--key", enc, "--new-key", enc, "--sign-key", sign, "--trust", pub],
+        ]) {
+          const r = await onSmallDisk(args, extra);
+          expect(r.code, `${args[0]}: ${r.stderr}`).toBe(8);
+          expect(r.stderr).toContain("[ERR_CT_IO]");
+          expect(r.stderr).toMatch(/no space left on device writing \S*out\.safetensors: free space or choose another output folder/);
+          expect(r.stderr).not.toContain("unexpected error");
+          expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+          expect(r.left, args[0]).toEqual([]);
+        }
+      },
+      120_000,
+    );
   }
 
-  it.runIf(root)("a model folder: fits → appears whole; does not fit → exit 8, nothing left (no staging folder)", async () => {
-    const fits = await onSmallDisk(["encrypt", plainModel, "MNT/model", "--key", enc, "--sign-key", sign]);
-    expect(fits.code, fits.stderr).toBe(0);
-    expect(fits.left).toEqual(["model"]);
-    const model = join(dir, "disk-model");
-    mkdirSync(model);
-    writePlainSafetensors(join(model, "a.safetensors"), [{ name: "a", dtype: "F32", shape: [1024, 1024] }]);
-    writePlainSafetensors(join(model, "b.safetensors"), [{ name: "b", dtype: "F32", shape: [1024, 1024] }]);
-    const r = await onSmallDisk(["encrypt", model, "MNT/model", "--key", enc, "--sign-key", sign]);
-    expect(r.code, r.stderr).toBe(8);
-    expect(r.stderr).toContain("no space left on device");
-    expect(r.left).toEqual([]);
-  }, 60_000);
+  it.runIf(root)(
+    "a model folder: fits → appears whole; does not fit → exit 8, nothing left (no staging folder)",
+    async () => {
+      const fits = await onSmallDisk(["encrypt", plainModel, "MNT/model", "--key", enc, "--sign-key", sign]);
+      expect(fits.code, fits.stderr).toBe(0);
+      expect(fits.left).toEqual(["model"]);
+      const model = join(dir, "disk-model");
+      mkdirSync(model);
+      writePlainSafetensors(join(model, "a.safetensors"), [{ name: "a", dtype: "F32", shape: [1024, 1024] }]);
+      writePlainSafetensors(join(model, "b.safetensors"), [{ name: "b", dtype: "F32", shape: [1024, 1024] }]);
+      const r = await onSmallDisk(["encrypt", model, "MNT/model", "--key", enc, "--sign-key", sign]);
+      expect(r.code, r.stderr).toBe(8);
+      expect(r.stderr).toContain("no space left on device");
+      expect(r.left).toEqual([]);
+    },
+    60_000,
+  );
 });
 
 describe("keygen (findings 11 and 13)", () => {
@@ -392,7 +449,11 @@ describe("keygen (findings 11 and 13)", () => {
       mkdirSync(mnt);
       // a 4 KiB tmpfs that is already full: the first key file cannot be written
       const script = `mount -t tmpfs -o size=4k tmpfs '${mnt}' && mkdir -m 700 '${mnt}/k' && head -c 8192 /dev/zero > '${mnt}/fill' 2>/dev/null; node '${CLI}' keygen --out '${mnt}/k'; echo "rc=$?"; ls -A '${mnt}/k'`;
-      const r = await execa("unshare", ["-m", "sh", "-c", script], { reject: false, extendEnv: false, env: env(engine === "js" ? { CTENSORS_ENGINE: "js" } : {}) });
+      const r = await execa("unshare", ["-m", "sh", "-c", script], {
+        reject: false,
+        extendEnv: false,
+        env: env(engine === "js" ? { CTENSORS_ENGINE: "js" } : {}),
+      });
       const lines = String(r.stdout).split("\n");
       const at = lines.findIndex((l) => l.startsWith("rc="));
       expect(lines[at], String(r.stderr)).toBe("rc=8");

@@ -11,13 +11,30 @@ import { REPO_ROOT } from "./helpers.js";
 
 describe("docs/format.md §9", () => {
   it("the example header: text and N = 1040 (6 spaces of padding)", () => {
-    const tensors = layoutTensors([{ name: "weight", dtype: "F32", shape: [2, 3] }, { name: "bias", dtype: "F32", shape: [3] }]);
+    const tensors = layoutTensors([
+      { name: "weight", dtype: "F32", shape: [2, 3] },
+      { name: "bias", dtype: "F32", shape: [3] },
+    ]);
     const z = (n: number) => new Uint8Array(n);
-    const entry = (): TensorCryptoEntry => ({ scheme: "chunked", wrapped: { wrappedKey: z(32), keyIv: z(12), keyTag: z(16) }, baseIv: z(12), tags: z(16) });
+    const entry = (): TensorCryptoEntry => ({
+      scheme: "chunked",
+      wrapped: { wrappedKey: z(32), keyIv: z(12), keyTag: z(16) },
+      baseIv: z(12),
+      tags: z(16),
+    });
     const header = placeholderHeader({
       userMetadata: new Map([["format", "pt"]]),
-      layout: { version: "2", chunkBytes: 2097152, enc: { kty: "oct", alg: "aes256gcm", kid: "test-enc-key" }, sign: { kty: "okp", alg: "ed25519", kid: "test-sign-key" }, alg: "aes256gcm" },
-      encryption: new Map([["bias", entry()], ["weight", entry()]]),
+      layout: {
+        version: "2",
+        chunkBytes: 2097152,
+        enc: { kty: "oct", alg: "aes256gcm", kid: "test-enc-key" },
+        sign: { kty: "okp", alg: "ed25519", kid: "test-sign-key" },
+        alg: "aes256gcm",
+      },
+      encryption: new Map([
+        ["bias", entry()],
+        ["weight", entry()],
+      ]),
       policy: DEFAULT_POLICY,
       digests: undefined,
       tensors,
@@ -31,7 +48,8 @@ describe("docs/format.md §9", () => {
     const doc = readFileSync(join(REPO_ROOT, "docs", "format.md"), "utf8");
     const section = doc.slice(doc.indexOf("## 9. Example"), doc.indexOf("## 10."));
     const shown = /```\n(.*)\n```/.exec(section)![1]!;
-    const elided = text.trimEnd()
+    const elided = text
+      .trimEnd()
       .replace(/(\\"(?:wrapped_key|key_iv|key_tag|base_iv|tags)\\":\\")[A-Za-z0-9+/=]+/g, "$1…")
       .replace(/("__signature__":")[A-Za-z0-9+/=]+/, "$1…")
       .replace(/(\\"weight\\":)\{[^}]*\}/, "$1{…}");

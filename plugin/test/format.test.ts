@@ -17,7 +17,6 @@ const enc = new TextEncoder();
 const bytes = (...b: number[]) => new Uint8Array(b);
 const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 
-
 function expectFormatError(err: unknown, message: string | RegExp): void {
   expect(err).toBeInstanceOf(CryptoTensorsError);
   expect((err as CryptoTensorsError).code).toBe("ERR_CT_FORMAT");
@@ -32,7 +31,10 @@ function parseText(json: string, dataBytes = 0): ReturnType<typeof parseHeader> 
 }
 
 function expectHeaderError(json: string, message: string | RegExp, dataBytes = 0): void {
-  expectFormatError(thrown(() => parseText(json, dataBytes)), message);
+  expectFormatError(
+    thrown(() => parseText(json, dataBytes)),
+    message,
+  );
 }
 
 const T = (dtype: string, shape: string, offsets: string) => `{"dtype":"${dtype}","shape":${shape},"data_offsets":${offsets}}`;
@@ -49,18 +51,33 @@ describe("parseHeaderPrefix", () => {
   });
 
   it("header too small: fewer than 8 bytes", () => {
-    expectFormatError(thrown(() => parseHeaderPrefix(bytes(8, 0, 0, 0, 0, 0, 0))), /header too small/);
-    expectFormatError(thrown(() => parseHeaderPrefix(new Uint8Array(0))), /header too small/);
+    expectFormatError(
+      thrown(() => parseHeaderPrefix(bytes(8, 0, 0, 0, 0, 0, 0))),
+      /header too small/,
+    );
+    expectFormatError(
+      thrown(() => parseHeaderPrefix(new Uint8Array(0))),
+      /header too small/,
+    );
   });
 
   it("header too large: N > 100_000_000 (the reference's MAX_HEADER_SIZE)", () => {
     expect(MAX_HEADER_BYTES).toBe(100_000_000);
     // 100_000_000 = 0x05F5E100 is the largest accepted value.
     expect(parseHeaderPrefix(bytes(0x00, 0xe1, 0xf5, 0x05, 0, 0, 0, 0))).toBe(100_000_000);
-    expectFormatError(thrown(() => parseHeaderPrefix(bytes(0x01, 0xe1, 0xf5, 0x05, 0, 0, 0, 0))), /header too large: 100000001 bytes/);
+    expectFormatError(
+      thrown(() => parseHeaderPrefix(bytes(0x01, 0xe1, 0xf5, 0x05, 0, 0, 0, 0))),
+      /header too large: 100000001 bytes/,
+    );
     // N with the high bits set must not be truncated to a small number.
-    expectFormatError(thrown(() => parseHeaderPrefix(bytes(0x08, 0, 0, 0, 0, 0, 0, 0x80))), /header too large/);
-    expectFormatError(thrown(() => parseHeaderPrefix(bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))), /header too large: 18446744073709551615/);
+    expectFormatError(
+      thrown(() => parseHeaderPrefix(bytes(0x08, 0, 0, 0, 0, 0, 0, 0x80))),
+      /header too large/,
+    );
+    expectFormatError(
+      thrown(() => parseHeaderPrefix(bytes(0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff))),
+      /header too large: 18446744073709551615/,
+    );
   });
 });
 
@@ -120,7 +137,10 @@ describe("parseHeader: accepted headers", () => {
   });
 
   it("tolerates whitespace and space padding around the object, unknown tensor members, null metadata", () => {
-    const h = parseText(` \n\t{ "x" : {"extra":[{"deep":null}],"dtype":"U8","shape":[ 4 ],"data_offsets":[0,4]} , "__metadata__" : null }      `, 4);
+    const h = parseText(
+      ` \n\t{ "x" : {"extra":[{"deep":null}],"dtype":"U8","shape":[ 4 ],"data_offsets":[0,4]} , "__metadata__" : null }      `,
+      4,
+    );
     expect(h.metadata).toBeNull();
     expect(h.tensors.map((t) => t.name)).toEqual(["x"]);
   });
@@ -162,8 +182,26 @@ describe("parseHeader: accepted headers", () => {
 
   it("every dtype with its bit size (§1.4)", () => {
     const bits: Record<Dtype, number> = {
-      BOOL: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6, U8: 8, I8: 8, F8_E5M2: 8, F8_E4M3: 8, F8_E8M0: 8,
-      I16: 16, U16: 16, F16: 16, BF16: 16, I32: 32, U32: 32, F32: 32, C64: 64, F64: 64, I64: 64, U64: 64,
+      BOOL: 8,
+      F4: 4,
+      F6_E2M3: 6,
+      F6_E3M2: 6,
+      U8: 8,
+      I8: 8,
+      F8_E5M2: 8,
+      F8_E4M3: 8,
+      F8_E8M0: 8,
+      I16: 16,
+      U16: 16,
+      F16: 16,
+      BF16: 16,
+      I32: 32,
+      U32: 32,
+      F32: 32,
+      C64: 64,
+      F64: 64,
+      I64: 64,
+      U64: 64,
     };
     let offset = 0;
     const members: string[] = [];
@@ -196,7 +234,11 @@ describe("parseHeader: each error class is ERR_CT_FORMAT with a helpful message"
       bytes(0x7b, 0x22, 0xed, 0xa0, 0x80, 0x22, 0x3a, 0x31, 0x7d), // CESU-8 encoded U+D800
       bytes(0x7b, 0x22, 0xe2, 0x82, 0x22, 0x3a, 0x31, 0x7d), // truncated "€"
     ];
-    for (const header of cases) expectFormatError(thrown(() => parseHeader(header)), /header is not valid UTF-8/);
+    for (const header of cases)
+      expectFormatError(
+        thrown(() => parseHeader(header)),
+        /header is not valid UTF-8/,
+      );
   });
 
   it("invalid JSON", () => {
@@ -304,10 +346,14 @@ function plain(v: JsonValue): unknown {
 }
 
 describe("parseJson", () => {
-  const jsonError = (text: string, message: string | RegExp) => expectFormatError(thrown(() => parseJson(text)), message);
+  const jsonError = (text: string, message: string | RegExp) =>
+    expectFormatError(
+      thrown(() => parseJson(text)),
+      message,
+    );
 
   it("decodes every escape", () => {
-    expect(parseJson(String.raw`"\"\\\/\b\f\n\r\t\u0041\u00e9\u00E9\u20ac"`)).toBe("\"\\/\b\f\n\r\tAéé€");
+    expect(parseJson(String.raw`"\"\\\/\b\f\n\r\t\u0041\u00e9\u00E9\u20ac"`)).toBe('"\\/\b\f\n\r\tAéé€');
     expect(parseJson(String.raw`"\u0000x"`)).toBe("\u0000x");
     expect(parseJson(`"raw é 😀 \u007f /"`)).toBe("raw é 😀 \u007f /");
   });
@@ -340,7 +386,9 @@ describe("parseJson", () => {
 
   it("keeps numbers as their exact source text", () => {
     const v = parseJson(`[9007199254740993,1.50,-0,1E+2,123456789012345678901234567890,0,-12.5e-3]`);
-    expect(plain(v)).toEqual(["9007199254740993", "1.50", "-0", "1E+2", "123456789012345678901234567890", "0", "-12.5e-3"].map((num) => ({ num })));
+    expect(plain(v)).toEqual(
+      ["9007199254740993", "1.50", "-0", "1E+2", "123456789012345678901234567890", "0", "-12.5e-3"].map((num) => ({ num })),
+    );
   });
 
   it("toSafeInteger accepts only non-negative safe integers written as plain integers", () => {
@@ -355,7 +403,10 @@ describe("parseJson", () => {
 
   it("rejects malformed numbers and literals", () => {
     for (const text of ["01", "1.", ".5", "+1", "-", "1e", "1e+", "NaN", "Infinity", "-Infinity", "0x10"]) {
-      expect(thrown(() => parseJson(text)), text).toBeInstanceOf(CryptoTensorsError);
+      expect(
+        thrown(() => parseJson(text)),
+        text,
+      ).toBeInstanceOf(CryptoTensorsError);
     }
     for (const text of ["tru", "nul", "fals", "True", "undefined"]) jsonError(text, /unexpected/);
   });
@@ -402,11 +453,17 @@ describe("parseJson", () => {
   it("hostile nesting throws CryptoTensorsError, never a stack overflow", () => {
     const err = thrown(() => parseJson("[".repeat(200_000)));
     expectFormatError(err, /nesting too deep/);
-    expectFormatError(thrown(() => parseJson(`{"a":`.repeat(100_000))), /nesting too deep/);
+    expectFormatError(
+      thrown(() => parseJson(`{"a":`.repeat(100_000))),
+      /nesting too deep/,
+    );
   });
 
   it("the error message names what was parsed and where", () => {
-    expectFormatError(thrown(() => parseJson(`{"a":}`, "__policy__")), /^invalid __policy__: unexpected character "}" at character 5$/);
+    expectFormatError(
+      thrown(() => parseJson(`{"a":}`, "__policy__")),
+      /^invalid __policy__: unexpected character "}" at character 5$/,
+    );
   });
 });
 
@@ -432,7 +489,7 @@ describe("canonical serializer", () => {
 
   it("escapes strings exactly like serde_json", () => {
     const value = `q"b\\s\nn\u0001\u001f\b\f\r\t\u007f/é😀\u2028`;
-    const json = serializeHeaderJson(new Map([["k\"\n", value]]), []);
+    const json = serializeHeaderJson(new Map([['k"\n', value]]), []);
     // `\u0001` and `\u001f` in lowercase hex; DEL, '/', U+2028 and non-ASCII raw.
     expect(json).toBe(`{"__metadata__":{"k\\"\\n":"q\\"b\\\\s\\nn\\u0001\\u001f\\b\\f\\r\\t\u007f/é😀\u2028"}}`);
     expect(Buffer.from(json).includes(0x7f)).toBe(true);
@@ -447,7 +504,9 @@ describe("canonical serializer", () => {
   it("empty metadata still emits __metadata__:{}, absent metadata emits nothing", () => {
     expect(serializeHeaderJson(new Map(), [])).toBe(`{"__metadata__":{}}`);
     expect(serializeHeaderJson(null, [])).toBe(`{}`);
-    expect(serializeHeaderJson(null, [{ name: "s", dtype: "U8", shape: [], begin: 0, end: 1 }])).toBe(`{"s":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}`);
+    expect(serializeHeaderJson(null, [{ name: "s", dtype: "U8", shape: [], begin: 0, end: 1 }])).toBe(
+      `{"s":{"dtype":"U8","shape":[],"data_offsets":[0,1]}}`,
+    );
   });
 
   it("writes integers as plain decimals, even large safe ones", () => {
@@ -467,16 +526,23 @@ describe("canonical serializer", () => {
       expect([...out.subarray(8 + len)].every((b) => b === 0x20)).toBe(true);
     }
     // Padding counts UTF-8 bytes, not UTF-16 units: "é" is 2 bytes, "😀" is 4.
-    expect(encodeHeader("{\"é😀\"").length).toBe(8 + 16); // 9 bytes → 16
-    expect(encodeHeader("{\"é\"}").length).toBe(8 + 8); // 6 bytes → 8
+    expect(encodeHeader('{"é😀"').length).toBe(8 + 16); // 9 bytes → 16
+    expect(encodeHeader('{"é"}').length).toBe(8 + 8); // 6 bytes → 8
   });
 
   it("refuses to encode a header over the 100 MB limit", () => {
-    expectFormatError(thrown(() => encodeHeader("x".repeat(MAX_HEADER_BYTES + 1))), /over the 100000000-byte limit/);
+    expectFormatError(
+      thrown(() => encodeHeader("x".repeat(MAX_HEADER_BYTES + 1))),
+      /over the 100000000-byte limit/,
+    );
   });
 
   it("round trip: serialize → parse → serialize is the identity", () => {
-    const md = new Map([["format", "pt"], ["10", "x"], ["é", "\"q\""]]);
+    const md = new Map([
+      ["format", "pt"],
+      ["10", "x"],
+      ["é", '"q"'],
+    ]);
     const tensors = layoutTensors([
       { name: "z", dtype: "U8", shape: [3] },
       { name: "10", dtype: "F16", shape: [2, 2] },
@@ -614,7 +680,7 @@ describe("golden header bytes, derived by hand from the spec", () => {
         { name: "é", dtype: "I64", shape: [1], data: e },
         { name: "10", dtype: "F16", shape: [2, 1], data: ten },
       ],
-      { "é": 'a"b', format: "pt" },
+      { é: 'a"b', format: "pt" },
     );
     const expectedJson =
       `{"__metadata__":{"format":"pt","é":"a\\"b"},` +
@@ -627,6 +693,11 @@ describe("golden header bytes, derived by hand from the spec", () => {
     // And the reader takes it apart again.
     const h = parseHeader(file.subarray(8, 8 + 216), file.length);
     expect(h.tensors.map((t) => t.name)).toEqual(["é", "10", "x"]);
-    expect(h.metadata).toEqual(new Map([["format", "pt"], ["é", 'a"b']]));
+    expect(h.metadata).toEqual(
+      new Map([
+        ["format", "pt"],
+        ["é", 'a"b'],
+      ]),
+    );
   });
 });

@@ -35,7 +35,10 @@ export function tempDir(prefix = "ctensors-test-"): string {
 }
 
 /** Serialises a plain safetensors file (reference writer order) and returns the tensors' bytes by name. */
-export function plainSafetensorsBytes(tensors: PlainTensor[], metadata: Record<string, string> | null = { format: "pt" }): { bytes: Uint8Array; data: Map<string, Uint8Array> } {
+export function plainSafetensorsBytes(
+  tensors: PlainTensor[],
+  metadata: Record<string, string> | null = { format: "pt" },
+): { bytes: Uint8Array; data: Map<string, Uint8Array> } {
   const data = new Map<string, Uint8Array>();
   for (const t of tensors) {
     const n = Number(tensorByteLength(t.dtype, t.shape));
@@ -51,7 +54,11 @@ export function plainSafetensorsBytes(tensors: PlainTensor[], metadata: Record<s
   return { bytes, data };
 }
 
-export function writePlainSafetensors(path: string, tensors: PlainTensor[], metadata: Record<string, string> | null = { format: "pt" }): Map<string, Uint8Array> {
+export function writePlainSafetensors(
+  path: string,
+  tensors: PlainTensor[],
+  metadata: Record<string, string> | null = { format: "pt" },
+): Map<string, Uint8Array> {
   const { bytes, data } = plainSafetensorsBytes(tensors, metadata);
   writeFileSync(path, bytes);
   return data;

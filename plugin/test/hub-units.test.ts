@@ -26,8 +26,23 @@ describe("repo references", () => {
 
   it("rejects paths and names the Hub would not accept", () => {
     for (const bad of [
-      "/abs/path", "./rel", "../x/y", "acme", "a/b/c", "acme/..", "acme/-x", "acme/x-", "acme/a--b", "acme/a..b",
-      "acme/tiny@", "acme/tiny@../x", "acme/tiny@a//b", "acme/ti ny", "acme/tiny@x y", `acme/${"x".repeat(97)}`, "",
+      "/abs/path",
+      "./rel",
+      "../x/y",
+      "acme",
+      "a/b/c",
+      "acme/..",
+      "acme/-x",
+      "acme/x-",
+      "acme/a--b",
+      "acme/a..b",
+      "acme/tiny@",
+      "acme/tiny@../x",
+      "acme/tiny@a//b",
+      "acme/ti ny",
+      "acme/tiny@x y",
+      `acme/${"x".repeat(97)}`,
+      "",
     ]) {
       expect(tryParseRepoRef(bad), bad).toBeUndefined();
     }
@@ -44,7 +59,9 @@ describe("settings", () => {
     const env = { HF_ENDPOINT: "http://env-hub:1/", HF_TOKEN: "hf_env", HF_HUB_CACHE: "/env-cache" };
     expect(hubSettings({}, env)).toEqual({ hubUrl: "http://env-hub:1", accessToken: "hf_env", cacheDir: "/env-cache", offline: false });
     expect(hubSettings({ hubUrl: "http://opt:2", token: "hf_opt", cacheDir: "/opt-cache" }, env)).toMatchObject({
-      hubUrl: "http://opt:2", accessToken: "hf_opt", cacheDir: "/opt-cache",
+      hubUrl: "http://opt:2",
+      accessToken: "hf_opt",
+      cacheDir: "/opt-cache",
     });
     const home = join(tempDir("ct-hubset-"), "hf");
     const none = hubSettings({}, { HF_HOME: home });
@@ -71,7 +88,12 @@ describe("settings", () => {
 
 describe("model card", () => {
   const facts: CardFacts = {
-    repo: "acme/tiny", signers: ["pub-1"], encryptionKeys: ["enc-1"], formats: ["CryptoTensors v2, aes256gcm"], encryptedFiles: 3, plaintextWeightFiles: [],
+    repo: "acme/tiny",
+    signers: ["pub-1"],
+    encryptionKeys: ["enc-1"],
+    formats: ["CryptoTensors v2, aes256gcm"],
+    encryptedFiles: 3,
+    plaintextWeightFiles: [],
   };
 
   it("writes a new card with front matter tags, library_name and the section", () => {
@@ -104,7 +126,10 @@ describe("model card", () => {
 
   it("edits indented, inline, single and empty tag lists as YAML (comments and other keys kept)", () => {
     const tagsOf = (card: string) => (parseYaml(/^---\n([\s\S]*?)\n---\n/.exec(card)![1]!) as { tags: string[] }).tags;
-    const indented = updateModelCard("---\nlicense: mit # why\ntags:\n  - llama\n  - text-generation\nlibrary_name: transformers\n---\nx\n", facts);
+    const indented = updateModelCard(
+      "---\nlicense: mit # why\ntags:\n  - llama\n  - text-generation\nlibrary_name: transformers\n---\nx\n",
+      facts,
+    );
     expect(tagsOf(indented)).toEqual(["llama", "text-generation", "cryptotensors", "encrypted"]);
     expect(indented).toContain("license: mit # why");
     expect(indented).toContain("tags:\n  - llama\n  - text-generation\n  - cryptotensors\n"); // the card's indentation kept
@@ -122,10 +147,15 @@ describe("model card", () => {
 
   it("is read by huggingface_hub's ModelCard as it is meant", () => {
     const card = updateModelCard("---\nlicense: mit\ntags:\n  - llama\n  - text-generation\n---\n# x\n", { ...facts, onnxWeights: true });
-    const script = "import json,sys\nfrom huggingface_hub import ModelCard\nc = ModelCard(sys.stdin.read())\nprint(json.dumps({'tags': c.data.tags, 'library_name': c.data.library_name, 'license': c.data.license}))";
+    const script =
+      "import json,sys\nfrom huggingface_hub import ModelCard\nc = ModelCard(sys.stdin.read())\nprint(json.dumps({'tags': c.data.tags, 'library_name': c.data.library_name, 'license': c.data.license}))";
     const r = spawnSync(VENV_PYTHON, ["-c", script], { input: card, encoding: "utf8" });
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ tags: ["llama", "text-generation", "cryptotensors", "encrypted"], library_name: "ctensors", license: "mit" });
+    expect(JSON.parse(r.stdout)).toEqual({
+      tags: ["llama", "text-generation", "cryptotensors", "encrypted"],
+      library_name: "ctensors",
+      license: "mit",
+    });
   });
 });
 
@@ -155,7 +185,10 @@ describe("cache paths", () => {
     const cache = new RepoCache("/c", "acme/tiny");
     expect(cache.snapshotPath("a".repeat(40), "onnx/model.onnx")).toBe(`/c/models--acme--tiny/snapshots/${"a".repeat(40)}/onnx/model.onnx`);
     for (const bad of ["../x", "a/../../x", "/etc/passwd", "a//b", "./a", "a\\b", ""]) {
-      expect(thrown(() => cache.snapshotPath("a".repeat(40), bad)), bad).toMatchObject({ code: "ERR_CT_HUB" });
+      expect(
+        thrown(() => cache.snapshotPath("a".repeat(40), bad)),
+        bad,
+      ).toMatchObject({ code: "ERR_CT_HUB" });
     }
     expect(thrown(() => cache.blobPath("../../x"))).toMatchObject({ code: "ERR_CT_HUB" });
   });
@@ -174,7 +207,9 @@ describe("partial downloads", () => {
     const mine = await claimPartial(blob);
     expect(mine).toBe(partialPath(blob));
     expect(readFileSync(mine, "utf8")).toBe("the larger one");
-    expect(readdirSync(blobs).sort()).toEqual([`${"a".repeat(64)}.incomplete`, partialPath(blob, process.ppid).slice(blobs.length + 1), mine.slice(blobs.length + 1)].sort());
+    expect(readdirSync(blobs).sort()).toEqual(
+      [`${"a".repeat(64)}.incomplete`, partialPath(blob, process.ppid).slice(blobs.length + 1), mine.slice(blobs.length + 1)].sort(),
+    );
     // A second claim keeps what this process already has.
     expect(await claimPartial(blob)).toBe(mine);
     expect(readFileSync(mine, "utf8")).toBe("the larger one");

@@ -14,7 +14,17 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { KeyRef } from "../src/container/reserved.js";
 import { ed25519PublicKey, ed25519Sign } from "../src/crypto/signature.js";
-import { parseJwk, parseJwkOrSet, parseJwkText, publicKeyOf, toJwk, zeroKey, type EncryptionKey, type Key, type SigningKey } from "../src/keys/jwk.js";
+import {
+  parseJwk,
+  parseJwkOrSet,
+  parseJwkText,
+  publicKeyOf,
+  toJwk,
+  zeroKey,
+  type EncryptionKey,
+  type Key,
+  type SigningKey,
+} from "../src/keys/jwk.js";
 import { resolveEncryptionKey } from "../src/keys/keyring.js";
 import { KEY_TOKEN_ENV, KEYS_ENV, loadAllKeys, loadKeys } from "../src/keys/sources.js";
 import { TrustStore } from "../src/keys/trust.js";
@@ -26,8 +36,12 @@ const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
 const b64url = (b: Uint8Array) => Buffer.from(b).toString("base64url");
 const bytesOf = (n: number, start = 1) => new Uint8Array(n).map((_, i) => (start + i) & 0xff);
 
-
-const invalid = (value: unknown, message: string | RegExp) => expectCode(thrown(() => parseJwk(value)), "ERR_CT_KEY_INVALID", message);
+const invalid = (value: unknown, message: string | RegExp) =>
+  expectCode(
+    thrown(() => parseJwk(value)),
+    "ERR_CT_KEY_INVALID",
+    message,
+  );
 
 // RFC 8037 Appendix A.1 (the Ed25519 key of RFC 8032 §7.1 TEST 1) in JOSE spelling.
 const RFC8037_JWK = {
@@ -44,15 +58,27 @@ const TEST1_PUBLIC = hex("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a
 describe("parseJwk: the reference spelling (§6.1)", () => {
   it("oct master key with std base64, kid and jku", () => {
     const k = bytesOf(32);
-    const key = parseJwk({ kty: "oct", alg: "aes256gcm", k: b64(k), kid: "enc-1", jku: "file:///keys/enc.jwk", use: "enc", key_ops: ["x"] });
+    const key = parseJwk({
+      kty: "oct",
+      alg: "aes256gcm",
+      k: b64(k),
+      kid: "enc-1",
+      jku: "file:///keys/enc.jwk",
+      use: "enc",
+      key_ops: ["x"],
+    });
     expect(key).toEqual({ kind: "enc", alg: "aes256gcm", k, kid: "enc-1", jku: "file:///keys/enc.jwk" });
   });
 
   it("all three algorithms with their key sizes, including lenient spellings", () => {
     const cases: [string, number, string][] = [
-      ["aes256gcm", 32, "aes256gcm"], ["AES-256-GCM", 32, "aes256gcm"], ["aes-256-gcm", 32, "aes256gcm"],
-      ["aes128gcm", 16, "aes128gcm"], ["AES-128-GCM", 16, "aes128gcm"],
-      ["chacha20poly1305", 32, "chacha20poly1305"], ["ChaCha20-Poly1305", 32, "chacha20poly1305"],
+      ["aes256gcm", 32, "aes256gcm"],
+      ["AES-256-GCM", 32, "aes256gcm"],
+      ["aes-256-gcm", 32, "aes256gcm"],
+      ["aes128gcm", 16, "aes128gcm"],
+      ["AES-128-GCM", 16, "aes128gcm"],
+      ["chacha20poly1305", 32, "chacha20poly1305"],
+      ["ChaCha20-Poly1305", 32, "chacha20poly1305"],
     ];
     for (const [alg, n, canonical] of cases) {
       const key = parseJwk({ kty: "oct", alg, k: b64(bytesOf(n)) });
@@ -85,7 +111,13 @@ describe("parseJwk: JOSE spelling (RFC 7517 / 8037)", () => {
     expect(key.x).toEqual(TEST1_PUBLIC);
     expect(key.d).toEqual(TEST1_SEED);
     expect(key.kid).toBe("rfc");
-    expect(parseJwk({ kty: "OKP", crv: "Ed25519", x: RFC8037_JWK.x })).toEqual({ kind: "sign", x: TEST1_PUBLIC, d: undefined, kid: undefined, jku: undefined });
+    expect(parseJwk({ kty: "OKP", crv: "Ed25519", x: RFC8037_JWK.x })).toEqual({
+      kind: "sign",
+      x: TEST1_PUBLIC,
+      d: undefined,
+      kid: undefined,
+      jku: undefined,
+    });
   });
 
   it("oct keys with base64url values and A256GCM / A128GCM / C20P", () => {
@@ -99,8 +131,16 @@ describe("parseJwk: JOSE spelling (RFC 7517 / 8037)", () => {
   });
 
   it("JWK sets and JSON text", () => {
-    const set = { keys: [{ kty: "oct", alg: "aes128gcm", k: b64(bytesOf(16)), kid: "a" }, { ...RFC8037_JWK, kid: "b" }] };
-    expect(parseJwkOrSet(set).map((k) => [k.kind, k.kid])).toEqual([["enc", "a"], ["sign", "b"]]);
+    const set = {
+      keys: [
+        { kty: "oct", alg: "aes128gcm", k: b64(bytesOf(16)), kid: "a" },
+        { ...RFC8037_JWK, kid: "b" },
+      ],
+    };
+    expect(parseJwkOrSet(set).map((k) => [k.kind, k.kid])).toEqual([
+      ["enc", "a"],
+      ["sign", "b"],
+    ]);
     expect(parseJwkText(JSON.stringify(set)).map((k) => k.kid)).toEqual(["a", "b"]);
     expect(parseJwkText(JSON.stringify(set.keys[0])).map((k) => k.kid)).toEqual(["a"]);
     expect(parseJwkOrSet({ keys: [] })).toEqual([]);
@@ -151,9 +191,22 @@ describe("parseJwk: errors are ERR_CT_KEY_INVALID", () => {
   });
 
   it("errors in a set name the key; bad JSON text is reported as such", () => {
-    const set = { keys: [{ kty: "oct", alg: "aes256gcm", k: b64(bytesOf(32)) }, { kty: "oct", alg: "aes256gcm", k: b64(bytesOf(8)) }] };
-    expectCode(thrown(() => parseJwkOrSet(set, "keys.json")), "ERR_CT_KEY_INVALID", /^keys\.json keys\[1\]: /);
-    expectCode(thrown(() => parseJwkText("{not json", "inline")), "ERR_CT_KEY_INVALID", /inline: not valid JSON/);
+    const set = {
+      keys: [
+        { kty: "oct", alg: "aes256gcm", k: b64(bytesOf(32)) },
+        { kty: "oct", alg: "aes256gcm", k: b64(bytesOf(8)) },
+      ],
+    };
+    expectCode(
+      thrown(() => parseJwkOrSet(set, "keys.json")),
+      "ERR_CT_KEY_INVALID",
+      /^keys\.json keys\[1\]: /,
+    );
+    expectCode(
+      thrown(() => parseJwkText("{not json", "inline")),
+      "ERR_CT_KEY_INVALID",
+      /inline: not valid JSON/,
+    );
   });
 });
 
@@ -274,8 +327,17 @@ describe("loadKeys: HTTP(S) key services", () => {
       calls++;
       return new Response("{}");
     }) as typeof fetch;
-    for (const url of ["http://keys.example.com/keys.json", "HTTP://10.0.0.1/k", "http://127.0.0.1.nip.io/k", "http://localhost.example/k"]) {
-      expectCode(await rejection(loadKeys(url, { fetch: spy, token: "t" })), "ERR_CT_KEY_NOT_FOUND", /refusing to fetch keys over plain HTTP/);
+    for (const url of [
+      "http://keys.example.com/keys.json",
+      "HTTP://10.0.0.1/k",
+      "http://127.0.0.1.nip.io/k",
+      "http://localhost.example/k",
+    ]) {
+      expectCode(
+        await rejection(loadKeys(url, { fetch: spy, token: "t" })),
+        "ERR_CT_KEY_NOT_FOUND",
+        /refusing to fetch keys over plain HTTP/,
+      );
     }
     expect(calls).toBe(0);
   });
@@ -318,7 +380,11 @@ describe("loadKeys: HTTP(S) key services", () => {
     it("loopback http is allowed; the token is sent; 401 is ERR_CT_KEY_NOT_FOUND", async () => {
       expect(kids(await loadKeys(`${base}/keys.json`, { token: "s3cret", env: {} }))).toEqual(["loop"]);
       expect(auth.at(-1)).toBe("Bearer s3cret");
-      expectCode(await rejection(loadKeys(`${base}/keys.json`, { token: "wrong", env: {} })), "ERR_CT_KEY_NOT_FOUND", /answered HTTP 401 \(the bearer token was refused\)$/);
+      expectCode(
+        await rejection(loadKeys(`${base}/keys.json`, { token: "wrong", env: {} })),
+        "ERR_CT_KEY_NOT_FOUND",
+        /answered HTTP 401 \(the bearer token was refused\)$/,
+      );
       expectCode(await rejection(loadKeys(`${base}/keys.json`, { env: {} })), "ERR_CT_KEY_NOT_FOUND", /HTTP 401/);
       expect(auth.at(-1)).toBeUndefined();
     });
@@ -342,11 +408,31 @@ describe("loadKeys: HTTP(S) key services", () => {
 
     beforeAll(async () => {
       expect(existsSync(dist), `${dist} is missing: run npm run build first`).toBe(true);
-      execFileSync("openssl", [
-        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-        "-keyout", keyPath, "-out", certPath, "-days", "1", "-subj", "/CN=127.0.0.1",
-        "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-addext", "basicConstraints=critical,CA:TRUE",
-      ], { stdio: "pipe" });
+      execFileSync(
+        "openssl",
+        [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          keyPath,
+          "-out",
+          certPath,
+          "-days",
+          "1",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-addext",
+          "subjectAltName=IP:127.0.0.1,DNS:localhost",
+          "-addext",
+          "basicConstraints=critical,CA:TRUE",
+        ],
+        { stdio: "pipe" },
+      );
       server = createHttpsServer({ key: readFileSync(keyPath), cert: readFileSync(certPath) }, (req, res) => {
         if (req.url === "/redirect") {
           res.writeHead(302, { location: "/keys.json" }).end();
@@ -360,9 +446,9 @@ describe("loadKeys: HTTP(S) key services", () => {
           res.writeHead(200).end("<html>not keys</html>");
           return;
         }
-        res.writeHead(200, { "content-type": "application/jwk-set+json" }).end(
-          JSON.stringify({ keys: [encJwk("https-enc"), { ...RFC8037_JWK, kid: "https-sign" }] }),
-        );
+        res
+          .writeHead(200, { "content-type": "application/jwk-set+json" })
+          .end(JSON.stringify({ keys: [encJwk("https-enc"), { ...RFC8037_JWK, kid: "https-sign" }] }));
       });
       await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
       origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -370,7 +456,10 @@ describe("loadKeys: HTTP(S) key services", () => {
     afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
     /** Runs loadKeys from the built package in a child process; returns its kids or its error. */
-    async function childLoad(url: string, opts: { token?: string; trustCert?: boolean; envToken?: string } = {}): Promise<{ kids?: string[]; code?: string; message?: string }> {
+    async function childLoad(
+      url: string,
+      opts: { token?: string; trustCert?: boolean; envToken?: string } = {},
+    ): Promise<{ kids?: string[]; code?: string; message?: string }> {
       const script = `
         const { loadKeys } = await import(${JSON.stringify(pathToFileURL(dist).href)});
         const opts = JSON.parse(process.argv[2]);
@@ -385,10 +474,14 @@ describe("loadKeys: HTTP(S) key services", () => {
       delete env.NODE_EXTRA_CA_CERTS;
       if (opts.trustCert !== false) env.NODE_EXTRA_CA_CERTS = certPath;
       if (opts.envToken !== undefined) env[KEY_TOKEN_ENV] = opts.envToken;
-      const { stdout } = await execFileAsync(process.execPath, ["--input-type=module", "-e", script, url, JSON.stringify(opts.token ? { token: opts.token } : {})], {
-        env,
-        timeout: 30_000,
-      });
+      const { stdout } = await execFileAsync(
+        process.execPath,
+        ["--input-type=module", "-e", script, url, JSON.stringify(opts.token ? { token: opts.token } : {})],
+        {
+          env,
+          timeout: 30_000,
+        },
+      );
       return JSON.parse(stdout.trim().split("\n").at(-1)!) as { kids?: string[]; code?: string; message?: string };
     }
 
@@ -456,7 +549,11 @@ describe("resolveEncryptionKey (§6.3)", () => {
 
   it("the key's algorithm must match the header's (lenient spellings match)", async () => {
     const k128 = newEncryptionKey("aes128gcm", "k");
-    expectCode(await rejection(resolveEncryptionKey([k128], ref("aes256gcm", "k"))), "ERR_CT_KEY_INVALID", /the master key is aes128gcm but the file was encrypted with "aes256gcm"/);
+    expectCode(
+      await rejection(resolveEncryptionKey([k128], ref("aes256gcm", "k"))),
+      "ERR_CT_KEY_INVALID",
+      /the master key is aes128gcm but the file was encrypted with "aes256gcm"/,
+    );
     expectCode(await rejection(resolveEncryptionKey([k128], ref("nonsense", "k"))), "ERR_CT_KEY_INVALID");
     expect(await resolveEncryptionKey([k128], ref("AES-128-GCM", "k"))).toBe(k128);
     const cc = newEncryptionKey("chacha20poly1305", "c");
@@ -467,7 +564,9 @@ describe("resolveEncryptionKey (§6.3)", () => {
     expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "x"))), "ERR_CT_KEY_NOT_FOUND", /no encryption key was supplied/);
     expectCode(await rejection(resolveEncryptionKey([newSigningKey("x")], ref("aes256gcm", "x"))), "ERR_CT_KEY_NOT_FOUND", /names kid "x"/);
     expectCode(
-      await rejection(resolveEncryptionKey([newEncryptionKey("aes256gcm", "y"), newEncryptionKey("aes256gcm", "z")], ref("aes256gcm", "x"))),
+      await rejection(
+        resolveEncryptionKey([newEncryptionKey("aes256gcm", "y"), newEncryptionKey("aes256gcm", "z")], ref("aes256gcm", "x")),
+      ),
       "ERR_CT_KEY_NOT_FOUND",
       /the supplied keys are "y", "z"/,
     );
@@ -476,7 +575,15 @@ describe("resolveEncryptionKey (§6.3)", () => {
   it("follows a file:// jku when no supplied key matches (and only then, and only if allowed)", async () => {
     const k = bytesOf(32, 7);
     const path = join(dir, "jku keys.json");
-    writeFileSync(path, JSON.stringify({ keys: [{ kty: "okp", alg: "ed25519", x: b64(TEST1_PUBLIC), kid: "j" }, { kty: "oct", alg: "aes256gcm", k: b64(k), kid: "j" }] }));
+    writeFileSync(
+      path,
+      JSON.stringify({
+        keys: [
+          { kty: "okp", alg: "ed25519", x: b64(TEST1_PUBLIC), kid: "j" },
+          { kty: "oct", alg: "aes256gcm", k: b64(k), kid: "j" },
+        ],
+      }),
+    );
     const jku = pathToFileURL(path).href;
     const found = await resolveEncryptionKey([], ref("aes256gcm", "j", jku));
     expect(found.k).toEqual(k);
@@ -485,10 +592,17 @@ describe("resolveEncryptionKey (§6.3)", () => {
     const supplied = newEncryptionKey("aes256gcm", "j");
     expect(await resolveEncryptionKey([supplied], ref("aes256gcm", "j", jku))).toBe(supplied);
     // Not followed when disabled.
-    expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", jku), { followFileJku: false })), "ERR_CT_KEY_NOT_FOUND", /at "file:/);
+    expectCode(
+      await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", jku), { followFileJku: false })),
+      "ERR_CT_KEY_NOT_FOUND",
+      /at "file:/,
+    );
     // A jku file without the kid → not found; a missing jku file → not found.
     expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "other", jku))), "ERR_CT_KEY_NOT_FOUND");
-    expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", pathToFileURL(join(dir, "gone.json")).href))), "ERR_CT_KEY_NOT_FOUND");
+    expectCode(
+      await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", pathToFileURL(join(dir, "gone.json")).href))),
+      "ERR_CT_KEY_NOT_FOUND",
+    );
     // Non-file jku values are never fetched.
     expectCode(await rejection(resolveEncryptionKey([], ref("aes256gcm", "j", "https://evil.example/keys.json"))), "ERR_CT_KEY_NOT_FOUND");
   });
@@ -530,18 +644,38 @@ describe("TrustStore", () => {
     const store = new TrustStore([alice]);
     const flipped = sig.slice();
     flipped[0]! ^= 1;
-    expectCode(thrown(() => store.verify(msg, flipped, signer("alice"))), "ERR_CT_SIGNATURE_INVALID");
+    expectCode(
+      thrown(() => store.verify(msg, flipped, signer("alice"))),
+      "ERR_CT_SIGNATURE_INVALID",
+    );
     const tampered = msg.slice();
     tampered[5]! ^= 1;
-    expectCode(thrown(() => store.verify(tampered, sig, signer("alice"))), "ERR_CT_SIGNATURE_INVALID");
+    expectCode(
+      thrown(() => store.verify(tampered, sig, signer("alice"))),
+      "ERR_CT_SIGNATURE_INVALID",
+    );
     // Signed by bob but claiming to be alice.
-    expectCode(thrown(() => store.verify(msg, ed25519Sign(bob.d!, msg), signer("alice"))), "ERR_CT_SIGNATURE_INVALID", /does not verify/);
-    expectCode(thrown(() => store.verify(msg, sig.subarray(0, 63), signer("alice"))), "ERR_CT_SIGNATURE_INVALID");
+    expectCode(
+      thrown(() => store.verify(msg, ed25519Sign(bob.d!, msg), signer("alice"))),
+      "ERR_CT_SIGNATURE_INVALID",
+      /does not verify/,
+    );
+    expectCode(
+      thrown(() => store.verify(msg, sig.subarray(0, 63), signer("alice"))),
+      "ERR_CT_SIGNATURE_INVALID",
+    );
   });
 
   it("an empty store is ERR_CT_UNTRUSTED_SIGNER (encryption keys do not count)", () => {
-    expectCode(thrown(() => new TrustStore([]).verify(msg, sig, signer("alice"))), "ERR_CT_UNTRUSTED_SIGNER", /no trusted signer key/);
-    expectCode(thrown(() => new TrustStore([newEncryptionKey()]).verify(msg, sig, signer("alice"))), "ERR_CT_UNTRUSTED_SIGNER");
+    expectCode(
+      thrown(() => new TrustStore([]).verify(msg, sig, signer("alice"))),
+      "ERR_CT_UNTRUSTED_SIGNER",
+      /no trusted signer key/,
+    );
+    expectCode(
+      thrown(() => new TrustStore([newEncryptionKey()]).verify(msg, sig, signer("alice"))),
+      "ERR_CT_UNTRUSTED_SIGNER",
+    );
   });
 
   it("TrustStore.load reads public keys from sources", async () => {

@@ -29,7 +29,10 @@ function secretFile(name: string, value: string): string {
 }
 
 async function refusal(p: Promise<unknown>): Promise<KmsError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(KmsError);
   return err as KmsError;
 }
@@ -45,9 +48,18 @@ afterAll(async () => bao?.dispose());
 describe("references", () => {
   it("parses vault-transit://HOST:PORT/MOUNT/keys/NAME and refuses anything else", () => {
     expect(parseTransitReference("vault-transit://Bao.internal:8200/team/transit/keys/llama-3")).toEqual({
-      host: "bao.internal:8200", mount: "team/transit", name: "llama-3", reference: "vault-transit://bao.internal:8200/team/transit/keys/llama-3",
+      host: "bao.internal:8200",
+      mount: "team/transit",
+      name: "llama-3",
+      reference: "vault-transit://bao.internal:8200/team/transit/keys/llama-3",
     });
-    for (const bad of ["vault-transit://h/transit/m1", "vault-transit://h/keys/m1", "https://h/transit/keys/m1", "vault-transit://h/tr ansit/keys/m1", "vault-transit://h/transit/keys/m1?x=1"]) {
+    for (const bad of [
+      "vault-transit://h/transit/m1",
+      "vault-transit://h/keys/m1",
+      "https://h/transit/keys/m1",
+      "vault-transit://h/tr ansit/keys/m1",
+      "vault-transit://h/transit/keys/m1?x=1",
+    ]) {
       expect(() => parseTransitReference(bad), bad).toThrow(expect.objectContaining({ code: "ERR_CT_USAGE" }));
     }
   });
@@ -62,12 +74,18 @@ describe("key-service options", () => {
     expect(hasKmsOptions({ key: "x" })).toBe(false);
     expect(hasKmsOptions({ "kms-role-id": "r" })).toBe(true);
     expect(() => kmsProviderFromArgs({ "kms-role-id": "r" }, { env: {}, requireAddress: false })).toThrow(/--kms-secret-id-file/);
-    expect(() => kmsProviderFromArgs({ "kms-token-file": "t", "kms-jwt-role": "j", "kms-jwt-file": "f" }, { env: {}, requireAddress: false })).toThrow(/one key-service identity/);
+    expect(() =>
+      kmsProviderFromArgs({ "kms-token-file": "t", "kms-jwt-role": "j", "kms-jwt-file": "f" }, { env: {}, requireAddress: false }),
+    ).toThrow(/one key-service identity/);
     expect(() => kmsProviderFromArgs({}, { env: {}, requireAddress: false })).toThrow(/no key-service identity/);
     expect(() => kmsProviderFromArgs({ "kms-token-file": "t" }, { env: {}, requireAddress: true })).toThrow(/--kms-address/);
-    expect(kmsProviderFromArgs({ "kms-token-file": "t" }, { env: { BAO_ADDR: "http://127.0.0.1:8200" }, requireAddress: true }).identity).toBe("token from t");
+    expect(
+      kmsProviderFromArgs({ "kms-token-file": "t" }, { env: { BAO_ADDR: "http://127.0.0.1:8200" }, requireAddress: true }).identity,
+    ).toBe("token from t");
     expect(kmsProviderFromArgs({}, { env: { BAO_TOKEN: "s.x" }, requireAddress: false }).identity).toBe("token");
-    expect(() => kmsProviderFromArgs({ "kms-address": "http://bao.example:8200", "kms-token-file": "t" }, { env: {}, requireAddress: true })).toThrow(/plain HTTP/);
+    expect(() =>
+      kmsProviderFromArgs({ "kms-address": "http://bao.example:8200", "kms-token-file": "t" }, { env: {}, requireAddress: true }),
+    ).toThrow(/plain HTTP/);
   });
 });
 
@@ -142,7 +160,9 @@ describe("envelope with a token file", () => {
   });
 
   it("a model whose kid is not a Transit ciphertext is refused before any request", async () => {
-    const err = await refusal(provider(tokenAuth({ token: bao.rootToken })).unwrap({ kty: "oct", alg: "aes256gcm", kid: "enc-1", jku: ref }));
+    const err = await refusal(
+      provider(tokenAuth({ token: bao.rootToken })).unwrap({ kty: "oct", alg: "aes256gcm", kid: "enc-1", jku: ref }),
+    );
     expect(err.reason).toBe("refused");
   });
 });
@@ -167,9 +187,17 @@ describe("AppRole and JWT identities", () => {
   it("JWT: a token signed by the configured issuer key logs in with its role; another key is refused", async () => {
     const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     await bao.api("POST", "sys/auth/jwt", { type: "jwt" });
-    await bao.api("POST", "auth/jwt/config", { jwt_validation_pubkeys: [publicKey.export({ type: "spki", format: "pem" })], bound_issuer: "https://issuer.test" });
+    await bao.api("POST", "auth/jwt/config", {
+      jwt_validation_pubkeys: [publicKey.export({ type: "spki", format: "pem" })],
+      bound_issuer: "https://issuer.test",
+    });
     await bao.api("POST", "auth/jwt/role/sidecar", {
-      role_type: "jwt", user_claim: "sub", bound_audiences: ["ctensors"], token_policies: ["release-m1"], token_no_default_policy: true, token_ttl: "1h",
+      role_type: "jwt",
+      user_claim: "sub",
+      bound_audiences: ["ctensors"],
+      token_policies: ["release-m1"],
+      token_no_default_policy: true,
+      token_ttl: "1h",
     });
     const jwt = (key: typeof privateKey) => {
       const now = Math.floor(Date.now() / 1000);
@@ -236,7 +264,11 @@ describe("a restarted service (Raft storage)", () => {
       await server.writePolicy("release-m1", ["m1"]);
       const { roleId, secretId } = await server.appRole("sidecar", ["release-m1"]);
       const r = `vault-transit://127.0.0.1:${new URL(server.address).port}/transit/keys/m1`;
-      const p = new VaultTransitProvider({ address: server.address, auth: appRoleAuth({ roleId, secretIdFile: secretFile("sid-2", secretId) }), retries: 0 });
+      const p = new VaultTransitProvider({
+        address: server.address,
+        auth: appRoleAuth({ roleId, secretIdFile: secretFile("sid-2", secretId) }),
+        retries: 0,
+      });
       const writer = new VaultTransitProvider({ address: server.address, auth: tokenAuth({ token: server.rootToken }) });
       const key = await writer.generate(r, "aes256gcm");
       const kref = { kty: "oct" as const, alg: "aes256gcm", kid: key.kid, jku: key.jku };

@@ -19,7 +19,11 @@ beforeAll(() => {
   process.env.CTENSORS_ENGINE = "native";
 });
 afterAll(() => {
-  for (const [k, v] of [["CTENSORS_ENGINE", saved.engine], ["CTENSORS_NATIVE_SRC", saved.src], ["CTENSORS_NATIVE_DST", saved.dst]] as const) {
+  for (const [k, v] of [
+    ["CTENSORS_ENGINE", saved.engine],
+    ["CTENSORS_NATIVE_SRC", saved.src],
+    ["CTENSORS_NATIVE_DST", saved.dst],
+  ] as const) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
@@ -28,7 +32,13 @@ afterAll(() => {
 const PIECE = 256 * 1024;
 
 /** What node:crypto makes of `plain`: ciphertext and tags, v1 (chunk undefined) or v2. */
-function sealJs(alg: AeadAlgorithm, key: Uint8Array, iv: Uint8Array, plain: Uint8Array, chunk: number | undefined): { ct: Uint8Array; tags: Uint8Array } {
+function sealJs(
+  alg: AeadAlgorithm,
+  key: Uint8Array,
+  iv: Uint8Array,
+  plain: Uint8Array,
+  chunk: number | undefined,
+): { ct: Uint8Array; tags: Uint8Array } {
   const ct = new Uint8Array(plain.length);
   if (chunk === undefined) return { ct, tags: sealInto(alg, key, iv, plain, ct) };
   const n = chunkCount(plain.length, chunk);
@@ -77,8 +87,16 @@ function sourceFile(name: string, cases: Case[]): { path: string; offsets: numbe
 
 function tasksFor(cases: Case[], offsets: number[], dstOffsets: number[], tags = cases.map((c) => c.tags)): NativeTask[] {
   return cases.map((c, i) => ({
-    source: 0, srcOffset: offsets[i]!, length: c.length, dstOffset: dstOffsets[i]!, alg: c.alg, key: c.key, iv: c.iv, tags: tags[i]!,
-    scheme: c.chunk === undefined ? Scheme.Monolithic : Scheme.Chunked, chunkBytes: c.chunk ?? 0,
+    source: 0,
+    srcOffset: offsets[i]!,
+    length: c.length,
+    dstOffset: dstOffsets[i]!,
+    alg: c.alg,
+    key: c.key,
+    iv: c.iv,
+    tags: tags[i]!,
+    scheme: c.chunk === undefined ? Scheme.Monolithic : Scheme.Chunked,
+    chunkBytes: c.chunk ?? 0,
   }));
 }
 
@@ -102,7 +120,13 @@ const MODES: Mode[] = [
 ];
 
 /** Runs a decrypt job in `mode` and returns the statuses and the destination's bytes. */
-async function decryptIn(mode: Mode, path: string, tasks: NativeTask[], total: number, fill = 0xa5): Promise<{ statuses: Uint8Array; out: Uint8Array }> {
+async function decryptIn(
+  mode: Mode,
+  path: string,
+  tasks: NativeTask[],
+  total: number,
+  fill = 0xa5,
+): Promise<{ statuses: Uint8Array; out: Uint8Array }> {
   process.env.CTENSORS_NATIVE_SRC = mode.src;
   process.env.CTENSORS_NATIVE_DST = mode.dst === "map" ? "map" : "pwrite";
   const src = openSync(path, "r");
@@ -171,7 +195,10 @@ describe.each(MODES)("decrypt, $name", (mode) => {
     const { statuses, out } = await decryptIn(mode, path, tasksFor(cases, offsets, dst.offsets, tags), dst.total);
     expect([...statuses]).toEqual([TaskStatus.Auth, TaskStatus.Auth, TaskStatus.Ok]);
     for (const i of [0, 1]) {
-      expect(out.subarray(dst.offsets[i]!, dst.offsets[i]! + cases[i]!.length).every((b) => b === 0), `task ${i} zeroed`).toBe(true);
+      expect(
+        out.subarray(dst.offsets[i]!, dst.offsets[i]! + cases[i]!.length).every((b) => b === 0),
+        `task ${i} zeroed`,
+      ).toBe(true);
     }
     expect(Buffer.from(out.subarray(dst.offsets[2]!, dst.offsets[2]! + cases[2]!.length)).equals(cases[2]!.plain)).toBe(true);
   });
@@ -217,7 +244,18 @@ describe("decrypt, edge cases", () => {
     const plain = new Uint8Array(randomBytes(9 * 1024 * 1024 + 3));
     const path = join(dir, "src-plain");
     writeFileSync(path, plain);
-    const task: NativeTask = { source: 0, srcOffset: 0, length: plain.length, dstOffset: 64, scheme: Scheme.Plain, alg: "aes256gcm", key: new Uint8Array(0), iv: new Uint8Array(12), tags: new Uint8Array(0), chunkBytes: 0 };
+    const task: NativeTask = {
+      source: 0,
+      srcOffset: 0,
+      length: plain.length,
+      dstOffset: 64,
+      scheme: Scheme.Plain,
+      alg: "aes256gcm",
+      key: new Uint8Array(0),
+      iv: new Uint8Array(12),
+      tags: new Uint8Array(0),
+      chunkBytes: 0,
+    };
     for (const m of [MODES[0]!, MODES[1]!]) {
       const { statuses, out } = await decryptIn(m, path, [task], plain.length + 64);
       expect(statuses[0]).toBe(TaskStatus.Ok);
@@ -326,18 +364,26 @@ describe("engine selection and cross-engine files", () => {
         ]);
         for (const writer of ["js", "native"]) {
           const encPath = join(dir, `x-enc-${version}-${alg}-${writer}.safetensors`);
-          await withEngine(writer, () => encryptFile(plainPath, encPath, { key, signKey, formatVersion: version, chunkBytes: version === 2 ? 1_500_000 : undefined }));
+          await withEngine(writer, () =>
+            encryptFile(plainPath, encPath, { key, signKey, formatVersion: version, chunkBytes: version === 2 ? 1_500_000 : undefined }),
+          );
           for (const readerEngine of ["js", "native"]) {
             await withEngine(readerEngine, async () => {
               const reader = await CryptoTensorsReader.open(encPath, { keys: [key], trust: new TrustStore([signKey]) });
               try {
-                for (const [name, bytes] of data) expect(Buffer.from(await reader.readTensor(name)).equals(bytes), `${writer}→${readerEngine} ${name}`).toBe(true);
+                for (const [name, bytes] of data)
+                  expect(Buffer.from(await reader.readTensor(name)).equals(bytes), `${writer}→${readerEngine} ${name}`).toBe(true);
                 if (readerEngine === "native") {
                   const names = [...data.keys()];
                   const offsets = names.map((_, i) => i * 4_300_032);
                   const out = new Uint8Array(names.length * 4_300_032);
-                  await readTensorsInto(names.map((name, i) => ({ reader, name, offset: offsets[i]! })), { kind: "buffer", buffer: out });
-                  names.forEach((name, i) => expect(Buffer.from(out.subarray(offsets[i]!, offsets[i]! + data.get(name)!.length)).equals(data.get(name)!)).toBe(true));
+                  await readTensorsInto(
+                    names.map((name, i) => ({ reader, name, offset: offsets[i]! })),
+                    { kind: "buffer", buffer: out },
+                  );
+                  names.forEach((name, i) =>
+                    expect(Buffer.from(out.subarray(offsets[i]!, offsets[i]! + data.get(name)!.length)).equals(data.get(name)!)).toBe(true),
+                  );
                 }
               } finally {
                 await reader.close();

@@ -35,7 +35,11 @@ function addonLayout(): Layout {
 
 /** A TypeScript numeric enum as {lowercased name: value}. */
 function enumValues(e: Record<string, string | number>): Record<string, number> {
-  return Object.fromEntries(Object.entries(e).filter(([, v]) => typeof v === "number").map(([k, v]) => [k.toLowerCase(), v as number]));
+  return Object.fromEntries(
+    Object.entries(e)
+      .filter(([, v]) => typeof v === "number")
+      .map(([k, v]) => [k.toLowerCase(), v as number]),
+  );
 }
 
 describe("native engine layout (asked from the compiled addon)", () => {
@@ -93,9 +97,42 @@ describe("native engine task rows (every field read where engine.ts writes it)",
       const e1 = seal("chacha20poly1305", k1, iv1, a.subarray(10, 30), undefined);
       const e2 = seal("aes128gcm", k2, iv2, b.subarray(20, 47), 7);
       const tasks: NativeTask[] = [
-        { source: 1, srcOffset: 3, length: 5, dstOffset: 100, scheme: Scheme.Plain, alg: "aes256gcm", key: new Uint8Array(0), iv: new Uint8Array(12), tags: new Uint8Array(0), chunkBytes: 0 },
-        { source: 0, srcOffset: 10, length: 20, dstOffset: 5, scheme: Scheme.Monolithic, alg: "chacha20poly1305", key: k1, iv: iv1, tags: new Uint8Array(TAG_BYTES), chunkBytes: 0 },
-        { source: 1, srcOffset: 20, length: 27, dstOffset: 40, scheme: Scheme.Chunked, alg: "aes128gcm", key: k2, iv: iv2, tags: new Uint8Array(4 * TAG_BYTES), chunkBytes: 7 },
+        {
+          source: 1,
+          srcOffset: 3,
+          length: 5,
+          dstOffset: 100,
+          scheme: Scheme.Plain,
+          alg: "aes256gcm",
+          key: new Uint8Array(0),
+          iv: new Uint8Array(12),
+          tags: new Uint8Array(0),
+          chunkBytes: 0,
+        },
+        {
+          source: 0,
+          srcOffset: 10,
+          length: 20,
+          dstOffset: 5,
+          scheme: Scheme.Monolithic,
+          alg: "chacha20poly1305",
+          key: k1,
+          iv: iv1,
+          tags: new Uint8Array(TAG_BYTES),
+          chunkBytes: 0,
+        },
+        {
+          source: 1,
+          srcOffset: 20,
+          length: 27,
+          dstOffset: 40,
+          scheme: Scheme.Chunked,
+          alg: "aes128gcm",
+          key: k2,
+          iv: iv2,
+          tags: new Uint8Array(4 * TAG_BYTES),
+          chunkBytes: 7,
+        },
       ];
       const out = new Uint8Array(128);
       const statuses = await runNative("encrypt", fds, { kind: "buffer", buffer: out }, tasks);

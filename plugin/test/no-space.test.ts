@@ -31,7 +31,10 @@ describe("a full destination", () => {
     expect(engineName()).toBe("native");
     const fd = openSync("/dev/full", "w");
     try {
-      const err = await readTensorsInto([{ reader, name: "w16", offset: 0 }], { kind: "file", fd, bytes: 0 }).then(() => null, (e: unknown) => e);
+      const err = await readTensorsInto([{ reader, name: "w16", offset: 0 }], { kind: "file", fd, bytes: 0 }).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(CryptoTensorsError);
       expect((err as CryptoTensorsError).code).toBe("ERR_CT_IO");
       expect((err as Error).message).toBe('no space left on the destination while writing tensor "w16" (ENOSPC)');

@@ -13,7 +13,15 @@ import { listModelFiles } from "../src/model/folder.js";
 import { openRegularFile } from "../src/io/regular-file.js";
 import { publicKeyOf, toJwk } from "../src/keys/jwk.js";
 import {
-  CLI, mkfifo, newEncryptionKey, newSigningKey, releaseFifos, REPO_ROOT, tempDir, withDeadline, writePlainSafetensors,
+  CLI,
+  mkfifo,
+  newEncryptionKey,
+  newSigningKey,
+  releaseFifos,
+  REPO_ROOT,
+  tempDir,
+  withDeadline,
+  writePlainSafetensors,
 } from "./helpers.js";
 
 const dir = tempDir("ctensors-fifo-");
@@ -35,14 +43,26 @@ mkfifo(join(straysOnly, "notes.txt")); // not a model file: not part of the mode
 const allFifos = [fifo, join(folder, "model-00002-of-00002.safetensors"), join(straysOnly, "notes.txt")];
 afterAll(() => releaseFifos(allFifos));
 
-const refused = (p: Promise<unknown>) => withDeadline(10_000, "the refusal", () => p.then(() => expect.fail("expected a refusal"), (e: unknown) => e));
+const refused = (p: Promise<unknown>) =>
+  withDeadline(10_000, "the refusal", () =>
+    p.then(
+      () => expect.fail("expected a refusal"),
+      (e: unknown) => e,
+    ),
+  );
 
 describe("library", () => {
-  for (const [label, path] of [["a FIFO", fifo], ["a symlink to a FIFO", link]] as const) {
+  for (const [label, path] of [
+    ["a FIFO", fifo],
+    ["a symlink to a FIFO", link],
+  ] as const) {
     it(`${label}: open, readHeader and openRegularFile fail with ERR_CT_IO`, async () => {
       try {
         for (const attempt of [() => CryptoTensorsReader.open(path), () => readHeader(path), () => openRegularFile(path)]) {
-          expect(await refused(attempt())).toMatchObject({ code: "ERR_CT_IO", message: expect.stringContaining("a FIFO (named pipe), not a regular file") });
+          expect(await refused(attempt())).toMatchObject({
+            code: "ERR_CT_IO",
+            message: expect.stringContaining("a FIFO (named pipe), not a regular file"),
+          });
         }
       } finally {
         releaseFifos(allFifos);
@@ -51,7 +71,10 @@ describe("library", () => {
   }
 
   it("a directory is refused by the reader too", async () => {
-    expect(await refused(CryptoTensorsReader.open(folder))).toMatchObject({ code: "ERR_CT_IO", message: expect.stringContaining("a directory") });
+    expect(await refused(CryptoTensorsReader.open(folder))).toMatchObject({
+      code: "ERR_CT_IO",
+      message: expect.stringContaining("a directory"),
+    });
   });
 
   it("a folder listing refuses a model file that is a FIFO (or a symlink to one) and skips stray non-model FIFOs", async () => {
@@ -78,7 +101,11 @@ describe("CLI", () => {
   writeFileSync(join(dir, "sign.pub.jwk"), JSON.stringify(toJwk(publicKeyOf(signKey))));
   const keyArgs = ["--trust", join(dir, "sign.pub.jwk"), "--key", join(dir, "enc.jwk")];
 
-  for (const [label, path] of [["a FIFO", fifo], ["a symlink to a FIFO", link], ["a folder with a FIFO shard", folder]] as const) {
+  for (const [label, path] of [
+    ["a FIFO", fifo],
+    ["a symlink to a FIFO", link],
+    ["a folder with a FIFO shard", folder],
+  ] as const) {
     it(`verify, inspect, decrypt and encrypt of ${label}: exit 8 (ERR_CT_IO), no hang`, async () => {
       for (const args of [
         ["verify", path, ...keyArgs],

@@ -12,7 +12,15 @@ import { encryptFile } from "../src/container/encrypt-file.js";
 import { MemoryCryptoTensors } from "../src/container/memory-reader.js";
 import type { RequireEncrypted } from "../src/container/open-checks.js";
 import { CryptoTensorsReader } from "../src/container/reader.js";
-import { CRYPTO_KEYS_KEY, DIGESTS_KEY, ENCRYPTION_KEY, POLICY_KEY, RESERVED_KEYS, SIGNATURE_KEY, serializePolicy } from "../src/container/reserved.js";
+import {
+  CRYPTO_KEYS_KEY,
+  DIGESTS_KEY,
+  ENCRYPTION_KEY,
+  POLICY_KEY,
+  RESERVED_KEYS,
+  SIGNATURE_KEY,
+  serializePolicy,
+} from "../src/container/reserved.js";
 import { nodeCryptoProvider } from "../src/crypto/provider-node.js";
 import { webCryptoProvider } from "../src/crypto/provider-web.js";
 import type { CryptoProvider } from "../src/crypto/provider.js";
@@ -53,7 +61,14 @@ const OPTION_SETS: Record<string, Options> = {
   "require some": { keys: [key, key128, chachaKey], trust, requireEncrypted: "some" },
   "no keys": { trust },
   "no trust": { keys: [key, key128, chachaKey] },
-  "wrong key": { keys: [newEncryptionKey("aes256gcm", "enc-1"), newEncryptionKey("aes128gcm", "enc-128"), newEncryptionKey("chacha20poly1305", "enc-cc")], trust },
+  "wrong key": {
+    keys: [
+      newEncryptionKey("aes256gcm", "enc-1"),
+      newEncryptionKey("aes128gcm", "enc-128"),
+      newEncryptionKey("chacha20poly1305", "enc-cc"),
+    ],
+    trust,
+  },
   "rego engine": { keys: [key, key128, chachaKey], trust, policyEngine: engine },
 };
 
@@ -81,27 +96,60 @@ beforeAll(async () => {
   files.set("partially encrypted (digests)", partial);
   files.set("partially encrypted (no digests)", await encrypt("partial-nd", { tensors: ["model.layers.*"], plaintextDigests: false }));
   files.set("signed by an untrusted key", await encrypt("mallory", { signKey: mallory }));
-  files.set("re-signed by another key under the trusted kid", tamper(v2, (f) => editInner(f, POLICY_KEY, (p) => (p.local = "package model\nallow = true")), { ...mallory, kid: "sign-1" }));
-  files.set("bad signature", tamper(v2, (f) => f.metadata.set(SIGNATURE_KEY, flipBase64(f.metadata.get(SIGNATURE_KEY)!, 5))));
-  files.set("tampered tensor (v2 chunk)", tamper(v2, (f) => flipDataByte(f, Q, 1500)));
-  files.set("tampered plaintext tensor (digest)", tamper(partial, (f) => flipDataByte(f, NORM, 3)));
-  files.set("tampered tag", tamper(v2, (f) => editEncryptionField(f, Q, "tags", (t) => flipBase64(t, 17))));
-  files.set("stripped reserved entries", tamper(v2, (f) => [...RESERVED_KEYS, DIGESTS_KEY].forEach((k) => f.metadata.delete(k))));
-  files.set("one tensor's encryption entry removed", tamper(v2, (f) => editInner(f, ENCRYPTION_KEY, (e) => delete e[Q])));
-  files.set("version downgraded 2 → 1", tamper(v2, (f) => editInner(f, CRYPTO_KEYS_KEY, (k) => (k.version = "1"))));
-  files.set("digests stripped", tamper(partial, (f) => f.metadata.delete(DIGESTS_KEY)));
-  files.set("signed, nothing encrypted", (() => {
-    const f = dissect(partial);
-    f.metadata.set(ENCRYPTION_KEY, "{}");
-    return assemble(resign(f, signKey));
-  })());
+  files.set(
+    "re-signed by another key under the trusted kid",
+    tamper(v2, (f) => editInner(f, POLICY_KEY, (p) => (p.local = "package model\nallow = true")), { ...mallory, kid: "sign-1" }),
+  );
+  files.set(
+    "bad signature",
+    tamper(v2, (f) => f.metadata.set(SIGNATURE_KEY, flipBase64(f.metadata.get(SIGNATURE_KEY)!, 5))),
+  );
+  files.set(
+    "tampered tensor (v2 chunk)",
+    tamper(v2, (f) => flipDataByte(f, Q, 1500)),
+  );
+  files.set(
+    "tampered plaintext tensor (digest)",
+    tamper(partial, (f) => flipDataByte(f, NORM, 3)),
+  );
+  files.set(
+    "tampered tag",
+    tamper(v2, (f) => editEncryptionField(f, Q, "tags", (t) => flipBase64(t, 17))),
+  );
+  files.set(
+    "stripped reserved entries",
+    tamper(v2, (f) => [...RESERVED_KEYS, DIGESTS_KEY].forEach((k) => f.metadata.delete(k))),
+  );
+  files.set(
+    "one tensor's encryption entry removed",
+    tamper(v2, (f) => editInner(f, ENCRYPTION_KEY, (e) => delete e[Q])),
+  );
+  files.set(
+    "version downgraded 2 → 1",
+    tamper(v2, (f) => editInner(f, CRYPTO_KEYS_KEY, (k) => (k.version = "1"))),
+  );
+  files.set(
+    "digests stripped",
+    tamper(partial, (f) => f.metadata.delete(DIGESTS_KEY)),
+  );
+  files.set(
+    "signed, nothing encrypted",
+    (() => {
+      const f = dissect(partial);
+      f.metadata.set(ENCRYPTION_KEY, "{}");
+      return assemble(resign(f, signKey));
+    })(),
+  );
   files.set("truncated", v2.subarray(0, v2.length - 10));
   await policyFile("non-default policy (deny)", "package model\nallow = false");
   await policyFile("non-default policy (computed allow)", "package model\nallow if { 1 + 1 == 2 }");
   await policyFile("whitespace-variant policy", "package model\n\n  allow   =   true\n");
   await policyFile("no-break-space policy (not Rego)", "package\u00a0model\nallow = true");
   await policyFile("remote policy changed", "package model\nallow = true", "package model\nallow = false");
-  files.set("policy changed after signing", tamper(v2, (f) => f.metadata.set(POLICY_KEY, serializePolicy({ local: "package model\nallow = true", remote: "package x" }))));
+  files.set(
+    "policy changed after signing",
+    tamper(v2, (f) => f.metadata.set(POLICY_KEY, serializePolicy({ local: "package model\nallow = true", remote: "package x" }))),
+  );
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -135,7 +183,10 @@ async function fileVerdict(bytes: Uint8Array, options: Options, engineName: "nat
           await reader.readTensorInto(t.name, out);
           tensors[t.name] = digest(out);
         } catch (err) {
-          expect(out.every((b) => b === 0), `${t.name}: buffer zeroed after a failure`).toBe(true);
+          expect(
+            out.every((b) => b === 0),
+            `${t.name}: buffer zeroed after a failure`,
+          ).toBe(true);
           tensors[t.name] = codeOf(err);
         }
       }
@@ -176,11 +227,29 @@ const agreed = new Map<string, Verdict>();
 
 describe("one table of files, every reader, the same verdict", () => {
   const names = [
-    "plain", "v2 aes256gcm", "v1 chacha20poly1305", "v2 aes128gcm", "partially encrypted (digests)", "partially encrypted (no digests)",
-    "signed by an untrusted key", "re-signed by another key under the trusted kid", "bad signature", "tampered tensor (v2 chunk)",
-    "tampered plaintext tensor (digest)", "tampered tag", "stripped reserved entries", "one tensor's encryption entry removed",
-    "version downgraded 2 → 1", "digests stripped", "signed, nothing encrypted", "truncated", "non-default policy (deny)",
-    "non-default policy (computed allow)", "whitespace-variant policy", "no-break-space policy (not Rego)", "remote policy changed",
+    "plain",
+    "v2 aes256gcm",
+    "v1 chacha20poly1305",
+    "v2 aes128gcm",
+    "partially encrypted (digests)",
+    "partially encrypted (no digests)",
+    "signed by an untrusted key",
+    "re-signed by another key under the trusted kid",
+    "bad signature",
+    "tampered tensor (v2 chunk)",
+    "tampered plaintext tensor (digest)",
+    "tampered tag",
+    "stripped reserved entries",
+    "one tensor's encryption entry removed",
+    "version downgraded 2 → 1",
+    "digests stripped",
+    "signed, nothing encrypted",
+    "truncated",
+    "non-default policy (deny)",
+    "non-default policy (computed allow)",
+    "whitespace-variant policy",
+    "no-break-space policy (not Rego)",
+    "remote policy changed",
     "policy changed after signing",
   ];
   for (const name of names) {
@@ -203,7 +272,8 @@ describe("one table of files, every reader, the same verdict", () => {
 
   const verdict = (name: string, options = "keys+trust") => agreed.get(`${name} / ${options}`);
   const refusedAt = (code: string) => ({ open: code });
-  const allRead = (v: Verdict | undefined) => v !== undefined && "tensors" in v && Object.values(v.tensors).every((x) => !x.startsWith("ERR_"));
+  const allRead = (v: Verdict | undefined) =>
+    v !== undefined && "tensors" in v && Object.values(v.tensors).every((x) => !x.startsWith("ERR_"));
 
   it("pins the verdicts that matter", () => {
     expect(agreed.size).toBe(names.length * Object.keys(OPTION_SETS).length);
@@ -215,8 +285,15 @@ describe("one table of files, every reader, the same verdict", () => {
     expect(verdict("v2 aes256gcm", "no trust")).toEqual(refusedAt("ERR_CT_UNTRUSTED_SIGNER"));
     expect((verdict("v2 aes256gcm", "no keys") as { tensors: Record<string, string> }).tensors[Q]).toBe("ERR_CT_KEY_NOT_FOUND");
     expect(verdict("signed by an untrusted key")).toEqual(refusedAt("ERR_CT_UNTRUSTED_SIGNER"));
-    for (const bad of ["re-signed by another key under the trusted kid", "bad signature", "tampered tag", "one tensor's encryption entry removed",
-      "version downgraded 2 → 1", "digests stripped", "policy changed after signing"]) {
+    for (const bad of [
+      "re-signed by another key under the trusted kid",
+      "bad signature",
+      "tampered tag",
+      "one tensor's encryption entry removed",
+      "version downgraded 2 → 1",
+      "digests stripped",
+      "policy changed after signing",
+    ]) {
       expect(verdict(bad), bad).toEqual(refusedAt("ERR_CT_SIGNATURE_INVALID"));
     }
     expect((verdict("tampered tensor (v2 chunk)") as { tensors: Record<string, string> }).tensors[Q]).toBe("ERR_CT_DECRYPTION_FAILED");
@@ -233,7 +310,12 @@ describe("one table of files, every reader, the same verdict", () => {
     expect(allRead(verdict("signed, nothing encrypted"))).toBe(true);
     expect(verdict("signed, nothing encrypted", "require some")).toEqual(refusedAt("ERR_CT_NOT_CONFIDENTIAL"));
     // Policies: only `local` counts; only its exact default text passes without an engine.
-    for (const p of ["non-default policy (deny)", "non-default policy (computed allow)", "whitespace-variant policy", "no-break-space policy (not Rego)"]) {
+    for (const p of [
+      "non-default policy (deny)",
+      "non-default policy (computed allow)",
+      "whitespace-variant policy",
+      "no-break-space policy (not Rego)",
+    ]) {
       expect(verdict(p), p).toEqual(refusedAt("ERR_CT_POLICY_UNSUPPORTED"));
     }
     expect(verdict("non-default policy (deny)", "rego engine")).toEqual(refusedAt("ERR_CT_POLICY_DENIED"));

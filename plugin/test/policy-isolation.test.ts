@@ -29,8 +29,16 @@ beforeAll(async () => {
   const plain = join(dir, "plain.safetensors");
   writePlainSafetensors(plain, sampleTensors());
   // Non-default policies: the evaluator subprocess has to run.
-  await encryptFile(plain, join(model, "allow.safetensors"), { key, signKey, policy: { local: "package model\nallow if { 1 + 1 == 2 }", remote: "package model\nallow = true" } });
-  await encryptFile(plain, join(model, "deny.safetensors"), { key, signKey, policy: { local: "package model\nallow if { 1 == 2 }", remote: "package model\nallow = true" } });
+  await encryptFile(plain, join(model, "allow.safetensors"), {
+    key,
+    signKey,
+    policy: { local: "package model\nallow if { 1 + 1 == 2 }", remote: "package model\nallow = true" },
+  });
+  await encryptFile(plain, join(model, "deny.safetensors"), {
+    key,
+    signKey,
+    policy: { local: "package model\nallow if { 1 == 2 }", remote: "package model\nallow = true" },
+  });
   for (const m of ["json", "regorus", "sys"]) plant(model, m, `model-${m}`);
   for (const m of ["json", "regorus"]) plant(elsewhere, m, `pythonpath-${m}`);
   writeFileSync(join(elsewhere, "startup.py"), `open(${JSON.stringify(join(markers, "startup"))}, "w").write("ran")\n`);
@@ -39,7 +47,9 @@ beforeAll(async () => {
 async function verifyIn(file: string): Promise<{ code: number; stderr: string }> {
   const r = await execa("node", [CLI, "verify", file, "--trust", join(dir, "sign.pub.jwk"), "--key", join(dir, "enc.jwk")], {
     cwd: model, // the model folder is the working directory
-    stdin: "ignore", reject: false, timeout: 60_000,
+    stdin: "ignore",
+    reject: false,
+    timeout: 60_000,
     env: { CTENSORS_REGO_PYTHON: VENV_PYTHON, PYTHONPATH: elsewhere, PYTHONSTARTUP: join(elsewhere, "startup.py"), PYTHONINSPECT: "" },
   });
   return { code: r.exitCode ?? -1, stderr: String(r.stderr) };

@@ -21,7 +21,9 @@ import { newEncryptionKey, newSigningKey, plainSafetensorsBytes, tempDir, type P
 const nameArb = fc.oneof(
   fc.nat({ max: 120 }).map(String),
   fc.stringMatching(/^[a-z][a-z0-9._]{0,8}$/),
-  fc.array(fc.constantFrom("a", "Z", "0", ".", "_", "é", "ß", "\uE000", "€", "😀", "𝔘", "中"), { minLength: 1, maxLength: 5 }).map((a) => a.join("")),
+  fc
+    .array(fc.constantFrom("a", "Z", "0", ".", "_", "é", "ß", "\uE000", "€", "😀", "𝔘", "中"), { minLength: 1, maxLength: 5 })
+    .map((a) => a.join("")),
 );
 
 const shapeArb = fc.array(fc.integer({ min: 0, max: 5 }), { minLength: 0, maxLength: 3 });
@@ -38,7 +40,10 @@ const caseArb = fc.record({
   chunkBytes: fc.integer({ min: 1, max: 64 }),
   alg: fc.constantFrom(...AEAD_ALGORITHMS),
   selectMask: fc.array(fc.boolean(), { minLength: 8, maxLength: 8 }),
-  metadata: fc.option(fc.dictionary(fc.constantFrom("format", "10", "2", "é", "note", "__x__"), fc.string({ maxLength: 6 }), { maxKeys: 3 }), { nil: null }),
+  metadata: fc.option(
+    fc.dictionary(fc.constantFrom("format", "10", "2", "é", "note", "__x__"), fc.string({ maxLength: 6 }), { maxKeys: 3 }),
+    { nil: null },
+  ),
 });
 
 describe("property: encryptFile → CryptoTensorsReader.open returns exactly the plaintext", () => {
@@ -115,19 +120,32 @@ function onlyFormatErrors(header: Uint8Array, fileBytes?: number): void {
   }
 }
 
-const validHeaderArb = fc.record({ tensors: tensorSetArb, md: fc.option(fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 }), { maxKeys: 3 }), { nil: null }) }).map(({ tensors, md }) => {
-  const { bytes } = plainSafetensorsBytes(
-    tensors.map((t) => ({ ...t, data: new Uint8Array(Number(tensorByteLength(t.dtype as Dtype, t.shape))) })),
-    md,
-  );
-  const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  return { header: bytes.slice(8, 8 + n), fileBytes: bytes.length };
-});
+const validHeaderArb = fc
+  .record({
+    tensors: tensorSetArb,
+    md: fc.option(fc.dictionary(fc.string({ maxLength: 4 }), fc.string({ maxLength: 4 }), { maxKeys: 3 }), { nil: null }),
+  })
+  .map(({ tensors, md }) => {
+    const { bytes } = plainSafetensorsBytes(
+      tensors.map((t) => ({ ...t, data: new Uint8Array(Number(tensorByteLength(t.dtype as Dtype, t.shape))) })),
+      md,
+    );
+    const n = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
+    return { header: bytes.slice(8, 8 + n), fileBytes: bytes.length };
+  });
 
 const mutationArb = fc.oneof(
   fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
-  fc.record({ kind: fc.constant("set" as const), at: fc.nat(), byte: fc.constantFrom(0x00, 0x22, 0x2c, 0x2d, 0x30, 0x31, 0x39, 0x3a, 0x5b, 0x5c, 0x5d, 0x7b, 0x7d, 0x65, 0x2e, 0xc3, 0xff) }),
-  fc.record({ kind: fc.constant("insert" as const), at: fc.nat(), text: fc.constantFrom("9", "0", "-", ".5", "e9", ",", "\"", "\\u", "[", "{", "}", "]", "99999999999999999999", "é") }),
+  fc.record({
+    kind: fc.constant("set" as const),
+    at: fc.nat(),
+    byte: fc.constantFrom(0x00, 0x22, 0x2c, 0x2d, 0x30, 0x31, 0x39, 0x3a, 0x5b, 0x5c, 0x5d, 0x7b, 0x7d, 0x65, 0x2e, 0xc3, 0xff),
+  }),
+  fc.record({
+    kind: fc.constant("insert" as const),
+    at: fc.nat(),
+    text: fc.constantFrom("9", "0", "-", ".5", "e9", ",", '"', "\\u", "[", "{", "}", "]", "99999999999999999999", "é"),
+  }),
   fc.record({ kind: fc.constant("delete" as const), at: fc.nat(), len: fc.integer({ min: 1, max: 6 }) }),
   fc.record({ kind: fc.constant("truncate" as const), at: fc.nat() }),
 );
@@ -170,7 +188,32 @@ describe("fuzz: parseHeader throws nothing but CryptoTensorsError", () => {
   });
 
   it("random JSON-ish text", () => {
-    const token = fc.constantFrom("{", "}", "[", "]", ",", ":", "\"", "\\", "\"dtype\"", "\"shape\"", "\"data_offsets\"", "\"__metadata__\"", "\"F32\"", "\"U8\"", "0", "1", "4", "-1", "1e3", "null", "true", " ", "\\ud800", "é");
+    const token = fc.constantFrom(
+      "{",
+      "}",
+      "[",
+      "]",
+      ",",
+      ":",
+      '"',
+      "\\",
+      '"dtype"',
+      '"shape"',
+      '"data_offsets"',
+      '"__metadata__"',
+      '"F32"',
+      '"U8"',
+      "0",
+      "1",
+      "4",
+      "-1",
+      "1e3",
+      "null",
+      "true",
+      " ",
+      "\\ud800",
+      "é",
+    );
     fc.assert(
       fc.property(fc.array(token, { maxLength: 60 }), (tokens) => {
         onlyFormatErrors(new TextEncoder().encode(tokens.join("")));
@@ -191,11 +234,16 @@ describe("fuzz: parseHeader throws nothing but CryptoTensorsError", () => {
 
   it("mutations of valid headers (bit flips, byte sets, inserts, deletes, truncation, wrong file length)", () => {
     fc.assert(
-      fc.property(validHeaderArb, fc.array(mutationArb, { minLength: 1, maxLength: 4 }), fc.integer({ min: -3, max: 3 }), ({ header, fileBytes }, muts, delta) => {
-        const mutated = mutate(header, muts);
-        onlyFormatErrors(mutated, fileBytes + (mutated.length - header.length) + delta);
-        onlyFormatErrors(mutated);
-      }),
+      fc.property(
+        validHeaderArb,
+        fc.array(mutationArb, { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: -3, max: 3 }),
+        ({ header, fileBytes }, muts, delta) => {
+          const mutated = mutate(header, muts);
+          onlyFormatErrors(mutated, fileBytes + (mutated.length - header.length) + delta);
+          onlyFormatErrors(mutated);
+        },
+      ),
       { numRuns: 3000 },
     );
   });

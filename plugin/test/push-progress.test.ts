@@ -33,9 +33,11 @@ function run(bars: boolean) {
   p.onEvent({ kind: "checked", files: 5, bytes: 6_000_000, encrypted: 3, plaintext: [] });
   p.onEvent({ kind: "phase", phase: "preuploading" });
   // Three files hashed concurrently, in small steps, interleaved.
-  for (let i = 1; i <= 100; i++) for (const path of Object.keys(sizes)) p.onEvent({ kind: "file", path, progress: i / 100, state: "hashing" });
+  for (let i = 1; i <= 100; i++)
+    for (const path of Object.keys(sizes)) p.onEvent({ kind: "file", path, progress: i / 100, state: "hashing" });
   p.onEvent({ kind: "phase", phase: "uploadingLargeFiles" });
-  for (let i = 1; i <= 100; i++) for (const path of Object.keys(sizes)) p.onEvent({ kind: "file", path, progress: i / 100, state: "uploading" });
+  for (let i = 1; i <= 100; i++)
+    for (const path of Object.keys(sizes)) p.onEvent({ kind: "file", path, progress: i / 100, state: "uploading" });
   p.onEvent({ kind: "phase", phase: "committing" });
   p.stop();
   return { out: stream.text, lines };

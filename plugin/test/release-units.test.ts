@@ -37,7 +37,12 @@ describe("manifest", () => {
     const root = folder("roundtrip");
     const written = await writeRelease(root, { signKey, model: "org/x", release: 3 });
     const read = await verifyRelease(root, { trust });
-    expect(read).toMatchObject({ model: "org/x", release: 3, files: ["config.json", "sub/tokenizer.json"], manifestDigest: written.manifestDigest });
+    expect(read).toMatchObject({
+      model: "org/x",
+      release: 3,
+      files: ["config.json", "sub/tokenizer.json"],
+      manifestDigest: written.manifestDigest,
+    });
     const bundle = JSON.parse(readFileSync(join(root, "model.sig"), "utf8"));
     const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, "base64").toString("utf8"));
     statement.predicate.ctensors_release.release = 4;
@@ -49,7 +54,16 @@ describe("manifest", () => {
   it("the subject digest is OMS's: sha256 over the raw resource digests in order", () => {
     const a = "00".repeat(32);
     const b = "ff".repeat(32);
-    expect(rootDigest([{ name: "a", digest: a }, { name: "b", digest: b }])).toBe(createHash("sha256").update(Buffer.from(a + b, "hex")).digest("hex"));
+    expect(
+      rootDigest([
+        { name: "a", digest: a },
+        { name: "b", digest: b },
+      ]),
+    ).toBe(
+      createHash("sha256")
+        .update(Buffer.from(a + b, "hex"))
+        .digest("hex"),
+    );
     expect(Buffer.from(pae("t", new Uint8Array([120]))).toString()).toBe("DSSEv1 1 t 1 x");
   });
 
@@ -61,7 +75,13 @@ describe("manifest", () => {
 
 describe("rollback state", () => {
   const info = (release: number, model = "org/m"): ReleaseInfo => ({
-    model, release, signer: signKey, signerFingerprint: "fp", manifestDigest: `d${release}`, files: [], headerBound: [],
+    model,
+    release,
+    signer: signKey,
+    signerFingerprint: "fp",
+    manifestDigest: `d${release}`,
+    files: [],
+    headerBound: [],
   });
 
   it("keeps the newest release, refuses older ones, and never lowers the record", async () => {

@@ -27,7 +27,12 @@ async function ct(...args: string[]): Promise<Run> {
   const env = { ...process.env };
   for (const k of ["CTENSORS_REGO_PYTHON", "CRYPTOTENSOR_KEYS", "CTENSORS_KEY_TOKEN", "CTENSORS_RELEASE_STATE"]) delete env[k];
   const r = await execa("node", [CLI, ...args], {
-    cwd: REPO_ROOT, stdin: "ignore", reject: false, extendEnv: false, env, timeout: 60_000,
+    cwd: REPO_ROOT,
+    stdin: "ignore",
+    reject: false,
+    extendEnv: false,
+    env,
+    timeout: 60_000,
   });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
@@ -47,8 +52,14 @@ const withKeys = () => ["--key", join(keys, "enc.jwk"), "--sign-key", join(keys,
 
 /** Two shards' tensors (random values: every call is another training run). */
 const SHARD_TENSORS: PlainTensor[][] = [
-  [{ name: "model.embed_tokens.weight", dtype: "F32", shape: [16, 8] }, { name: "model.layers.0.mlp.up_proj.weight", dtype: "BF16", shape: [8, 8] }],
-  [{ name: "model.norm.weight", dtype: "F32", shape: [8] }, { name: "lm_head.weight", dtype: "F16", shape: [16, 8] }],
+  [
+    { name: "model.embed_tokens.weight", dtype: "F32", shape: [16, 8] },
+    { name: "model.layers.0.mlp.up_proj.weight", dtype: "BF16", shape: [8, 8] },
+  ],
+  [
+    { name: "model.norm.weight", dtype: "F32", shape: [8] },
+    { name: "lm_head.weight", dtype: "F16", shape: [16, 8] },
+  ],
 ];
 
 /** A two-shard Hugging Face style folder with config, generation config, tokenizer and chat template. */
@@ -88,8 +99,14 @@ beforeAll(async () => {
   writePlainModel(join(dir, "plain-a"));
   writePlainModel(join(dir, "plain-b"));
   // Two releases of one model, same keys: what an attacker would mix.
-  expectExit(await ct("encrypt", join(dir, "plain-a"), encA, ...withKeys(), "--model-id", "org/model", "--release", "1", "--oms-key", ecKey), 0);
-  expectExit(await ct("encrypt", join(dir, "plain-b"), encB, ...withKeys(), "--model-id", "org/model", "--release", "2", "--oms-key", ecKey), 0);
+  expectExit(
+    await ct("encrypt", join(dir, "plain-a"), encA, ...withKeys(), "--model-id", "org/model", "--release", "1", "--oms-key", ecKey),
+    0,
+  );
+  expectExit(
+    await ct("encrypt", join(dir, "plain-b"), encB, ...withKeys(), "--model-id", "org/model", "--release", "2", "--oms-key", ecKey),
+    0,
+  );
 }, 120_000);
 
 describe("encrypt writes a signed release that verify checks", () => {
@@ -98,9 +115,16 @@ describe("encrypt writes a signed release that verify checks", () => {
     expect(bundle.mediaType).toBe("application/vnd.dev.sigstore.bundle.v0.3+json");
     const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, "base64").toString("utf8"));
     expect(statement.predicateType).toBe("https://model_signing/signature/v1.0");
-    expect(statement.predicate.resources.map((r: { name: string }) => r.name)).toEqual(
-      ["chat_template.jinja", "config.json", "generation_config.json", SHARD1, SHARD2, INDEX, "tokenizer.json", "tokenizer_config.json"],
-    );
+    expect(statement.predicate.resources.map((r: { name: string }) => r.name)).toEqual([
+      "chat_template.jinja",
+      "config.json",
+      "generation_config.json",
+      SHARD1,
+      SHARD2,
+      INDEX,
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
     const release = statement.predicate.ctensors_release;
     expect(release).toMatchObject({ version: 1, model: "org/model", release: 1, signer: { kid: "publisher" } });
     expect(Object.keys(release.headers).sort()).toEqual([SHARD1, SHARD2]);
@@ -110,19 +134,29 @@ describe("encrypt writes a signed release that verify checks", () => {
   });
 
   it("is verified by the real model-signing package (model_signing verify key), which re-hashes every file", async () => {
-    const ok = await execa(MODEL_SIGNING, ["verify", "key", encA, "--signature", join(encA, "model.sig"), "--public_key", ecPub, "--allow_symlinks"], { reject: false });
+    const ok = await execa(
+      MODEL_SIGNING,
+      ["verify", "key", encA, "--signature", join(encA, "model.sig"), "--public_key", ecPub, "--allow_symlinks"],
+      { reject: false },
+    );
     expect({ code: ok.exitCode, out: ok.stdout + ok.stderr }).toMatchObject({ code: 0 });
     expect(ok.stdout).toContain("Verification succeeded");
     const altered = copyOf(encA);
     writeFileSync(join(altered, "config.json"), JSON.stringify({ model_type: "llama", rope_scaling: { factor: 8.0 } }));
-    const bad = await execa(MODEL_SIGNING, ["verify", "key", altered, "--signature", join(altered, "model.sig"), "--public_key", ecPub, "--allow_symlinks"], { reject: false });
+    const bad = await execa(
+      MODEL_SIGNING,
+      ["verify", "key", altered, "--signature", join(altered, "model.sig"), "--public_key", ecPub, "--allow_symlinks"],
+      { reject: false },
+    );
     expect(bad.exitCode).not.toBe(0);
     expect(bad.stdout + bad.stderr).toContain("config.json");
     // Another EC key is not the signer.
     const other = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const otherPub = join(dir, "other-ec.pub.pem");
     writeFileSync(otherPub, other.publicKey.export({ type: "spki", format: "pem" }));
-    const wrongKey = await execa(MODEL_SIGNING, ["verify", "key", encA, "--signature", join(encA, "model.sig"), "--public_key", otherPub], { reject: false });
+    const wrongKey = await execa(MODEL_SIGNING, ["verify", "key", encA, "--signature", join(encA, "model.sig"), "--public_key", otherPub], {
+      reject: false,
+    });
     expect(wrongKey.exitCode).not.toBe(0);
   });
 
@@ -184,7 +218,10 @@ describe("attacks on a release, through the CLI", () => {
   it("a manifest signed by an untrusted key: refused, even when every shard is signed by the trusted key", async () => {
     const resigned = copyOf(encA);
     writeFileSync(join(resigned, "config.json"), "{}");
-    expectExit(await ct("sign-release", resigned, "--sign-key", join(stranger, "sign.jwk"), ...trust(), "--model-id", "org/model", "--force"), 0);
+    expectExit(
+      await ct("sign-release", resigned, "--sign-key", join(stranger, "sign.jwk"), ...trust(), "--model-id", "org/model", "--force"),
+      0,
+    );
     const run = await ct("verify", resigned, ...trust());
     expectExit(run, 4, "ERR_CT_UNTRUSTED_SIGNER", "model.sig");
   });
@@ -193,9 +230,17 @@ describe("attacks on a release, through the CLI", () => {
     const bare = copyOf(encA);
     rmSync(join(bare, "model.sig"));
     expectExit(await ct("verify", bare, ...trust()), 4, "ERR_CT_INTEGRITY", "model.sig");
-    expectExit(await ct("decrypt", bare, join(dir, "bare-out"), "--key", join(keys, "enc.jwk"), ...trust()), 4, "ERR_CT_INTEGRITY", "model.sig");
+    expectExit(
+      await ct("decrypt", bare, join(dir, "bare-out"), "--key", join(keys, "enc.jwk"), ...trust()),
+      4,
+      "ERR_CT_INTEGRITY",
+      "model.sig",
+    );
     expectExit(await ct("verify", bare, ...trust(), "--allow-unsigned-release"), 0);
-    expectExit(await ct("decrypt", bare, join(dir, "bare-out2"), "--key", join(keys, "enc.jwk"), ...trust(), "--allow-unsigned-release"), 0);
+    expectExit(
+      await ct("decrypt", bare, join(dir, "bare-out2"), "--key", join(keys, "enc.jwk"), ...trust(), "--allow-unsigned-release"),
+      0,
+    );
   });
 });
 
@@ -203,14 +248,22 @@ describe("releases across the tools", () => {
   it("an ONNX (transformers.js) folder: the graph by sha256, the weight container by its header; an altered tokenizer config is refused", async () => {
     const out = join(dir, "onnx-enc");
     expectExit(await ct("encrypt", join(REPO_ROOT, "test", "fixtures", "tiny-bert"), out, ...withKeys(), "--oms-key", ecKey), 0);
-    const statement = JSON.parse(Buffer.from(JSON.parse(readFileSync(join(out, "model.sig"), "utf8")).dsseEnvelope.payload, "base64").toString("utf8"));
-    expect(statement.predicate.resources.map((r: { name: string }) => r.name)).toEqual(
-      ["config.json", "onnx/model.onnx", "onnx/model.onnx.cryptotensors", "tokenizer.json", "tokenizer_config.json"],
+    const statement = JSON.parse(
+      Buffer.from(JSON.parse(readFileSync(join(out, "model.sig"), "utf8")).dsseEnvelope.payload, "base64").toString("utf8"),
     );
+    expect(statement.predicate.resources.map((r: { name: string }) => r.name)).toEqual([
+      "config.json",
+      "onnx/model.onnx",
+      "onnx/model.onnx.cryptotensors",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
     expect(Object.keys(statement.predicate.ctensors_release.headers)).toEqual(["onnx/model.onnx.cryptotensors"]);
     expect(statement.predicate.ctensors_release.model).toBe("tiny-bert");
     expectExit(await ct("verify", out, ...trust()), 0);
-    const oms = await execa(MODEL_SIGNING, ["verify", "key", out, "--signature", join(out, "model.sig"), "--public_key", ecPub], { reject: false });
+    const oms = await execa(MODEL_SIGNING, ["verify", "key", out, "--signature", join(out, "model.sig"), "--public_key", ecPub], {
+      reject: false,
+    });
     expect(oms.exitCode, oms.stdout + oms.stderr).toBe(0);
     const altered = copyOf(out);
     writeFileSync(join(altered, "tokenizer_config.json"), "{}");
@@ -224,7 +277,21 @@ describe("releases across the tools", () => {
     const rotated = join(dir, "keys-2");
     expectExit(await ct("keygen", "--out", rotated, "--kid", "publisher-2"), 0);
     const rew = join(dir, "rewrapped");
-    expectExit(await ct("rewrap", encA, rew, "--key", join(keys, "enc.jwk"), "--new-key", join(rotated, "enc.jwk"), "--sign-key", join(rotated, "sign.jwk"), ...trust()), 0);
+    expectExit(
+      await ct(
+        "rewrap",
+        encA,
+        rew,
+        "--key",
+        join(keys, "enc.jwk"),
+        "--new-key",
+        join(rotated, "enc.jwk"),
+        "--sign-key",
+        join(rotated, "sign.jwk"),
+        ...trust(),
+      ),
+      0,
+    );
     const run = await ct("verify", rew, "--trust", join(rotated, "sign.pub.jwk"));
     expectExit(run, 0);
     const m = /release (\d+) of org\/model/.exec(run.stdout);
@@ -232,14 +299,45 @@ describe("releases across the tools", () => {
     // rewrap refuses to launder an altered release.
     const altered = copyOf(encA);
     writeFileSync(join(altered, "chat_template.jinja"), "{{ 'evil' }}");
-    expectExit(await ct("rewrap", altered, join(dir, "laundered"), "--key", join(keys, "enc.jwk"), "--new-key", join(rotated, "enc.jwk"), "--sign-key", join(rotated, "sign.jwk"), ...trust()), 4, "ERR_CT_INTEGRITY", "chat_template.jinja");
+    expectExit(
+      await ct(
+        "rewrap",
+        altered,
+        join(dir, "laundered"),
+        "--key",
+        join(keys, "enc.jwk"),
+        "--new-key",
+        join(rotated, "enc.jwk"),
+        "--sign-key",
+        join(rotated, "sign.jwk"),
+        ...trust(),
+      ),
+      4,
+      "ERR_CT_INTEGRITY",
+      "chat_template.jinja",
+    );
   });
 
   it("a model encrypted by the reference gets a manifest without re-encryption; the reference still loads every shard", async () => {
     const refDir = join(dir, "ref-model");
     mkdirSync(refDir);
     for (const shard of [SHARD1, SHARD2]) {
-      const r = await execa(VENV_PYTHON, [REF_TOOL, "write", "--plain", join(dir, "plain-a", shard), "--out", join(refDir, shard), "--enc-key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")], { reject: false });
+      const r = await execa(
+        VENV_PYTHON,
+        [
+          REF_TOOL,
+          "write",
+          "--plain",
+          join(dir, "plain-a", shard),
+          "--out",
+          join(refDir, shard),
+          "--enc-key",
+          join(keys, "enc.jwk"),
+          "--sign-key",
+          join(keys, "sign.jwk"),
+        ],
+        { reject: false },
+      );
       expect(r.exitCode, r.stderr).toBe(0);
     }
     for (const f of [INDEX, "config.json", "tokenizer.json"]) copyFileSync(join(dir, "plain-a", f), join(refDir, f));
@@ -248,16 +346,36 @@ describe("releases across the tools", () => {
     // Signing with an untrusted shard signer is refused before anything is written.
     expectExit(await ct("sign-release", refDir, "--sign-key", join(stranger, "sign.jwk")), 4, "ERR_CT_UNTRUSTED_SIGNER");
     expect(existsSync(join(refDir, "model.sig"))).toBe(false);
-    expectExit(await ct("sign-release", refDir, "--sign-key", join(keys, "sign.jwk"), "--model-id", "org/ref-model", "--release", "7", "--oms-key", ecKey), 0);
+    expectExit(
+      await ct(
+        "sign-release",
+        refDir,
+        "--sign-key",
+        join(keys, "sign.jwk"),
+        "--model-id",
+        "org/ref-model",
+        "--release",
+        "7",
+        "--oms-key",
+        ecKey,
+      ),
+      0,
+    );
     [SHARD1, SHARD2].forEach((s, i) => expect(readFileSync(join(refDir, s)).equals(before[i]!)).toBe(true));
     const run = await ct("verify", refDir, ...trust(), "--key", join(keys, "enc.jwk"));
     expectExit(run, 0);
     expect(run.stdout).toContain("release 7 of org/ref-model");
     for (const shard of [SHARD1, SHARD2]) {
-      const r = await execa(VENV_PYTHON, [REF_TOOL, "read", "--in", join(refDir, shard), "--enc-key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.pub.jwk")], { reject: false });
+      const r = await execa(
+        VENV_PYTHON,
+        [REF_TOOL, "read", "--in", join(refDir, shard), "--enc-key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.pub.jwk")],
+        { reject: false },
+      );
       expect(JSON.parse(r.stdout).ok, r.stdout + r.stderr).toBe(true);
     }
-    const oms = await execa(MODEL_SIGNING, ["verify", "key", refDir, "--signature", join(refDir, "model.sig"), "--public_key", ecPub], { reject: false });
+    const oms = await execa(MODEL_SIGNING, ["verify", "key", refDir, "--signature", join(refDir, "model.sig"), "--public_key", ecPub], {
+      reject: false,
+    });
     expect(oms.exitCode, oms.stdout + oms.stderr).toBe(0);
   });
 });

@@ -32,11 +32,20 @@ beforeAll(async () => {
   await encryptFile(files.plain, files.full, { key, signKey });
   await encryptFile(files.plain, files.partial, { key, signKey, tensors: ["model.layers.*"] });
   // The attack: drop the reserved entries; the tensor data is still ciphertext.
-  writeFileSync(files.stripped, tamper(new Uint8Array(readFileSync(files.full)), (f) => [...RESERVED_KEYS, DIGESTS_KEY].forEach((k) => f.metadata.delete(k))));
+  writeFileSync(
+    files.stripped,
+    tamper(new Uint8Array(readFileSync(files.full)), (f) => [...RESERVED_KEYS, DIGESTS_KEY].forEach((k) => f.metadata.delete(k))),
+  );
 });
 
 async function ct(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await execa("node", [CLI, ...args], { cwd: REPO_ROOT, stdin: "ignore", reject: false, timeout: 60_000, env: { CTENSORS_REGO_PYTHON: "" } });
+  const r = await execa("node", [CLI, ...args], {
+    cwd: REPO_ROOT,
+    stdin: "ignore",
+    reject: false,
+    timeout: 60_000,
+    env: { CTENSORS_REGO_PYTHON: "" },
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 const verify = (file: string, ...extra: string[]) => ct("verify", file, "--trust", pubFile, "--key", keyFile, "--json", ...extra);
@@ -91,7 +100,16 @@ describe("decrypt", () => {
     const r = await ct("decrypt", files.partial, out, "--key", keyFile, "--trust", pubFile);
     expect(r.code, r.stderr).toBe(0);
     expect(Buffer.from(readFileSync(out))).toEqual(Buffer.from(readFileSync(files.plain)));
-    const strict = await ct("decrypt", files.partial, join(dir, "strict-out.safetensors"), "--key", keyFile, "--trust", pubFile, "--require-encrypted");
+    const strict = await ct(
+      "decrypt",
+      files.partial,
+      join(dir, "strict-out.safetensors"),
+      "--key",
+      keyFile,
+      "--trust",
+      pubFile,
+      "--require-encrypted",
+    );
     expect(strict.code).toBe(4);
   });
 });

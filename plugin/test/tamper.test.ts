@@ -8,17 +8,23 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { CryptoTensorsReader, type OpenOptions } from "../src/container/reader.js";
 import { encryptFile } from "../src/container/encrypt-file.js";
-import {
-  CRYPTO_KEYS_KEY, DIGESTS_KEY, ENCRYPTION_KEY, POLICY_KEY, SIGNATURE_KEY, serializePolicy,
-} from "../src/container/reserved.js";
+import { CRYPTO_KEYS_KEY, DIGESTS_KEY, ENCRYPTION_KEY, POLICY_KEY, SIGNATURE_KEY, serializePolicy } from "../src/container/reserved.js";
 import { decodeBase64, encodeBase64 } from "../src/crypto/base64.js";
-import { CryptoTensorsError, type CryptoTensorsErrorCode } from "../src/errors.js";
+import type { CryptoTensorsErrorCode } from "../src/errors.js";
 import type { TensorInfo } from "../src/format/header.js";
 import { TrustStore } from "../src/keys/trust.js";
 import { REGO_PYTHON_ENV } from "../src/policy.js";
 import { expectCode, newEncryptionKey, newSigningKey, sampleTensors, tempDir, writePlainSafetensors } from "./helpers.js";
 import {
-  assembleText, dissect, editEncryptionField, editInner, flipBase64, flipDataByte, tamper, tensorOf, type Dissected,
+  assembleText,
+  dissect,
+  editEncryptionField,
+  editInner,
+  flipBase64,
+  flipDataByte,
+  tamper,
+  tensorOf,
+  type Dissected,
 } from "./hostile-files.js";
 
 // A non-default policy must be refused, not evaluated by a Rego engine configured in the environment.
@@ -204,12 +210,16 @@ describe.each(["v1", "v2"] as const)("%s: header modified without re-signing →
   });
 
   it("__policy__ replaced by a non-default policy", async () => {
-    const bytes = tamper(fixtures[version], (f) => f.metadata.set(POLICY_KEY, serializePolicy({ local: "package model\nallow = false", remote: "package model\nallow = true" })));
+    const bytes = tamper(fixtures[version], (f) =>
+      f.metadata.set(POLICY_KEY, serializePolicy({ local: "package model\nallow = false", remote: "package model\nallow = true" })),
+    );
     await expectRefusedAtOpen(bytes, "ERR_CT_SIGNATURE_INVALID");
   });
 
   it("signature replaced by 64 random bytes of valid base64", async () => {
-    const bytes = tamper(fixtures[version], (f) => f.metadata.set(SIGNATURE_KEY, encodeBase64(new Uint8Array(64).map((_, i) => (i * 37 + 11) & 0xff))));
+    const bytes = tamper(fixtures[version], (f) =>
+      f.metadata.set(SIGNATURE_KEY, encodeBase64(new Uint8Array(64).map((_, i) => (i * 37 + 11) & 0xff))),
+    );
     await expectRefusedAtOpen(bytes, "ERR_CT_SIGNATURE_INVALID");
   });
 
@@ -219,7 +229,9 @@ describe.each(["v1", "v2"] as const)("%s: header modified without re-signing →
   });
 
   it("signature truncated to 32 bytes", async () => {
-    const bytes = tamper(fixtures[version], (f) => f.metadata.set(SIGNATURE_KEY, encodeBase64(decodeBase64(f.metadata.get(SIGNATURE_KEY)!)!.subarray(0, 32))));
+    const bytes = tamper(fixtures[version], (f) =>
+      f.metadata.set(SIGNATURE_KEY, encodeBase64(decodeBase64(f.metadata.get(SIGNATURE_KEY)!)!.subarray(0, 32))),
+    );
     await expectRefusedAtOpen(bytes, "ERR_CT_SIGNATURE_INVALID");
   });
 });
@@ -269,12 +281,16 @@ describe("crypto fields modified and re-signed", () => {
     const field = version === "v1" ? "tag" : "tags";
 
     it(`${version}: data tag flipped, re-signed by the attacker's own key (not trusted) → ERR_CT_UNTRUSTED_SIGNER`, async () => {
-      const bytes = tamper(fixtures[version], (f) => {
-        editEncryptionField(f, Q, field, (b) => flipBase64(b, 0));
-        editInner(f, CRYPTO_KEYS_KEY, (doc) => {
-          doc.sign.kid = attacker.kid;
-        });
-      }, attacker);
+      const bytes = tamper(
+        fixtures[version],
+        (f) => {
+          editEncryptionField(f, Q, field, (b) => flipBase64(b, 0));
+          editInner(f, CRYPTO_KEYS_KEY, (doc) => {
+            doc.sign.kid = attacker.kid;
+          });
+        },
+        attacker,
+      );
       await expectRefusedAtOpen(bytes, "ERR_CT_UNTRUSTED_SIGNER");
     });
 
@@ -310,11 +326,15 @@ describe("crypto fields modified and re-signed", () => {
   });
 
   it("v2: two tensors' __encryption__ entries swapped (same size), re-signed with the real key → ERR_CT_DECRYPTION_FAILED", async () => {
-    const bytes = tamper(fixtures.v2, (f) => {
-      const enc = JSON.parse(f.metadata.get(ENCRYPTION_KEY)!) as Record<string, unknown>;
-      [enc[Q], enc[UP]] = [enc[UP], enc[Q]];
-      f.metadata.set(ENCRYPTION_KEY, JSON.stringify(enc));
-    }, signKey);
+    const bytes = tamper(
+      fixtures.v2,
+      (f) => {
+        const enc = JSON.parse(f.metadata.get(ENCRYPTION_KEY)!) as Record<string, unknown>;
+        [enc[Q], enc[UP]] = [enc[UP], enc[Q]];
+        f.metadata.set(ENCRYPTION_KEY, JSON.stringify(enc));
+      },
+      signKey,
+    );
     const outcome = await openAndReadAll(bytes);
     expect(outcome.stage).toBe("read");
     if (outcome.stage !== "read") return;
@@ -358,24 +378,39 @@ describe.each(["v1", "v2"] as const)("%s: reserved entries (re-signed with the r
   });
 
   it(`version "3" → ERR_CT_UNSUPPORTED`, async () => {
-    const bytes = tamper(fixtures[version], (f) => editInner(f, CRYPTO_KEYS_KEY, (doc) => {
-      doc.version = "3";
-    }), signKey);
+    const bytes = tamper(
+      fixtures[version],
+      (f) =>
+        editInner(f, CRYPTO_KEYS_KEY, (doc) => {
+          doc.version = "3";
+        }),
+      signKey,
+    );
     await expectRefusedAtOpen(bytes, "ERR_CT_UNSUPPORTED");
   });
 
   it("chunk_size 0 → ERR_CT_FORMAT", async () => {
-    const bytes = tamper(fixtures[version], (f) => editInner(f, CRYPTO_KEYS_KEY, (doc) => {
-      doc.chunk_size = 0;
-    }), signKey);
+    const bytes = tamper(
+      fixtures[version],
+      (f) =>
+        editInner(f, CRYPTO_KEYS_KEY, (doc) => {
+          doc.chunk_size = 0;
+        }),
+      signKey,
+    );
     await expectRefusedAtOpen(bytes, "ERR_CT_FORMAT");
   });
 
   it(`sign "kty":"OKP" (JOSE spelling) in the header → ERR_CT_FORMAT`, async () => {
-    const bytes = tamper(fixtures[version], (f) => editInner(f, CRYPTO_KEYS_KEY, (doc) => {
-      expect(doc.sign.kty).toBe("okp");
-      doc.sign.kty = "OKP";
-    }), signKey);
+    const bytes = tamper(
+      fixtures[version],
+      (f) =>
+        editInner(f, CRYPTO_KEYS_KEY, (doc) => {
+          expect(doc.sign.kty).toBe("okp");
+          doc.sign.kty = "OKP";
+        }),
+      signKey,
+    );
     await expectRefusedAtOpen(bytes, "ERR_CT_FORMAT");
   });
 
@@ -390,7 +425,10 @@ describe.each(["v1", "v2"] as const)("%s: reserved entries (re-signed with the r
     const seen: string[] = [];
     const local = "package model\nallow = false";
     const bytes = tamper(fixtures[version], (f) => f.metadata.set(POLICY_KEY, serializePolicy({ local, remote: local })), signKey);
-    await expectRefusedAtOpen(bytes, "ERR_CT_POLICY_DENIED", { ...victimOptions(), policyEngine: async (rego) => (seen.push(rego), false) });
+    await expectRefusedAtOpen(bytes, "ERR_CT_POLICY_DENIED", {
+      ...victimOptions(),
+      policyEngine: async (rego) => (seen.push(rego), false),
+    });
     expect(seen).toEqual([local]);
   });
 });
@@ -411,11 +449,17 @@ describe.each(["v1", "v2"] as const)("%s: the victim's keys and trust", (version
   });
 
   it("wrong signer: a different trusted key with the same kid → ERR_CT_SIGNATURE_INVALID", async () => {
-    await expectRefusedAtOpen(fixtures[version], "ERR_CT_SIGNATURE_INVALID", { keys: [key], trust: new TrustStore([newSigningKey(signKey.kid)]) });
+    await expectRefusedAtOpen(fixtures[version], "ERR_CT_SIGNATURE_INVALID", {
+      keys: [key],
+      trust: new TrustStore([newSigningKey(signKey.kid)]),
+    });
   });
 
   it("the trusted keys have another kid → ERR_CT_UNTRUSTED_SIGNER", async () => {
-    await expectRefusedAtOpen(fixtures[version], "ERR_CT_UNTRUSTED_SIGNER", { keys: [key], trust: new TrustStore([newSigningKey("someone-else")]) });
+    await expectRefusedAtOpen(fixtures[version], "ERR_CT_UNTRUSTED_SIGNER", {
+      keys: [key],
+      trust: new TrustStore([newSigningKey("someone-else")]),
+    });
   });
 
   it("no trust at all → ERR_CT_UNTRUSTED_SIGNER", async () => {

@@ -22,7 +22,13 @@ function folder(name: string, files: Record<string, string>): string {
 
 describe("transformers config marker", () => {
   it("adds the refusal beside safetensors files and removes it byte for byte", async () => {
-    const dir = folder("a", { "config.json": CONFIG, "model.safetensors": "", "text_encoder/config.json": CONFIG, "text_encoder/model.safetensors": "", "other/config.json": CONFIG });
+    const dir = folder("a", {
+      "config.json": CONFIG,
+      "model.safetensors": "",
+      "text_encoder/config.json": CONFIG,
+      "text_encoder/model.safetensors": "",
+      "other/config.json": CONFIG,
+    });
     expect((await markEncryptedConfigs(dir)).sort()).toEqual(["config.json", "text_encoder/config.json"]);
     const marked = readFileSync(join(dir, "config.json"), "utf8");
     expect(JSON.parse(marked)[REFUSAL_KEY]).toBe(REFUSAL);

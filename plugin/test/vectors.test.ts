@@ -28,7 +28,10 @@ beforeAll(() => {
   delete process.env[REGO_PYTHON_ENV]; // the expectations without a Rego engine are the default ones
 });
 afterAll(() => {
-  for (const [k, v] of [["CTENSORS_ENGINE", saved.engine], [REGO_PYTHON_ENV, saved.rego]] as const) {
+  for (const [k, v] of [
+    ["CTENSORS_ENGINE", saved.engine],
+    [REGO_PYTHON_ENV, saved.rego],
+  ] as const) {
     if (v === undefined) delete process.env[k];
     else process.env[k] = v;
   }
@@ -37,7 +40,13 @@ afterAll(() => {
 function fileVerdict(c: VectorCase, policyEngine?: PolicyEngine) {
   const { keys, trust } = keysOf(c, readText);
   return verdictOf(
-    () => CryptoTensorsReader.open(join(VECTORS, c.file), { keys, trust, requireEncrypted: c.require_encrypted, ...(policyEngine ? { policyEngine } : {}) }),
+    () =>
+      CryptoTensorsReader.open(join(VECTORS, c.file), {
+        keys,
+        trust,
+        requireEncrypted: c.require_encrypted,
+        ...(policyEngine ? { policyEngine } : {}),
+      }),
     sha256,
   );
 }
@@ -45,11 +54,27 @@ function fileVerdict(c: VectorCase, policyEngine?: PolicyEngine) {
 describe("the vector set", () => {
   it("covers v1 and v2 × three algorithms, partial encryption, empty tensors, a plain file and tampered files", () => {
     const good = manifest.cases.filter((c) => c.expect.ok);
-    for (const v of ["v1", "v2"]) for (const alg of ["aes256gcm", "aes128gcm", "chacha20poly1305"]) expect(good.map((c) => c.name)).toContain(`${v}-${alg}`);
-    expect(good.some((c) => c.expect.ok && Object.values(c.expect.tensors).some((t) => !t.encrypted) && Object.values(c.expect.tensors).some((t) => t.encrypted))).toBe(true);
+    for (const v of ["v1", "v2"])
+      for (const alg of ["aes256gcm", "aes128gcm", "chacha20poly1305"]) expect(good.map((c) => c.name)).toContain(`${v}-${alg}`);
+    expect(
+      good.some(
+        (c) =>
+          c.expect.ok &&
+          Object.values(c.expect.tensors).some((t) => !t.encrypted) &&
+          Object.values(c.expect.tensors).some((t) => t.encrypted),
+      ),
+    ).toBe(true);
     expect(good.every((c) => c.expect.ok && Object.values(c.expect.tensors).some((t) => t.shape.includes(0)))).toBe(true);
     const errors = new Set(manifest.cases.flatMap((c) => (c.expect.ok ? [] : [c.expect.error])));
-    for (const code of ["ERR_CT_DECRYPTION_FAILED", "ERR_CT_SIGNATURE_INVALID", "ERR_CT_UNTRUSTED_SIGNER", "ERR_CT_FORMAT", "ERR_CT_UNSUPPORTED", "ERR_CT_NOT_CONFIDENTIAL", "ERR_CT_POLICY_UNSUPPORTED"]) {
+    for (const code of [
+      "ERR_CT_DECRYPTION_FAILED",
+      "ERR_CT_SIGNATURE_INVALID",
+      "ERR_CT_UNTRUSTED_SIGNER",
+      "ERR_CT_FORMAT",
+      "ERR_CT_UNSUPPORTED",
+      "ERR_CT_NOT_CONFIDENTIAL",
+      "ERR_CT_POLICY_UNSUPPORTED",
+    ]) {
       expect(errors).toContain(code);
     }
   });
@@ -71,7 +96,10 @@ for (const engine of ["native", "js"] as const) {
   });
 }
 
-for (const [label, provider] of [["node:crypto", nodeCryptoProvider], ["WebCrypto + @noble", webCryptoProvider]] as const) {
+for (const [label, provider] of [
+  ["node:crypto", nodeCryptoProvider],
+  ["WebCrypto + @noble", webCryptoProvider],
+] as const) {
   describe(`MemoryCryptoTensors, ${label}`, () => {
     for (const c of manifest.cases) {
       it(`${c.name}: ${c.expect.ok ? "decrypts to the expected plaintext" : c.expect.error}`, async () => {

@@ -103,28 +103,42 @@ describe("vllmServeArgs", () => {
 describe("ctensors vllm", () => {
   it("says clearly that vLLM is not installed (exit 127), before starting anything", async () => {
     const socket = socketIn("none");
-    const byName = await execa("node", [CLI, "vllm", "--socket", socket, "--key", join(keys, "enc.jwk"), "--vllm", "ctensors-no-such-vllm", "--", "m"], {
-      reject: false, extendEnv: false, env: baseEnv(),
-    });
+    const byName = await execa(
+      "node",
+      [CLI, "vllm", "--socket", socket, "--key", join(keys, "enc.jwk"), "--vllm", "ctensors-no-such-vllm", "--", "m"],
+      {
+        reject: false,
+        extendEnv: false,
+        env: baseEnv(),
+      },
+    );
     expect(byName.exitCode).toBe(127);
     expect(byName.stderr).toMatch(/vLLM is not installed: no executable "ctensors-no-such-vllm" was found on PATH/);
     expect(byName.stderr).toMatch(/pip install vllm/);
     expect(existsSync(socket)).toBe(false);
     // the default, `vllm`, on a PATH without it
     const onPath = await execa(process.execPath, [CLI, "vllm", "--socket", socket, "--", "m"], {
-      reject: false, extendEnv: false, env: baseEnv({ PATH: join(dir, "empty-bin") }),
+      reject: false,
+      extendEnv: false,
+      env: baseEnv({ PATH: join(dir, "empty-bin") }),
     });
     expect(onPath.exitCode).toBe(127);
     expect(onPath.stderr).toMatch(/no executable "vllm" was found on PATH/);
     const byPath = await execa("node", [CLI, "vllm", "--socket", socket, "--vllm", join(dir, "nope", "vllm"), "--", "m"], {
-      reject: false, extendEnv: false, env: baseEnv(),
+      reject: false,
+      extendEnv: false,
+      env: baseEnv(),
     });
     expect(byPath.exitCode).toBe(127);
     expect(byPath.stderr).toMatch(/no executable ".*nope\/vllm" was found\./);
   });
 
   it("refuses another --load-format (usage, exit 2)", async () => {
-    const r = await execa("node", [CLI, "vllm", "--vllm", FAKE, "--", "m", "--load-format", "safetensors"], { reject: false, extendEnv: false, env: baseEnv() });
+    const r = await execa("node", [CLI, "vllm", "--vllm", FAKE, "--", "m", "--load-format", "safetensors"], {
+      reject: false,
+      extendEnv: false,
+      env: baseEnv(),
+    });
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toMatch(/--load-format must be cryptotensors/);
   });
@@ -134,7 +148,22 @@ describe("ctensors vllm", () => {
     const record = join(dir, "own.rec");
     const launcher = execa(
       "node",
-      [CLI, "vllm", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--vllm", FAKE, "--", "/models/enc", "--port", "8000"],
+      [
+        CLI,
+        "vllm",
+        "--socket",
+        socket,
+        "--key",
+        join(keys, "enc.jwk"),
+        "--trust",
+        join(keys, "sign.pub.jwk"),
+        "--vllm",
+        FAKE,
+        "--",
+        "/models/enc",
+        "--port",
+        "8000",
+      ],
       { reject: false, extendEnv: false, env: baseEnv({ FAKE_RECORD: record }) },
     );
     const rec = await waitFor("vLLM to start", () => readRecord(record));
@@ -157,7 +186,20 @@ describe("ctensors vllm", () => {
   it("forwards SIGINT too", async () => {
     const socket = socketIn("int");
     const record = join(dir, "int.rec");
-    const args = [CLI, "vllm", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk"), "--vllm", FAKE, "--", "m"];
+    const args = [
+      CLI,
+      "vllm",
+      "--socket",
+      socket,
+      "--key",
+      join(keys, "enc.jwk"),
+      "--trust",
+      join(keys, "sign.pub.jwk"),
+      "--vllm",
+      FAKE,
+      "--",
+      "m",
+    ];
     const launcher = execa("node", args, { reject: false, extendEnv: false, env: baseEnv({ FAKE_RECORD: record }) });
     await waitFor("vLLM to start", () => readRecord(record));
     launcher.kill("SIGINT");
@@ -169,12 +211,18 @@ describe("ctensors vllm", () => {
 
   it("reuses a running sidecar and leaves it running; passes vLLM's exit code and death by signal", async () => {
     const socket = socketIn("shared");
-    const sidecar = execa("node", [CLI, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk")], { reject: false });
+    const sidecar = execa(
+      "node",
+      [CLI, "serve", "--socket", socket, "--key", join(keys, "enc.jwk"), "--trust", join(keys, "sign.pub.jwk")],
+      { reject: false },
+    );
     try {
       await waitFor("the sidecar", () => (existsSync(`${socket}.token`) ? true : undefined));
       const record = join(dir, "shared.rec");
       const r = await execa("node", [CLI, "vllm", "--socket", socket, "--key", join(keys, "enc.jwk"), "--vllm", FAKE, "--", "m"], {
-        reject: false, extendEnv: false, env: baseEnv({ FAKE_RECORD: record, FAKE_MODE: "exit3" }),
+        reject: false,
+        extendEnv: false,
+        env: baseEnv({ FAKE_RECORD: record, FAKE_MODE: "exit3" }),
       });
       expect(r.exitCode).toBe(3);
       expect(r.stderr).toMatch(/using the sidecar already running on/);
@@ -184,7 +232,9 @@ describe("ctensors vllm", () => {
 
       // the socket comes from $CTENSORS_SOCKET when --socket is absent
       const killed = await execa("node", [CLI, "vllm", "--vllm", FAKE, "--", "m"], {
-        reject: false, extendEnv: false, env: baseEnv({ FAKE_RECORD: record, FAKE_MODE: "kill9", CTENSORS_SOCKET: socket }),
+        reject: false,
+        extendEnv: false,
+        env: baseEnv({ FAKE_RECORD: record, FAKE_MODE: "kill9", CTENSORS_SOCKET: socket }),
       });
       expect(killed.exitCode).toBe(128 + 9);
       expect(readRecord(record)!.socket).toBe(socket);
@@ -199,7 +249,9 @@ describe("ctensors vllm", () => {
   it("fails clearly (exit 8) when the sidecar it starts cannot start (a missing key file), without running vLLM", async () => {
     const socket = socketIn("bad");
     const r = await execa("node", [CLI, "vllm", "--socket", socket, "--key", join(dir, "missing.jwk"), "--vllm", FAKE, "--", "m"], {
-      reject: false, extendEnv: false, env: baseEnv({ FAKE_RECORD: join(dir, "bad.rec") }),
+      reject: false,
+      extendEnv: false,
+      env: baseEnv({ FAKE_RECORD: join(dir, "bad.rec") }),
     });
     expect(r.exitCode).toBe(8);
     expect(r.stderr).toMatch(/ctensors vllm: error \[ERR_CT_IO\]: the sidecar exited before it was ready/);

@@ -41,8 +41,12 @@ def test_ctensors_loads_the_marked_folder_and_decrypt_unmarks_it(env: Env, tmp_p
     assert model.config.name_or_path == str(env.enc_a)
     out = tmp_path / "dec"
     keys = env.root / "keys"
-    subprocess.run(["node", str(CLI), "decrypt", str(env.enc_a), str(out), "--key", str(keys / "enc.jwk"),
-                    "--trust", str(keys / "sign.pub.jwk")], check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        ["node", str(CLI), "decrypt", str(env.enc_a), str(out), "--key", str(keys / "enc.jwk"), "--trust", str(keys / "sign.pub.jwk")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     assert (out / "config.json").read_bytes() == (env.plain_a / "config.json").read_bytes()
     plain = transformers.AutoModelForCausalLM.from_pretrained(out)
     with torch.no_grad():

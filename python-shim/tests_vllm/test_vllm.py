@@ -59,14 +59,15 @@ class Env:
     socket: str
     sidecar_log: Path
 
-    def run_vllm(self, model: Path, load_format: str, *, extra: dict | None = None, tp: int = 1,
-                 expect_ok: bool = True) -> tuple[list[list[int]] | None, str]:
-        args = {"model": str(model), "load_format": load_format, "extra": extra, "tp": tp,
-                "prompts": PROMPTS, "max_tokens": MAX_TOKENS}
+    def run_vllm(
+        self, model: Path, load_format: str, *, extra: dict | None = None, tp: int = 1, expect_ok: bool = True
+    ) -> tuple[list[list[int]] | None, str]:
+        args = {"model": str(model), "load_format": load_format, "extra": extra, "tp": tp, "prompts": PROMPTS, "max_tokens": MAX_TOKENS}
         # vLLM on CPU binds one OpenMP thread group per rank: one core each.
         env = _env(**({"VLLM_CPU_OMP_THREADS_BIND": "|".join(str(i) for i in range(tp))} if tp > 1 else {}))
-        proc = subprocess.run([sys.executable, str(CHILD), json.dumps(args)], cwd=self.root, env=env,
-                              capture_output=True, text=True, timeout=420)
+        proc = subprocess.run(
+            [sys.executable, str(CHILD), json.dumps(args)], cwd=self.root, env=env, capture_output=True, text=True, timeout=420
+        )
         out = proc.stdout + proc.stderr
         match = re.search(r"^RESULT (.*)$", proc.stdout, re.M)
         if expect_ok:
@@ -95,9 +96,20 @@ def _drop_tensor(src: Path, dst: Path, name: str) -> None:
 def _start_sidecar(root: Path, socket: str, log: Path) -> subprocess.Popen[bytes]:
     out = open(log, "wb")  # noqa: SIM115 -- lives as long as the process
     server = subprocess.Popen(
-        ["node", str(CLI), "serve", "--socket", socket, "--key", str(root / "keys" / "enc.jwk"),
-         "--trust", str(root / "keys" / "sign.pub.jwk")],
-        cwd=root, stdout=out, stderr=subprocess.STDOUT,
+        [
+            "node",
+            str(CLI),
+            "serve",
+            "--socket",
+            socket,
+            "--key",
+            str(root / "keys" / "enc.jwk"),
+            "--trust",
+            str(root / "keys" / "sign.pub.jwk"),
+        ],
+        cwd=root,
+        stdout=out,
+        stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
     while not os.path.exists(socket + ".token"):
@@ -114,8 +126,12 @@ def env() -> Iterator[Env]:
     server = None
     try:
         _cli("keygen", "--out", str(root / "keys"), cwd=root)
-        subprocess.run([sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(root / "plain"),
-                        "--vllm", "--shard-size", "400KB"], check=True, capture_output=True, timeout=300)
+        subprocess.run(
+            [sys.executable, str(REPO_ROOT / "scripts" / "make_tiny_model.py"), str(root / "plain"), "--vllm", "--shard-size", "400KB"],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
         _drop_tensor(root / "plain", root / "plain-missing", "model.norm.weight")
         sign = ["--key", str(root / "keys" / "enc.jwk"), "--sign-key", str(root / "keys" / "sign.jwk")]
         _cli("encrypt", str(root / "plain"), str(root / "enc"), *sign, cwd=root)
@@ -204,11 +220,38 @@ def test_ctensors_vllm_runs_vllm_serve_and_stops_everything_on_sigint(env: Env, 
     log = env.root / "launcher.log"
     with open(log, "wb") as out:
         launcher = subprocess.Popen(
-            ["node", str(CLI), "vllm", "--socket", socket, "--key", str(env.keys / "enc.jwk"),
-             "--trust", str(env.keys / "sign.pub.jwk"), "--vllm", str(VLLM_BIN), "--",
-             str(env.enc), "--host", "127.0.0.1", "--port", str(port), "--dtype", "float32", "--enforce-eager",
-             "--max-model-len", "128", "--max-num-seqs", "4", "--seed", "0"],
-            cwd=env.root, env=_env(), stdout=out, stderr=subprocess.STDOUT,
+            [
+                "node",
+                str(CLI),
+                "vllm",
+                "--socket",
+                socket,
+                "--key",
+                str(env.keys / "enc.jwk"),
+                "--trust",
+                str(env.keys / "sign.pub.jwk"),
+                "--vllm",
+                str(VLLM_BIN),
+                "--",
+                str(env.enc),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dtype",
+                "float32",
+                "--enforce-eager",
+                "--max-model-len",
+                "128",
+                "--max-num-seqs",
+                "4",
+                "--seed",
+                "0",
+            ],
+            cwd=env.root,
+            env=_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + 300
@@ -222,10 +265,10 @@ def test_ctensors_vllm_runs_vllm_serve_and_stops_everything_on_sigint(env: Env, 
             except OSError:
                 pass
             time.sleep(1)
-        body = {"model": str(env.enc), "prompt": PROMPTS[0], "max_tokens": MAX_TOKENS, "temperature": 0,
-                "return_token_ids": True}
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/completions", data=json.dumps(body).encode(),
-                                     headers={"content-type": "application/json"})
+        body = {"model": str(env.enc), "prompt": PROMPTS[0], "max_tokens": MAX_TOKENS, "temperature": 0, "return_token_ids": True}
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/completions", data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+        )
         with urllib.request.urlopen(req, timeout=60) as r:
             answer = json.loads(r.read())
         assert answer["choices"][0]["token_ids"] == plaintext_tokens[0]
@@ -240,7 +283,7 @@ def test_ctensors_vllm_runs_vllm_serve_and_stops_everything_on_sigint(env: Env, 
         assert "starting the sidecar" in text and "stopping the sidecar" in text
         assert not os.path.exists(socket)
         deadline = time.monotonic() + 30
-        while (alive := [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]):
+        while alive := [p for p in family if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]:
             assert time.monotonic() < deadline, f"still running after the launcher exited: {alive}"
             time.sleep(0.5)
     finally:
@@ -256,8 +299,11 @@ def test_an_encrypted_hub_repo_by_repo_id(env: Env, plaintext_tokens: list[list[
     token = "hf_vllm_hub_test"
     hub_log = env.root / "hub.log"
     with open(hub_log, "wb") as out:
-        hub = subprocess.Popen(["node", str(CLI), "dev-hub", "--port", "0", "--data", str(env.root / "hub-data"), "--token", token],
-                               stdout=out, stderr=subprocess.STDOUT)
+        hub = subprocess.Popen(
+            ["node", str(CLI), "dev-hub", "--port", "0", "--data", str(env.root / "hub-data"), "--token", token],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     sidecar = None
     try:
         deadline = time.monotonic() + 60
@@ -266,24 +312,57 @@ def test_an_encrypted_hub_repo_by_repo_id(env: Env, plaintext_tokens: list[list[
             time.sleep(0.1)
         url = re.search(r"http://\S+", hub_log.read_text()).group(0).rstrip(".,;")  # type: ignore[union-attr]
         hub_env = {"HF_ENDPOINT": url, "HF_TOKEN": token, "HF_HOME": str(env.root / "hf-home")}
-        subprocess.run(["node", str(CLI), "push", str(env.enc), "acme/tiny-vllm"], cwd=env.root, check=True,
-                       capture_output=True, timeout=120, env={**os.environ, **hub_env})
+        subprocess.run(
+            ["node", str(CLI), "push", str(env.enc), "acme/tiny-vllm"],
+            cwd=env.root,
+            check=True,
+            capture_output=True,
+            timeout=120,
+            env={**os.environ, **hub_env},
+        )
         (env.root / "hs").mkdir(mode=0o700)
         socket = str(env.root / "hs" / "sidecar.sock")
         sidecar_log = env.root / "hub-sidecar.log"
         with open(sidecar_log, "wb") as out:
             sidecar = subprocess.Popen(
-                ["node", str(CLI), "serve", "--socket", socket, "--key", str(env.keys / "enc.jwk"),
-                 "--trust", str(env.keys / "sign.pub.jwk"), "--cache-dir", str(env.root / "sidecar-cache")],
-                cwd=env.root, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **hub_env})
+                [
+                    "node",
+                    str(CLI),
+                    "serve",
+                    "--socket",
+                    socket,
+                    "--key",
+                    str(env.keys / "enc.jwk"),
+                    "--trust",
+                    str(env.keys / "sign.pub.jwk"),
+                    "--cache-dir",
+                    str(env.root / "sidecar-cache"),
+                ],
+                cwd=env.root,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **hub_env},
+            )
         deadline = time.monotonic() + 60
         while not os.path.exists(socket + ".token"):
             assert sidecar.poll() is None and time.monotonic() < deadline, sidecar_log.read_text()
             time.sleep(0.1)
-        args = {"model": "acme/tiny-vllm", "load_format": "cryptotensors", "extra": {"socket": socket}, "tp": 1,
-                "prompts": PROMPTS, "max_tokens": MAX_TOKENS}
-        proc = subprocess.run([sys.executable, str(CHILD), json.dumps(args)], cwd=env.root, capture_output=True, text=True,
-                              timeout=420, env=_env(**hub_env, HF_HUB_CACHE=str(env.root / "vllm-cache")))
+        args = {
+            "model": "acme/tiny-vllm",
+            "load_format": "cryptotensors",
+            "extra": {"socket": socket},
+            "tp": 1,
+            "prompts": PROMPTS,
+            "max_tokens": MAX_TOKENS,
+        }
+        proc = subprocess.run(
+            [sys.executable, str(CHILD), json.dumps(args)],
+            cwd=env.root,
+            capture_output=True,
+            text=True,
+            timeout=420,
+            env=_env(**hub_env, HF_HUB_CACHE=str(env.root / "vllm-cache")),
+        )
         match = re.search(r"^RESULT (.*)$", proc.stdout, re.M)
         assert proc.returncode == 0 and match, f"vLLM failed (exit {proc.returncode}):\n{(proc.stdout + proc.stderr)[-6000:]}"
         assert json.loads(match.group(1))["tokens"] == plaintext_tokens

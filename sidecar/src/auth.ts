@@ -59,7 +59,10 @@ export function authInterceptor(token: string, log: Logger): ServerInterceptor {
               nextMetadata(metadata);
               return;
             }
-            const err = new SidecarError("ERR_CT_UNAUTHENTICATED", "missing or wrong token: send `authorization: Bearer <token>` with the token from the sidecar's token file");
+            const err = new SidecarError(
+              "ERR_CT_UNAUTHENTICATED",
+              "missing or wrong token: send `authorization: Bearer <token>` with the token from the sidecar's token file",
+            );
             call.sendStatus(errorToStatus(err, log, { rpc: method.path }));
           },
         }),

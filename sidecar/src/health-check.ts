@@ -20,7 +20,11 @@ export const DEFAULT_HEALTH_TIMEOUT_MS = 3000;
 export async function checkHealth(socketPath: string, timeoutMs = DEFAULT_HEALTH_TIMEOUT_MS): Promise<HealthResponse> {
   const socket = resolve(socketPath);
   const token = await readFile(tokenPathOf(socket), "utf8").catch((err: NodeJS.ErrnoException) => {
-    throw new CryptoTensorsError("ERR_CT_IO", `no sidecar token beside ${socket} (${err.code ?? err.message}): the sidecar is not running or not ready`, { cause: err });
+    throw new CryptoTensorsError(
+      "ERR_CT_IO",
+      `no sidecar token beside ${socket} (${err.code ?? err.message}): the sidecar is not running or not ready`,
+      { cause: err },
+    );
   });
   const Ctor = sidecarClientConstructor();
   const client = new Ctor(`unix:${socket}`, credentials.createInsecure()) as Client & Record<string, (...args: unknown[]) => unknown>;
@@ -28,10 +32,16 @@ export async function checkHealth(socketPath: string, timeoutMs = DEFAULT_HEALTH
   md.set("authorization", `Bearer ${token.trim()}`);
   try {
     return await new Promise<HealthResponse>((done, fail) => {
-      client.Health!({}, md, { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: HealthResponse) => (err ? fail(err) : done(res)));
+      client.Health!({}, md, { deadline: Date.now() + timeoutMs }, (err: ServiceError | null, res: HealthResponse) =>
+        err ? fail(err) : done(res),
+      );
     });
   } catch (err) {
-    throw new CryptoTensorsError("ERR_CT_IO", `the sidecar on ${socket} did not answer Health: ${(err as ServiceError).details || (err as Error).message}`, { cause: err });
+    throw new CryptoTensorsError(
+      "ERR_CT_IO",
+      `the sidecar on ${socket} did not answer Health: ${(err as ServiceError).details || (err as Error).message}`,
+      { cause: err },
+    );
   } finally {
     client.close();
   }

@@ -16,7 +16,17 @@
 import type { ServerDuplexStream } from "@grpc/grpc-js";
 import { CancelledError, badRequest } from "./errors.js";
 import { errorToStatus } from "./errors-to-status.js";
-import { ALIGN_BYTES, alignUp, blocksNeeded, fitStreamingWindow, packBatches, streamingWindowBytes, streamingWindowCount, type Batch, type Window } from "./load-plan.js";
+import {
+  ALIGN_BYTES,
+  alignUp,
+  blocksNeeded,
+  fitStreamingWindow,
+  packBatches,
+  streamingWindowBytes,
+  streamingWindowCount,
+  type Batch,
+  type Window,
+} from "./load-plan.js";
 import type { Logger } from "./log.js";
 import type { ManifestEntry, ModelRegistry, OpenModel } from "./model-registry.js";
 import type { LoadClientMessage, LoadServerMessage, LoadStart } from "./proto.js";
@@ -100,11 +110,26 @@ export class LoadSession {
       const space = await this.space();
       if (this.mode === "resident") {
         const batches = this.planResident(entries, space);
-        this.log.info("load.started", { ...context, tensors: entries.length, bytes, regions: batches.length, shm_needed: this.need!.needed, shm_free: space.free });
+        this.log.info("load.started", {
+          ...context,
+          tensors: entries.length,
+          bytes,
+          regions: batches.length,
+          shm_needed: this.need!.needed,
+          shm_free: space.free,
+        });
         await this.resident(batches);
       } else {
         const window = this.planStreaming(entries, start, space);
-        this.log.info("load.started", { ...context, tensors: entries.length, bytes, window_bytes: window.bytes, window_count: window.count, shm_needed: this.need!.needed, shm_free: space.free });
+        this.log.info("load.started", {
+          ...context,
+          tensors: entries.length,
+          bytes,
+          window_bytes: window.bytes,
+          window_count: window.count,
+          shm_needed: this.need!.needed,
+          shm_free: space.free,
+        });
         await this.streaming(entries, window);
       }
       await this.until(() => [...this.regions.values()].every((r) => r.mapped), "`mapped`");
@@ -112,7 +137,14 @@ export class LoadSession {
       this.finished = true;
       this.call.end();
       const ms = performance.now() - t0;
-      this.log.info("load.finished", { ...context, tensors: entries.length, bytes, regions: this.regions.size, ms: Math.round(ms), gb_per_s: +(bytes / 1e6 / Math.max(ms, 1)).toFixed(3) });
+      this.log.info("load.finished", {
+        ...context,
+        tensors: entries.length,
+        bytes,
+        regions: this.regions.size,
+        ms: Math.round(ms),
+        gb_per_s: +(bytes / 1e6 / Math.max(ms, 1)).toFixed(3),
+      });
     } catch (err) {
       this.abort(err as Error);
       const reason = this.failure ?? (err as Error);
@@ -175,7 +207,7 @@ export class LoadSession {
 
   private announced(id: number, what: string): RegionState {
     const region = this.regions.get(id);
-    if (!region || !region.announced) throw badRequest(`\`${what}\` names region ${id}, which was not announced`);
+    if (!region?.announced) throw badRequest(`\`${what}\` names region ${id}, which was not announced`);
     return region;
   }
 
@@ -242,7 +274,9 @@ export class LoadSession {
 
   private async space(): Promise<ShmSpace> {
     return shmSpace(this.shm.dir).catch((err: NodeJS.ErrnoException) => {
-      throw new CryptoTensorsError("ERR_CT_IO", `cannot measure the free space of ${this.shm.dir}: ${err.code ?? err.message}`, { cause: err });
+      throw new CryptoTensorsError("ERR_CT_IO", `cannot measure the free space of ${this.shm.dir}: ${err.code ?? err.message}`, {
+        cause: err,
+      });
     });
   }
 
@@ -259,12 +293,28 @@ export class LoadSession {
   /** STREAMING: the window asked for (or the defaults), shrunk to what is free. */
   private planStreaming(entries: ManifestEntry[], start: LoadStart, space: ShmSpace): Window {
     const sizes = entries.map((e) => e.byteSize);
-    const want = { bytes: streamingWindowBytes(start.window_bytes, sizes, this.settings.defaultWindowBytes), count: streamingWindowCount(start.window_count, this.settings.defaultWindowCount) };
+    const want = {
+      bytes: streamingWindowBytes(start.window_bytes, sizes, this.settings.defaultWindowBytes),
+      count: streamingWindowCount(start.window_count, this.settings.defaultWindowCount),
+    };
     const window = fitStreamingWindow(want, this.largestTensorBytes, space.free, space.blockBytes);
     const largest = blocksNeeded([alignUp(Math.max(this.largestTensorBytes, ALIGN_BYTES))], space.blockBytes);
-    if (!window) throw shmTooSmall({ dir: this.shm.dir, mode: "streaming", needed: largest, free: space.free, what: "its largest tensor, at the least" });
+    if (!window)
+      throw shmTooSmall({
+        dir: this.shm.dir,
+        mode: "streaming",
+        needed: largest,
+        free: space.free,
+        what: "its largest tensor, at the least",
+      });
     const needed = blocksNeeded(Array(window.count).fill(window.bytes), space.blockBytes);
-    this.need = { dir: this.shm.dir, mode: "streaming", needed, free: space.free, what: `its window of ${window.count} x ${window.bytes} bytes` };
+    this.need = {
+      dir: this.shm.dir,
+      mode: "streaming",
+      needed,
+      free: space.free,
+      what: `its window of ${window.count} x ${window.bytes} bytes`,
+    };
     return window;
   }
 
@@ -288,7 +338,9 @@ export class LoadSession {
       const region = await this.newRegion(regionBytesOf(batch));
       await this.fill(region, batch);
       region.announced = true; // before sending: the client may answer before write() returns
-      await this.send({ ready: { region_id: region.id, path: region.shm.path, region_bytes: region.shm.bytes, tensors: placements(batch) } });
+      await this.send({
+        ready: { region_id: region.id, path: region.shm.path, region_bytes: region.shm.bytes, tensors: placements(batch) },
+      });
     }
   }
 
@@ -305,7 +357,7 @@ export class LoadSession {
 
   private async freeRegion(windowBytes: number, count: number): Promise<RegionState> {
     const free = () => [...this.regions.values()].find((r) => !r.busy);
-    let region = free();
+    const region = free();
     if (region) return region;
     if (this.regions.size < count) return this.newRegion(windowBytes);
     await this.until(() => free() !== undefined, "`consumed`");
@@ -328,7 +380,9 @@ export class LoadSession {
 
   private async fillWith(region: RegionState, batch: Batch<ManifestEntry>): Promise<void> {
     if (engineName() === "native") {
-      const items = batch.placements.filter((p) => p.byteSize > 0).map((p) => ({ reader: p.item.reader, name: p.item.name, offset: p.offset }));
+      const items = batch.placements
+        .filter((p) => p.byteSize > 0)
+        .map((p) => ({ reader: p.item.reader, name: p.item.name, offset: p.offset }));
       await readTensorsInto(items, { kind: "file", fd: region.shm.fd, bytes: region.shm.bytes });
       this.check();
       return;
@@ -355,5 +409,11 @@ function regionBytesOf(batch: Batch<unknown>): number {
 }
 
 function placements(batch: Batch<ManifestEntry>) {
-  return batch.placements.map((p) => ({ name: p.item.name, dtype: p.item.dtype, shape: p.item.shape, offset: p.offset, byte_size: p.byteSize }));
+  return batch.placements.map((p) => ({
+    name: p.item.name,
+    dtype: p.item.dtype,
+    shape: p.item.shape,
+    offset: p.offset,
+    byte_size: p.byteSize,
+  }));
 }

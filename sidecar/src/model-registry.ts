@@ -7,8 +7,15 @@ import { createHash } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
 import { dirname, isAbsolute, relative } from "node:path";
 import {
-  checkShardIndex, CryptoTensorsError, CryptoTensorsReader, listModelFiles, modelSafetensors, requiredEncryption,
-  type Key, type RequireEncrypted, type TrustStore,
+  checkShardIndex,
+  CryptoTensorsError,
+  CryptoTensorsReader,
+  listModelFiles,
+  modelSafetensors,
+  requiredEncryption,
+  type Key,
+  type RequireEncrypted,
+  type TrustStore,
 } from "ctensors";
 import type { KmsKeyRelease } from "ctensors/kms";
 import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type RepoRef } from "ctensors/hub";
@@ -39,7 +46,9 @@ export function neededFromHub(path: string): boolean {
   if (path === RELEASE_MANIFEST_FILE) return true;
   if (/\.safetensors$/.test(name) || /\.safetensors\.index\.json$/.test(name)) return true;
   if (path.includes("/")) return false; // weights of other formats, onnx/, subfolders: not for this loader
-  return /\.(json|txt|model|jinja|tiktoken)$/.test(name) || name.startsWith("tokenizer") || name.startsWith("vocab") || name.startsWith("merges");
+  return (
+    /\.(json|txt|model|jinja|tiktoken)$/.test(name) || name.startsWith("tokenizer") || name.startsWith("vocab") || name.startsWith("merges")
+  );
 }
 
 export interface HubOrigin {
@@ -109,7 +118,10 @@ export class ModelRegistry {
    *   (ERR_CT_IO for a missing path, ERR_CT_FORMAT for a folder without shards or a tensor name in two shards)
    */
   async open(source: string, opts: { refresh?: boolean } = {}): Promise<OpenModel> {
-    if (typeof source !== "string" || !source) throw badRequest("source is empty: pass the absolute path of a .safetensors file or a model folder, or a Hub model org/name[@revision]");
+    if (typeof source !== "string" || !source)
+      throw badRequest(
+        "source is empty: pass the absolute path of a .safetensors file or a model folder, or a Hub model org/name[@revision]",
+      );
     let real: string;
     let hub: HubOrigin | undefined;
     let requireEncrypted = requiredEncryption("serve", { allowPlaintext: this.options.allowPlaintext });
@@ -153,8 +165,13 @@ export class ModelRegistry {
     const previous = this.pins.get(key);
     this.pins.set(key, commit);
     this.log.info("hub.snapshot", {
-      repo: ref.repo, revision: ref.revision, commit, files: snap.files.length, downloaded: snap.downloaded.length,
-      ms: Date.now() - started, ...(previous && previous !== commit ? { previous_commit: previous } : {}),
+      repo: ref.repo,
+      revision: ref.revision,
+      commit,
+      files: snap.files.length,
+      downloaded: snap.downloaded.length,
+      ms: Date.now() - started,
+      ...(previous && previous !== commit ? { previous_commit: previous } : {}),
     });
     return { path: snap.path, commit };
   }
@@ -162,7 +179,8 @@ export class ModelRegistry {
   /** Takes a load reference on an open model. @throws ERR_CT_MODEL_NOT_OPEN */
   acquire(id: string): OpenModel {
     const model = this.models.get(id);
-    if (!model || model.openRefs === 0) throw new SidecarError("ERR_CT_MODEL_NOT_OPEN", `model ${JSON.stringify(id)} is not open: call OpenModel first`);
+    if (!model || model.openRefs === 0)
+      throw new SidecarError("ERR_CT_MODEL_NOT_OPEN", `model ${JSON.stringify(id)} is not open: call OpenModel first`);
     model.loadRefs++;
     return model;
   }
@@ -206,9 +224,12 @@ export class ModelRegistry {
   }
 
   private async openShards(id: string, real: string, requireEncrypted: RequireEncrypted, hub: HubOrigin | undefined): Promise<OpenModel> {
-    const isDir = await stat(real).then((s) => s.isDirectory(), (err: NodeJS.ErrnoException) => {
-      throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${real}: ${err.code ?? err.message}`, { cause: err });
-    });
+    const isDir = await stat(real).then(
+      (s) => s.isDirectory(),
+      (err: NodeJS.ErrnoException) => {
+        throw new CryptoTensorsError("ERR_CT_IO", `cannot open ${real}: ${err.code ?? err.message}`, { cause: err });
+      },
+    );
     const root = isDir ? real : dirname(real);
     // ONNX weight containers (onnx/*.onnx.cryptotensors) belong to transformers.js, not to this loader.
     const files = (await modelSafetensors(real)).filter((f) => !f.endsWith(".onnx.cryptotensors"));
@@ -231,7 +252,15 @@ export class ModelRegistry {
             throw new CryptoTensorsError("ERR_CT_FORMAT", `tensor ${JSON.stringify(t.name)} is in two shards: ${other} and ${file}`);
           }
           seen.set(t.name, file);
-          tensors.push({ name: t.name, dtype: t.dtype, shape: [...t.shape], byteSize: t.end - t.begin, encrypted: reader.isEncrypted(t.name), file, reader });
+          tensors.push({
+            name: t.name,
+            dtype: t.dtype,
+            shape: [...t.shape],
+            byteSize: t.end - t.begin,
+            encrypted: reader.isEncrypted(t.name),
+            file,
+            reader,
+          });
         }
       }
       if (isDir) {
@@ -256,8 +285,13 @@ export class ModelRegistry {
       for (const t of tensors) model.byName.set(t.name, t);
       this.models.set(id, model);
       this.log.info("model.opened", {
-        model_id: id, source: hub ? `${hub.repo}@${hub.commit}` : real, shards: files.length, tensors: tensors.length, bytes: model.totalBytes,
-        encrypted: tensors.filter((t) => t.encrypted).length, signer_kid: signerKid,
+        model_id: id,
+        source: hub ? `${hub.repo}@${hub.commit}` : real,
+        shards: files.length,
+        tensors: tensors.length,
+        bytes: model.totalBytes,
+        encrypted: tensors.filter((t) => t.encrypted).length,
+        signer_kid: signerKid,
         ...(release ? { release: release.release, release_model: release.model } : {}),
       });
       return model;

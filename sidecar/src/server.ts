@@ -74,14 +74,29 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     const token = newToken();
     const server = await listen(service, socketPath, token, log);
     await publish(server, socketPath, tokenPath, token);
-    running = { registry, service, server, shm, socketPath, tokenPath, log, shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS };
+    running = {
+      registry,
+      service,
+      server,
+      shm,
+      socketPath,
+      tokenPath,
+      log,
+      shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    };
   } catch (err) {
     await shm.close();
     throw err;
   }
   log.info("sidecar.started", {
-    version: SIDECAR_VERSION, pid: process.pid, socket: socketPath, token_file: tokenPath, shm_instance: shm.id,
-    require_encrypted: !(options.allowPlaintext ?? false), trusted_signers: trustedSignerKids(options.trust), keys: options.keys?.length ?? 0,
+    version: SIDECAR_VERSION,
+    pid: process.pid,
+    socket: socketPath,
+    token_file: tokenPath,
+    shm_instance: shm.id,
+    require_encrypted: !(options.allowPlaintext ?? false),
+    trusted_signers: trustedSignerKids(options.trust),
+    keys: options.keys?.length ?? 0,
   });
   let closing: Promise<void> | null = null;
   return { socketPath, tokenPath, close: () => (closing ??= stop(running)) };
@@ -103,7 +118,11 @@ interface Running {
 async function claimSocket(path: string): Promise<{ socketPath: string; tokenPath: string }> {
   const socketPath = resolve(path);
   if (Buffer.byteLength(socketPath) > MAX_SOCKET_PATH_BYTES) {
-    throw new CryptoTensorsError("ERR_CT_USAGE", `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (the unix socket limit)`, { option: "socket" });
+    throw new CryptoTensorsError(
+      "ERR_CT_USAGE",
+      `socket path ${socketPath} is longer than ${MAX_SOCKET_PATH_BYTES} bytes (the unix socket limit)`,
+      { option: "socket" },
+    );
   }
   await prepareSocketDir(dirname(socketPath));
   await clearStaleSocket(socketPath);
@@ -113,20 +132,33 @@ async function claimSocket(path: string): Promise<{ socketPath: string; tokenPat
 /** Removes what dead sidecars left in /dev/shm (shm/sweep.ts), and says what in the log. */
 async function sweepDeadInstances(log: Logger): Promise<void> {
   const report = await sweepStaleRegions().catch((err: NodeJS.ErrnoException) => {
-    throw new CryptoTensorsError("ERR_CT_IO", `cannot list ${SHM_DIR} to remove regions left by dead sidecars: ${err.code ?? err.message}`, { cause: err });
+    throw new CryptoTensorsError(
+      "ERR_CT_IO",
+      `cannot list ${SHM_DIR} to remove regions left by dead sidecars: ${err.code ?? err.message}`,
+      { cause: err },
+    );
   });
   const { unattributed, ...swept } = report;
   log.info("shm.swept", { dir: SHM_DIR, ...swept });
-  if (unattributed > 0) log.warn("shm.unattributed", { dir: SHM_DIR, regions: unattributed, why: "region files without a liveness socket: left alone" });
+  if (unattributed > 0)
+    log.warn("shm.unattributed", { dir: SHM_DIR, regions: unattributed, why: "region files without a liveness socket: left alone" });
 }
 
 function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { registry: ModelRegistry; service: SidecarService } {
   const keys = options.keys ?? [];
   const allowPlaintext = options.allowPlaintext ?? false;
   const requireEncrypted = !allowPlaintext;
-  const registry = new ModelRegistry({ keys, trust: options.trust, allowPlaintext, hub: options.hub, kms: options.kms, release: options.release }, log);
+  const registry = new ModelRegistry(
+    { keys, trust: options.trust, allowPlaintext, hub: options.hub, kms: options.kms, release: options.release },
+    log,
+  );
   const service = new SidecarService({
-    registry, log, version: SIDECAR_VERSION, requireEncrypted, trust: options.trust, shm,
+    registry,
+    log,
+    version: SIDECAR_VERSION,
+    requireEncrypted,
+    trust: options.trust,
+    shm,
     load: {
       residentRegionBytes: options.residentRegionBytes ?? DEFAULT_RESIDENT_REGION_BYTES,
       defaultWindowBytes: options.defaultWindowBytes ?? DEFAULT_WINDOW_BYTES,

@@ -15,8 +15,13 @@ import type { Logger } from "./log.js";
 import type { ModelRegistry } from "./model-registry.js";
 import type { ShmInstance } from "./shm/instance.js";
 import {
-  sidecarServiceDefinition, type CloseModelRequest, type HealthResponse, type LoadClientMessage, type LoadServerMessage,
-  type OpenModelRequest, type OpenModelResponse,
+  sidecarServiceDefinition,
+  type CloseModelRequest,
+  type HealthResponse,
+  type LoadClientMessage,
+  type LoadServerMessage,
+  type OpenModelRequest,
+  type OpenModelResponse,
 } from "./proto.js";
 
 export interface SidecarServiceDeps {
@@ -69,7 +74,14 @@ export class SidecarService {
     const model = await this.deps.registry.open(req.source, { refresh: req.refresh === true });
     return {
       model_id: model.id,
-      tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: t.shape, byte_size: t.byteSize, encrypted: t.encrypted, file: t.file })),
+      tensors: model.tensors.map((t) => ({
+        name: t.name,
+        dtype: t.dtype,
+        shape: t.shape,
+        byte_size: t.byteSize,
+        encrypted: t.encrypted,
+        file: t.file,
+      })),
       metadata: model.metadata,
       signer_kid: model.signerKid,
       total_bytes: model.totalBytes,

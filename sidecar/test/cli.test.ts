@@ -13,7 +13,10 @@ import { auth, eventually, newClient, runLoad, tokenOf, unary } from "./helpers.
 const dir = tempDir("ct-cli-");
 
 function serve(args: string[]): { child: ChildProcess; stderr: () => string; exit: Promise<number | null> } {
-  const child = spawn(process.execPath, [CLI, "serve", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, CTENSORS_SOCKET: "" } });
+  const child = spawn(process.execPath, [CLI, "serve", ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, CTENSORS_SOCKET: "" },
+  });
   let err = "";
   child.stderr!.on("data", (d) => (err += d));
   child.stdout!.resume();
@@ -43,7 +46,12 @@ describe("ctensors serve", () => {
       expect(statSync(`${socket}.token`).mode & 0o777).toBe(0o600);
       // The token file appears when the socket listens; the startup log line follows it.
       await eventually(() => proc.stderr().includes("sidecar.started") || proc.child.exitCode !== null, "the startup log line", 30_000);
-      const started = JSON.parse(proc.stderr().split("\n").find((l) => l.includes("sidecar.started"))!);
+      const started = JSON.parse(
+        proc
+          .stderr()
+          .split("\n")
+          .find((l) => l.includes("sidecar.started"))!,
+      );
       expect(started).toMatchObject({ level: "info", socket, require_encrypted: true, trusted_signers: ["sign-cli"], keys: 1 });
 
       const client = newClient(socket);
@@ -85,16 +93,25 @@ describe("ctensors serve", () => {
   it("serves only signed, fully encrypted models unless --allow-plaintext; both flags at once are a usage error", async () => {
     const plain = join(dir, "plain-2.safetensors");
     writePlainSafetensors(plain, sampleTensors());
-    for (const [flags, requireEncrypted] of [[[], true], [["--allow-plaintext"], false]] as const) {
+    for (const [flags, requireEncrypted] of [
+      [[], true],
+      [["--allow-plaintext"], false],
+    ] as const) {
       const socket = join(dir, `sock-${flags.length}`, "s.sock");
       const proc = serve(["--socket", socket, ...flags]);
       try {
         await eventually(() => proc.stderr().includes("sidecar.started") || proc.child.exitCode !== null, "the startup log line", 30_000);
-        const started = JSON.parse(proc.stderr().split("\n").find((l) => l.includes("sidecar.started"))!);
+        const started = JSON.parse(
+          proc
+            .stderr()
+            .split("\n")
+            .find((l) => l.includes("sidecar.started"))!,
+        );
         expect(started.require_encrypted).toBe(requireEncrypted);
         const client = newClient(socket);
         const opened = unary(client, "OpenModel", { source: plain }, auth(tokenOf(socket)));
-        if (requireEncrypted) await expect(opened).rejects.toMatchObject({ details: expect.stringContaining("neither encrypted nor signed") });
+        if (requireEncrypted)
+          await expect(opened).rejects.toMatchObject({ details: expect.stringContaining("neither encrypted nor signed") });
         else expect((await opened).tensors).toHaveLength(sampleTensors().length);
         client.close();
         proc.child.kill("SIGTERM");

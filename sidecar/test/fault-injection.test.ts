@@ -15,9 +15,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
 import { publicKeyOf, toJwk } from "../../plugin/src/keys/jwk.js";
-import { CLI, newEncryptionKey, newSigningKey, REPO_ROOT, tempDir, VENV_PYTHON, writePlainSafetensors, type PlainTensor } from "../../plugin/test/helpers.js";
+import {
+  CLI,
+  newEncryptionKey,
+  newSigningKey,
+  REPO_ROOT,
+  tempDir,
+  VENV_PYTHON,
+  writePlainSafetensors,
+  type PlainTensor,
+} from "../../plugin/test/helpers.js";
 import type { LoadStart, RegionReady } from "../src/proto.js";
-import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary, type LoadOptions } from "./helpers.js";
+import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary } from "./helpers.js";
 
 const dir = tempDir("ct-fi-");
 const FAULT_CLIENT = join(import.meta.dirname, "fault_client.py");
@@ -53,7 +62,10 @@ beforeAll(async () => {
   // What the Python client compares with (fault_client.py verify): sha256, torch dtype, shape.
   const { createHash } = await import("node:crypto");
   const expected = Object.fromEntries(
-    smallTensors.map((t) => [t.name, { sha256: createHash("sha256").update(smallPlain.get(t.name)!).digest("hex"), dtype: "torch.float32", shape: t.shape }]),
+    smallTensors.map((t) => [
+      t.name,
+      { sha256: createHash("sha256").update(smallPlain.get(t.name)!).digest("hex"), dtype: "torch.float32", shape: t.shape },
+    ]),
   );
   writeFileSync(smallExpected, JSON.stringify(expected));
 });
@@ -134,14 +146,21 @@ interface Namespace {
 }
 
 async function privateShm(size: string): Promise<Namespace> {
-  const holder = start("unshare", ["-m", "sh", "-c", `mount -t tmpfs -o size=${size},mode=1777 tmpfs /dev/shm && echo READY && exec sleep 900`]);
+  const holder = start("unshare", [
+    "-m",
+    "sh",
+    "-c",
+    `mount -t tmpfs -o size=${size},mode=1777 tmpfs /dev/shm && echo READY && exec sleep 900`,
+  ]);
   running.add(holder.child);
   await eventually(() => holder.stdout().includes("READY") || holder.child.exitCode !== null, "the private tmpfs", 30_000);
   expect(holder.stdout(), `unshare -m and mount need root: ${holder.stderr()}`).toContain("READY");
   const root = `/proc/${holder.child.pid}/root`;
   const shm = `${root}/dev/shm`;
   return {
-    holder, root, shm,
+    holder,
+    root,
+    shm,
     prefix: ["nsenter", "-t", String(holder.child.pid), "-m", "--"],
     used: () => {
       const st = statfsSync(shm);
@@ -188,7 +207,11 @@ async function serve(ns: Namespace, socket: string): Promise<Sidecar> {
   const proc = start(argv[0]!, argv.slice(1));
   running.add(proc.child);
   const events = (name: string) =>
-    proc.stderr().split("\n").filter((l) => l.includes(`"event":"${name}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    proc
+      .stderr()
+      .split("\n")
+      .filter((l) => l.includes(`"event":"${name}"`))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   await eventually(() => events("sidecar.started").length > 0 || proc.child.exitCode !== null, "the sidecar to start", 60_000);
   if (proc.child.exitCode !== null) throw new Error(`the sidecar did not start:\n${proc.stderr()}`);
   return { ...proc, ns, socket, instance: String(events("sidecar.started")[0]!.shm_instance), events };
@@ -306,13 +329,18 @@ describe("the sidecar killed (SIGKILL) at each step of a load, then restarted", 
     const { model_id } = await unary(client, "OpenModel", { source: encSmall }, md);
     const held: { fd: number; ready: RegionReady }[] = [];
     await rpcFailure(
-      runLoad(client, md, { model_id, ...RESIDENT }, {
-        onReady: (ready) => {
-          held.push({ fd: openSync(ns.root + ready.path, "r"), ready }); // the client's mapping; `mapped` is never sent
-          sidecar.child.kill("SIGKILL");
-          return "stop";
+      runLoad(
+        client,
+        md,
+        { model_id, ...RESIDENT },
+        {
+          onReady: (ready) => {
+            held.push({ fd: openSync(ns.root + ready.path, "r"), ready }); // the client's mapping; `mapped` is never sent
+            sidecar.child.kill("SIGKILL");
+            return "stop";
+          },
         },
-      }),
+      ),
     );
     client.close();
     await sidecar.exit;
@@ -321,7 +349,9 @@ describe("the sidecar killed (SIGKILL) at each step of a load, then restarted", 
     try {
       expect(filesWithPlaintext(ns.shm)).toEqual([ns.root + ready.path]); // the probe finds what a kill leaves behind
       const next = await restartAndCheck(sidecar);
-      expect(next.events("shm.swept")).toEqual([expect.objectContaining({ dir: "/dev/shm", instances: 1, regions: 1, bytes: ready.region_bytes })]);
+      expect(next.events("shm.swept")).toEqual([
+        expect.objectContaining({ dir: "/dev/shm", instances: 1, regions: 1, bytes: ready.region_bytes }),
+      ]);
       expect(existsSync(ns.root + ready.path)).toBe(false);
       // The sweep unlinked the file without truncating it: the client still reads every tensor exactly.
       for (const p of ready.tensors) {
@@ -357,30 +387,49 @@ describe("the sidecar killed (SIGKILL) at each step of a load, then restarted", 
     // The live sidecar's region is announced and not yet mapped: its file is still named.
     const liveModel = (await unary(liveClient, "OpenModel", { source: encSmall }, liveMd)).model_id;
     let liveReady: RegionReady | null = null;
-    const liveLoad = rpcFailure(runLoad(liveClient, liveMd, { model_id: liveModel, ...RESIDENT }, {
-      onReady: (ready, call) => {
-        liveReady = ready;
-        void restarted.then(() => call.cancel());
-        return "stop";
-      },
-    }));
+    const liveLoad = rpcFailure(
+      runLoad(
+        liveClient,
+        liveMd,
+        { model_id: liveModel, ...RESIDENT },
+        {
+          onReady: (ready, call) => {
+            liveReady = ready;
+            void restarted.then(() => call.cancel());
+            return "stop";
+          },
+        },
+      ),
+    );
     let restart!: () => void; // then the live sidecar's client cancels its load
     const restarted = new Promise<void>((resolve) => (restart = resolve));
     await eventually(() => liveReady !== null, "the live sidecar's RegionReady");
     const deadModel = (await unary(deadClient, "OpenModel", { source: encSmall }, deadMd)).model_id;
-    await rpcFailure(runLoad(deadClient, deadMd, { model_id: deadModel, ...RESIDENT }, {
-      onReady: () => {
-        dead.child.kill("SIGKILL");
-        return "stop";
-      },
-    }));
+    await rpcFailure(
+      runLoad(
+        deadClient,
+        deadMd,
+        { model_id: deadModel, ...RESIDENT },
+        {
+          onReady: () => {
+            dead.child.kill("SIGKILL");
+            return "stop";
+          },
+        },
+      ),
+    );
     await dead.exit;
     const next = await serve(ns, dead.socket);
     expect(next.events("shm.swept")).toEqual([expect.objectContaining({ instances: 1, regions: 1 })]);
     expect(filesOf(dead.instance, ns.shm)).toEqual([]);
     const path = ns.root + liveReady!.path;
     expect(filesWithPlaintext(ns.shm)).toEqual([path]); // the live one's region, untouched
-    for (const p of liveReady!.tensors) expect(readFileSync(path).subarray(p.offset, p.offset + p.byte_size).equals(Buffer.from(smallPlain.get(p.name)!))).toBe(true);
+    for (const p of liveReady!.tensors)
+      expect(
+        readFileSync(path)
+          .subarray(p.offset, p.offset + p.byte_size)
+          .equals(Buffer.from(smallPlain.get(p.name)!)),
+      ).toBe(true);
     restart();
     expect((await liveLoad).code).toBe(1); // cancelled by the client: then the live sidecar unlinks it
     await eventually(() => !existsSync(path), "the live sidecar to release its region");
@@ -472,7 +521,9 @@ describe("six concurrent clients, two killed mid-load", () => {
 // --- a full /dev/shm --------------------------------------------------------------------------------
 
 describe("a full /dev/shm (a private 1.5 MiB tmpfs)", () => {
-  it("a load that does not fit fails cleanly; a dead sidecar's leftovers are swept at restart, freeing the space", { timeout: 300_000 }, async () => {
+  it("a load that does not fit fails cleanly; a dead sidecar's leftovers are swept at restart, freeing the space", {
+    timeout: 300_000,
+  }, async () => {
     const ns = await privateShm("1536k");
     try {
       expect(ns.used()).toBe(0);
@@ -489,12 +540,17 @@ describe("a full /dev/shm (a private 1.5 MiB tmpfs)", () => {
       await expectExactLoad(first, encSmall, smallPlain, STREAMING_1M);
       // Killed once its window is filled and handed over: 1 MiB of plaintext stays in the tmpfs.
       await rpcFailure(
-        runLoad(client, md, { model_id, ...STREAMING_1M }, {
-          onReady: () => {
-            first.child.kill("SIGKILL");
-            return "stop";
+        runLoad(
+          client,
+          md,
+          { model_id, ...STREAMING_1M },
+          {
+            onReady: () => {
+              first.child.kill("SIGKILL");
+              return "stop";
+            },
           },
-        }),
+        ),
       );
       client.close();
       await first.exit;

@@ -13,8 +13,11 @@ const dir = tempDir("ct-health-");
 /** Runs the CLI in a child process (asynchronously: the sidecar under test runs in this one). */
 function health(socket: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    execFile(process.execPath, [CLI, "health", "--socket", socket, "--timeout-ms", "5000"], { env: { ...process.env, CTENSORS_SOCKET: "" } }, (err, stdout, stderr) =>
-      done({ status: err ? (typeof err.code === "number" ? err.code : null) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [CLI, "health", "--socket", socket, "--timeout-ms", "5000"],
+      { env: { ...process.env, CTENSORS_SOCKET: "" } },
+      (err, stdout, stderr) => done({ status: err ? (typeof err.code === "number" ? err.code : null) : 0, stdout, stderr }),
     );
   });
 }

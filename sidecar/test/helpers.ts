@@ -72,7 +72,11 @@ export function openRegions(): Set<string> {
 
 /** Region files in /dev/shm (not the sidecars' liveness sockets, not the Python tests' fake regions). */
 export function shmFiles(): Set<string> {
-  return new Set(readdirSync("/dev/shm").filter((n) => REGION_NAME.test(n)).map((n) => `/dev/shm/${n}`));
+  return new Set(
+    readdirSync("/dev/shm")
+      .filter((n) => REGION_NAME.test(n))
+      .map((n) => `/dev/shm/${n}`),
+  );
 }
 
 export async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -94,6 +98,7 @@ export interface LoadResult {
 
 export interface LoadOptions {
   /** Called on each RegionReady before the driver acts; return "stop" to take over (the driver then does nothing more). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: callbacks either return nothing or "stop"
   onReady?: (ready: RegionReady, call: ClientDuplexStream<object, any>) => "stop" | void;
   /** Prefixed to every region path before the driver opens it: `/proc/<pid>/root` reads a /dev/shm of another mount namespace. */
   shmRoot?: string;

@@ -51,13 +51,20 @@ export interface Namespace {
 
 /** A mount namespace whose /dev/shm is a fresh tmpfs of `size` (mount's syntax: 64m, 1536k). */
 export async function privateShm(size: string): Promise<Namespace> {
-  const holder = start("unshare", ["-m", "sh", "-c", `mount -t tmpfs -o size=${size},mode=1777 tmpfs /dev/shm && echo READY && exec sleep 900`]);
+  const holder = start("unshare", [
+    "-m",
+    "sh",
+    "-c",
+    `mount -t tmpfs -o size=${size},mode=1777 tmpfs /dev/shm && echo READY && exec sleep 900`,
+  ]);
   await eventually(() => holder.stdout().includes("READY") || holder.child.exitCode !== null, "the private tmpfs", 30_000);
   expect(holder.stdout(), `unshare -m and mount need root: ${holder.stderr()}`).toContain("READY");
   const root = `/proc/${holder.child.pid}/root`;
   const shm = `${root}/dev/shm`;
   return {
-    holder, root, shm,
+    holder,
+    root,
+    shm,
     prefix: ["nsenter", "-t", String(holder.child.pid), "-m", "--"],
     used: () => {
       const st = statfsSync(shm);
@@ -78,7 +85,11 @@ export async function serveIn(ns: Namespace, socket: string, args: string[], env
   const argv = [...ns.prefix, process.execPath, CLI, "serve", "--socket", socket, ...args];
   const proc = start(argv[0]!, argv.slice(1), env);
   const events = (name: string) =>
-    proc.stderr().split("\n").filter((l) => l.includes(`"event":"${name}"`)).map((l) => JSON.parse(l) as Record<string, unknown>);
+    proc
+      .stderr()
+      .split("\n")
+      .filter((l) => l.includes(`"event":"${name}"`))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
   await eventually(() => events("sidecar.started").length > 0 || proc.child.exitCode !== null, "the sidecar to start", 60_000);
   if (proc.child.exitCode !== null) throw new Error(`the sidecar did not start:\n${proc.stderr()}`);
   return { ...proc, socket, events };

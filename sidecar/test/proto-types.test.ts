@@ -22,7 +22,9 @@ function files(dir: string): string[] {
 describe("generated protocol types", () => {
   it("regenerating from the .proto gives the committed files, byte for byte (run node sidecar/scripts/gen-proto-types.mjs)", () => {
     const written = (generate(tmp) as string[]).sort();
-    const committed = files(DEFAULT_OUT_DIR).map((f) => relative(DEFAULT_OUT_DIR, f)).sort();
+    const committed = files(DEFAULT_OUT_DIR)
+      .map((f) => relative(DEFAULT_OUT_DIR, f))
+      .sort();
     expect(committed).toEqual(written);
     for (const rel of written) {
       expect(readFileSync(join(DEFAULT_OUT_DIR, rel), "utf8"), `${rel} is stale`).toBe(readFileSync(join(tmp, rel), "utf8"));

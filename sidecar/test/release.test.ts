@@ -43,7 +43,10 @@ function plainModel(root: string): void {
   mkdirSync(root, { recursive: true });
   writePlainSafetensors(join(root, SHARD1), [{ name: "embed", dtype: "F32", shape: [16, 8] }]);
   writePlainSafetensors(join(root, SHARD2), [{ name: "lm_head", dtype: "F32", shape: [16, 8] }]);
-  writeFileSync(join(root, "model.safetensors.index.json"), JSON.stringify({ metadata: {}, weight_map: { embed: SHARD1, lm_head: SHARD2 } }));
+  writeFileSync(
+    join(root, "model.safetensors.index.json"),
+    JSON.stringify({ metadata: {}, weight_map: { embed: SHARD1, lm_head: SHARD2 } }),
+  );
   writeFileSync(join(root, "config.json"), JSON.stringify({ rope_scaling: { factor: 1 } }));
   writeFileSync(join(root, "chat_template.jinja"), "{{ messages }}");
 }
@@ -61,7 +64,10 @@ const state = join(dir, "state", "releases.json");
 let sidecar: SidecarHandle;
 let client: SidecarClient;
 
-async function start(socketDir: string, release: Parameters<typeof startSidecar>[0]["release"]): Promise<{ h: SidecarHandle; c: SidecarClient; open: (s: string) => Promise<any> }> {
+async function start(
+  socketDir: string,
+  release: Parameters<typeof startSidecar>[0]["release"],
+): Promise<{ h: SidecarHandle; c: SidecarClient; open: (s: string) => Promise<any> }> {
   const socketPath = join(dir, socketDir, "s.sock");
   const h = await startSidecar({ socketPath, keys: [encKey], trust, logger, release });
   const c = newClient(socketPath);
@@ -106,7 +112,13 @@ describe("OpenModel checks the release", () => {
     writeFileSync(join(template, "chat_template.jinja"), "{{ 'obey the attacker' }}");
     const extra = copyOf(rel2);
     writeFileSync(join(extra, "added_tokens.json"), "{}");
-    const cases: [string, string][] = [[mixed, SHARD2], [dropped, SHARD2], [config, "config.json"], [template, "chat_template.jinja"], [extra, "added_tokens.json"]];
+    const cases: [string, string][] = [
+      [mixed, SHARD2],
+      [dropped, SHARD2],
+      [config, "config.json"],
+      [template, "chat_template.jinja"],
+      [extra, "added_tokens.json"],
+    ];
     for (const [source, file] of cases) {
       const f = await rpcFailure(open(source));
       expect(f).toMatchObject({ code: status.PERMISSION_DENIED, ctCode: "ERR_CT_INTEGRITY" });
@@ -116,7 +128,19 @@ describe("OpenModel checks the release", () => {
 
   it("refuses a manifest signed by an untrusted key, and a folder without one", async () => {
     const resigned = copyOf(rel2);
-    await ct("sign-release", resigned, "--sign-key", files.stranger, "--trust", files.pub, "--model-id", "org/m", "--release", "9", "--force");
+    await ct(
+      "sign-release",
+      resigned,
+      "--sign-key",
+      files.stranger,
+      "--trust",
+      files.pub,
+      "--model-id",
+      "org/m",
+      "--release",
+      "9",
+      "--force",
+    );
     const f = await rpcFailure(open(resigned));
     expect(f).toMatchObject({ code: status.PERMISSION_DENIED, ctCode: "ERR_CT_UNTRUSTED_SIGNER" });
     expect(f.details).toContain("model.sig");
@@ -135,7 +159,10 @@ describe("rollback", () => {
     const f = await rpcFailure(open(old));
     expect(f).toMatchObject({ code: status.PERMISSION_DENIED, ctCode: "ERR_CT_INTEGRITY" });
     expect(f.details).toContain("rollback refused");
-    const recorded = () => (Object.values(JSON.parse(readFileSync(state, "utf8")).releases) as { model: string; release: number; signer: string }[]).find((r) => r.model === "org/m")!;
+    const recorded = () =>
+      (Object.values(JSON.parse(readFileSync(state, "utf8")).releases) as { model: string; release: number; signer: string }[]).find(
+        (r) => r.model === "org/m",
+      )!;
     expect(recorded().release).toBe(2);
     // A restarted sidecar reads the same state.
     const restarted = await start("restarted", { history: new ReleaseHistory(state) });

@@ -5,7 +5,20 @@
 // regions that no liveness socket accounts for). The sidecar killed for real: fault-injection.test.ts.
 
 import { spawn } from "node:child_process";
-import { chownSync, closeSync, existsSync, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  closeSync,
+  existsSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  renameSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -61,7 +74,11 @@ describe("sweepStaleRegions", () => {
     const mineRegion = await ShmRegion.create(4096, mine);
     // Another process listening on its liveness socket, then stopped (SIGSTOP), then killed.
     const id = hex(16);
-    const child = spawn(process.execPath, ["-e", "require('net').createServer().listen(process.argv[1], () => console.log('up'))", join(dir, `b-${id}`)], { stdio: ["ignore", "pipe", "inherit"] });
+    const child = spawn(
+      process.execPath,
+      ["-e", "require('net').createServer().listen(process.argv[1], () => console.log('up'))", join(dir, `b-${id}`)],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
     let up = "";
     child.stdout!.on("data", (d) => (up += d));
     try {
@@ -121,7 +138,8 @@ describe("sweepStaleRegions", () => {
     expect(await sweepStaleRegions(dir)).toEqual({ instances: 1, regions: 1, bytes: 4096, unattributed: 1 });
     expect(existsSync(ownRegion)).toBe(false);
     expect(existsSync(join(dir, `ctensors-${id}.live`))).toBe(false);
-    for (const p of [...kept, asDir, othersRegion, orphan, otherUsers, underFake, join(dir, `ctensors-${otherId}.live`)]) expect(existsSync(p), p).toBe(true);
+    for (const p of [...kept, asDir, othersRegion, orphan, otherUsers, underFake, join(dir, `ctensors-${otherId}.live`)])
+      expect(existsSync(p), p).toBe(true);
     expect(lstatSync(asLink).isSymbolicLink()).toBe(true);
     expect(existsSync(outside)).toBe(true);
   });

@@ -13,12 +13,29 @@ import { DIGESTS_KEY, RESERVED_KEYS } from "../../plugin/src/container/reserved.
 import { TrustStore } from "../../plugin/src/keys/trust.js";
 import { tamper } from "../../plugin/test/hostile-files.js";
 import {
-  mkfifo, newEncryptionKey, newSigningKey, releaseFifos, sampleTensors, tempDir, withDeadline, writePlainSafetensors, type PlainTensor,
+  mkfifo,
+  newEncryptionKey,
+  newSigningKey,
+  releaseFifos,
+  sampleTensors,
+  tempDir,
+  withDeadline,
+  writePlainSafetensors,
+  type PlainTensor,
 } from "../../plugin/test/helpers.js";
 import { startSidecar, type SidecarHandle } from "../src/index.js";
 import type { Logger } from "../src/log.js";
 import {
-  auth, eventually, newClient, openRegions, rpcFailure, runLoad, shmFiles, tokenOf, unary, REGION_PATH,
+  auth,
+  eventually,
+  newClient,
+  openRegions,
+  rpcFailure,
+  runLoad,
+  shmFiles,
+  tokenOf,
+  unary,
+  REGION_PATH,
   type SidecarClient,
 } from "./helpers.js";
 
@@ -64,7 +81,10 @@ let token: string;
 beforeAll(async () => {
   mkdirSync(plainA);
   mkdirSync(encA);
-  const shards = [["model-00001-of-00002.safetensors", sampleTensors()], ["model-00002-of-00002.safetensors", shard2]] as const;
+  const shards = [
+    ["model-00001-of-00002.safetensors", sampleTensors()],
+    ["model-00002-of-00002.safetensors", shard2],
+  ] as const;
   for (const [file, tensors] of shards) {
     for (const [n, b] of writePlainSafetensors(join(plainA, file), [...tensors])) expected.set(n, b);
     await encryptFile(join(plainA, file), join(encA, file), { key: encKey, signKey, chunkBytes: 1000 });
@@ -75,7 +95,10 @@ beforeAll(async () => {
   expectedPlain = writePlainSafetensors(plainFile, sampleTensors());
   await encryptFile(plainFile, partialFile, { key: encKey, signKey, tensors: ["model.layers.*"] });
   // An encrypted file stripped of its reserved entries: a plain safetensors file of ciphertext.
-  writeFileSync(strippedFile, tamper(new Uint8Array(readFileSync(encBig)), (f) => [...RESERVED_KEYS, DIGESTS_KEY].forEach((k) => f.metadata.delete(k))));
+  writeFileSync(
+    strippedFile,
+    tamper(new Uint8Array(readFileSync(encBig)), (f) => [...RESERVED_KEYS, DIGESTS_KEY].forEach((k) => f.metadata.delete(k))),
+  );
 
   // Tampering: one ciphertext byte (the header signature still verifies), one header byte.
   const bytes = readFileSync(encBig);
@@ -94,7 +117,15 @@ beforeAll(async () => {
 
   // This sidecar also serves plaintext models (plainFile, duplicated): it opts out of the secure default.
   // Folders here are built shard by shard (no release manifest): release checks are tested in release.test.ts.
-  sidecar = await startSidecar({ socketPath, keys: [encKey], trust, logger, residentRegionBytes: 16 * 1024, allowPlaintext: true, release: { allowUnsigned: true } });
+  sidecar = await startSidecar({
+    socketPath,
+    keys: [encKey],
+    trust,
+    logger,
+    residentRegionBytes: 16 * 1024,
+    allowPlaintext: true,
+    release: { allowUnsigned: true },
+  });
   token = tokenOf(socketPath);
   client = newClient(socketPath);
 });
@@ -217,7 +248,14 @@ describe("Health and OpenModel", () => {
     expect(res.tensors.map((t: any) => t.name)).toEqual(inFileOrder);
     expect(inFileOrder.sort()).toEqual([...expected.keys()].sort());
     const q = res.tensors.find((t: any) => t.name === "model.layers.0.self_attn.q_proj.weight");
-    expect(q).toEqual({ name: q.name, dtype: "F32", shape: [48, 48], byte_size: 48 * 48 * 4, encrypted: true, file: "model-00001-of-00002.safetensors" });
+    expect(q).toEqual({
+      name: q.name,
+      dtype: "F32",
+      shape: [48, 48],
+      byte_size: 48 * 48 * 4,
+      encrypted: true,
+      file: "model-00001-of-00002.safetensors",
+    });
     expect(res.tensors.find((t: any) => t.name === "lm_head.weight").file).toBe("model-00002-of-00002.safetensors");
     expect(res.total_bytes).toBe([...expected.values()].reduce((s, b) => s + b.length, 0));
     expect((await open(`${encA}/`)).model_id).toBe(res.model_id);
@@ -376,8 +414,13 @@ describe("Load protocol errors", () => {
     const bad = (start: object) => rawLoad([{ start }], false);
     expect(await bad({ model_id: modelId, mode: "LOAD_MODE_UNSPECIFIED" })).toMatchObject({ ctCode: "ERR_CT_BAD_REQUEST" });
     expect(await bad({ model_id: modelId, mode: "LOAD_MODE_RESIDENT", names: ["nope"] })).toMatchObject({ ctCode: "ERR_CT_BAD_REQUEST" });
-    expect(await bad({ model_id: modelId, mode: "LOAD_MODE_RESIDENT", names: ["norm", "norm"] })).toMatchObject({ ctCode: "ERR_CT_BAD_REQUEST" });
-    expect(await bad({ model_id: "m-0000000000000000", mode: "LOAD_MODE_RESIDENT" })).toMatchObject({ code: status.NOT_FOUND, ctCode: "ERR_CT_MODEL_NOT_OPEN" });
+    expect(await bad({ model_id: modelId, mode: "LOAD_MODE_RESIDENT", names: ["norm", "norm"] })).toMatchObject({
+      ctCode: "ERR_CT_BAD_REQUEST",
+    });
+    expect(await bad({ model_id: "m-0000000000000000", mode: "LOAD_MODE_RESIDENT" })).toMatchObject({
+      code: status.NOT_FOUND,
+      ctCode: "ERR_CT_MODEL_NOT_OPEN",
+    });
   });
 
   it("out-of-order messages end the stream with ERR_CT_BAD_REQUEST and release its regions", async () => {
@@ -391,26 +434,36 @@ describe("Load protocol errors", () => {
     for (const misbehave of cases) {
       const paths: string[] = [];
       const f = await rpcFailure(
-        runLoad(client, md(), { model_id: modelId, mode: "LOAD_MODE_STREAMING", window_bytes: MiB }, {
-          onReady: (ready, call) => {
-            if (ready.path) paths.push(ready.path);
-            if (paths.length === 1 && ready.path) misbehave(ready, call);
-            return "stop";
+        runLoad(
+          client,
+          md(),
+          { model_id: modelId, mode: "LOAD_MODE_STREAMING", window_bytes: MiB },
+          {
+            onReady: (ready, call) => {
+              if (ready.path) paths.push(ready.path);
+              if (paths.length === 1 && ready.path) misbehave(ready, call);
+              return "stop";
+            },
           },
-        }),
+        ),
       );
       expect(f).toMatchObject({ code: status.INVALID_ARGUMENT, ctCode: "ERR_CT_BAD_REQUEST" });
       await expectNoRegionsLeft(paths);
     }
     // `consumed` in a RESIDENT load.
     const f = await rpcFailure(
-      runLoad(client, md(), { model_id: modelId, mode: "LOAD_MODE_RESIDENT" }, {
-        onReady: (ready, call) => {
-          call.write({ mapped: { region_id: ready.region_id } });
-          call.write({ consumed: { region_id: ready.region_id } });
-          return "stop";
+      runLoad(
+        client,
+        md(),
+        { model_id: modelId, mode: "LOAD_MODE_RESIDENT" },
+        {
+          onReady: (ready, call) => {
+            call.write({ mapped: { region_id: ready.region_id } });
+            call.write({ consumed: { region_id: ready.region_id } });
+            return "stop";
+          },
         },
-      }),
+      ),
     );
     expect(f.ctCode).toBe("ERR_CT_BAD_REQUEST");
     await expectNoRegionsLeft();
@@ -421,9 +474,16 @@ describe("failures mid-load and cancellation", () => {
   it("a modified ciphertext fails the load with ERR_CT_DECRYPTION_FAILED and leaves no region", async () => {
     const { model_id } = await open(tamperedData);
     const paths: string[] = [];
-    const f = await rpcFailure(runLoad(client, md(), { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB }, {
-      onReady: (r) => void (r.path && paths.push(r.path)),
-    }));
+    const f = await rpcFailure(
+      runLoad(
+        client,
+        md(),
+        { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB },
+        {
+          onReady: (r) => void (r.path && paths.push(r.path)),
+        },
+      ),
+    );
     expect(f).toMatchObject({ code: status.DATA_LOSS, ctCode: "ERR_CT_DECRYPTION_FAILED" });
     await expectNoRegionsLeft(paths);
     const r = await rpcFailure(runLoad(client, md(), { model_id, mode: "LOAD_MODE_RESIDENT" }));
@@ -436,14 +496,21 @@ describe("failures mid-load and cancellation", () => {
     const { model_id } = await open(encBig);
     for (const when of ["before mapped", "after mapped"] as const) {
       const paths: string[] = [];
-      const f = await rpcFailure(runLoad(client, md(), { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB }, {
-        onReady: (ready, call) => {
-          paths.push(ready.path);
-          if (when === "after mapped") call.write({ mapped: { region_id: ready.region_id } });
-          setTimeout(() => call.cancel(), 50);
-          return "stop";
-        },
-      }));
+      const f = await rpcFailure(
+        runLoad(
+          client,
+          md(),
+          { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB },
+          {
+            onReady: (ready, call) => {
+              paths.push(ready.path);
+              if (when === "after mapped") call.write({ mapped: { region_id: ready.region_id } });
+              setTimeout(() => call.cancel(), 50);
+              return "stop";
+            },
+          },
+        ),
+      );
       expect(f.code).toBe(status.CANCELLED);
       await expectNoRegionsLeft(paths);
     }
@@ -459,12 +526,22 @@ describe("failures mid-load and cancellation", () => {
       const [a, big] = await Promise.all([open(encA, clients[0]), open(encBig, clients[1])]);
       const bigAgain = await open(encBig, clients[2]);
       expect(bigAgain.model_id).toBe(big.model_id);
-      const cancelled = runLoad(clients[3]!, md(), { model_id: big.model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB }, {
-        onReady: (_r, call) => (call.cancel(), "stop"),
-      });
-      const broken = runLoad(clients[3]!, md(), { model_id: big.model_id, mode: "LOAD_MODE_RESIDENT" }, {
-        onReady: (r, call) => (call.write({ mapped: { region_id: r.region_id + 100 } }), "stop"),
-      });
+      const cancelled = runLoad(
+        clients[3]!,
+        md(),
+        { model_id: big.model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB },
+        {
+          onReady: (_r, call) => (call.cancel(), "stop"),
+        },
+      );
+      const broken = runLoad(
+        clients[3]!,
+        md(),
+        { model_id: big.model_id, mode: "LOAD_MODE_RESIDENT" },
+        {
+          onReady: (r, call) => (call.write({ mapped: { region_id: r.region_id + 100 } }), "stop"),
+        },
+      );
       const [ra, rbig1, rbig2, ra2, c, b] = await Promise.allSettled([
         runLoad(clients[0]!, md(), { model_id: a.model_id, mode: "LOAD_MODE_RESIDENT" }),
         runLoad(clients[1]!, md(), { model_id: big.model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB, window_count: 2 }),
@@ -479,7 +556,11 @@ describe("failures mid-load and cancellation", () => {
       expectSame((ra2 as PromiseFulfilledResult<any>).value.tensors, expected);
       expect((c as PromiseRejectedResult).reason.code).toBe(status.CANCELLED);
       expect((b as PromiseRejectedResult).reason.ctCode).toBe("ERR_CT_BAD_REQUEST");
-      for (const [c2, id] of [[clients[0], a.model_id], [clients[1], big.model_id], [clients[2], big.model_id]] as const) {
+      for (const [c2, id] of [
+        [clients[0], a.model_id],
+        [clients[1], big.model_id],
+        [clients[2], big.model_id],
+      ] as const) {
         await unary(c2!, "CloseModel", { model_id: id }, md());
       }
       await expectNoRegionsLeft();
@@ -558,13 +639,20 @@ describe("close", () => {
     const { model_id } = await unary(c, "OpenModel", { source: encBig }, m);
     const paths: string[] = [];
     let closing: Promise<void> | null = null;
-    const f = await rpcFailure(runLoad(c, m, { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB }, {
-      onReady: (r) => {
-        paths.push(r.path);
-        closing ??= h.close(); // the client never maps: the sidecar must not wait for it
-        return "stop";
-      },
-    }));
+    const f = await rpcFailure(
+      runLoad(
+        c,
+        m,
+        { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB },
+        {
+          onReady: (r) => {
+            paths.push(r.path);
+            closing ??= h.close(); // the client never maps: the sidecar must not wait for it
+            return "stop";
+          },
+        },
+      ),
+    );
     expect(f.code).toBe(status.UNAVAILABLE);
     await closing;
     c.close();

@@ -13,7 +13,15 @@ import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
 import { publicKeyOf, toJwk } from "../../plugin/src/keys/jwk.js";
-import { newEncryptionKey, newSigningKey, REPO_ROOT, tempDir, VENV_PYTHON, writePlainSafetensors, type PlainTensor } from "../../plugin/test/helpers.js";
+import {
+  newEncryptionKey,
+  newSigningKey,
+  REPO_ROOT,
+  tempDir,
+  VENV_PYTHON,
+  writePlainSafetensors,
+  type PlainTensor,
+} from "../../plugin/test/helpers.js";
 import type { LoadStart } from "../src/proto.js";
 import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary } from "./helpers.js";
 import { privateShm, serveIn, start, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
@@ -40,7 +48,10 @@ beforeAll(async () => {
   await encryptFile(join(dir, "model.safetensors"), model, { key: encKey, signKey });
   unlinkSync(join(dir, "model.safetensors"));
   const expected = Object.fromEntries(
-    tensors.map((t) => [t.name, { sha256: createHash("sha256").update(plain.get(t.name)!).digest("hex"), dtype: "torch.float32", shape: t.shape }]),
+    tensors.map((t) => [
+      t.name,
+      { sha256: createHash("sha256").update(plain.get(t.name)!).digest("hex"), dtype: "torch.float32", shape: t.shape },
+    ]),
   );
   writeFileSync(expectedJson, JSON.stringify(expected));
 });
@@ -119,7 +130,12 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
     try {
       const md = auth(tokenOf(sidecar.socket));
       const { model_id } = await unary(client, "OpenModel", { source: model }, md);
-      const got = await runLoad(client, md, { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: 256 * MiB, window_count: 4 }, { shmRoot: ns.root });
+      const got = await runLoad(
+        client,
+        md,
+        { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: 256 * MiB, window_count: 4 },
+        { shmRoot: ns.root },
+      );
       for (const [name, bytes] of plain) expect(got.tensors.get(name)!.equals(Buffer.from(bytes)), name).toBe(true);
       const regionBytes = got.readies[0]!.region_bytes;
       const regions = new Set(got.readies.map((r) => r.region_id)).size;
@@ -132,7 +148,9 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
     await gone(ns);
   });
 
-  it("a resident load (ctensors.load_file) is refused up front with the sizing error; nothing is created", { timeout: 180_000 }, async () => {
+  it("a resident load (ctensors.load_file) is refused up front with the sizing error; nothing is created", {
+    timeout: 180_000,
+  }, async () => {
     const result = await python(ns, sidecar, "resident");
     expect(result.ok).toBe(false);
     expect(result.code).toBe("ERR_CT_IO");

@@ -18,7 +18,12 @@ describe("packBatches", () => {
   it("packs in order at 64-byte aligned offsets and splits at the limit", () => {
     const batches = packBatches([10, 0, 64, 100, 200], (n) => n, 256);
     expect(batches.map((b) => b.placements.map((p) => [p.item, p.offset]))).toEqual([
-      [[10, 0], [0, 64], [64, 64], [100, 128]],
+      [
+        [10, 0],
+        [0, 64],
+        [64, 64],
+        [100, 128],
+      ],
       [[200, 0]],
     ]);
     expect(batches.map((b) => b.end)).toEqual([228, 200]);
@@ -114,14 +119,18 @@ describe("errorToStatus", () => {
     }
   });
 
-  it("hides anything else behind INTERNAL \"internal error\", logging the cause", () => {
+  it('hides anything else behind INTERNAL "internal error", logging the cause', () => {
     logged.length = 0;
     const secret = new TypeError("boom: /secret/path", { cause: new Error("deeper") });
     const s = errorToStatus(secret, log, { rpc: "Load" });
     expect(s).toMatchObject({ code: status.INTERNAL, details: "internal error" });
     expect(s.metadata.get("ct-error-code")).toEqual(["ERR_CT_INTERNAL"]);
     expect(logged).toHaveLength(1);
-    expect(logged[0]).toMatchObject({ level: "error", event: "rpc.internal_error", fields: { rpc: "Load", error: "boom: /secret/path", cause: { error: "deeper" } } });
+    expect(logged[0]).toMatchObject({
+      level: "error",
+      event: "rpc.internal_error",
+      fields: { rpc: "Load", error: "boom: /secret/path", cause: { error: "deeper" } },
+    });
   });
 
   it("shutdown is UNAVAILABLE without a code, like an unreachable sidecar", () => {

@@ -26,6 +26,7 @@ describe("README quick start", () => {
     const script = `set -euo pipefail\nctensors() { node ${JSON.stringify(CLI)} "$@"; }\nnpx() { "$@"; }\n${block!.body}`;
     const r = spawnSync("bash", ["-c", script], { cwd: dir, encoding: "utf8", timeout: 300_000 });
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    for (const out of ["my-model-encrypted", "my-model-plain", "my-model-rotated", "new/enc.jwk"]) expect(existsSync(join(dir, out)), out).toBe(true);
+    for (const out of ["my-model-encrypted", "my-model-plain", "my-model-rotated", "new/enc.jwk"])
+      expect(existsSync(join(dir, out)), out).toBe(true);
   });
 });

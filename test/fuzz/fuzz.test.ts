@@ -24,7 +24,14 @@ const only = process.env.FUZZ_TARGETS?.split(",").filter(Boolean);
 const targets = only ? ALL.filter((t) => only.includes(t.name)) : ALL;
 const seconds = (t: FuzzTarget) => (process.env.FUZZ_SECONDS ? Number(process.env.FUZZ_SECONDS) : BOUNDED_SECONDS[t.name]!);
 
-interface Stats { target: string; seconds: number; replayed: number; generated: number; outcomes: Record<string, number>; findings: string[] }
+interface Stats {
+  target: string;
+  seconds: number;
+  replayed: number;
+  generated: number;
+  outcomes: Record<string, number>;
+  findings: string[];
+}
 
 for (const target of targets) {
   describe(`fuzz: ${target.name}`, () => {

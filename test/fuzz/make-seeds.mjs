@@ -8,7 +8,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,7 +44,9 @@ const plainPath = join(out, "plain.safetensors");
 writeFileSync(plainPath, plain);
 
 const keyBytes = { aes256gcm: 32, aes128gcm: 16, chacha20poly1305: 32 };
-const encKeys = Object.fromEntries(Object.entries(keyBytes).map(([alg, n]) => [alg, { kind: "enc", alg, k: new Uint8Array(randomBytes(n)), kid: `fuzz-${alg}` }]));
+const encKeys = Object.fromEntries(
+  Object.entries(keyBytes).map(([alg, n]) => [alg, { kind: "enc", alg, k: new Uint8Array(randomBytes(n)), kid: `fuzz-${alg}` }]),
+);
 const d = new Uint8Array(randomBytes(32));
 const signKey = { kind: "sign", x: ed25519PublicKey(d), d, kid: "fuzz-signer" };
 
@@ -59,7 +61,10 @@ const ours = [
   ["ts-v2-aes128gcm", { key: encKeys.aes128gcm, formatVersion: 2, chunkBytes: CHUNK }],
   ["ts-v2-chacha20poly1305", { key: encKeys.chacha20poly1305, formatVersion: 2, chunkBytes: CHUNK }],
   ["ts-v2-partial", { key: encKeys.aes256gcm, formatVersion: 2, chunkBytes: CHUNK, tensors: ["model.*"] }],
-  ["ts-v2-partial-nodigest", { key: encKeys.aes256gcm, formatVersion: 2, chunkBytes: CHUNK, tensors: ["model.*"], plaintextDigests: false }],
+  [
+    "ts-v2-partial-nodigest",
+    { key: encKeys.aes256gcm, formatVersion: 2, chunkBytes: CHUNK, tensors: ["model.*"], plaintextDigests: false },
+  ],
 ];
 for (const [name, options] of ours) await encryptFile(plainPath, join(out, `${name}.safetensors`), { signKey, ...options });
 
@@ -72,8 +77,23 @@ const ref = [
   ["ref-v2-partial", "aes256gcm", ["--version", "2", "--chunk-size", String(CHUNK), "--tensors", "model.w,model.b"]],
 ];
 for (const [name, alg, args] of ref) {
-  execFileSync(python, [refTool, "write", "--plain", plainPath, "--out", join(out, `${name}.safetensors`),
-    "--enc-key", join(keysDir, `enc-${alg}.jwk`), "--sign-key", join(keysDir, "sign.jwk"), ...args], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(
+    python,
+    [
+      refTool,
+      "write",
+      "--plain",
+      plainPath,
+      "--out",
+      join(out, `${name}.safetensors`),
+      "--enc-key",
+      join(keysDir, `enc-${alg}.jwk`),
+      "--sign-key",
+      join(keysDir, "sign.jwk"),
+      ...args,
+    ],
+    { stdio: ["ignore", "ignore", "inherit"] },
+  );
 }
 
 const expected = Object.fromEntries([...data].map(([n, b]) => [n, createHash("sha256").update(b).digest("hex")]));

@@ -14,23 +14,39 @@ const minutes = Number(values.minutes);
 if (!(minutes > 0)) throw new Error("--minutes must be a positive number");
 const dir = mkdtempSync(join(tmpdir(), "ct-fuzz-run-"));
 const stats = join(dir, "stats.jsonl");
-const env = { ...process.env, FUZZ_SECONDS: String(minutes * 60), FUZZ_STATS: stats, ...(values.targets ? { FUZZ_TARGETS: values.targets } : {}) };
+const env = {
+  ...process.env,
+  FUZZ_SECONDS: String(minutes * 60),
+  FUZZ_STATS: stats,
+  ...(values.targets ? { FUZZ_TARGETS: values.targets } : {}),
+};
 const started = new Date();
 const r = spawnSync("npx", ["vitest", "run", "test/fuzz/fuzz.test.ts"], { stdio: "inherit", env });
 
 let lines = [];
 try {
-  lines = readFileSync(stats, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  lines = readFileSync(stats, "utf8")
+    .trim()
+    .split("\n")
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 } catch {
   // no stats: vitest failed before any target ran
 }
 rmSync(dir, { recursive: true, force: true });
-console.log(`\n${started.toISOString()}, ${minutes} min per target, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}\n`);
+console.log(
+  `\n${started.toISOString()}, ${minutes} min per target, ${cpus().length} CPUs (${cpus()[0]?.model ?? "?"}), Node ${process.version}\n`,
+);
 console.log("| target | seconds | inputs | inputs/hour | outcomes | distinct findings |");
 console.log("|---|---:|---:|---:|---|---|");
 for (const s of lines) {
   const perHour = s.seconds ? Math.round((s.generated / s.seconds) * 3600) : 0;
-  const outcomes = Object.entries(s.outcomes).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(", ");
-  console.log(`| ${s.target} | ${s.seconds.toFixed(0)} | ${s.generated} | ${perHour.toLocaleString("en")} | ${outcomes} | ${s.findings.length ? s.findings.join("<br>") : "none"} |`);
+  const outcomes = Object.entries(s.outcomes)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, v]) => `${k} ${v}`)
+    .join(", ");
+  console.log(
+    `| ${s.target} | ${s.seconds.toFixed(0)} | ${s.generated} | ${perHour.toLocaleString("en")} | ${outcomes} | ${s.findings.length ? s.findings.join("<br>") : "none"} |`,
+  );
 }
 process.exit(r.status ?? 1);

@@ -33,7 +33,10 @@ export const sha256Hex = (b: Uint8Array) => createHash("sha256").update(b).diges
 
 /** The seed files (CryptoTensors written by us and by the reference, and the plain file), by name. */
 export const seedFiles: ReadonlyMap<string, Uint8Array> = new Map(
-  readdirSync(SEEDS_DIR).filter((f) => f.endsWith(".safetensors")).sort().map((f) => [f, new Uint8Array(readFileSync(join(SEEDS_DIR, f)))]),
+  readdirSync(SEEDS_DIR)
+    .filter((f) => f.endsWith(".safetensors"))
+    .sort()
+    .map((f) => [f, new Uint8Array(readFileSync(join(SEEDS_DIR, f)))]),
 );
 
 /** The ONNX fixtures (graph files and external data). */
@@ -47,7 +50,10 @@ export const onnxFixtures = {
 export function corpusOf(target: string): Array<[string, Uint8Array]> {
   const dir = join(CORPUS_DIR, target);
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => !f.startsWith(".") && !f.endsWith(".md")).sort().map((f) => [f, new Uint8Array(readFileSync(join(dir, f)))]);
+  return readdirSync(dir)
+    .filter((f) => !f.startsWith(".") && !f.endsWith(".md"))
+    .sort()
+    .map((f) => [f, new Uint8Array(readFileSync(join(dir, f)))]);
 }
 
 /** Saves a failing input where the long run keeps its findings (default test/fuzz/findings/<target>/). */

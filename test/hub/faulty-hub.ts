@@ -90,7 +90,9 @@ async function relay(from: IncomingMessage, to: ServerResponse, fault: FileFault
 }
 
 /** A server that answers every request with `handle` (a hostile Hub written by the test). */
-export async function startHostileHub(handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>): Promise<Loopback> {
+export async function startHostileHub(
+  handle: (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>,
+): Promise<Loopback> {
   const server = createServer((req, res) => {
     void Promise.resolve(handle(req, res, new URL(req.url ?? "/", "http://x"))).catch(() => res.destroy());
   });

@@ -68,7 +68,12 @@ beforeAll(async () => {
   proxy = await startFaultyProxy(hub.url);
   const creds = { hubUrl: hub.url, accessToken: TOKEN };
   await createRepo({ repo: "acme/ordinary", ...creds });
-  await uploadFiles({ repo: "acme/ordinary", useXet: false, files: Object.entries(FILES).map(([path, b]) => ({ path, content: new Blob([b]) })), ...creds });
+  await uploadFiles({
+    repo: "acme/ordinary",
+    useXet: false,
+    files: Object.entries(FILES).map(([path, b]) => ({ path, content: new Blob([b]) })),
+    ...creds,
+  });
   const r = await ct(["pull", "acme/ordinary", "--json", "--include", "nothing", "--cache-dir", join(dir, "probe")], hub.url);
   expectExit(r, 0);
   commit = JSON.parse(r.stdout).commit;
@@ -166,7 +171,9 @@ describe("a Hub that drops the connection mid-file", () => {
     expect(kept).toBeLessThanOrEqual(4 * 500_000);
     proxy.downloads.length = 0;
     expectExit(await ct(["pull", "acme/ordinary", "--cache-dir", cache], proxy.url), 0);
-    expect(proxy.downloads.filter((d) => d.includes("/weights.safetensors"))).toEqual([expect.stringMatching(new RegExp(`^206 .* bytes=${kept}-`))]);
+    expect(proxy.downloads.filter((d) => d.includes("/weights.safetensors"))).toEqual([
+      expect.stringMatching(new RegExp(`^206 .* bytes=${kept}-`)),
+    ]);
     expectCompleteSnapshot(cache);
   });
 
@@ -175,7 +182,10 @@ describe("a Hub that drops the connection mid-file", () => {
     expectExit(await ct(["pull", "acme/ordinary", "--cache-dir", cache], hub.url), 0);
     const blob = join(cache, "models--acme--ordinary", "blobs", sha256(weights));
     const dead = spawnSync(process.execPath, ["-e", ""]).pid; // a process that has exited
-    for (const [partial, resumed] of [[weights.subarray(0, 5000), true], [new Uint8Array(5000).fill(7), false]] as const) {
+    for (const [partial, resumed] of [
+      [weights.subarray(0, 5000), true],
+      [new Uint8Array(5000).fill(7), false],
+    ] as const) {
       writeFileSync(partialPath(blob, dead), partial);
       writeFileSync(blob, "x"); // wrong size: downloaded again
       proxy.downloads.length = 0;
@@ -195,7 +205,10 @@ describe("a hostile Hub", () => {
   let evil: Loopback;
   let sent = 0;
   let closed = false;
-  let listing: (url: URL, page: number) => { entries: unknown[]; next: boolean; headers?: Record<string, string> } = () => ({ entries: [evilFile], next: false });
+  let listing: (url: URL, page: number) => { entries: unknown[]; next: boolean; headers?: Record<string, string> } = () => ({
+    entries: [evilFile],
+    next: false,
+  });
 
   beforeAll(async () => {
     evil = await startHostileHub(async (req, res, url) => {

@@ -20,7 +20,16 @@ import { partialPath } from "../../plugin/src/hub/partial.js";
 import { hubSettings } from "../../plugin/src/hub/settings.js";
 import { toJwk, type EncryptionKey, type SigningKey } from "../../plugin/src/keys/jwk.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
-import { CLI, newEncryptionKey, newSigningKey, REPO_ROOT, sampleTensors, tempDir, writePlainSafetensors, type PlainTensor } from "../../plugin/test/helpers.js";
+import {
+  CLI,
+  newEncryptionKey,
+  newSigningKey,
+  REPO_ROOT,
+  sampleTensors,
+  tempDir,
+  writePlainSafetensors,
+  type PlainTensor,
+} from "../../plugin/test/helpers.js";
 import { startSidecar, type SidecarHandle } from "../../sidecar/src/index.js";
 import type { Logger } from "../../sidecar/src/log.js";
 import { auth, newClient, rpcFailure, runLoad, tokenOf, unary, type SidecarClient } from "../../sidecar/test/helpers.js";
@@ -48,7 +57,14 @@ async function ct(args: string[], env: Record<string, string | undefined> = {}) 
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith("HF_") && !k.startsWith("HUGGING")) base[k] = v;
   const full = { ...base, HF_ENDPOINT: hub.url, HF_TOKEN: TOKEN, HF_HOME: join(dir, "hf-home"), ...env };
   for (const [k, v] of Object.entries(full)) if (v === undefined) delete full[k];
-  const r = await execa("node", [CLI, ...args], { cwd: REPO_ROOT, stdin: "ignore", reject: false, extendEnv: false, env: full as Record<string, string>, timeout: 60_000 });
+  const r = await execa("node", [CLI, ...args], {
+    cwd: REPO_ROOT,
+    stdin: "ignore",
+    reject: false,
+    extendEnv: false,
+    env: full as Record<string, string>,
+    timeout: 60_000,
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -74,7 +90,10 @@ async function remoteFiles(repo: string, revision = "main"): Promise<string[]> {
 async function makeModel(): Promise<void> {
   mkdirSync(plainDir, { recursive: true });
   mkdirSync(encDir, { recursive: true });
-  const shards = [["model-00001-of-00002.safetensors", sampleTensors()], ["model-00002-of-00002.safetensors", shard2]] as const;
+  const shards = [
+    ["model-00001-of-00002.safetensors", sampleTensors()],
+    ["model-00002-of-00002.safetensors", shard2],
+  ] as const;
   const weightMap: Record<string, string> = {};
   for (const [file, tensors] of shards) {
     for (const [n, b] of writePlainSafetensors(join(plainDir, file), [...tensors])) {
@@ -114,7 +133,15 @@ describe("ctensors push", () => {
   it("uploads the encrypted folder with plaintext config, a declaration and a model card", async () => {
     expect(pushedCommit).toMatch(/^[0-9a-f]{40}$/);
     const files = await remoteFiles("acme/tiny");
-    for (const f of ["config.json", "cryptotensors.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "README.md", "tokenizer.json"]) {
+    for (const f of [
+      "config.json",
+      "cryptotensors.json",
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+      "README.md",
+      "tokenizer.json",
+    ]) {
       expect(files).toContain(f);
     }
     // Config and tokenizer are the local bytes, readable by anyone with access.
@@ -193,7 +220,12 @@ describe("ctensors push", () => {
     const r = await ct(["push", one, "acme/reshard", "--json"]);
     expectExit(r, 0);
     // (tokenizer.json too: the new release does not list it)
-    expect(JSON.parse(r.stdout).deleted.sort()).toEqual(["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json", "tokenizer.json"]);
+    expect(JSON.parse(r.stdout).deleted.sort()).toEqual([
+      "model-00001-of-00002.safetensors",
+      "model-00002-of-00002.safetensors",
+      "model.safetensors.index.json",
+      "tokenizer.json",
+    ]);
     const files = await remoteFiles("acme/reshard");
     expect(files.filter((f) => f.endsWith(".safetensors"))).toEqual(["model.safetensors"]);
     // A release replaces the repo's files: one it does not list would be an extra file to every reader.
@@ -225,7 +257,10 @@ describe("ctensors pull", () => {
     const bytes = readFileSync(join(encDir, shard));
     const blob = join(repoDir, "blobs", sha256(bytes));
     const killed = partialPath(blob, spawnSync(process.execPath, ["-e", ""]).pid); // as left by a pull that was killed
-    for (const [partial, resumed] of [[bytes.subarray(0, 5000), true], [Buffer.alloc(5000, 7), false]] as const) {
+    for (const [partial, resumed] of [
+      [bytes.subarray(0, 5000), true],
+      [Buffer.alloc(5000, 7), false],
+    ] as const) {
       rmSync(blob);
       writeFileSync(killed, partial);
       hubLog.length = 0;
@@ -234,8 +269,14 @@ describe("ctensors pull", () => {
       // Both ask for the rest of the file first (a 206 of size - 5000 bytes); the bad partial file
       // then fails verification and the whole file is fetched again (a 200).
       const gets = hubLog.filter((l) => l.startsWith("GET ") && l.includes(`/resolve/${pushedCommit}/${shard} `));
-      expect(gets.some((l) => l.includes(` 206 ${bytes.length - 5000}B`)), gets.join("\n")).toBe(true);
-      expect(gets.some((l) => l.includes(` 200 ${bytes.length}B`)), gets.join("\n")).toBe(!resumed);
+      expect(
+        gets.some((l) => l.includes(` 206 ${bytes.length - 5000}B`)),
+        gets.join("\n"),
+      ).toBe(true);
+      expect(
+        gets.some((l) => l.includes(` 200 ${bytes.length}B`)),
+        gets.join("\n"),
+      ).toBe(!resumed);
       expect(JSON.parse(r.stdout).downloaded).toEqual([shard]);
       expect(readFileSync(blob).equals(bytes)).toBe(true);
       expect(readdirSync(join(repoDir, "blobs")).filter((f) => f.endsWith(".incomplete"))).toEqual([]);
@@ -300,7 +341,13 @@ describe("the sidecar serves Hub models by repo id", () => {
 
   beforeAll(async () => {
     const hubCfg = hubSettings({ hubUrl: hub.url, token: TOKEN, cacheDir: cache }, {});
-    sidecar = await startSidecar({ socketPath: join(dir, "run", "s.sock"), keys: [encKey], trust: new TrustStore([signKey]), hub: hubCfg, logger: quiet });
+    sidecar = await startSidecar({
+      socketPath: join(dir, "run", "s.sock"),
+      keys: [encKey],
+      trust: new TrustStore([signKey]),
+      hub: hubCfg,
+      logger: quiet,
+    });
     client = newClient(join(dir, "run", "s.sock"));
   });
 
@@ -312,7 +359,12 @@ describe("the sidecar serves Hub models by repo id", () => {
   it("opens org/name with an empty cache: downloads, pins the commit, and loads the plaintext tensors", async () => {
     expect(existsSync(cache)).toBe(false);
     const m = await open("acme/tiny");
-    expect(m).toMatchObject({ repo: "acme/tiny", revision: "main", commit: pushedCommit, local_path: join(cache, "models--acme--tiny", "snapshots", pushedCommit) });
+    expect(m).toMatchObject({
+      repo: "acme/tiny",
+      revision: "main",
+      commit: pushedCommit,
+      local_path: join(cache, "models--acme--tiny", "snapshots", pushedCommit),
+    });
     expect(m.signer_kid).toBe("publisher-hub");
     // Only what a loader needs was fetched: no model card.
     expect(existsSync(join(m.local_path, "README.md"))).toBe(false);
@@ -321,7 +373,11 @@ describe("the sidecar serves Hub models by repo id", () => {
     expect([...loaded.tensors.keys()].sort()).toEqual([...expected.keys()].sort());
     for (const [n, b] of expected) expect(loaded.tensors.get(n)!.equals(Buffer.from(b)), n).toBe(true);
     // Encrypted at rest: the cached shard is the ciphertext file.
-    expect(readFileSync(join(m.local_path, "model-00002-of-00002.safetensors")).equals(readFileSync(join(encDir, "model-00002-of-00002.safetensors")))).toBe(true);
+    expect(
+      readFileSync(join(m.local_path, "model-00002-of-00002.safetensors")).equals(
+        readFileSync(join(encDir, "model-00002-of-00002.safetensors")),
+      ),
+    ).toBe(true);
     await unary(client, "CloseModel", { model_id: m.model_id }, md());
   });
 
@@ -346,7 +402,10 @@ describe("the sidecar serves Hub models by repo id", () => {
   });
 
   it("refuses a repo whose config was changed after the release was signed, naming the file", async () => {
-    const files = readdirSync(encDir).map((f) => ({ path: f, content: new Blob([f === "config.json" ? '{"rope_scaling":{"factor":32}}' : readFileSync(join(encDir, f))]) }));
+    const files = readdirSync(encDir).map((f) => ({
+      path: f,
+      content: new Blob([f === "config.json" ? '{"rope_scaling":{"factor":32}}' : readFileSync(join(encDir, f))]),
+    }));
     const { createRepo } = await import("@huggingface/hub");
     await createRepo({ repo: "acme/altered-config", ...creds() });
     await uploadFiles({ repo: "acme/altered-config", files, useXet: false, ...creds() });
@@ -382,12 +441,14 @@ describe("the sidecar serves Hub models by repo id", () => {
     const at = bytes.indexOf('"format":"pt"');
     expect(at).toBeGreaterThan(0);
     bytes.write('"format":"pu"', at); // header changed, signature kept
-    await uploadFiles({ repo: "acme/tampered", files: [{ path: "model.safetensors", content: new Blob([bytes]) }], ...creds() }).catch(async () => {
-      // The repo may not exist yet: create it through the same client, then upload.
-      const { createRepo } = await import("@huggingface/hub");
-      await createRepo({ repo: "acme/tampered", ...creds() });
-      await uploadFiles({ repo: "acme/tampered", files: [{ path: "model.safetensors", content: new Blob([bytes]) }], ...creds() });
-    });
+    await uploadFiles({ repo: "acme/tampered", files: [{ path: "model.safetensors", content: new Blob([bytes]) }], ...creds() }).catch(
+      async () => {
+        // The repo may not exist yet: create it through the same client, then upload.
+        const { createRepo } = await import("@huggingface/hub");
+        await createRepo({ repo: "acme/tampered", ...creds() });
+        await uploadFiles({ repo: "acme/tampered", files: [{ path: "model.safetensors", content: new Blob([bytes]) }], ...creds() });
+      },
+    );
     const f = await rpcFailure(open("acme/tampered"));
     expect(f).toMatchObject({ code: status.PERMISSION_DENIED, ctCode: "ERR_CT_SIGNATURE_INVALID" });
   });
@@ -396,7 +457,9 @@ describe("the sidecar serves Hub models by repo id", () => {
     // Bypass `ctensors push` (which refuses this) with the Hub client itself.
     await uploadFiles({
       repo: "acme/tiny",
-      files: [{ path: "model-00002-of-00002.safetensors", content: new Blob([readFileSync(join(plainDir, "model-00002-of-00002.safetensors"))]) }],
+      files: [
+        { path: "model-00002-of-00002.safetensors", content: new Blob([readFileSync(join(plainDir, "model-00002-of-00002.safetensors"))]) },
+      ],
       ...creds(),
     });
     const f = await rpcFailure(open("acme/tiny", true));
@@ -411,14 +474,19 @@ describe("the sidecar serves Hub models by repo id", () => {
   it("offline, serves what the cache holds", async () => {
     const offlineSock = join(dir, "run2", "s.sock");
     const offline = await startSidecar({
-      socketPath: offlineSock, keys: [encKey], trust: new TrustStore([signKey]), logger: quiet,
+      socketPath: offlineSock,
+      keys: [encKey],
+      trust: new TrustStore([signKey]),
+      logger: quiet,
       hub: hubSettings({ hubUrl: "http://127.0.0.1:9", cacheDir: cache, offline: true }, {}),
     });
     const c = newClient(offlineSock);
     try {
       const m = await unary(c, "OpenModel", { source: `acme/tiny@${pushedCommit}` }, auth(tokenOf(offlineSock)));
       expect(m.commit).toBe(pushedCommit);
-      expect((await rpcFailure(unary(c, "OpenModel", { source: "acme/never" }, auth(tokenOf(offlineSock)))))).toMatchObject({ ctCode: "ERR_CT_HUB" });
+      expect(await rpcFailure(unary(c, "OpenModel", { source: "acme/never" }, auth(tokenOf(offlineSock))))).toMatchObject({
+        ctCode: "ERR_CT_HUB",
+      });
     } finally {
       c.close();
       await offline.close();

@@ -9,7 +9,15 @@ import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
 import { startDevHub, type DevHub } from "../../plugin/src/hub/dev-hub/index.js";
-import { CLI, newEncryptionKey, newSigningKey, REPO_ROOT, sampleTensors, tempDir, writePlainSafetensors } from "../../plugin/test/helpers.js";
+import {
+  CLI,
+  newEncryptionKey,
+  newSigningKey,
+  REPO_ROOT,
+  sampleTensors,
+  tempDir,
+  writePlainSafetensors,
+} from "../../plugin/test/helpers.js";
 
 const TOKEN = "hf_ctensors_conventions";
 const dir = tempDir("ct-hubconv-");
@@ -37,7 +45,10 @@ beforeAll(async () => {
   mkdirSync(model);
   const plain = join(dir, "plain.safetensors");
   writePlainSafetensors(plain, sampleTensors());
-  await encryptFile(plain, join(model, "model.safetensors"), { key: newEncryptionKey("aes256gcm", "enc-c"), signKey: newSigningKey("sign-c") });
+  await encryptFile(plain, join(model, "model.safetensors"), {
+    key: newEncryptionKey("aes256gcm", "enc-c"),
+    signKey: newSigningKey("sign-c"),
+  });
   writeFileSync(join(model, "config.json"), '{"model_type": "llama"}\n');
 });
 
@@ -93,7 +104,10 @@ describe("pull --revision", () => {
 describe("Hub messages", () => {
   it("say that no token was given, and that a token is not a Hub token, instead of blaming the Hub", async () => {
     expect((await ct(["push", model, "acme/private", "--private"])).code).toBe(0);
-    for (const args of [["pull", "acme/private", "--cache-dir", join(dir, "cache-private")], ["push", model, "acme/private"]]) {
+    for (const args of [
+      ["pull", "acme/private", "--cache-dir", join(dir, "cache-private")],
+      ["push", model, "acme/private"],
+    ]) {
       const none = await ct(args, { HF_TOKEN: undefined });
       expect(none.code, none.stderr).toBe(9);
       expect(none.stderr).toContain("no token was given");

@@ -21,7 +21,16 @@ import { unwrapKey } from "../../plugin/src/crypto/wrap.js";
 import { encodeHeader, serializeHeaderJson } from "../../plugin/src/format/serialize.js";
 import { publicKeyOf, toJwk, type EncryptionKey, type SigningKey } from "../../plugin/src/keys/jwk.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
-import { REPO_ROOT, VENV_PYTHON, newEncryptionKey, newSigningKey, sampleTensors, tempDir, writePlainSafetensors, type PlainTensor } from "../../plugin/test/helpers.js";
+import {
+  REPO_ROOT,
+  VENV_PYTHON,
+  newEncryptionKey,
+  newSigningKey,
+  sampleTensors,
+  tempDir,
+  writePlainSafetensors,
+  type PlainTensor,
+} from "../../plugin/test/helpers.js";
 
 const run = promisify(execFile);
 const REF_TOOL = join(REPO_ROOT, "test", "interop", "ref_tool.py");
@@ -138,7 +147,21 @@ describe("ctensors → reference", () => {
     const ours = join(dir, "ours-rw.safetensors");
     const rewrapped = join(dir, "ours-rw-by-ref.safetensors");
     await encryptFile(plain, ours, { key, signKey, chunkBytes: 64 });
-    const res = await ref(["rewrap", "--in", ours, "--out", rewrapped, "--old-enc-key", a.enc, "--old-sign-key", a.pub, "--new-enc-key", b.enc, "--new-sign-key", b.sign]);
+    const res = await ref([
+      "rewrap",
+      "--in",
+      ours,
+      "--out",
+      rewrapped,
+      "--old-enc-key",
+      a.enc,
+      "--old-sign-key",
+      a.pub,
+      "--new-enc-key",
+      b.enc,
+      "--new-sign-key",
+      b.sign,
+    ]);
     expect(res.ok, res.message).toBe(true);
     const reader = await CryptoTensorsReader.open(rewrapped, { keys: [newKey], trust: new TrustStore([newSign]) });
     try {
@@ -147,8 +170,12 @@ describe("ctensors → reference", () => {
       await reader.close();
     }
     // The old key no longer opens it: by kid it is not even a candidate, and under the new kid it fails.
-    await expect(CryptoTensorsReader.open(rewrapped, { keys: [key], trust: new TrustStore([newSign]) })).rejects.toMatchObject({ code: "ERR_CT_KEY_NOT_FOUND" });
-    await expect(CryptoTensorsReader.open(rewrapped, { keys: [{ ...key, kid: "new" }], trust: new TrustStore([newSign]) })).rejects.toMatchObject({ code: "ERR_CT_DECRYPTION_FAILED" });
+    await expect(CryptoTensorsReader.open(rewrapped, { keys: [key], trust: new TrustStore([newSign]) })).rejects.toMatchObject({
+      code: "ERR_CT_KEY_NOT_FOUND",
+    });
+    await expect(
+      CryptoTensorsReader.open(rewrapped, { keys: [{ ...key, kid: "new" }], trust: new TrustStore([newSign]) }),
+    ).rejects.toMatchObject({ code: "ERR_CT_DECRYPTION_FAILED" });
   });
 });
 
@@ -170,7 +197,19 @@ describe("reference → ctensors", () => {
       const signKey = newSigningKey(`rsign-${tag}`);
       const keys = writeKeys(dir, `r${tag}`, key, signKey);
       const out = join(dir, `ref-${tag}.safetensors`);
-      const args = ["write", "--plain", plain, "--out", out, "--enc-key", keys.enc, "--sign-key", keys.sign, "--version", String(c.version)];
+      const args = [
+        "write",
+        "--plain",
+        plain,
+        "--out",
+        out,
+        "--enc-key",
+        keys.enc,
+        "--sign-key",
+        keys.sign,
+        "--version",
+        String(c.version),
+      ];
       if (c.chunk) args.push("--chunk-size", String(c.chunk));
       if (c.partial) args.push("--tensors", "model.layers.0.self_attn.q_proj.weight,empty,big.multi_chunk,mask");
       const res = await ref(args);
@@ -229,7 +268,9 @@ describe("reference → ctensors", () => {
     const b = writeKeys(dir, "rrw-new", newKey, newSign);
     const refFile = join(dir, "ref-rw.safetensors");
     const copy = join(dir, "ref-rw-copy.safetensors");
-    expect((await ref(["write", "--plain", plain, "--out", refFile, "--enc-key", a.enc, "--sign-key", a.sign, "--chunk-size", "100"])).ok).toBe(true);
+    expect(
+      (await ref(["write", "--plain", plain, "--out", refFile, "--enc-key", a.enc, "--sign-key", a.sign, "--chunk-size", "100"])).ok,
+    ).toBe(true);
     copyFileSync(refFile, copy);
     const rewrapped = join(dir, "ref-rw-by-us.safetensors");
     await rewrapFile(copy, rewrapped, { oldKeys: [key], trust: new TrustStore([signKey]), newKey, signKey: newSign });
@@ -240,13 +281,20 @@ describe("reference → ctensors", () => {
     // Data section untouched by rewrap.
     const before = await readHeader(refFile);
     const after = await readHeader(rewrapped);
-    expect(readFileSync(refFile).subarray(before.header.dataStart).equals(readFileSync(rewrapped).subarray(after.header.dataStart))).toBe(true);
+    expect(readFileSync(refFile).subarray(before.header.dataStart).equals(readFileSync(rewrapped).subarray(after.header.dataStart))).toBe(
+      true,
+    );
   });
 
   it("a file signed with the reference's fixed integration key verifies with that key and no other", async () => {
     // Keys from the reference's integration tests (integration-tests/utils/write_jwk.py), reused so a
     // third party can reproduce this case.
-    const key: EncryptionKey = { kind: "enc", alg: "aes256gcm", k: Buffer.from("L+xl38kCEteXk+6Tm1mzu5JvFriVibzAsgpYX2WmAgA=", "base64"), kid: "integration" };
+    const key: EncryptionKey = {
+      kind: "enc",
+      alg: "aes256gcm",
+      k: Buffer.from("L+xl38kCEteXk+6Tm1mzu5JvFriVibzAsgpYX2WmAgA=", "base64"),
+      kid: "integration",
+    };
     const d = Buffer.from("uTKTjQL6pX1Tqb7Hpor4A1s+TdgHReQEITZWWAf7DIc=", "base64");
     const x = Buffer.from("xkqFcGjXCBMk75q0259N1ggRJsqc+FTAiXMuKX72fd8=", "base64");
     const signKey: SigningKey = { kind: "sign", x, d, kid: "integration" };
@@ -255,6 +303,8 @@ describe("reference → ctensors", () => {
     expect((await ref(["write", "--plain", plain, "--out", out, "--enc-key", keys.enc, "--sign-key", keys.sign])).ok).toBe(true);
     const { header, crypto } = await readHeader(out);
     expect(Buffer.from(ed25519Sign(d, signedMessageOf(header))).equals(Buffer.from(crypto!.signature))).toBe(true);
-    await expect(CryptoTensorsReader.open(out, { keys: [key], trust: new TrustStore([newSigningKey("integration")]) })).rejects.toMatchObject({ code: "ERR_CT_SIGNATURE_INVALID" });
+    await expect(
+      CryptoTensorsReader.open(out, { keys: [key], trust: new TrustStore([newSigningKey("integration")]) }),
+    ).rejects.toMatchObject({ code: "ERR_CT_SIGNATURE_INVALID" });
   });
 });

@@ -58,10 +58,23 @@ describe("non-default policies: same verdict as the reference", () => {
   for (const [label, rego, expected] of POLICIES) {
     it(label, async () => {
       const file = join(dir, `${label.replace(/\W+/g, "_")}.safetensors`);
-      const written = await refOk(["write", "--plain", plain, "--out", file, "--enc-key", paths.enc, "--sign-key", paths.sign, "--policy-local", rego]);
+      const written = await refOk([
+        "write",
+        "--plain",
+        plain,
+        "--out",
+        file,
+        "--enc-key",
+        paths.enc,
+        "--sign-key",
+        paths.sign,
+        "--policy-local",
+        rego,
+      ]);
       expect(written.ok, written.message).toBe(true);
       const refVerdict = (await refOk(["read", "--in", file, "--enc-key", paths.enc, "--sign-key", paths.pub])).ok;
-      const open = (engineOpt?: typeof engine) => CryptoTensorsReader.open(file, { keys: [key], trust: new TrustStore([signKey]), policyEngine: engineOpt });
+      const open = (engineOpt?: typeof engine) =>
+        CryptoTensorsReader.open(file, { keys: [key], trust: new TrustStore([signKey]), policyEngine: engineOpt });
       let ours: boolean;
       try {
         await (await open(engine)).close();
@@ -82,7 +95,19 @@ describe("non-default policies: same verdict as the reference", () => {
   it("`remote` is not evaluated: a denying remote policy loads in the reference and in both our readers, without an engine", async () => {
     const file = join(dir, "remote-deny.safetensors");
     const deny = "package model\nallow = false";
-    const written = await refOk(["write", "--plain", plain, "--out", file, "--enc-key", paths.enc, "--sign-key", paths.sign, "--policy-remote", deny]);
+    const written = await refOk([
+      "write",
+      "--plain",
+      plain,
+      "--out",
+      file,
+      "--enc-key",
+      paths.enc,
+      "--sign-key",
+      paths.sign,
+      "--policy-remote",
+      deny,
+    ]);
     expect(written.ok, written.message).toBe(true);
     expect((await refOk(["read", "--in", file, "--enc-key", paths.enc, "--sign-key", paths.pub])).ok).toBe(true);
     const options = { keys: [key], trust: new TrustStore([signKey]) };

@@ -29,6 +29,7 @@ header -> first key of the kty);
 registry = register_direct_key_provider(keys=[...]) (every key needs a "kid").
 In direct/registry modes an inherited $CRYPTOTENSOR_KEYS is removed for determinism.
 """
+
 import argparse
 import hashlib
 import json
@@ -42,10 +43,9 @@ JWK_FIELDS = ("alg", "kid", "jku", "k", "x", "d")  # what lib.rs pykeymaterial_f
 
 def load_jwk(path, kty):
     """Return the first JWK of type `kty` ("oct" | "okp") from a JWK or JWK-set file."""
-    with open(path, "r", encoding="utf-8") as fh:
+    with open(path, encoding="utf-8") as fh:
         data = json.load(fh)
-    keys = data["keys"] if isinstance(data, dict) and "keys" in data else (
-        data if isinstance(data, list) else [data])
+    keys = data["keys"] if isinstance(data, dict) and "keys" in data else (data if isinstance(data, list) else [data])
     for key in keys:
         if isinstance(key, dict) and key.get("kty", kty) == kty:
             return key
@@ -79,6 +79,7 @@ def header_len(path):
 def tensor_bytes(t):
     """Raw little-endian bytes of a CPU tensor, unchanged (bf16, bool, complex, 0-dim, 0-elem)."""
     import torch
+
     flat = t.detach().cpu().contiguous().reshape(-1)
     if flat.numel() == 0:
         return b""
@@ -89,14 +90,14 @@ def tensor_bytes(t):
 
 def describe(f, name):
     t = f.get_tensor(name)
-    return {"dtype": str(f.get_slice(name).get_dtype()), "shape": list(t.shape),
-            "sha256": hashlib.sha256(tensor_bytes(t)).hexdigest()}
+    return {"dtype": str(f.get_slice(name).get_dtype()), "shape": list(t.shape), "sha256": hashlib.sha256(tensor_bytes(t)).hexdigest()}
 
 
 def cmd_write(a):
     import safetensors
     import safetensors.torch
     import cryptotensors.torch
+
     tensors = safetensors.torch.load_file(a.plain)
     with safetensors.safe_open(a.plain, framework="pt") as f:
         metadata = f.metadata()
@@ -131,6 +132,7 @@ def cmd_read(a):
     if via == "env":
         os.environ["CRYPTOTENSOR_KEYS"] = json.dumps({"keys": jwks})
     import cryptotensors
+
     config = None
     if via == "direct" and keys:
         config = {("enc_key" if kty == "oct" else "sign_key"): key_dict(p, kty) for kty, p in keys}
@@ -150,8 +152,7 @@ def cmd_read(a):
                 shape = list(sl.get_shape())
                 if 0 not in shape:
                     raise
-                out["tensors"][n] = {"dtype": str(sl.get_dtype()), "shape": shape,
-                                     "sha256": hashlib.sha256(b"").hexdigest()}
+                out["tensors"][n] = {"dtype": str(sl.get_dtype()), "shape": shape, "sha256": hashlib.sha256(b"").hexdigest()}
                 out["zero_elem_fallback"].append(n)
         out["metadata"] = f.metadata()
         out["reserved"] = f.reserved_metadata() if hasattr(f, "reserved_metadata") else None
@@ -160,6 +161,7 @@ def cmd_read(a):
 
 def cmd_rewrap(a):
     import cryptotensors
+
     os.environ.pop("CRYPTOTENSOR_KEYS", None)
     old = key_config(a.old_enc_key, a.old_sign_key)
     new = key_config(a.new_enc_key, a.new_sign_key)
@@ -178,9 +180,9 @@ def cmd_rewrap(a):
 
 def cmd_plain_read(a):
     import safetensors
+
     with safetensors.safe_open(a.inp, framework="pt") as f:
-        return {"tensors": {n: describe(f, n) for n in f.keys()},
-                "metadata": f.metadata(), "reserved": None}
+        return {"tensors": {n: describe(f, n) for n in f.keys()}, "metadata": f.metadata(), "reserved": None}
 
 
 def build_parser():
@@ -221,7 +223,7 @@ def main(argv=None):
         result = args.fn(args)
     except (KeyboardInterrupt, SystemExit):
         raise
-    except BaseException as e:  # noqa: BLE001 - incl. pyo3 PanicException (a BaseException)
+    except BaseException as e:
         print(json.dumps({"ok": False, "error_type": type(e).__name__, "message": str(e)}))
         return 3
     print(json.dumps(dict({"ok": True}, **result), sort_keys=True))

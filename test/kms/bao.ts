@@ -55,7 +55,10 @@ export class Bao {
     bao.address = `http://127.0.0.1:${bao.port}`;
     await bao.launch();
     if (!bao.dev) {
-      const init = (await bao.api("PUT", "sys/init", { secret_shares: 1, secret_threshold: 1 }, "")) as { keys_base64: string[]; root_token: string };
+      const init = (await bao.api("PUT", "sys/init", { secret_shares: 1, secret_threshold: 1 }, "")) as {
+        keys_base64: string[];
+        root_token: string;
+      };
       bao.unsealKey = init.keys_base64[0]!;
       bao.rootToken = init.root_token;
       await bao.unseal();
@@ -74,9 +77,12 @@ export class Bao {
       args.push("-dev", `-dev-root-token-id=${this.rootToken}`, `-dev-listen-address=127.0.0.1:${this.port}`);
     } else {
       mkdirSync(join(this.dir, "raft"), { recursive: true });
-      writeFileSync(config, `${audit}storage "raft" {\n  path = ${JSON.stringify(join(this.dir, "raft"))}\n  node_id = "node-1"\n}\n` +
-        `listener "tcp" {\n  address = "127.0.0.1:${this.port}"\n  cluster_address = "127.0.0.1:${this.clusterPort}"\n  tls_disable = true\n}\n` +
-        `api_addr = "${this.address}"\ncluster_addr = "http://127.0.0.1:${this.clusterPort}"\n`);
+      writeFileSync(
+        config,
+        `${audit}storage "raft" {\n  path = ${JSON.stringify(join(this.dir, "raft"))}\n  node_id = "node-1"\n}\n` +
+          `listener "tcp" {\n  address = "127.0.0.1:${this.port}"\n  cluster_address = "127.0.0.1:${this.clusterPort}"\n  tls_disable = true\n}\n` +
+          `api_addr = "${this.address}"\ncluster_addr = "http://127.0.0.1:${this.clusterPort}"\n`,
+      );
     }
     this.output = "";
     const proc = spawn(BAO, args, { stdio: ["ignore", "pipe", "pipe"], env: { PATH: process.env.PATH ?? "", HOME: this.dir } });
@@ -86,7 +92,10 @@ export class Bao {
     const deadline = Date.now() + 30_000;
     for (;;) {
       if (proc.exitCode !== null) throw new Error(`bao exited ${proc.exitCode}:\n${this.output}`);
-      const ok = await fetch(`${this.address}/v1/sys/health?sealedcode=200&uninitcode=200`).then((r) => r.ok, () => false);
+      const ok = await fetch(`${this.address}/v1/sys/health?sealedcode=200&uninitcode=200`).then(
+        (r) => r.ok,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`bao did not start:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 100));
@@ -96,7 +105,8 @@ export class Bao {
   /** An operator call with the root token (or `token`). Throws on a non-2xx answer. */
   async api(method: string, path: string, body?: unknown, token = this.rootToken): Promise<unknown> {
     const res = await fetch(`${this.address}/v1/${path}`, {
-      method, headers: { ...(token ? { "x-vault-token": token } : {}), "content-type": "application/json" },
+      method,
+      headers: { ...(token ? { "x-vault-token": token } : {}), "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -115,7 +125,9 @@ export class Bao {
   }
 
   async createToken(policies: readonly string[], ttl = "1h"): Promise<{ token: string; accessor: string }> {
-    const r = (await this.api("POST", "auth/token/create", { policies, ttl, no_default_policy: true, renewable: false })) as { auth: { client_token: string; accessor: string } };
+    const r = (await this.api("POST", "auth/token/create", { policies, ttl, no_default_policy: true, renewable: false })) as {
+      auth: { client_token: string; accessor: string };
+    };
     return { token: r.auth.client_token, accessor: r.auth.accessor };
   }
 
@@ -130,7 +142,8 @@ export class Bao {
     });
     await this.api("POST", `auth/approle/role/${role}`, { token_policies: policies, token_ttl: tokenTtl, token_no_default_policy: true });
     const roleId = ((await this.api("GET", `auth/approle/role/${role}/role-id`)) as { data: { role_id: string } }).data.role_id;
-    const secretId = ((await this.api("POST", `auth/approle/role/${role}/secret-id`, {})) as { data: { secret_id: string } }).data.secret_id;
+    const secretId = ((await this.api("POST", `auth/approle/role/${role}/secret-id`, {})) as { data: { secret_id: string } }).data
+      .secret_id;
     return { roleId, secretId };
   }
 
@@ -143,7 +156,12 @@ export class Bao {
     await this.api("PUT", "sys/unseal", { key: this.unsealKey }, "");
     // Raft: unsealed is not yet active; sys/health answers 200 only for the active node.
     const deadline = Date.now() + 30_000;
-    while (!(await fetch(`${this.address}/v1/sys/health`).then((r) => r.status === 200, () => false))) {
+    while (
+      !(await fetch(`${this.address}/v1/sys/health`).then(
+        (r) => r.status === 200,
+        () => false,
+      ))
+    ) {
       if (Date.now() > deadline) throw new Error(`bao did not become active after unseal:\n${this.output}`);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -177,7 +195,10 @@ export class Bao {
   /** The audit log's entries (each request and response, tokens HMAC-ed by the server). */
   audit(): AuditEntry[] {
     if (!existsSync(this.auditPath)) return [];
-    return readFileSync(this.auditPath, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as AuditEntry);
+    return readFileSync(this.auditPath, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as AuditEntry);
   }
 
   /** Successful responses to `path` (e.g. `transit/decrypt/m1`). */

@@ -13,7 +13,16 @@ import { toJwk } from "../../plugin/src/keys/jwk.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
 import { tokenAuth } from "../../plugin/src/kms/vault-auth.js";
 import { VaultTransitProvider } from "../../plugin/src/kms/vault-transit.js";
-import { CLI, newEncryptionKey, newSigningKey, REPO_ROOT, sampleTensors, tempDir, VENV_PYTHON, writePlainSafetensors } from "../../plugin/test/helpers.js";
+import {
+  CLI,
+  newEncryptionKey,
+  newSigningKey,
+  REPO_ROOT,
+  sampleTensors,
+  tempDir,
+  VENV_PYTHON,
+  writePlainSafetensors,
+} from "../../plugin/test/helpers.js";
 import { Bao } from "./bao.js";
 
 const dir = tempDir("ctensors-kms-cli-");
@@ -21,14 +30,22 @@ const REF_TOOL = join(REPO_ROOT, "test", "interop", "ref_tool.py");
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 const sign = newSigningKey("publisher");
 const trust = new TrustStore([sign]);
-const paths = { sign: join(dir, "sign.jwk"), pub: join(dir, "sign.pub.jwk"), plain: join(dir, "plain.safetensors"), writerToken: join(dir, "writer.token") };
+const paths = {
+  sign: join(dir, "sign.jwk"),
+  pub: join(dir, "sign.pub.jwk"),
+  plain: join(dir, "plain.safetensors"),
+  writerToken: join(dir, "writer.token"),
+};
 let bao: Bao;
 let ref: string;
 let expected: Map<string, Uint8Array>;
 let operator: VaultTransitProvider;
 
 async function ctensors(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ exitCode: number; stdout: string; stderr: string }> {
-  const r = await execa("node", [CLI, ...args], { reject: false, env: { ...env, BAO_TOKEN: undefined, VAULT_TOKEN: undefined, BAO_ADDR: undefined, VAULT_ADDR: undefined } });
+  const r = await execa("node", [CLI, ...args], {
+    reject: false,
+    env: { ...env, BAO_TOKEN: undefined, VAULT_TOKEN: undefined, BAO_ADDR: undefined, VAULT_ADDR: undefined },
+  });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -82,7 +99,9 @@ describe("encrypt --kms", () => {
     const bytes = readFileSync(out);
     const forged = Buffer.from(bytes.toString("latin1").replace("/transit/keys/model-a", "/transit/keys/model-b"), "latin1");
     writeFileSync(join(dir, "forged.safetensors"), forged);
-    await expect(CryptoTensorsReader.open(join(dir, "forged.safetensors"), { trust })).rejects.toMatchObject({ code: "ERR_CT_SIGNATURE_INVALID" });
+    await expect(CryptoTensorsReader.open(join(dir, "forged.safetensors"), { trust })).rejects.toMatchObject({
+      code: "ERR_CT_SIGNATURE_INVALID",
+    });
   });
 
   it("the reference cryptotensors reads the model once given the unwrapped master key (direct, by kid, from the environment)", async () => {
@@ -91,7 +110,9 @@ describe("encrypt --kms", () => {
     const jwk = join(dir, "released.jwk"); // test only: the operator hands the released key to the reference
     writeFileSync(jwk, JSON.stringify(toJwk(master)), { mode: 0o600 });
     for (const via of ["direct", "registry", "env"]) {
-      const r = await execa(VENV_PYTHON, [REF_TOOL, "read", "--in", out, "--enc-key", jwk, "--sign-key", paths.pub, "--keys-via", via], { reject: false });
+      const r = await execa(VENV_PYTHON, [REF_TOOL, "read", "--in", out, "--enc-key", jwk, "--sign-key", paths.pub, "--keys-via", via], {
+        reject: false,
+      });
       const res = JSON.parse(String(r.stdout)) as { ok: boolean; message?: string; tensors?: Record<string, { sha256: string }> };
       expect(res.ok, `${via}: ${res.message}`).toBe(true);
       for (const [name, bytes] of expected) {
@@ -101,13 +122,45 @@ describe("encrypt --kms", () => {
   });
 
   it("refuses --key with --kms, a malformed reference, and a publisher without permission (typed, exit 6)", async () => {
-    const both = await ctensors(["encrypt", paths.plain, join(dir, "x.safetensors"), "--kms", ref, "--key", paths.sign, "--kms-token-file", paths.writerToken, "--sign-key", paths.sign]);
+    const both = await ctensors([
+      "encrypt",
+      paths.plain,
+      join(dir, "x.safetensors"),
+      "--kms",
+      ref,
+      "--key",
+      paths.sign,
+      "--kms-token-file",
+      paths.writerToken,
+      "--sign-key",
+      paths.sign,
+    ]);
     expect(both.exitCode).toBe(2);
-    const bad = await ctensors(["encrypt", paths.plain, join(dir, "x.safetensors"), "--kms", "vault-transit://127.0.0.1/nokeys", "--kms-token-file", paths.writerToken, "--sign-key", paths.sign]);
+    const bad = await ctensors([
+      "encrypt",
+      paths.plain,
+      join(dir, "x.safetensors"),
+      "--kms",
+      "vault-transit://127.0.0.1/nokeys",
+      "--kms-token-file",
+      paths.writerToken,
+      "--sign-key",
+      paths.sign,
+    ]);
     expect(bad.exitCode).toBe(2);
     const nobody = join(dir, "nobody.token");
     writeFileSync(nobody, (await bao.createToken(["default"])).token);
-    const denied = await ctensors(["encrypt", paths.plain, join(dir, "x.safetensors"), "--kms", ref, "--kms-token-file", nobody, "--sign-key", paths.sign]);
+    const denied = await ctensors([
+      "encrypt",
+      paths.plain,
+      join(dir, "x.safetensors"),
+      "--kms",
+      ref,
+      "--kms-token-file",
+      nobody,
+      "--sign-key",
+      paths.sign,
+    ]);
     expect(denied.exitCode).toBe(6);
     expect(denied.stderr).toMatch(/ERR_CT_KEY_NOT_FOUND/);
     expect(denied.stderr).toMatch(/permission denied/);
@@ -145,7 +198,21 @@ describe("rewrap with a key service", () => {
     const b = join(dir, "into-kms.safetensors");
     const c = join(dir, "out-of-kms.safetensors");
     await ok(["encrypt", paths.plain, a, "--key", localJwk, "--sign-key", paths.sign]);
-    await ok(["rewrap", a, b, "--key", localJwk, "--new-kms", ref, "--kms-token-file", paths.writerToken, "--sign-key", paths.sign, "--trust", paths.pub]);
+    await ok([
+      "rewrap",
+      a,
+      b,
+      "--key",
+      localJwk,
+      "--new-kms",
+      ref,
+      "--kms-token-file",
+      paths.writerToken,
+      "--sign-key",
+      paths.sign,
+      "--trust",
+      paths.pub,
+    ]);
     const hb = await readHeader(b);
     expect(hb.crypto!.keys.enc.jku).toBe(ref);
     await expect(CryptoTensorsReader.open(b, { keys: [local], trust })).rejects.toMatchObject({ code: "ERR_CT_KEY_NOT_FOUND" });
@@ -164,7 +231,19 @@ describe("rewrap with a key service", () => {
     writeFileSync(nobody, (await bao.createToken(["default"])).token);
     const newJwk = join(dir, "new.jwk");
     writeFileSync(newJwk, JSON.stringify(toJwk(newEncryptionKey("aes256gcm", "new-1"))));
-    const r = await ctensors(["rewrap", join(dir, "kms.safetensors"), join(dir, "y.safetensors"), "--new-key", newJwk, "--kms-token-file", nobody, "--sign-key", paths.sign, "--trust", paths.pub]);
+    const r = await ctensors([
+      "rewrap",
+      join(dir, "kms.safetensors"),
+      join(dir, "y.safetensors"),
+      "--new-key",
+      newJwk,
+      "--kms-token-file",
+      nobody,
+      "--sign-key",
+      paths.sign,
+      "--trust",
+      paths.pub,
+    ]);
     expect(r.exitCode).toBe(6);
     expect(r.stderr).toMatch(/ERR_CT_KEY_NOT_FOUND.*permission denied/s);
   });

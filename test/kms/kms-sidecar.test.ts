@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CryptoTensorsReader } from "../../plugin/src/container/reader.js";
+import type { CryptoTensorsReader } from "../../plugin/src/container/reader.js";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
 import type { KeyRef } from "../../plugin/src/container/reserved.js";
 import type { EncryptionKey } from "../../plugin/src/keys/jwk.js";
@@ -64,13 +64,21 @@ let sockets = 0;
 async function runSidecar(identity: VaultAuth, extra: { timeoutMs?: number; retries?: number } = {}): Promise<Running> {
   const events: Running["events"] = [];
   const logger: Logger = { info: (event, fields = {}) => events.push({ event, fields }), warn() {}, error() {} };
-  const provider = new VaultTransitProvider({ address: bao.address, auth: identity, timeoutMs: extra.timeoutMs ?? 3000, retries: extra.retries ?? 1, backoffMs: 50 });
+  const provider = new VaultTransitProvider({
+    address: bao.address,
+    auth: identity,
+    timeoutMs: extra.timeoutMs ?? 3000,
+    retries: extra.retries ?? 1,
+    backoffMs: 50,
+  });
   const socketPath = join(dir, `s${++sockets}.sock`);
   const sidecar = await startSidecar({ socketPath, trust, requireEncrypted: true, kms: new KmsKeyRelease([provider]), logger });
   const client = newClient(socketPath);
   const md = () => auth(tokenOf(socketPath));
   return {
-    sidecar, client, events,
+    sidecar,
+    client,
+    events,
     open: (name) => unary(client, "OpenModel", { source: models.get(name)! }, md()),
     async load(modelId) {
       const loaded = await runLoad(client, md(), { model_id: modelId, mode: "LOAD_MODE_STREAMING" });

@@ -161,8 +161,14 @@ describe("browser: the shared test vectors", () => {
     const manifest = JSON.parse(readFileSync(join(vectors, "manifest.json"), "utf8")) as Manifest;
     const bundle = await build({
       entryPoints: [join(REPO_ROOT, "test", "transformersjs", "vectors-entry.ts")],
-      bundle: true, write: false, format: "iife", globalName: "ctVectors", platform: "browser", target: "es2022",
-      plugins: [ctensorsWebPlugin], logLevel: "warning",
+      bundle: true,
+      write: false,
+      format: "iife",
+      globalName: "ctVectors",
+      platform: "browser",
+      target: "es2022",
+      plugins: [ctensorsWebPlugin],
+      logLevel: "warning",
     });
     const files: Record<string, string> = {};
     const texts: Record<string, string> = {};
@@ -175,7 +181,8 @@ describe("browser: the shared test vectors", () => {
     await page.goto(server.url + "vectors");
     await page.addScriptTag({ content: bundle.outputFiles[0]!.text });
     const verdicts = await page.evaluate(
-      ([m, f, t]) => (globalThis as unknown as { ctVectors: { replayAll(...a: unknown[]): Promise<unknown> } }).ctVectors.replayAll(m, f, t),
+      ([m, f, t]) =>
+        (globalThis as unknown as { ctVectors: { replayAll(...a: unknown[]): Promise<unknown> } }).ctVectors.replayAll(m, f, t),
       [manifest, files, texts] as const,
     );
     await page.close();

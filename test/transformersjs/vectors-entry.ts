@@ -10,7 +10,11 @@ function fromBase64(text: string): Uint8Array {
 }
 
 /** Every case's verdict. `files`: base64 of each file named by the manifest; `texts`: the key files. */
-export async function replayAll(manifest: Manifest, files: Record<string, string>, texts: Record<string, string>): Promise<Record<string, Verdict>> {
+export async function replayAll(
+  manifest: Manifest,
+  files: Record<string, string>,
+  texts: Record<string, string>,
+): Promise<Record<string, Verdict>> {
   const out: Record<string, Verdict> = {};
   const readText = (rel: string) => {
     const t = texts[rel];

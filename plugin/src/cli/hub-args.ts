@@ -10,7 +10,8 @@ export const HUB_OPTIONS = {
   "cache-dir": { type: "string" },
 } as const;
 
-export const HUB_USAGE = "  Hub: --hub-url (else HF_ENDPOINT), --token (else HF_TOKEN or the HF token file), --cache-dir (else HF_HUB_CACHE, HF_HOME/hub); HF_HUB_OFFLINE=1: cache only";
+export const HUB_USAGE =
+  "  Hub: --hub-url (else HF_ENDPOINT), --token (else HF_TOKEN or the HF token file), --cache-dir (else HF_HUB_CACHE, HF_HOME/hub); HF_HUB_OFFLINE=1: cache only";
 
 type HubValues = Pick<OptionValues<typeof HUB_OPTIONS>, keyof typeof HUB_OPTIONS>;
 

@@ -28,7 +28,10 @@ export async function loadOneEncryptionKey(spec: string | undefined, option: str
   if (!spec) throw usageError(`${option} is required`);
   const keys = (await loadKeys(spec, sourceOptions(token, option))).filter((k): k is EncryptionKey => k.kind === "enc");
   if (keys.length !== 1) {
-    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `${option} must hold exactly one encryption key ("kty":"oct"), found ${keys.length}`);
+    throw new CryptoTensorsError(
+      "ERR_CT_KEY_INVALID",
+      `${option} must hold exactly one encryption key ("kty":"oct"), found ${keys.length}`,
+    );
   }
   return keys[0]!;
 }
@@ -37,12 +40,18 @@ export async function loadOneEncryptionKey(spec: string | undefined, option: str
 export async function loadSigningKey(spec: string | undefined, token?: string): Promise<SigningKey> {
   if (!spec) throw usageError("--sign-key is required");
   const keys = (await loadKeys(spec, sourceOptions(token, "--sign-key"))).filter((k): k is SigningKey => k.kind === "sign");
-  if (keys.length !== 1) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key must hold exactly one Ed25519 key, found ${keys.length}`);
-  if (!keys[0]!.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "--sign-key is a public key: signing needs the private key (sign.jwk)");
+  if (keys.length !== 1)
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--sign-key must hold exactly one Ed25519 key, found ${keys.length}`);
+  if (!keys[0]!.d)
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "--sign-key is a public key: signing needs the private key (sign.jwk)");
   return keys[0]!;
 }
 
-export async function loadTrust(trust: readonly string[] | undefined, trustStore: readonly string[] | undefined, token?: string): Promise<TrustStore> {
+export async function loadTrust(
+  trust: readonly string[] | undefined,
+  trustStore: readonly string[] | undefined,
+  token?: string,
+): Promise<TrustStore> {
   const given = [
     ...(await loadFrom(trust, "--trust", token)).map((key) => ({ key, option: "--trust" })),
     ...(await loadFrom(trustStore, "--trust-store", token)).map((key) => ({ key, option: "--trust-store" })),

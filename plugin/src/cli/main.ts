@@ -22,10 +22,24 @@ import { vllm } from "./commands/vllm.js";
 import { flagHint } from "./flag-hints.js";
 
 // Each command's `values` type comes from its own options; here they are all run the same way.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: each command has its own option types; the runner treats them alike
 type AnyCommand = Command<any>;
 
-export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, "sign-release": signRelease, push, pull, serve, health, vllm, "dev-hub": devHub } satisfies Record<string, AnyCommand>;
+export const COMMANDS = {
+  keygen,
+  encrypt,
+  decrypt,
+  inspect,
+  verify,
+  rewrap,
+  "sign-release": signRelease,
+  push,
+  pull,
+  serve,
+  health,
+  vllm,
+  "dev-hub": devHub,
+} satisfies Record<string, AnyCommand>;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };

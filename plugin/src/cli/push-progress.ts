@@ -58,10 +58,18 @@ export function createPushProgress(o: PushProgressOptions): PushProgress {
     onEvent(e) {
       if (e.kind === "checked") {
         total = e.bytes;
-        o.say(`push: ${e.files} files, ${mb(e.bytes)}; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${printable(e.plaintext.join(", "))}` : ""}`);
+        o.say(
+          `push: ${e.files} files, ${mb(e.bytes)}; ${e.encrypted} encrypted weight file(s)${e.plaintext.length ? `, plaintext: ${printable(e.plaintext.join(", "))}` : ""}`,
+        );
         if (o.bars) {
           multi = new cliProgress.MultiBar(
-            { stream: o.stream ?? process.stderr, format: "{label} |{bar}| {percentage}% {done}/{size}", hideCursor: true, clearOnComplete: false, forceRedraw: false },
+            {
+              stream: o.stream ?? process.stderr,
+              format: "{label} |{bar}| {percentage}% {done}/{size}",
+              hideCursor: true,
+              clearOnComplete: false,
+              forceRedraw: false,
+            },
             cliProgress.Presets.shades_classic,
           );
           for (const state of ["hashing", "uploading"] as const) {

@@ -41,7 +41,12 @@ export function releasePolicyFromArgs(values: Values): ReleasePolicy {
 }
 
 /** Checks the release of `input` when it is a folder (verify, decrypt, rewrap); null for a file or an allowed unsigned folder. */
-export async function checkInputRelease(input: string, trust: TrustStore | undefined, values: Values, extra: ReleasePolicy = {}): Promise<ReleaseInfo | null> {
+export async function checkInputRelease(
+  input: string,
+  trust: TrustStore | undefined,
+  values: Values,
+  extra: ReleasePolicy = {},
+): Promise<ReleaseInfo | null> {
   if (!(await isDirectory(input))) return null;
   // The folder's own listing first: it refuses weight files that are not regular files (a FIFO would
   // otherwise be reported as a file missing from the release).
@@ -66,9 +71,10 @@ export function servePolicyFromArgs(values: Values): ReleasePolicy {
 export async function releaseWriter(values: Values, input: string, signKey: SigningKey): Promise<(outRoot: string) => Promise<string[]>> {
   const previous = await peekRelease(input).catch(() => null);
   const model = (values["model-id"] as string | undefined) ?? previous?.model ?? basename(resolve(input));
-  const release = values.release !== undefined
-    ? checkReleaseNumber(values.release, "--release")
-    : Math.max(Math.floor(Date.now() / 1000), (previous?.release ?? -1) + 1);
+  const release =
+    values.release !== undefined
+      ? checkReleaseNumber(values.release, "--release")
+      : Math.max(Math.floor(Date.now() / 1000), (previous?.release ?? -1) + 1);
   const omsKey = values["oms-key"] ? await loadOmsKey(values["oms-key"] as string) : undefined;
   return async (outRoot) => {
     await writeRelease(outRoot, { signKey, omsKey, model, release });

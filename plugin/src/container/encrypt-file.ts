@@ -14,8 +14,15 @@ import { readHeader } from "./reader.js";
 import { engineName, runNative, Scheme, TaskStatus, type NativeTask } from "../crypto/engine.js";
 import { DEFAULT_POLICY, type Policy, type TensorCryptoEntry } from "./reserved.js";
 import {
-  buildSignedHeader, copyTensorData, encryptTensorData, keyRefOf, newTensorEntry, placeholderHeader,
-  userMetadataForOutput, type CryptoLayout, type HeaderParts,
+  buildSignedHeader,
+  copyTensorData,
+  encryptTensorData,
+  keyRefOf,
+  newTensorEntry,
+  placeholderHeader,
+  userMetadataForOutput,
+  type CryptoLayout,
+  type HeaderParts,
 } from "./writer.js";
 
 export interface EncryptOptions {
@@ -62,20 +69,31 @@ export async function encryptFile(input: string, output: string, options: Encryp
   if (version !== 1 && version !== 2) throw usageError(`format version must be 1 or 2, got ${version}`);
   const chunkBytes = version === 2 ? (options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
   if (chunkBytes !== undefined) checkChunkBytes(chunkBytes);
-  if (!options.signKey.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "the signing key has no private part (\"d\"): pass sign.jwk, not sign.pub.jwk");
+  if (!options.signKey.d)
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", 'the signing key has no private part ("d"): pass sign.jwk, not sign.pub.jwk');
 
   const plan = await planEncryption(input, options, version, chunkBytes);
   const total = plan.header.dataBytes;
   let done = 0;
-  const onBytes = (n: number) => { done += n; options.onProgress?.(done, total); };
+  const onBytes = (n: number) => {
+    done += n;
+    options.onProgress?.(done, total);
+  };
 
   let src: FileHandle | undefined;
   try {
     src = await open(input, "r");
     const from = src;
     await withAtomicFile(output, 0o644, async (dst) => {
-      const io: Streams = { src: from, dst, srcDataStart: plan.header.dataStart, dstDataStart: plan.placeholder.length, outputDir: dirname(resolve(output)) };
-      const onNative = engineName() === "native" ? await encryptOnNativeEngine(io, nativeItemsOf(plan), plan.layout, onBytes) : new Set<string>();
+      const io: Streams = {
+        src: from,
+        dst,
+        srcDataStart: plan.header.dataStart,
+        dstDataStart: plan.placeholder.length,
+        outputDir: dirname(resolve(output)),
+      };
+      const onNative =
+        engineName() === "native" ? await encryptOnNativeEngine(io, nativeItemsOf(plan), plan.layout, onBytes) : new Set<string>();
       await writeRemainingTensors(io, plan, onNative, onBytes);
       await writeSignedHeader(dst, plan, options.signKey);
     });
@@ -101,16 +119,32 @@ interface EncryptPlan {
   placeholder: Uint8Array;
 }
 
-async function planEncryption(input: string, options: EncryptOptions, version: 1 | 2, chunkBytes: number | undefined): Promise<EncryptPlan> {
+async function planEncryption(
+  input: string,
+  options: EncryptOptions,
+  version: 1 | 2,
+  chunkBytes: number | undefined,
+): Promise<EncryptPlan> {
   const { header, crypto } = await readHeader(input);
   if (crypto) throw new CryptoTensorsError("ERR_CT_FORMAT", `${input} is already encrypted: use rewrap to change keys, or decrypt first`);
-  const selected = selectTensors(header.tensors.map((t) => t.name), options.tensors);
+  const selected = selectTensors(
+    header.tensors.map((t) => t.name),
+    options.tensors,
+  );
   const tensors = layoutTensors(header.tensors);
   const empties = tensors.filter((t, i) => i > 0 && t.begin === t.end && tensors[i - 1]!.begin === tensors[i - 1]!.end);
   if (empties.length) {
-    options.onWarning?.(`${input}: several zero-length tensors share one offset; the reference implementation may fail to verify this file at random`);
+    options.onWarning?.(
+      `${input}: several zero-length tensors share one offset; the reference implementation may fail to verify this file at random`,
+    );
   }
-  const layout: CryptoLayout = { version: version === 2 ? "2" : "1", chunkBytes, enc: keyRefOf(options.key), sign: keyRefOf(options.signKey), alg: options.key.alg };
+  const layout: CryptoLayout = {
+    version: version === 2 ? "2" : "1",
+    chunkBytes,
+    enc: keyRefOf(options.key),
+    sign: keyRefOf(options.signKey),
+    alg: options.key.alg,
+  };
   const encryption = new Map<string, TensorCryptoEntry>();
   const deks = new Map<string, Uint8Array>();
   for (const t of tensors) {
@@ -120,8 +154,18 @@ async function planEncryption(input: string, options: EncryptOptions, version: 1
     deks.set(t.name, dek);
   }
   const plain = tensors.filter((t) => !selected.has(t.name));
-  const digests = plain.length && options.plaintextDigests !== false ? new Map<string, Uint8Array>(plain.map((t) => [t.name, new Uint8Array(32)])) : undefined;
-  const parts: HeaderParts = { userMetadata: userMetadataForOutput(header.metadata), layout, encryption, policy: options.policy ?? DEFAULT_POLICY, digests, tensors };
+  const digests =
+    plain.length && options.plaintextDigests !== false
+      ? new Map<string, Uint8Array>(plain.map((t) => [t.name, new Uint8Array(32)]))
+      : undefined;
+  const parts: HeaderParts = {
+    userMetadata: userMetadataForOutput(header.metadata),
+    layout,
+    encryption,
+    policy: options.policy ?? DEFAULT_POLICY,
+    digests,
+    tensors,
+  };
   return { header, tensors, layout, encryption, deks, digests, parts, placeholder: placeholderHeader(parts) };
 }
 
@@ -150,7 +194,12 @@ function nativeItemsOf(plan: EncryptPlan): NativeItem[] {
   return plan.tensors
     .filter((t) => plan.encryption.has(t.name) && t.end > t.begin)
     .map((t) => ({
-      name: t.name, from: plan.header.byName.get(t.name)!.begin, to: t.begin, length: t.end - t.begin, entry: plan.encryption.get(t.name)!, dek: plan.deks.get(t.name)!,
+      name: t.name,
+      from: plan.header.byName.get(t.name)!.begin,
+      to: t.begin,
+      length: t.end - t.begin,
+      entry: plan.encryption.get(t.name)!,
+      dek: plan.deks.get(t.name)!,
     }));
 }
 
@@ -158,14 +207,30 @@ function nativeItemsOf(plan: EncryptPlan): NativeItem[] {
  * Encrypts the tensors the native engine did not take (all of them with the JS engine, the empty ones
  * otherwise) and copies the plaintext tensors, recording their SHA-256 digests.
  */
-async function writeRemainingTensors(io: Streams, plan: EncryptPlan, done: ReadonlySet<string>, onBytes: (n: number) => void): Promise<void> {
+async function writeRemainingTensors(
+  io: Streams,
+  plan: EncryptPlan,
+  done: ReadonlySet<string>,
+  onBytes: (n: number) => void,
+): Promise<void> {
   for (const t of plan.tensors) {
     if (done.has(t.name)) continue;
     const from = io.srcDataStart + plan.header.byName.get(t.name)!.begin;
     const to = io.dstDataStart + t.begin;
     const entry = plan.encryption.get(t.name);
     if (entry) {
-      await encryptTensorData(io.src, from, io.dst, to, t.end - t.begin, plan.layout.alg, plan.deks.get(t.name)!, entry, plan.layout.chunkBytes, onBytes);
+      await encryptTensorData(
+        io.src,
+        from,
+        io.dst,
+        to,
+        t.end - t.begin,
+        plan.layout.alg,
+        plan.deks.get(t.name)!,
+        entry,
+        plan.layout.chunkBytes,
+        onBytes,
+      );
     } else {
       const digest = await copyTensorData(io.src, from, io.dst, to, t.end - t.begin, onBytes);
       plan.digests?.set(t.name, digest);
@@ -176,7 +241,8 @@ async function writeRemainingTensors(io: Streams, plan: EncryptPlan, done: Reado
 /** Signs the header now that every tag and digest is known, and writes it over the placeholder of the same length. */
 async function writeSignedHeader(dst: FileHandle, plan: EncryptPlan, signKey: SigningKey): Promise<void> {
   const real = buildSignedHeader(plan.parts, signKey);
-  if (real.length !== plan.placeholder.length) throw new Error(`internal: header length changed (${plan.placeholder.length} → ${real.length})`);
+  if (real.length !== plan.placeholder.length)
+    throw new Error(`internal: header length changed (${plan.placeholder.length} → ${real.length})`);
   await writeAll(dst, real, 0);
 }
 
@@ -188,9 +254,17 @@ const NATIVE_JOB_BYTES = 1024 * 1024 * 1024;
  * the thread pool, read from the input, written with pwrite; fills each entry's tags. Jobs hold up to
  * NATIVE_JOB_BYTES. Returns the names of the tensors it wrote.
  */
-async function encryptOnNativeEngine(io: Streams, items: readonly NativeItem[], layout: CryptoLayout, onBytes: (n: number) => void): Promise<Set<string>> {
+async function encryptOnNativeEngine(
+  io: Streams,
+  items: readonly NativeItem[],
+  layout: CryptoLayout,
+  onBytes: (n: number) => void,
+): Promise<Set<string>> {
   for (const job of jobsOf(items)) {
-    await runEncryptJob(io, job.map((it) => nativeTaskOf(it, io, layout)));
+    await runEncryptJob(
+      io,
+      job.map((it) => nativeTaskOf(it, io, layout)),
+    );
     onBytes(job.reduce((n, it) => n + it.length, 0));
   }
   return new Set(items.map((it) => it.name));
@@ -214,7 +288,12 @@ function jobsOf(items: readonly NativeItem[]): NativeItem[][] {
 function nativeTaskOf(it: NativeItem, io: Streams, layout: CryptoLayout): NativeTask {
   const e = it.entry;
   return {
-    source: 0, srcOffset: io.srcDataStart + it.from, length: it.length, dstOffset: io.dstDataStart + it.to, alg: layout.alg, key: it.dek,
+    source: 0,
+    srcOffset: io.srcDataStart + it.from,
+    length: it.length,
+    dstOffset: io.dstDataStart + it.to,
+    alg: layout.alg,
+    key: it.dek,
     ...(e.scheme === "monolithic"
       ? { scheme: Scheme.Monolithic, iv: e.iv, tags: e.tag, chunkBytes: 0 }
       : { scheme: Scheme.Chunked, iv: e.baseIv, tags: e.tags, chunkBytes: layout.chunkBytes ?? DEFAULT_CHUNK_BYTES }),
@@ -232,7 +311,9 @@ async function runEncryptJob(io: Streams, tasks: NativeTask[]): Promise<void> {
   const bad = statuses.findIndex((s) => s !== TaskStatus.Ok);
   if (bad < 0) return;
   if (statuses[bad] === TaskStatus.Io) {
-    throw Object.assign(new Error("the native engine could not write the output"), { code: (await isFull(io.outputDir)) ? "ENOSPC" : "EIO" });
+    throw Object.assign(new Error("the native engine could not write the output"), {
+      code: (await isFull(io.outputDir)) ? "ENOSPC" : "EIO",
+    });
   }
   throw new CryptoTensorsError("ERR_CT_IO", `native encryption failed (status ${statuses[bad]})`);
 }

@@ -47,9 +47,11 @@ export class MemoryCryptoTensors {
    *   ERR_CT_POLICY_UNSUPPORTED, ERR_CT_POLICY_DENIED, ERR_CT_KEY_NOT_FOUND, ERR_CT_KEY_INVALID, ERR_CT_DECRYPTION_FAILED
    */
   static async open(bytes: Uint8Array, options: MemoryOpenOptions): Promise<MemoryCryptoTensors> {
-    if (bytes.length < HEADER_PREFIX_BYTES) throw new CryptoTensorsError("ERR_CT_FORMAT", "header too small: the file is shorter than 8 bytes");
+    if (bytes.length < HEADER_PREFIX_BYTES)
+      throw new CryptoTensorsError("ERR_CT_FORMAT", "header too small: the file is shorter than 8 bytes");
     const n = parseHeaderPrefix(bytes.subarray(0, HEADER_PREFIX_BYTES));
-    if (HEADER_PREFIX_BYTES + n > bytes.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `invalid header length ${n}: the file has only ${bytes.length} bytes`);
+    if (HEADER_PREFIX_BYTES + n > bytes.length)
+      throw new CryptoTensorsError("ERR_CT_FORMAT", `invalid header length ${n}: the file has only ${bytes.length} bytes`);
     const header = parseHeader(bytes.subarray(HEADER_PREFIX_BYTES, HEADER_PREFIX_BYTES + n), bytes.length);
     // A file:// jku names a file on this machine: not followed from memory (the bytes may come from anywhere).
     const v = await checkHeader(header, options, { name: "the file", policyEngine: options.policyEngine, followFileJku: false });
@@ -73,7 +75,13 @@ export class MemoryCryptoTensors {
     if (!t) throw noSuchTensor(name);
     const start = this.header.dataStart + t.begin;
     const out = new Uint8Array(t.end - t.begin);
-    await openTensorInto({ crypto: this.crypto, deks: this.deks }, t, out, async (buf) => buf.set(this.bytes.subarray(start, start + buf.length)), this.tensorCrypto);
+    await openTensorInto(
+      { crypto: this.crypto, deks: this.deks },
+      t,
+      out,
+      async (buf) => buf.set(this.bytes.subarray(start, start + buf.length)),
+      this.tensorCrypto,
+    );
     return out;
   }
 

@@ -40,7 +40,10 @@ export type OpenPurpose = "verify" | "serve" | "decrypt";
  * `requireEncrypted` (--require-encrypted) refuses any plaintext tensor. Whoever passes trust keys is
  * asking for verification: a file that proves nothing must not pass silently.
  */
-export function requiredEncryption(purpose: OpenPurpose, flags: { allowPlaintext?: boolean; requireEncrypted?: boolean } = {}): RequireEncrypted {
+export function requiredEncryption(
+  purpose: OpenPurpose,
+  flags: { allowPlaintext?: boolean; requireEncrypted?: boolean } = {},
+): RequireEncrypted {
   if (flags.allowPlaintext && flags.requireEncrypted) {
     throw usageError("allowing plaintext and requiring encryption contradict each other: choose one");
   }
@@ -94,7 +97,10 @@ export async function checkHeader(header: SafetensorsHeader, options: OpenChecks
     return { crypto: null, signer: null, deks: new Map() };
   }
   if (!options.trust || options.trust.size === 0) {
-    throw new CryptoTensorsError("ERR_CT_UNTRUSTED_SIGNER", "no trusted signer key was given: the publisher's public key is needed to verify the file");
+    throw new CryptoTensorsError(
+      "ERR_CT_UNTRUSTED_SIGNER",
+      "no trusted signer key was given: the publisher's public key is needed to verify the file",
+    );
   }
   const signer = options.trust.verify(signedMessageOf(header), crypto.signature, crypto.keys.sign);
   await checkPolicy(crypto.policy, ctx.policyEngine);
@@ -116,7 +122,10 @@ function checkEncryptedEnough(header: SafetensorsHeader, crypto: CryptoInfo, req
   if (required === false) return;
   if (required === "some") {
     if (crypto.encryption.size === 0 && header.tensors.length > 0) {
-      throw new CryptoTensorsError("ERR_CT_NOT_CONFIDENTIAL", `${name} is signed but none of its tensors is encrypted: there is nothing to decrypt`);
+      throw new CryptoTensorsError(
+        "ERR_CT_NOT_CONFIDENTIAL",
+        `${name} is signed but none of its tensors is encrypted: there is nothing to decrypt`,
+      );
     }
     return;
   }

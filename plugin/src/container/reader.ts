@@ -55,7 +55,8 @@ async function readHeaderFrom(fh: FileHandle): Promise<{ header: SafetensorsHead
   if (size < HEADER_PREFIX_BYTES) throw new CryptoTensorsError("ERR_CT_FORMAT", "header too small: the file is shorter than 8 bytes");
   await readAll(fh, prefix, 0);
   const n = parseHeaderPrefix(prefix);
-  if (HEADER_PREFIX_BYTES + n > size) throw new CryptoTensorsError("ERR_CT_FORMAT", `invalid header length ${n}: the file has only ${size} bytes`);
+  if (HEADER_PREFIX_BYTES + n > size)
+    throw new CryptoTensorsError("ERR_CT_FORMAT", `invalid header length ${n}: the file has only ${size} bytes`);
   const raw = new Uint8Array(n);
   await readAll(fh, raw, HEADER_PREFIX_BYTES);
   return { header: parseHeader(raw, size), fileBytes: size };
@@ -206,7 +207,14 @@ export class CryptoTensorsReader {
     if (!counterFits(entry.baseIv, chunkCount(length, chunk))) {
       throw new CryptoTensorsError("ERR_CT_FORMAT", "chunk index overflowed the IV counter");
     }
-    return { ...base, scheme: Scheme.Chunked, key: dek, iv: entry.baseIv, tags: entry.tags.subarray(0, TAG_BYTES * chunkCount(length, chunk)), chunkBytes: chunk };
+    return {
+      ...base,
+      scheme: Scheme.Chunked,
+      key: dek,
+      iv: entry.baseIv,
+      tags: entry.tags.subarray(0, TAG_BYTES * chunkCount(length, chunk)),
+      chunkBytes: chunk,
+    };
   }
 
   /** @internal Native jobs reading this file by fd: close() waits for them before closing the fd. */
@@ -230,7 +238,9 @@ const fsWriteAsync = promisify(fsWrite);
 /** A full destination (ENOSPC, EDQUOT): ERR_CT_IO whose cause carries the errno code, so callers can tell it apart. */
 function noSpaceError(name: string, cause?: NodeJS.ErrnoException): CryptoTensorsError {
   const errno = cause ?? Object.assign(new Error("ENOSPC: no space left on device"), { code: "ENOSPC", syscall: "pwrite" });
-  return new CryptoTensorsError("ERR_CT_IO", `no space left on the destination while writing tensor ${JSON.stringify(name)} (ENOSPC)`, { cause: errno });
+  return new CryptoTensorsError("ERR_CT_IO", `no space left on the destination while writing tensor ${JSON.stringify(name)} (ENOSPC)`, {
+    cause: errno,
+  });
 }
 
 /** One tensor to place: `name` of `reader`, at byte `offset` of the destination. */
@@ -280,7 +290,10 @@ export async function readTensorsInto(items: readonly TensorPlacement[], dst: Na
       if (status === TaskStatus.Auth) throw decryptionFailed();
       if (status === TaskStatus.Counter) throw new CryptoTensorsError("ERR_CT_FORMAT", "chunk index overflowed the IV counter");
       if (status === TaskStatus.NoSpace) throw noSpaceError(taskItems[failed]!.name);
-      throw new CryptoTensorsError("ERR_CT_IO", `native engine failed on tensor ${JSON.stringify(taskItems[failed]!.name)} (status ${status})`);
+      throw new CryptoTensorsError(
+        "ERR_CT_IO",
+        `native engine failed on tensor ${JSON.stringify(taskItems[failed]!.name)} (status ${status})`,
+      );
     }
   }
   for (const item of rest) {
@@ -294,9 +307,11 @@ export async function readTensorsInto(items: readonly TensorPlacement[], dst: Na
       await item.reader.readTensorInto(item.name, tmp);
       let done = 0;
       while (done < length) {
-        done += (await fsWriteAsync(dst.fd, tmp, done, length - done, item.offset + done).catch((err: NodeJS.ErrnoException) => {
-          throw err.code === "ENOSPC" || err.code === "EDQUOT" ? noSpaceError(item.name, err) : err;
-        })).bytesWritten;
+        done += (
+          await fsWriteAsync(dst.fd, tmp, done, length - done, item.offset + done).catch((err: NodeJS.ErrnoException) => {
+            throw err.code === "ENOSPC" || err.code === "EDQUOT" ? noSpaceError(item.name, err) : err;
+          })
+        ).bytesWritten;
       }
     } finally {
       tmp.fill(0);

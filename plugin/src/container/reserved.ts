@@ -105,7 +105,10 @@ export function parseCryptoKeys(metadata: ReadonlyMap<string, string>): CryptoKe
   const version = obj.get("version");
   if (version === undefined) throw formatError(`${CRYPTO_KEYS_KEY}: "version" is missing`);
   if (version !== "1" && version !== "2") {
-    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `unsupported CryptoTensors version ${quote(version)} (this reader knows "1" and "2")`);
+    throw new CryptoTensorsError(
+      "ERR_CT_UNSUPPORTED",
+      `unsupported CryptoTensors version ${quote(version)} (this reader knows "1" and "2")`,
+    );
   }
   const rawChunk = obj.get("chunk_size");
   let chunkBytes: number | undefined;
@@ -133,7 +136,11 @@ export function parseEncryption(metadata: ReadonlyMap<string, string>, keys: Cry
   for (const [name, v] of obj.entries) {
     const where = `${ENCRYPTION_KEY}[${quote(name)}]`;
     if (!(v instanceof JsonObject)) throw formatError(`${where} is not an object`);
-    const wrapped: WrappedKey = { wrappedKey: b64(v, "wrapped_key", where), keyIv: b64(v, "key_iv", where), keyTag: b64(v, "key_tag", where) };
+    const wrapped: WrappedKey = {
+      wrappedKey: b64(v, "wrapped_key", where),
+      keyIv: b64(v, "key_iv", where),
+      keyTag: b64(v, "key_tag", where),
+    };
     if (wrapped.wrappedKey.length !== keyBytes || wrapped.keyIv.length !== NONCE_BYTES || wrapped.keyTag.length !== TAG_BYTES) {
       throw formatError(`${where}: wrapped key fields have the wrong length`);
     }
@@ -159,7 +166,8 @@ export function parseSignature(metadata: ReadonlyMap<string, string>): Uint8Arra
   const text = metadata.get(SIGNATURE_KEY);
   if (text === undefined) throw formatError(`encrypted file is missing ${SIGNATURE_KEY}`);
   const sig = decodeBase64(text);
-  if (!sig || sig.length !== 64) throw new CryptoTensorsError("ERR_CT_SIGNATURE_INVALID", "header signature is malformed (expected 64 bytes of base64)");
+  if (sig?.length !== 64)
+    throw new CryptoTensorsError("ERR_CT_SIGNATURE_INVALID", "header signature is malformed (expected 64 bytes of base64)");
   return sig;
 }
 
@@ -201,9 +209,10 @@ export function serializeEncryption(entries: ReadonlyMap<string, TensorCryptoEnt
   const parts = names.map((name) => {
     const e = entries.get(name)!;
     const w = `"wrapped_key":"${encodeBase64(e.wrapped.wrappedKey)}","key_iv":"${encodeBase64(e.wrapped.keyIv)}","key_tag":"${encodeBase64(e.wrapped.keyTag)}"`;
-    const data = e.scheme === "monolithic"
-      ? `"iv":"${encodeBase64(e.iv)}","tag":"${encodeBase64(e.tag)}"`
-      : `"base_iv":"${encodeBase64(e.baseIv)}","tags":"${encodeBase64(e.tags)}"`;
+    const data =
+      e.scheme === "monolithic"
+        ? `"iv":"${encodeBase64(e.iv)}","tag":"${encodeBase64(e.tag)}"`
+        : `"base_iv":"${encodeBase64(e.baseIv)}","tags":"${encodeBase64(e.tags)}"`;
     return `${JSON.stringify(name)}:{${w},${data}}`;
   });
   return `{${parts.join(",")}}`;

@@ -29,7 +29,10 @@ export async function rewrapFile(input: string, output: string, options: RewrapO
     const crypto = reader.crypto;
     if (!crypto) throw new CryptoTensorsError("ERR_CT_FORMAT", `${input} is not encrypted: use encrypt`);
     if (options.newKey.alg !== crypto.keys.encAlg) {
-      throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `the new master key is ${options.newKey.alg} but the data is encrypted with ${crypto.keys.encAlg}; rewrap cannot change the algorithm`);
+      throw new CryptoTensorsError(
+        "ERR_CT_KEY_INVALID",
+        `the new master key is ${options.newKey.alg} but the data is encrypted with ${crypto.keys.encAlg}; rewrap cannot change the algorithm`,
+      );
     }
     const oldKey = await resolveEncryptionKey(options.oldKeys, crypto.keys.enc);
     const encryption = new Map<string, TensorCryptoEntry>();
@@ -41,7 +44,13 @@ export async function rewrapFile(input: string, output: string, options: RewrapO
     const md = reader.header.metadata!;
     const parts: HeaderParts = {
       userMetadata: userMetadataForOutput(md),
-      layout: { version: crypto.keys.version, chunkBytes: crypto.keys.chunkSizeWritten ? crypto.keys.chunkBytes : undefined, enc: keyRefOf(options.newKey), sign: keyRefOf(options.signKey), alg: crypto.keys.encAlg },
+      layout: {
+        version: crypto.keys.version,
+        chunkBytes: crypto.keys.chunkSizeWritten ? crypto.keys.chunkBytes : undefined,
+        enc: keyRefOf(options.newKey),
+        sign: keyRefOf(options.signKey),
+        alg: crypto.keys.encAlg,
+      },
       encryption,
       policy: options.policy ?? crypto.policy,
       digests: crypto.digests,

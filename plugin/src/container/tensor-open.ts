@@ -25,7 +25,10 @@ export interface OpenedFile {
 }
 
 export function missingMasterKey(): CryptoTensorsError {
-  return new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", "this file was opened without a master key, so its encrypted tensors cannot be read");
+  return new CryptoTensorsError(
+    "ERR_CT_KEY_NOT_FOUND",
+    "this file was opened without a master key, so its encrypted tensors cannot be read",
+  );
 }
 
 export function noSuchTensor(name: string): CryptoTensorsError {
@@ -38,7 +41,11 @@ export function noSuchTensor(name: string): CryptoTensorsError {
  * @throws ERR_CT_DECRYPTION_FAILED, ERR_CT_INTEGRITY, ERR_CT_KEY_NOT_FOUND, ERR_CT_FORMAT, and what `read` throws
  */
 export async function openTensorInto(
-  file: OpenedFile, t: TensorInfo, out: Uint8Array, read: (out: Uint8Array) => Promise<void>, crypto: TensorCrypto,
+  file: OpenedFile,
+  t: TensorInfo,
+  out: Uint8Array,
+  read: (out: Uint8Array) => Promise<void>,
+  crypto: TensorCrypto,
 ): Promise<void> {
   try {
     const entry = file.crypto?.encryption.get(t.name);
@@ -46,7 +53,10 @@ export async function openTensorInto(
       await read(out);
       const expected = file.crypto?.digests?.get(t.name);
       if (expected && !equalBytes(await crypto.sha256(out), expected)) {
-        throw new CryptoTensorsError("ERR_CT_INTEGRITY", `plaintext tensor ${JSON.stringify(t.name)} does not match its signed digest: the file was modified`);
+        throw new CryptoTensorsError(
+          "ERR_CT_INTEGRITY",
+          `plaintext tensor ${JSON.stringify(t.name)} does not match its signed digest: the file was modified`,
+        );
       }
       return;
     }
@@ -71,7 +81,13 @@ export async function openTensorInto(
     const count = chunkCount(out.length, chunk);
     for (let i = 0; i < count; i++) {
       const piece = out.subarray(i * chunk, Math.min(out.length, (i + 1) * chunk));
-      await crypto.openInPlace(alg, dek, chunkNonceInto(entry.baseIv, i, nonce), piece, entry.tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES));
+      await crypto.openInPlace(
+        alg,
+        dek,
+        chunkNonceInto(entry.baseIv, i, nonce),
+        piece,
+        entry.tags.subarray(i * TAG_BYTES, (i + 1) * TAG_BYTES),
+      );
     }
   } catch (err) {
     out.fill(0);

@@ -15,9 +15,20 @@ import { encodeHeader, serializeHeaderJson } from "../format/serialize.js";
 import type { EncryptionKey, SigningKey } from "../keys/jwk.js";
 import { readAll, writeAll } from "../io/files.js";
 import {
-  CRYPTO_KEYS_KEY, DEFAULT_POLICY, DIGESTS_KEY, ENCRYPTION_KEY, POLICY_KEY, RESERVED_KEYS, SIGNATURE_KEY,
-  serializeCryptoKeys, serializeDigests, serializeEncryption, serializePolicy,
-  type KeyRef, type Policy, type TensorCryptoEntry,
+  CRYPTO_KEYS_KEY,
+  DEFAULT_POLICY,
+  DIGESTS_KEY,
+  ENCRYPTION_KEY,
+  POLICY_KEY,
+  RESERVED_KEYS,
+  SIGNATURE_KEY,
+  serializeCryptoKeys,
+  serializeDigests,
+  serializeEncryption,
+  serializePolicy,
+  type KeyRef,
+  type Policy,
+  type TensorCryptoEntry,
 } from "./reserved.js";
 import { signedMessage } from "./signing.js";
 
@@ -48,7 +59,11 @@ export function userMetadataForOutput(metadata: ReadonlyMap<string, string> | nu
 }
 
 /** Fresh per-tensor crypto material with placeholder (zero) tags of the right size. */
-export function newTensorEntry(layout: CryptoLayout, masterKey: Uint8Array, byteLength: number): { entry: TensorCryptoEntry; dek: Uint8Array } {
+export function newTensorEntry(
+  layout: CryptoLayout,
+  masterKey: Uint8Array,
+  byteLength: number,
+): { entry: TensorCryptoEntry; dek: Uint8Array } {
   const dek = generateDek(layout.alg);
   const wrapped = wrapKey(layout.alg, masterKey, dek);
   if (layout.chunkBytes === undefined) {
@@ -58,7 +73,8 @@ export function newTensorEntry(layout: CryptoLayout, masterKey: Uint8Array, byte
   }
   const count = chunkCount(byteLength, layout.chunkBytes);
   let baseIv: Uint8Array;
-  do baseIv = new Uint8Array(randomBytes(NONCE_BYTES)); // redraw rather than overflow the counter (§3.5)
+  do
+    baseIv = new Uint8Array(randomBytes(NONCE_BYTES)); // redraw rather than overflow the counter (§3.5)
   while (!counterFits(baseIv, count));
   return { entry: { scheme: "chunked", wrapped, baseIv, tags: new Uint8Array(count * TAG_BYTES) }, dek };
 }
@@ -75,16 +91,20 @@ export interface HeaderParts {
 /** Builds the full metadata map (without the signature). */
 function metadataOf(p: HeaderParts): Map<string, string> {
   const md = new Map(p.userMetadata);
-  md.set(CRYPTO_KEYS_KEY, serializeCryptoKeys({ version: p.layout.version, chunkBytes: p.layout.chunkBytes, enc: p.layout.enc, sign: p.layout.sign }));
+  md.set(
+    CRYPTO_KEYS_KEY,
+    serializeCryptoKeys({ version: p.layout.version, chunkBytes: p.layout.chunkBytes, enc: p.layout.enc, sign: p.layout.sign }),
+  );
   md.set(ENCRYPTION_KEY, serializeEncryption(p.encryption));
   md.set(POLICY_KEY, serializePolicy(p.policy));
-  if (p.digests && p.digests.size) md.set(DIGESTS_KEY, serializeDigests(p.digests));
+  if (p.digests?.size) md.set(DIGESTS_KEY, serializeDigests(p.digests));
   return md;
 }
 
 /** Signs and encodes the header (prefix + padded JSON). */
 export function buildSignedHeader(p: HeaderParts, signKey: SigningKey): Uint8Array {
-  if (!signKey.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "the signing key has no private part (\"d\"): pass sign.jwk, not sign.pub.jwk");
+  if (!signKey.d)
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", 'the signing key has no private part ("d"): pass sign.jwk, not sign.pub.jwk');
   const md = metadataOf(p);
   const signature = ed25519Sign(signKey.d, signedMessage(md, p.tensors));
   md.set(SIGNATURE_KEY, encodeBase64(signature));
@@ -100,8 +120,15 @@ export function placeholderHeader(p: HeaderParts): Uint8Array {
 
 /** Encrypts `length` bytes read from `src` at `srcPos` into `dst` at `dstPos`, filling the entry's tags. */
 export async function encryptTensorData(
-  src: FileHandle, srcPos: number, dst: FileHandle, dstPos: number, length: number,
-  alg: AeadAlgorithm, dek: Uint8Array, entry: TensorCryptoEntry, chunkBytes: number | undefined,
+  src: FileHandle,
+  srcPos: number,
+  dst: FileHandle,
+  dstPos: number,
+  length: number,
+  alg: AeadAlgorithm,
+  dek: Uint8Array,
+  entry: TensorCryptoEntry,
+  chunkBytes: number | undefined,
   onBytes: (n: number) => void,
 ): Promise<void> {
   if (entry.scheme === "monolithic") {
@@ -141,7 +168,14 @@ export async function encryptTensorData(
 }
 
 /** Copies plaintext bytes, returning their SHA-256. */
-export async function copyTensorData(src: FileHandle, srcPos: number, dst: FileHandle, dstPos: number, length: number, onBytes: (n: number) => void): Promise<Uint8Array> {
+export async function copyTensorData(
+  src: FileHandle,
+  srcPos: number,
+  dst: FileHandle,
+  dstPos: number,
+  length: number,
+  onBytes: (n: number) => void,
+): Promise<Uint8Array> {
   const hash = createHash("sha256");
   const buf = new Uint8Array(Math.min(IO_PIECE_BYTES, Math.max(length, 1)));
   for (let off = 0; off < length; off += buf.length) {

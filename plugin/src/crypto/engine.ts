@@ -16,8 +16,17 @@ export type EngineName = "js" | "native";
 
 interface NativeModule {
   run(
-    op: number, sourceFds: Int32Array, dstKind: number, dst: number | Uint8Array, dstBytes: number,
-    tasks: Float64Array, keys: Uint8Array, ivs: Uint8Array, tags: Uint8Array, threads: number, populate: number,
+    op: number,
+    sourceFds: Int32Array,
+    dstKind: number,
+    dst: number | Uint8Array,
+    dstBytes: number,
+    tasks: Float64Array,
+    keys: Uint8Array,
+    ivs: Uint8Array,
+    tags: Uint8Array,
+    threads: number,
+    populate: number,
   ): Promise<Uint8Array>;
   reserve(fd: number, bytes: number): Promise<number>;
   opensslVersion(): string;
@@ -49,7 +58,10 @@ export function engineName(): EngineName {
   const { module, error } = load();
   if (module) return "native";
   if (forced === "native") {
-    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `CTENSORS_ENGINE=native but the native engine is not available (${error}); run npm run build with gcc installed`);
+    throw new CryptoTensorsError(
+      "ERR_CT_UNSUPPORTED",
+      `CTENSORS_ENGINE=native but the native engine is not available (${error}); run npm run build with gcc installed`,
+    );
   }
   return "js";
 }
@@ -60,7 +72,11 @@ export function nativeThreads(): number {
   return Math.min(availableParallelism(), 16);
 }
 
-export enum Scheme { Plain = 0, Monolithic = 1, Chunked = 2 }
+export enum Scheme {
+  Plain = 0,
+  Monolithic = 1,
+  Chunked = 2,
+}
 export const ALG_ID: Record<AeadAlgorithm, number> = { aes256gcm: 0, aes128gcm: 1, chacha20poly1305: 2 };
 
 /** One tensor's bytes: [srcOffset, srcOffset+length) of source `source` → dstOffset of the destination. */
@@ -90,7 +106,14 @@ export type NativeDestination =
   | { kind: "file"; fd: number; bytes: number };
 
 /** NoSpace: a write failed with ENOSPC or EDQUOT (a full /dev/shm or disk); Io: any other read or write error. */
-export enum TaskStatus { Ok = 0, Auth = 1, Io = 2, Counter = 3, Internal = 4, NoSpace = 5 }
+export enum TaskStatus {
+  Ok = 0,
+  Auth = 1,
+  Io = 2,
+  Counter = 3,
+  Internal = 4,
+  NoSpace = 5,
+}
 
 /** Float64 fields per task row: source, srcOffset, length, dstOffset, scheme, alg, chunkBytes, key offset, tag offset. */
 export const TASK_FIELDS = 9;
@@ -99,7 +122,12 @@ export const TASK_FIELDS = 9;
  * Runs one job on the native engine; resolves with one status per task. Failed decrypt tasks have
  * their destination zeroed. Rejects only when the job could not start (a mapping failed).
  */
-export async function runNative(op: "decrypt" | "encrypt", sources: readonly number[], dst: NativeDestination, tasks: readonly NativeTask[]): Promise<Uint8Array> {
+export async function runNative(
+  op: "decrypt" | "encrypt",
+  sources: readonly number[],
+  dst: NativeDestination,
+  tasks: readonly NativeTask[],
+): Promise<Uint8Array> {
   const { module } = load();
   if (!module) throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", "the native engine is not available");
   const fields = new Float64Array(tasks.length * TASK_FIELDS);
@@ -126,7 +154,19 @@ export async function runNative(op: "decrypt" | "encrypt", sources: readonly num
     const kind = dst.kind === "buffer" ? 0 : process.env.CTENSORS_NATIVE_DST === "map" && dst.bytes > 0 ? 1 : 2;
     // Sources are read with pread into a per-thread buffer unless CTENSORS_NATIVE_SRC=map.
     const flags = (process.env.CTENSORS_NATIVE_POPULATE === "0" ? 0 : 1) | (process.env.CTENSORS_NATIVE_SRC === "map" ? 0 : 2);
-    const statuses = await module.run(op === "decrypt" ? 0 : 1, Int32Array.from(sources), kind, dstArg, dstBytes, fields, keys, ivs, tags, nativeThreads(), flags);
+    const statuses = await module.run(
+      op === "decrypt" ? 0 : 1,
+      Int32Array.from(sources),
+      kind,
+      dstArg,
+      dstBytes,
+      fields,
+      keys,
+      ivs,
+      tags,
+      nativeThreads(),
+      flags,
+    );
     if (op === "encrypt") {
       g = 0;
       for (const t of tasks) {

@@ -16,7 +16,12 @@ export function generateDek(alg: AeadAlgorithm): Uint8Array {
   return new Uint8Array(randomBytes(aeadKeyBytes(alg)));
 }
 
-export function wrapKey(alg: AeadAlgorithm, masterKey: Uint8Array, dek: Uint8Array, keyIv: Uint8Array = new Uint8Array(randomBytes(NONCE_BYTES))): WrappedKey {
+export function wrapKey(
+  alg: AeadAlgorithm,
+  masterKey: Uint8Array,
+  dek: Uint8Array,
+  keyIv: Uint8Array = new Uint8Array(randomBytes(NONCE_BYTES)),
+): WrappedKey {
   const [wrappedKey, keyTag] = seal(alg, masterKey, keyIv, dek);
   return { wrappedKey, keyIv, keyTag };
 }

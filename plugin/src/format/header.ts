@@ -43,7 +43,9 @@ export function parseHeaderPrefix(prefix: Uint8Array): number {
     const text = prefix.subarray(0, 8).every((b) => (b >= 0x20 && b < 0x7f) || b === 0x09 || b === 0x0a || b === 0x0d);
     throw formatError(
       `header too large: ${n} bytes (the limit is ${MAX_HEADER_BYTES}): not a safetensors file` +
-        (text ? ` (it begins with text, ${JSON.stringify(new TextDecoder().decode(prefix.subarray(0, 8)))}: a JSON or other text file?)` : ""),
+        (text
+          ? ` (it begins with text, ${JSON.stringify(new TextDecoder().decode(prefix.subarray(0, 8)))}: a JSON or other text file?)`
+          : ""),
     );
   }
   return Number(n);
@@ -90,9 +92,7 @@ export function parseHeader(header: Uint8Array, fileBytes?: number): Safetensors
       throw formatError(`tensor ${quote(t.name)}: ${t.dtype} × shape is not a whole number of bytes`);
     }
     if (size !== BigInt(t.end - t.begin)) {
-      throw formatError(
-        `tensor ${quote(t.name)}: offsets span ${t.end - t.begin} bytes but ${t.dtype}${quote(t.shape)} needs ${size}`,
-      );
+      throw formatError(`tensor ${quote(t.name)}: offsets span ${t.end - t.begin} bytes but ${t.dtype}${quote(t.shape)} needs ${size}`);
     }
     cursor = t.end;
   }

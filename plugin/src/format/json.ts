@@ -58,16 +58,28 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
     if (c === "[") return array(depth);
     if (c === '"') return string();
     if (c === "-" || (c !== undefined && c >= "0" && c <= "9")) return number();
-    if (text.startsWith("true", pos)) { pos += 4; return true; }
-    if (text.startsWith("false", pos)) { pos += 5; return false; }
-    if (text.startsWith("null", pos)) { pos += 4; return null; }
+    if (text.startsWith("true", pos)) {
+      pos += 4;
+      return true;
+    }
+    if (text.startsWith("false", pos)) {
+      pos += 5;
+      return false;
+    }
+    if (text.startsWith("null", pos)) {
+      pos += 4;
+      return null;
+    }
     return fail(c === undefined ? "unexpected end" : `unexpected character ${quote(c)}`);
   };
   const object = (depth: number): JsonObject => {
     const obj = new JsonObject();
     pos++;
     ws();
-    if (text[pos] === "}") { pos++; return obj; }
+    if (text[pos] === "}") {
+      pos++;
+      return obj;
+    }
     for (;;) {
       ws();
       if (text[pos] !== '"') fail("expected a string key");
@@ -78,8 +90,14 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
       const v = value(depth + 1);
       if (!obj.add(key, v)) fail(`duplicate key ${quote(key)}`);
       ws();
-      if (text[pos] === ",") { pos++; continue; }
-      if (text[pos] === "}") { pos++; return obj; }
+      if (text[pos] === ",") {
+        pos++;
+        continue;
+      }
+      if (text[pos] === "}") {
+        pos++;
+        return obj;
+      }
       fail("expected ',' or '}'");
     }
   };
@@ -87,12 +105,21 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
     const arr: JsonValue[] = [];
     pos++;
     ws();
-    if (text[pos] === "]") { pos++; return arr; }
+    if (text[pos] === "]") {
+      pos++;
+      return arr;
+    }
     for (;;) {
       arr.push(value(depth + 1));
       ws();
-      if (text[pos] === ",") { pos++; continue; }
-      if (text[pos] === "]") { pos++; return arr; }
+      if (text[pos] === ",") {
+        pos++;
+        continue;
+      }
+      if (text[pos] === "]") {
+        pos++;
+        return arr;
+      }
       fail("expected ',' or ']'");
     }
   };
@@ -111,21 +138,44 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
     for (;;) {
       const c = text.charCodeAt(pos);
       if (Number.isNaN(c)) fail("unterminated string");
-      if (c === 0x22) { out += text.slice(start, pos); pos++; return out; }
+      if (c === 0x22) {
+        out += text.slice(start, pos);
+        pos++;
+        return out;
+      }
       if (c < 0x20) fail("control character in string");
-      if (c !== 0x5c) { pos++; continue; }
+      if (c !== 0x5c) {
+        pos++;
+        continue;
+      }
       out += text.slice(start, pos);
       const e = text[pos + 1];
       pos += 2;
       switch (e) {
-        case '"': out += '"'; break;
-        case "\\": out += "\\"; break;
-        case "/": out += "/"; break;
-        case "b": out += "\b"; break;
-        case "f": out += "\f"; break;
-        case "n": out += "\n"; break;
-        case "r": out += "\r"; break;
-        case "t": out += "\t"; break;
+        case '"':
+          out += '"';
+          break;
+        case "\\":
+          out += "\\";
+          break;
+        case "/":
+          out += "/";
+          break;
+        case "b":
+          out += "\b";
+          break;
+        case "f":
+          out += "\f";
+          break;
+        case "n":
+          out += "\n";
+          break;
+        case "r":
+          out += "\r";
+          break;
+        case "t":
+          out += "\t";
+          break;
         case "u": {
           const unit = hex4();
           if (unit >= 0xd800 && unit <= 0xdbff) {
@@ -141,7 +191,8 @@ export function parseJson(text: string, what = "JSON"): JsonValue {
           }
           break;
         }
-        default: fail("invalid escape");
+        default:
+          fail("invalid escape");
       }
       start = pos;
     }

@@ -5,6 +5,7 @@
 // for quoting it in error messages; `quote` and `toJson` give valid JSON that parses to the same strings.
 
 // C0, DEL, C1; the line and paragraph separators; the bidi embeddings, overrides, isolates and marks.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;
 // The same without C0, which JSON.stringify escapes already (and uses raw, as layout, outside strings).
 const UNSAFE_IN_JSON = /[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/gu;

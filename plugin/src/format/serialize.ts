@@ -42,7 +42,11 @@ export function encodeHeader(json: string): Uint8Array {
   const body = encoder.encode(json);
   const padded = Math.ceil(body.length / 8) * 8;
   if (padded > MAX_HEADER_BYTES) {
-    throw new CryptoTensorsError("ERR_CT_FORMAT", `header would be ${padded} bytes, over the ${MAX_HEADER_BYTES}-byte limit (a larger chunk size makes it smaller)`, { option: "chunkBytes" });
+    throw new CryptoTensorsError(
+      "ERR_CT_FORMAT",
+      `header would be ${padded} bytes, over the ${MAX_HEADER_BYTES}-byte limit (a larger chunk size makes it smaller)`,
+      { option: "chunkBytes" },
+    );
   }
   const out = new Uint8Array(HEADER_PREFIX_BYTES + padded).fill(0x20, HEADER_PREFIX_BYTES);
   new DataView(out.buffer).setBigUint64(0, BigInt(padded), true);

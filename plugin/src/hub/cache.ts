@@ -17,7 +17,10 @@ import { quote } from "../format/printable.js";
 export class RepoCache {
   readonly root: string;
 
-  constructor(cacheDir: string, readonly repo: string) {
+  constructor(
+    cacheDir: string,
+    readonly repo: string,
+  ) {
     this.root = join(cacheDir, repoFolderName(repo));
   }
 
@@ -26,7 +29,8 @@ export class RepoCache {
   }
 
   blobPath(etag: string): string {
-    if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(etag)) throw new CryptoTensorsError("ERR_CT_HUB", `the Hub gave an invalid object id ${quote(etag)} for a file of ${this.repo}`);
+    if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(etag))
+      throw new CryptoTensorsError("ERR_CT_HUB", `the Hub gave an invalid object id ${quote(etag)} for a file of ${this.repo}`);
     return join(this.blobsDir(), etag);
   }
 
@@ -87,7 +91,11 @@ export class RepoCache {
     const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
     return entries
       .filter((e) => e.isFile() || e.isSymbolicLink())
-      .map((e) => relative(root, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name)).split("\\").join("/"))
+      .map((e) =>
+        relative(root, join(e.parentPath ?? (e as unknown as { path: string }).path, e.name))
+          .split("\\")
+          .join("/"),
+      )
       .sort();
   }
 }

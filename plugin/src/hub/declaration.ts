@@ -51,7 +51,9 @@ export async function readDeclaration(dir: string): Promise<Declaration | undefi
     text = await readFile(join(dir, DECLARATION_FILE), "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new CryptoTensorsError("ERR_CT_IO", `cannot read ${DECLARATION_FILE} in ${dir}: ${(err as NodeJS.ErrnoException).code}`, { cause: err });
+    throw new CryptoTensorsError("ERR_CT_IO", `cannot read ${DECLARATION_FILE} in ${dir}: ${(err as NodeJS.ErrnoException).code}`, {
+      cause: err,
+    });
   }
   return parseDeclaration(text);
 }

@@ -47,7 +47,10 @@ function newHash(file: HubFile): Hash {
 }
 
 async function sizeOf(path: string): Promise<number | undefined> {
-  return stat(path).then((s) => s.size, () => undefined);
+  return stat(path).then(
+    (s) => s.size,
+    () => undefined,
+  );
 }
 
 async function hashExisting(path: string, hash: Hash): Promise<void> {
@@ -84,7 +87,14 @@ export async function downloadToCache(
   return job;
 }
 
-async function download(cache: RepoCache, blob: string, commit: string, file: HubFile, settings: HubSettings, onBytes: (n: number) => void): Promise<boolean> {
+async function download(
+  cache: RepoCache,
+  blob: string,
+  commit: string,
+  file: HubFile,
+  settings: HubSettings,
+  onBytes: (n: number) => void,
+): Promise<boolean> {
   const size = sizeOfFile(file);
   const want = etagOf(file);
   await ensureDir(cache.blobsDir());
@@ -108,7 +118,10 @@ async function download(cache: RepoCache, blob: string, commit: string, file: Hu
     let position = have;
     reach(position);
     try {
-      await fetchInto(partial, have, size, file, commit, cache.repo, settings, hash, (n) => reach((position += n)));
+      await fetchInto(partial, have, size, file, commit, cache.repo, settings, hash, (n) => {
+        position += n;
+        reach(position);
+      });
     } catch (err) {
       if (err instanceof Dropped && resumes < MAX_RESUMES) {
         resumes++;
@@ -152,8 +165,15 @@ async function download(cache: RepoCache, blob: string, commit: string, file: Hu
  * @throws Dropped when the connection ends early; ERR_CT_INTEGRITY when the Hub sends more than listed
  */
 async function fetchInto(
-  path: string, from: number, size: number, file: HubFile, commit: string, repo: string,
-  settings: HubSettings, hash: Hash, onBytes: (n: number) => void,
+  path: string,
+  from: number,
+  size: number,
+  file: HubFile,
+  commit: string,
+  repo: string,
+  settings: HubSettings,
+  hash: Hash,
+  onBytes: (n: number) => void,
 ): Promise<void> {
   const fd = await cacheIo(path, () => open(path, from > 0 ? "a" : "w", 0o644));
   try {
@@ -161,9 +181,16 @@ async function fetchInto(
     let body: ReadableStream<Uint8Array>;
     try {
       const blob = await downloadFile({ repo, path: file.path, revision: commit, ...credentialsOf(settings) });
-      if (!blob) throw new CryptoTensorsError("ERR_CT_HUB", `${file.path} is listed in ${repo}@${commit.slice(0, 12)} but the Hub does not serve it`);
+      if (!blob)
+        throw new CryptoTensorsError(
+          "ERR_CT_HUB",
+          `${file.path} is listed in ${repo}@${commit.slice(0, 12)} but the Hub does not serve it`,
+        );
       if (blob.size !== size) {
-        throw new CryptoTensorsError("ERR_CT_INTEGRITY", `the Hub serves ${file.path} of ${repo} with ${blob.size} bytes but lists ${size}`);
+        throw new CryptoTensorsError(
+          "ERR_CT_INTEGRITY",
+          `the Hub serves ${file.path} of ${repo} with ${blob.size} bytes but lists ${size}`,
+        );
       }
       body = (from > 0 ? blob.slice(from) : blob).stream() as ReadableStream<Uint8Array>;
     } catch (err) {

@@ -21,16 +21,35 @@ export async function listCommitFiles(repo: string, commit: string, settings: Hu
   const files: HubFile[] = [];
   let entries = 0;
   try {
-    for await (const entry of listFiles({ repo, revision: commit, recursive: true, fetch: boundedPages(what), ...credentialsOf(settings) })) {
+    for await (const entry of listFiles({
+      repo,
+      revision: commit,
+      recursive: true,
+      fetch: boundedPages(what),
+      ...credentialsOf(settings),
+    })) {
       if (++entries > MAX_LIST_ENTRIES) {
-        throw new CryptoTensorsError("ERR_CT_HUB", `${what} has more than ${MAX_LIST_ENTRIES} entries; refusing it (a broken or hostile Hub?)`);
+        throw new CryptoTensorsError(
+          "ERR_CT_HUB",
+          `${what} has more than ${MAX_LIST_ENTRIES} entries; refusing it (a broken or hostile Hub?)`,
+        );
       }
       if (entry.type !== "file") continue;
-      if (typeof entry.oid !== "string") throw new CryptoTensorsError("ERR_CT_HUB", `the Hub listed ${JSON.stringify(entry.path)} without an object id`);
-      if (!Number.isSafeInteger(entry.size) || entry.size < 0 || (entry.lfs && (!Number.isSafeInteger(entry.lfs.size) || entry.lfs.size < 0))) {
+      if (typeof entry.oid !== "string")
+        throw new CryptoTensorsError("ERR_CT_HUB", `the Hub listed ${JSON.stringify(entry.path)} without an object id`);
+      if (
+        !Number.isSafeInteger(entry.size) ||
+        entry.size < 0 ||
+        (entry.lfs && (!Number.isSafeInteger(entry.lfs.size) || entry.lfs.size < 0))
+      ) {
         throw new CryptoTensorsError("ERR_CT_HUB", `the Hub listed ${JSON.stringify(entry.path)} with an invalid size`);
       }
-      files.push({ path: entry.path, size: entry.size, oid: entry.oid, ...(entry.lfs ? { lfs: { oid: entry.lfs.oid, size: entry.lfs.size } } : {}) });
+      files.push({
+        path: entry.path,
+        size: entry.size,
+        oid: entry.oid,
+        ...(entry.lfs ? { lfs: { oid: entry.lfs.oid, size: entry.lfs.size } } : {}),
+      });
     }
   } catch (err) {
     throw hubError(err, `listing the files of ${repo}@${commit.slice(0, 12)}`, settings);
@@ -44,12 +63,19 @@ function boundedPages(what: string): typeof fetch {
   let pages = 0;
   return async (input, init) => {
     if (++pages > MAX_LIST_PAGES) {
-      throw new CryptoTensorsError("ERR_CT_HUB", `${what} goes on for more than ${MAX_LIST_PAGES} pages; refusing it (a broken or hostile Hub?)`);
+      throw new CryptoTensorsError(
+        "ERR_CT_HUB",
+        `${what} goes on for more than ${MAX_LIST_PAGES} pages; refusing it (a broken or hostile Hub?)`,
+      );
     }
     const res = await fetch(input, init);
     if (!res.body) return res;
     const declared = Number(res.headers.get("content-length"));
-    const tooLarge = () => new CryptoTensorsError("ERR_CT_HUB", `a page of ${what} is larger than ${MAX_PAGE_BYTES} bytes; refusing it (a broken or hostile Hub?)`);
+    const tooLarge = () =>
+      new CryptoTensorsError(
+        "ERR_CT_HUB",
+        `a page of ${what} is larger than ${MAX_PAGE_BYTES} bytes; refusing it (a broken or hostile Hub?)`,
+      );
     if (Number.isFinite(declared) && declared > MAX_PAGE_BYTES) {
       await res.body.cancel();
       throw tooLarge();
@@ -81,7 +107,10 @@ function refuseConflicts(files: HubFile[], what: string): void {
     for (let i = 1; i < parts.length; i++) {
       const folder = parts.slice(0, i).join("/");
       if (paths.has(folder)) {
-        throw new CryptoTensorsError("ERR_CT_HUB", `${what} names ${JSON.stringify(folder)} both as a file and as a folder (of ${JSON.stringify(f.path)}); refusing it`);
+        throw new CryptoTensorsError(
+          "ERR_CT_HUB",
+          `${what} names ${JSON.stringify(folder)} both as a file and as a folder (of ${JSON.stringify(f.path)}); refusing it`,
+        );
       }
     }
   }

@@ -41,7 +41,9 @@ export function cardSection(f: CardFacts): string {
     `- Format: ${f.formats.join("; ") || "CryptoTensors"}; ${f.encryptedFiles} encrypted weight file(s)`,
     `- Signer key id (claimed by the files; check it against the publisher's public key): ${list(f.signers)}`,
     `- Encryption (master) key id: ${list(f.encryptionKeys)}`,
-    ...(f.plaintextWeightFiles.length ? [`- **Plaintext weight files** (pushed with --allow-plaintext): ${list(f.plaintextWeightFiles)}`] : []),
+    ...(f.plaintextWeightFiles.length
+      ? [`- **Plaintext weight files** (pushed with --allow-plaintext): ${list(f.plaintextWeightFiles)}`]
+      : []),
     "",
     "### Install",
     "",
@@ -62,7 +64,9 @@ export function cardSection(f: CardFacts): string {
     "- PyTorch tensors: `ctensors.load_file(" + JSON.stringify(f.repo) + ")`",
     `- vLLM: \`ctensors vllm --key enc.jwk --trust sign.pub.jwk -- ${f.repo} --load-format cryptotensors\``,
     ...(f.onnxWeights
-      ? [`- transformers.js: \`await installCryptoTensors(env, { key, trust })\` (from \`ctensors/transformers\`), then \`pipeline(task, ${JSON.stringify(f.repo)})\``]
+      ? [
+          `- transformers.js: \`await installCryptoTensors(env, { key, trust })\` (from \`ctensors/transformers\`), then \`pipeline(task, ${JSON.stringify(f.repo)})\``,
+        ]
       : []),
     "",
     "Loading these files with a plain safetensors loader gives ciphertext, not weights, and plain",
@@ -77,7 +81,10 @@ export function cardSection(f: CardFacts): string {
 function withCardMetadata(frontMatter: string): string {
   const doc = parseDocument(frontMatter);
   if (doc.errors.length) {
-    throw new CryptoTensorsError("ERR_CT_FORMAT", `the model card's front matter is not valid YAML: ${doc.errors[0]!.message.split("\n")[0]}`);
+    throw new CryptoTensorsError(
+      "ERR_CT_FORMAT",
+      `the model card's front matter is not valid YAML: ${doc.errors[0]!.message.split("\n")[0]}`,
+    );
   }
   if (doc.contents === null) doc.contents = doc.createNode({}) as unknown as typeof doc.contents;
   if (!isMap(doc.contents)) throw new CryptoTensorsError("ERR_CT_FORMAT", "the model card's front matter is not a YAML mapping");

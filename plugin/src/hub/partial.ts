@@ -49,7 +49,10 @@ async function orphans(blob: string): Promise<string[]> {
     const pid = Number(name.slice(prefix.length, -SUFFIX.length));
     if (!Number.isSafeInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
     const path = join(dirname(blob), name);
-    const size = await stat(path).then((s) => s.size, () => -1);
+    const size = await stat(path).then(
+      (s) => s.size,
+      () => -1,
+    );
     if (size >= 0) found.push({ path, size });
   }
   return found.sort((a, b) => b.size - a.size).map((f) => f.path);
@@ -61,10 +64,16 @@ async function orphans(blob: string): Promise<string[]> {
  */
 export async function claimPartial(blob: string): Promise<string> {
   const mine = partialPath(blob);
-  let have = await stat(mine).then(() => true, () => false);
+  let have = await stat(mine).then(
+    () => true,
+    () => false,
+  );
   for (const orphan of await orphans(blob)) {
     if (!have) {
-      have = await rename(orphan, mine).then(() => true, () => false); // another download may adopt it first
+      have = await rename(orphan, mine).then(
+        () => true,
+        () => false,
+      ); // another download may adopt it first
     } else {
       await rm(orphan, { force: true });
     }

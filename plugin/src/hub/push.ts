@@ -186,7 +186,11 @@ async function checkFolder(
       { option: "allowPlaintext" },
     );
   }
-  const release = releaseFileCheck(files.map((f) => f.path), c.plaintext.length === 0, allowUnsignedRelease);
+  const release = releaseFileCheck(
+    files.map((f) => f.path),
+    c.plaintext.length === 0,
+    allowUnsignedRelease,
+  );
   if (!c.encrypted.length && !c.plaintext.length) {
     throw new CryptoTensorsError("ERR_CT_FORMAT", `${dir} holds no weight files (.safetensors)`);
   }
@@ -270,7 +274,9 @@ async function planCommit(
     onnxWeights: c.encrypted.some((p) => p.endsWith(".onnx.cryptotensors")),
   });
   const local = new Set(files.map((f) => f.path));
-  const deleted = remote.filter((p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p) || release.stale(p)));
+  const deleted = remote.filter(
+    (p) => !local.has(p) && (SAFETENSORS.test(p) || WEIGHT_INDEX.test(p) || PLAIN_WEIGHT.test(p) || release.stale(p)),
+  );
   const operations: CommitOperation[] = [
     ...(await Promise.all(
       files
@@ -302,9 +308,16 @@ async function commitOperations(
         result = step.value as typeof result;
         break;
       }
-      const ev = step.value as { event: string; phase?: string; path?: string; progress?: number; state?: "hashing" | "uploading" | "error" };
+      const ev = step.value as {
+        event: string;
+        phase?: string;
+        path?: string;
+        progress?: number;
+        state?: "hashing" | "uploading" | "error";
+      };
       if (ev.event === "phase") emit({ kind: "phase", phase: ev.phase ?? "" });
-      else if (ev.event === "fileProgress") emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0, state: ev.state ?? "hashing" });
+      else if (ev.event === "fileProgress")
+        emit({ kind: "file", path: ev.path ?? "", progress: ev.progress ?? 0, state: ev.state ?? "hashing" });
     }
   } catch (err) {
     throw hubError(err, `uploading to ${repo}@${revision}`, settings);

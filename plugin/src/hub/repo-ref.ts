@@ -61,7 +61,10 @@ export function withRevision(ref: RepoRef, revision: string | undefined): RepoRe
   if (revision === undefined) return ref;
   if (!validRevision(revision)) throw usageError(`${quote(revision)} is not a revision: expected a branch, tag or commit sha`, "revision");
   if (ref.explicitRevision && ref.revision !== revision) {
-    throw usageError(`${ref.repo}@${ref.revision} names revision ${quote(ref.revision)} but --revision ${quote(revision)} was given`, "revision");
+    throw usageError(
+      `${ref.repo}@${ref.revision} names revision ${quote(ref.revision)} but --revision ${quote(revision)} was given`,
+      "revision",
+    );
   }
   return { ...ref, revision, explicitRevision: true };
 }

@@ -45,7 +45,10 @@ export async function resolveRevision(ref: RepoRef, settings: HubSettings): Prom
   if (settings.offline) {
     const commit = await new RepoCache(settings.cacheDir, ref.repo).readRef(ref.revision);
     if (!commit) {
-      throw new CryptoTensorsError("ERR_CT_HUB", `HF_HUB_OFFLINE is set and the cache (${settings.cacheDir}) has no copy of ${ref.repo}@${ref.revision}: pull it first with network access (ctensors pull ${ref.repo}@${ref.revision})`);
+      throw new CryptoTensorsError(
+        "ERR_CT_HUB",
+        `HF_HUB_OFFLINE is set and the cache (${settings.cacheDir}) has no copy of ${ref.repo}@${ref.revision}: pull it first with network access (ctensors pull ${ref.repo}@${ref.revision})`,
+      );
     }
     return commit;
   }
@@ -73,7 +76,10 @@ export async function fetchSnapshot(ref: RepoRef, settings: HubSettings, options
   if (settings.offline) {
     const files = (await cache.listSnapshot(commit)).filter(include);
     if (files.length === 0) {
-      throw new CryptoTensorsError("ERR_CT_HUB", `HF_HUB_OFFLINE is set and the cache (${settings.cacheDir}) holds no files of ${ref.repo}@${commit.slice(0, 12)}`);
+      throw new CryptoTensorsError(
+        "ERR_CT_HUB",
+        `HF_HUB_OFFLINE is set and the cache (${settings.cacheDir}) holds no files of ${ref.repo}@${commit.slice(0, 12)}`,
+      );
     }
     return { repo: ref.repo, revision: ref.revision, commit, path: cache.snapshotDir(commit), files, downloaded: [] };
   }
@@ -109,5 +115,12 @@ export async function fetchSnapshot(ref: RepoRef, settings: HubSettings, options
   const downloaded = wanted.filter((f) => fetched.has(etagOf(f))).map((f) => f.path);
   for (const f of wanted) await cache.link(commit, f.path, etagOf(f));
   if (options.commit === undefined) await cache.writeRef(ref.revision, commit);
-  return { repo: ref.repo, revision: ref.revision, commit, path: cache.snapshotDir(commit), files: wanted.map((f) => f.path).sort(), downloaded: downloaded.sort() };
+  return {
+    repo: ref.repo,
+    revision: ref.revision,
+    commit,
+    path: cache.snapshotDir(commit),
+    files: wanted.map((f) => f.path).sort(),
+    downloaded: downloaded.sort(),
+  };
 }

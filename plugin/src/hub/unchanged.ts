@@ -20,7 +20,12 @@ interface RemoteEntry {
  * whose content the branch already has, no deletions); undefined when a commit is needed.
  * @throws ERR_CT_HUB
  */
-export async function headIfUnchanged(repo: string, revision: string, operations: CommitOperation[], settings: HubSettings): Promise<string | undefined> {
+export async function headIfUnchanged(
+  repo: string,
+  revision: string,
+  operations: CommitOperation[],
+  settings: HubSettings,
+): Promise<string | undefined> {
   if (operations.some((op) => op.operation !== "addOrUpdate")) return undefined;
   const creds = credentialsOf(settings);
   const remote = new Map<string, RemoteEntry>();

@@ -31,7 +31,10 @@ const NO_TMPFILE = new Set(["EOPNOTSUPP", "ENOTSUP", "EISDIR", "EINVAL"]);
  * @throws ERR_CT_IO (with the path and a remedy) for file-system errors, and whatever `write` throws
  */
 export async function withAtomicFile<T>(
-  target: string, mode: number, write: (fh: FileHandle) => Promise<T>, options: AtomicFileOptions = {},
+  target: string,
+  mode: number,
+  write: (fh: FileHandle) => Promise<T>,
+  options: AtomicFileOptions = {},
 ): Promise<T> {
   const replace = options.replace ?? true;
   const native = nativeFs();
@@ -48,7 +51,13 @@ async function openUnnamed(native: NativeFs, target: string, mode: number): Prom
   }
 }
 
-async function writeUnnamed<T>(native: NativeFs, fh: FileHandle, target: string, replace: boolean, write: (fh: FileHandle) => Promise<T>): Promise<T> {
+async function writeUnnamed<T>(
+  native: NativeFs,
+  fh: FileHandle,
+  target: string,
+  replace: boolean,
+  write: (fh: FileHandle) => Promise<T>,
+): Promise<T> {
   let held = false;
   try {
     const result = await write(fh);
@@ -89,7 +98,9 @@ async function writeNamed<T>(target: string, mode: number, replace: boolean, wri
   const release = trackTemporary(tmp);
   let fh: FileHandle | undefined;
   try {
-    fh = await mapIoErrors(target, "creating", () => open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode));
+    fh = await mapIoErrors(target, "creating", () =>
+      open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode),
+    );
     const result = await write(fh);
     await fh.sync();
     await testPause("file");

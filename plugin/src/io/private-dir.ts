@@ -15,7 +15,10 @@ import { mapIoErrors } from "./io-error.js";
 export async function ensurePrivateDirectory(dir: string, option: string): Promise<void> {
   const before = await lstat(dir).catch(() => null);
   if (before && !before.isDirectory()) {
-    throw new CryptoTensorsError("ERR_CT_IO", `${dir} exists and is not a directory${before.isSymbolicLink() ? " (a symbolic link, not followed for secrets)" : ""}: choose another ${option}`);
+    throw new CryptoTensorsError(
+      "ERR_CT_IO",
+      `${dir} exists and is not a directory${before.isSymbolicLink() ? " (a symbolic link, not followed for secrets)" : ""}: choose another ${option}`,
+    );
   }
   if (!before) {
     const created = await mapIoErrors(dir, "creating", () => mkdir(dir, { recursive: true, mode: 0o700 }));
@@ -29,6 +32,9 @@ export async function ensurePrivateDirectory(dir: string, option: string): Promi
     throw new CryptoTensorsError("ERR_CT_IO", `${dir} belongs to uid ${st.uid}, not to this user (uid ${uid}): ${remedy}`);
   }
   if ((st.mode & 0o077) !== 0) {
-    throw new CryptoTensorsError("ERR_CT_IO", `${dir} has mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}, open to group or others: ${remedy}`);
+    throw new CryptoTensorsError(
+      "ERR_CT_IO",
+      `${dir} has mode ${(st.mode & 0o7777).toString(8).padStart(4, "0")}, open to group or others: ${remedy}`,
+    );
   }
 }

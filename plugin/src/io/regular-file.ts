@@ -21,7 +21,10 @@ function kindOf(s: Stats): string {
 }
 
 export function notRegularFile(path: string, s: Stats): CryptoTensorsError {
-  return new CryptoTensorsError("ERR_CT_IO", `${path} is ${kindOf(s)}, not a regular file: only regular files (or symlinks to them) are read`);
+  return new CryptoTensorsError(
+    "ERR_CT_IO",
+    `${path} is ${kindOf(s)}, not a regular file: only regular files (or symlinks to them) are read`,
+  );
 }
 
 /** stat() with errors as ERR_CT_IO. */

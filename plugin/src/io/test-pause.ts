@@ -16,6 +16,9 @@ export async function testPause(point: "file" | "folder"): Promise<void> {
   if (here !== wanted) return;
   process.stderr.write(`ctensors: test pause at ${here}\n`);
   await new Promise<never>((resolve) => {
-    paused.push(resolve, setInterval(() => {}, 1 << 30));
+    paused.push(
+      resolve,
+      setInterval(() => {}, 1 << 30),
+    );
   });
 }

@@ -43,9 +43,13 @@ export async function fetchJwkSet(url: URL, options: JwkSetFetchOptions = {}): P
   }
   if (!res.ok) {
     const refused = res.status === 401 || res.status === 403;
-    throw new CryptoTensorsError("ERR_CT_KEY_NOT_FOUND", `key service ${where} answered HTTP ${res.status}${refused ? " (the bearer token was refused)" : ""}`, {
-      option: refused ? "keyToken" : undefined,
-    });
+    throw new CryptoTensorsError(
+      "ERR_CT_KEY_NOT_FOUND",
+      `key service ${where} answered HTTP ${res.status}${refused ? " (the bearer token was refused)" : ""}`,
+      {
+        option: refused ? "keyToken" : undefined,
+      },
+    );
   }
   return parseJwkText(await res.text(), where);
 }

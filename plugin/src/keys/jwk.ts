@@ -67,7 +67,10 @@ export function parseJwk(value: unknown, where = "JWK"): Key {
     const algName = optionalString(obj, "alg", where);
     if (!algName) throw keyError(`${where}: an encryption key needs "alg" (aes256gcm, aes128gcm or chacha20poly1305)`);
     const alg = JOSE_CONTENT_ALG[algName] ?? parseAeadAlgorithm(algName);
-    if (!alg) throw keyError(`${where}: unsupported "alg" for an encryption key (expected aes256gcm, aes128gcm, chacha20poly1305, A256GCM, A128GCM or C20P)`);
+    if (!alg)
+      throw keyError(
+        `${where}: unsupported "alg" for an encryption key (expected aes256gcm, aes128gcm, chacha20poly1305, A256GCM, A128GCM or C20P)`,
+      );
     const k = decodeKeyBytes(obj.k, "k", where);
     if (k.length !== aeadKeyBytes(alg)) throw keyError(`${where}: ${alg} needs a ${aeadKeyBytes(alg)}-byte key, "k" has ${k.length}`);
     return { kind: "enc", alg, k, kid, jku };
@@ -97,7 +100,7 @@ export function parseJwk(value: unknown, where = "JWK"): Key {
 /** Parses a JWK or a JWK set ({"keys": [...]}) into its keys. @throws ERR_CT_KEY_INVALID */
 export function parseJwkOrSet(value: unknown, where = "JWK"): Key[] {
   if (typeof value === "object" && value !== null && Array.isArray((value as { keys?: unknown }).keys)) {
-    return ((value as { keys: unknown[] }).keys).map((k, i) => parseJwk(k, `${where} keys[${i}]`));
+    return (value as { keys: unknown[] }).keys.map((k, i) => parseJwk(k, `${where} keys[${i}]`));
   }
   return [parseJwk(value, where)];
 }

@@ -23,7 +23,9 @@ export async function resolveEncryptionKey(keys: readonly Key[], ref: KeyRef, op
   let candidates = keys.filter((k): k is EncryptionKey => k.kind === "enc");
   let key = pick(candidates, ref);
   if (!key && ref.jku?.startsWith("file://") && options.followFileJku !== false) {
-    candidates = (await loadKeys(fileURLToPath(ref.jku), { label: `the key set the file names (jku ${quote(ref.jku)})` })).filter((k): k is EncryptionKey => k.kind === "enc");
+    candidates = (await loadKeys(fileURLToPath(ref.jku), { label: `the key set the file names (jku ${quote(ref.jku)})` })).filter(
+      (k): k is EncryptionKey => k.kind === "enc",
+    );
     key = pick(candidates, ref);
   }
   if (!key) {

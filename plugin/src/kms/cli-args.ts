@@ -60,7 +60,9 @@ function authFromArgs(values: Values, env: NodeJS.ProcessEnv): VaultAuth {
   if (tokenFile) return tokenAuth({ file: tokenFile });
   const token = env.BAO_TOKEN ?? env.VAULT_TOKEN;
   if (token) return tokenAuth({ token });
-  throw usageError("no key-service identity: pass --kms-token-file, --kms-role-id with --kms-secret-id-file, or --kms-jwt-role with --kms-jwt-file (or set $BAO_TOKEN)");
+  throw usageError(
+    "no key-service identity: pass --kms-token-file, --kms-role-id with --kms-secret-id-file, or --kms-jwt-role with --kms-jwt-file (or set $BAO_TOKEN)",
+  );
 }
 
 /**
@@ -84,7 +86,15 @@ export function kmsProviderFromArgs(values: Values, options: { env?: NodeJS.Proc
  * A fresh master key generated and wrapped by the key service `reference` names (encrypt --kms,
  * rewrap --new-kms). The caller zeroes `k` when done.
  */
-export async function newKmsMasterKey(reference: string, values: Values, option: string, alg: AeadAlgorithm = "aes256gcm"): Promise<EncryptionKey> {
-  if (!isKmsReference(reference)) throw usageError(`${option} expects a key-service reference vault-transit://HOST:PORT/MOUNT/keys/NAME, got ${JSON.stringify(reference)}`);
+export async function newKmsMasterKey(
+  reference: string,
+  values: Values,
+  option: string,
+  alg: AeadAlgorithm = "aes256gcm",
+): Promise<EncryptionKey> {
+  if (!isKmsReference(reference))
+    throw usageError(
+      `${option} expects a key-service reference vault-transit://HOST:PORT/MOUNT/keys/NAME, got ${JSON.stringify(reference)}`,
+    );
   return kmsProviderFromArgs(values, { requireAddress: false }).generate(reference, alg);
 }

@@ -23,7 +23,9 @@ async function readSecretFile(path: string, what: string): Promise<string> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    throw new KmsError("unauthenticated", `cannot read the ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+    throw new KmsError("unauthenticated", `cannot read the ${what} file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+    });
   }
   const value = text.trim();
   if (!value) throw new KmsError("unauthenticated", `the ${what} file ${path} is empty`);

@@ -48,7 +48,15 @@ export function checkAddress(address: string): URL {
 function serviceErrors(body: unknown): string {
   const errs = (body as { errors?: unknown } | null)?.errors;
   if (!Array.isArray(errs) || errs.length === 0) return "";
-  return errs.map((e) => String(e).replace(/\s+/g, " ").replace(/^1 error occurred: \* /, "").trim()).join("; ").slice(0, 300);
+  return errs
+    .map((e) =>
+      String(e)
+        .replace(/\s+/g, " ")
+        .replace(/^1 error occurred: \* /, "")
+        .trim(),
+    )
+    .join("; ")
+    .slice(0, 300);
 }
 
 export class VaultHttp {
@@ -64,7 +72,8 @@ export class VaultHttp {
     this.retries = options.retries ?? DEFAULT_RETRIES;
     this.backoffMs = options.backoffMs ?? DEFAULT_BACKOFF_MS;
     this.doFetch = options.fetch ?? fetch;
-    if (!(this.timeoutMs > 0) || !Number.isSafeInteger(this.retries) || this.retries < 0) throw new TypeError("timeout must be positive and retries a non-negative integer");
+    if (!(this.timeoutMs > 0) || !Number.isSafeInteger(this.retries) || this.retries < 0)
+      throw new TypeError("timeout must be positive and retries a non-negative integer");
   }
 
   /** Where errors say they went: the origin and path, never a query or a token. */
@@ -89,14 +98,19 @@ export class VaultHttp {
       let res: Response;
       try {
         res = await this.doFetch(url, {
-          method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-          redirect: "error", signal: AbortSignal.timeout(this.timeoutMs),
+          method,
+          headers,
+          body: body === undefined ? undefined : JSON.stringify(body),
+          redirect: "error",
+          signal: AbortSignal.timeout(this.timeoutMs),
         });
       } catch (err) {
         const timedOut = (err as Error).name === "TimeoutError" || (err as Error).name === "AbortError";
         const cause = (err as Error & { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
         last = timedOut
-          ? new KmsError("timeout", `key service ${where} did not answer within ${this.timeoutMs} ms (${attempt + 1} attempt(s))`, { cause: err })
+          ? new KmsError("timeout", `key service ${where} did not answer within ${this.timeoutMs} ms (${attempt + 1} attempt(s))`, {
+              cause: err,
+            })
           : new KmsError("unreachable", `cannot reach key service ${where}: ${cause} (${attempt + 1} attempt(s))`, { cause: err });
         continue;
       }
@@ -115,7 +129,10 @@ export class VaultHttp {
       if (res.ok) return parsed;
       const detail = serviceErrors(parsed);
       const failure = classify(res.status, detail);
-      const error = new KmsError(failure, `key service ${where} answered HTTP ${res.status}${detail ? `: ${detail}` : ""}${HINTS[failure] ?? ""}`);
+      const error = new KmsError(
+        failure,
+        `key service ${where} answered HTTP ${res.status}${detail ? `: ${detail}` : ""}${HINTS[failure] ?? ""}`,
+      );
       if (failure !== "unavailable") throw error;
       last = new KmsError("unavailable", `${error.message} (${attempt + 1} attempt(s))`);
     }

@@ -107,7 +107,8 @@ export class VaultTransitProvider implements KmsProvider {
     const bytes = aeadKeyBytes(alg);
     const data = await this.call(ref, "datakey/plaintext", { bits: bytes * 8 });
     const ciphertext = data.ciphertext;
-    if (typeof ciphertext !== "string" || !CIPHERTEXT.test(ciphertext)) throw new KmsError("invalid", `key service ${ref.reference}: datakey returned no Transit ciphertext`);
+    if (typeof ciphertext !== "string" || !CIPHERTEXT.test(ciphertext))
+      throw new KmsError("invalid", `key service ${ref.reference}: datakey returned no Transit ciphertext`);
     const k = decodeKey(data.plaintext, bytes, ref.reference);
     return { kind: "enc", alg, k, kid: ciphertext, jku: ref.reference };
   }

@@ -17,7 +17,15 @@ import { CryptoTensorsReader, type OpenOptions } from "../container/reader.js";
 import { selectTensors, type EncryptOptions, type EncryptResult } from "../container/encrypt-file.js";
 import { DEFAULT_POLICY, type TensorCryptoEntry } from "../container/reserved.js";
 import { buildSignedHeader, keyRefOf, newTensorEntry, type CryptoLayout, type HeaderParts } from "../container/writer.js";
-import { joinOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest, splitOnnx, serializeManifest, type OnnxManifest } from "./model.js";
+import {
+  joinOnnx,
+  ONNX_CONTAINER_SUFFIX,
+  ONNX_MANIFEST_KEY,
+  parseManifest,
+  splitOnnx,
+  serializeManifest,
+  type OnnxManifest,
+} from "./model.js";
 
 export function sha256Base64(data: Uint8Array): string {
   return createHash("sha256").update(data).digest("base64");
@@ -35,18 +43,37 @@ export interface EncryptedOnnx {
  * Encrypts the weights of one ONNX model. `readExternal(location)` reads an external-data file named by
  * the graph (relative to the graph's folder).
  */
-export function encryptOnnx(model: Uint8Array, graphName: string, readExternal: (location: string) => Uint8Array, options: EncryptOptions): EncryptedOnnx {
+export function encryptOnnx(
+  model: Uint8Array,
+  graphName: string,
+  readExternal: (location: string) => Uint8Array,
+  options: EncryptOptions,
+): EncryptedOnnx {
   const version = options.formatVersion ?? 2;
   if (version !== 1 && version !== 2) throw usageError(`format version must be 1 or 2, got ${version}`);
   const chunkBytes = version === 2 ? checkChunkBytes(options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
-  if (!options.signKey.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "the signing key has no private part (\"d\"): pass sign.jwk, not sign.pub.jwk");
+  if (!options.signKey.d)
+    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", 'the signing key has no private part ("d"): pass sign.jwk, not sign.pub.jwk');
   const split = splitOnnx(model, readExternal);
-  if (split.weights.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphName} has no initializer with raw or external data: nothing to encrypt`);
-  const manifest: OnnxManifest = { version: 1, graph: graphName, graphSha256: sha256Base64(split.graph), inline: split.inline, external: split.external };
+  if (split.weights.length === 0)
+    throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphName} has no initializer with raw or external data: nothing to encrypt`);
+  const manifest: OnnxManifest = {
+    version: 1,
+    graph: graphName,
+    graphSha256: sha256Base64(split.graph),
+    inline: split.inline,
+    external: split.external,
+  };
   const byName = new Map(split.weights.map((w) => [w.name, w]));
   const selected = selectTensors([...byName.keys()], options.tensors);
   const tensors = layoutTensors(split.weights.map((w) => ({ name: w.name, dtype: w.dtype, shape: w.shape })));
-  const layout: CryptoLayout = { version: version === 2 ? "2" : "1", chunkBytes, enc: keyRefOf(options.key), sign: keyRefOf(options.signKey), alg: options.key.alg };
+  const layout: CryptoLayout = {
+    version: version === 2 ? "2" : "1",
+    chunkBytes,
+    enc: keyRefOf(options.key),
+    sign: keyRefOf(options.signKey),
+    alg: options.key.alg,
+  };
   const encryption = new Map<string, TensorCryptoEntry>();
   const digests = options.plaintextDigests !== false ? new Map<string, Uint8Array>() : undefined;
   const total = tensors.length ? tensors[tensors.length - 1]!.end : 0;
@@ -77,18 +104,32 @@ export function encryptOnnx(model: Uint8Array, graphName: string, readExternal: 
   }
   const parts: HeaderParts = {
     userMetadata: new Map([[ONNX_MANIFEST_KEY, serializeManifest(manifest)]]),
-    layout, encryption, policy: options.policy ?? DEFAULT_POLICY, digests: digests?.size ? digests : undefined, tensors,
+    layout,
+    encryption,
+    policy: options.policy ?? DEFAULT_POLICY,
+    digests: digests?.size ? digests : undefined,
+    tensors,
   };
   const header = buildSignedHeader(parts, options.signKey);
   const container = new Uint8Array(header.length + data.length);
   container.set(header, 0);
   container.set(data, header.length);
   data.fill(0);
-  return { graph: split.graph, container, consumed: split.consumed, result: { tensors: tensors.length, encrypted: encryption.size, bytes: total } };
+  return {
+    graph: split.graph,
+    container,
+    consumed: split.consumed,
+    result: { tensors: tensors.length, encrypted: encryption.size, bytes: total },
+  };
 }
 
 /** Encrypts `inRoot/rel` (an .onnx file) into `outRoot/rel` (graph) and `outRoot/rel.cryptotensors`. */
-export async function encryptOnnxFile(inRoot: string, outRoot: string, rel: string, options: EncryptOptions): Promise<{ written: string[]; consumed: string[]; result: EncryptResult }> {
+export async function encryptOnnxFile(
+  inRoot: string,
+  outRoot: string,
+  rel: string,
+  options: EncryptOptions,
+): Promise<{ written: string[]; consumed: string[]; result: EncryptResult }> {
   const model = new Uint8Array(await readFile(join(inRoot, rel)));
   const dir = dirname(rel);
   const out = encryptOnnx(model, basename(rel), (loc) => new Uint8Array(readFileSync(join(inRoot, dir, loc))), options);
@@ -96,18 +137,31 @@ export async function encryptOnnxFile(inRoot: string, outRoot: string, rel: stri
   const containerOut = graphOut + ONNX_CONTAINER_SUFFIX;
   await withAtomicFile(graphOut, 0o644, (fh) => writeAll(fh, out.graph, 0));
   await withAtomicFile(containerOut, 0o644, (fh) => writeAll(fh, out.container, 0));
-  return { written: [graphOut, containerOut], consumed: [rel, ...out.consumed.map((c) => posix.join(dir.split("\\").join("/"), c))], result: out.result };
+  return {
+    written: [graphOut, containerOut],
+    consumed: [rel, ...out.consumed.map((c) => posix.join(dir.split("\\").join("/"), c))],
+    result: out.result,
+  };
 }
 
 /**
  * Checks a stripped graph against its container's signed manifest.
  * @throws ERR_CT_INTEGRITY when the graph was modified, ERR_CT_FORMAT when the manifest is missing or names another graph
  */
-export function checkGraph(graph: Uint8Array, graphName: string, manifestText: string | undefined, sha256: (d: Uint8Array) => string = sha256Base64): OnnxManifest {
+export function checkGraph(
+  graph: Uint8Array,
+  graphName: string,
+  manifestText: string | undefined,
+  sha256: (d: Uint8Array) => string = sha256Base64,
+): OnnxManifest {
   const manifest = parseManifest(manifestText);
-  if (manifest.graph !== graphName) throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${graphName}`);
+  if (manifest.graph !== graphName)
+    throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${graphName}`);
   if (sha256(graph) !== manifest.graphSha256) {
-    throw new CryptoTensorsError("ERR_CT_INTEGRITY", `${graphName} does not match the signed digest in its container: the graph was modified`);
+    throw new CryptoTensorsError(
+      "ERR_CT_INTEGRITY",
+      `${graphName} does not match the signed digest in its container: the graph was modified`,
+    );
   }
   return manifest;
 }
@@ -116,7 +170,12 @@ export function checkGraph(graph: Uint8Array, graphName: string, manifestText: s
  * Verifies and decrypts `inRoot/rel.cryptotensors` and writes the original `outRoot/rel` and its
  * external-data files (mode 0600: plaintext weights).
  */
-export async function decryptOnnxFile(inRoot: string, outRoot: string, rel: string, options: OpenOptions): Promise<{ written: string[]; tensors: number }> {
+export async function decryptOnnxFile(
+  inRoot: string,
+  outRoot: string,
+  rel: string,
+  options: OpenOptions,
+): Promise<{ written: string[]; tensors: number }> {
   const graph = new Uint8Array(await readFile(join(inRoot, rel)));
   const reader = await CryptoTensorsReader.open(join(inRoot, rel) + ONNX_CONTAINER_SUFFIX, options);
   try {

@@ -37,8 +37,21 @@ export const ONNX_CONTAINER_SUFFIX = ".cryptotensors";
 
 /** TensorProto.DataType → safetensors dtype, where one exists with the same byte layout. */
 const ONNX_DTYPES: Record<number, Dtype> = {
-  1: "F32", 2: "U8", 3: "I8", 4: "U16", 5: "I16", 6: "I32", 7: "I64", 9: "BOOL", 10: "F16", 11: "F64",
-  12: "U32", 13: "U64", 16: "BF16", 17: "F8_E4M3", 19: "F8_E5M2",
+  1: "F32",
+  2: "U8",
+  3: "I8",
+  4: "U16",
+  5: "I16",
+  6: "I32",
+  7: "I64",
+  9: "BOOL",
+  10: "F16",
+  11: "F64",
+  12: "U32",
+  13: "U64",
+  16: "BF16",
+  17: "F8_E4M3",
+  19: "F8_E5M2",
 };
 
 export interface OnnxWeight {
@@ -103,7 +116,12 @@ function readInitializer(payload: Uint8Array): Initializer {
 
 /** An external-data location must stay inside the graph's folder. */
 export function checkLocation(location: string): string {
-  if (!location || location.startsWith("/") || location.includes("\\") || location.split("/").some((p) => p === ".." || p === "." || p === "")) {
+  if (
+    !location ||
+    location.startsWith("/") ||
+    location.includes("\\") ||
+    location.split("/").some((p) => p === ".." || p === "." || p === "")
+  ) {
     throw bad(`external data location ${quote(location)} is not a plain relative path`);
   }
   return location;
@@ -118,7 +136,8 @@ function externalRange(init: Initializer, fileBytes: number | undefined): { file
       if (dflt === undefined) throw bad(`initializer ${quote(init.name)}: external data has no ${k}`);
       return dflt;
     }
-    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s))) throw bad(`initializer ${quote(init.name)}: bad external data ${k} ${quote(s)}`);
+    if (!/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)))
+      throw bad(`initializer ${quote(init.name)}: bad external data ${k} ${quote(s)}`);
     return Number(s);
   };
   const offset = num("offset", 0);
@@ -184,7 +203,8 @@ export function splitOnnx(model: Uint8Array, readExternal: (location: string) =>
         files.set(location, file);
       }
       const r = externalRange(init, file.data.length);
-      if (r.offset + r.length > file.data.length) throw bad(`initializer ${quote(init.name)}: external data range is beyond the end of ${location}`);
+      if (r.offset + r.length > file.data.length)
+        throw bad(`initializer ${quote(init.name)}: external data range is beyond the end of ${location}`);
       file.covered.fill(1, r.offset, r.offset + r.length);
       names.add(init.name);
       weights.push(weightOf(init, file.data.subarray(r.offset, r.offset + r.length)));
@@ -201,7 +221,10 @@ export function splitOnnx(model: Uint8Array, readExternal: (location: string) =>
   for (const [location, { data, covered }] of files) {
     for (let i = 0; i < data.length; i++) {
       if (!covered[i] && data[i] !== 0) {
-        throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `${location}: byte ${i} belongs to no initializer and is not zero padding; cannot rebuild this file exactly`);
+        throw new CryptoTensorsError(
+          "ERR_CT_UNSUPPORTED",
+          `${location}: byte ${i} belongs to no initializer and is not zero padding; cannot rebuild this file exactly`,
+        );
       }
     }
   }
@@ -221,7 +244,9 @@ export function splitOnnx(model: Uint8Array, readExternal: (location: string) =>
  * @throws ERR_CT_FORMAT when graph and manifest disagree
  */
 export async function joinOnnx(
-  graph: Uint8Array, manifest: OnnxManifest, weight: (name: string) => Promise<Uint8Array>,
+  graph: Uint8Array,
+  manifest: OnnxManifest,
+  weight: (name: string) => Promise<Uint8Array>,
 ): Promise<{ model: Uint8Array; external: Map<string, Uint8Array> }> {
   const { modelFields, graphIndex, graph: fields } = graphFields(graph);
   const inline = new Set(manifest.inline);
@@ -240,7 +265,8 @@ export async function joinOnnx(
       if (!file) throw bad(`initializer ${quote(init.name)} refers to ${location}, which the manifest does not list`);
       const r = externalRange(init, file.length);
       const data = await weight(init.name);
-      if (data.length !== r.length || r.offset + r.length > file.length) throw bad(`initializer ${quote(init.name)}: size does not match its external data range`);
+      if (data.length !== r.length || r.offset + r.length > file.length)
+        throw bad(`initializer ${quote(init.name)}: size does not match its external data range`);
       file.set(data, r.offset);
       newGraph.push(gf);
       continue;
@@ -268,7 +294,11 @@ function allocateExternal(file: string, bytes: number): Uint8Array {
   try {
     return new Uint8Array(bytes);
   } catch (err) {
-    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `external data file ${JSON.stringify(file)} of ${bytes} bytes is too large to rebuild in memory`, { cause: err });
+    throw new CryptoTensorsError(
+      "ERR_CT_UNSUPPORTED",
+      `external data file ${JSON.stringify(file)} of ${bytes} bytes is too large to rebuild in memory`,
+      { cause: err },
+    );
   }
 }
 
@@ -290,13 +320,20 @@ export function parseManifest(text: string | undefined): OnnxManifest {
   const strings = (v: unknown) => Array.isArray(v) && v.every((s) => typeof s === "string");
   const ext = j.external;
   if (
-    j.version !== 1 || typeof j.graph !== "string" || typeof j.graph_sha256 !== "string" || !strings(j.inline) || !Array.isArray(ext) ||
+    j.version !== 1 ||
+    typeof j.graph !== "string" ||
+    typeof j.graph_sha256 !== "string" ||
+    !strings(j.inline) ||
+    !Array.isArray(ext) ||
     !ext.every((e) => e && typeof e.file === "string" && Number.isSafeInteger(e.bytes) && e.bytes >= 0)
   ) {
     throw bad(`${ONNX_MANIFEST_KEY} is malformed or of an unsupported version`);
   }
   return {
-    version: 1, graph: j.graph, graphSha256: j.graph_sha256, inline: j.inline as string[],
+    version: 1,
+    graph: j.graph,
+    graphSha256: j.graph_sha256,
+    inline: j.inline as string[],
     external: (ext as { file: string; bytes: number }[]).map((e) => ({ file: checkLocation(e.file), bytes: e.bytes })),
   };
 }

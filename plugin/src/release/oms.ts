@@ -15,7 +15,15 @@ export const RELEASE_MANIFEST_FILE = "model.sig";
  * caches Hugging Face tools create inside downloaded folders, and what `push` writes into the repo
  * after signing (the model card README.md and the unsigned confidentiality hint cryptotensors.json). */
 export const DEFAULT_IGNORE_PATHS = [
-  RELEASE_MANIFEST_FILE, ".git", ".gitattributes", ".github", ".gitignore", ".cache", ".huggingface", "README.md", "cryptotensors.json",
+  RELEASE_MANIFEST_FILE,
+  ".git",
+  ".gitattributes",
+  ".github",
+  ".gitignore",
+  ".cache",
+  ".huggingface",
+  "README.md",
+  "cryptotensors.json",
 ];
 
 export const BUNDLE_MEDIA_TYPE = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -41,7 +49,11 @@ export interface OmsStatement {
   _type: string;
   subject: { name: string; digest: { sha256: string } }[];
   predicateType: string;
-  predicate: { serialization: OmsSerialization; resources: { name: string; algorithm: string; digest: string }[]; [extra: string]: unknown };
+  predicate: {
+    serialization: OmsSerialization;
+    resources: { name: string; algorithm: string; digest: string }[];
+    [extra: string]: unknown;
+  };
 }
 
 export interface DsseSignature {
@@ -71,7 +83,12 @@ export function rootDigest(resources: readonly OmsResource[]): string {
 }
 
 /** An OMS statement for `resources` (sorted here), with extra predicate fields. */
-export function buildStatement(modelName: string, resources: readonly OmsResource[], ignorePaths: readonly string[], extra: Record<string, unknown>): OmsStatement {
+export function buildStatement(
+  modelName: string,
+  resources: readonly OmsResource[],
+  ignorePaths: readonly string[],
+  extra: Record<string, unknown>,
+): OmsStatement {
   const sorted = [...resources].sort((a, b) => compareNames(a.name, b.name));
   return {
     _type: STATEMENT_TYPE,
@@ -117,6 +134,7 @@ function base64Field(value: unknown, what: string, field: string): Uint8Array {
 
 /** Parses a bundle (no signature is checked here). @throws ERR_CT_FORMAT */
 export function decodeBundle(text: string, what: string): OmsBundle {
+  // biome-ignore lint/suspicious/noExplicitAny: untrusted JSON, every field is checked below before use
   let json: any;
   try {
     json = JSON.parse(text);
@@ -133,6 +151,7 @@ export function decodeBundle(text: string, what: string): OmsBundle {
   return {
     payload: base64Field(env.payload, what, "payload"),
     payloadType: env.payloadType,
+    // biome-ignore lint/suspicious/noExplicitAny: untrusted JSON, checked field by field
     signatures: env.signatures.map((s: any, i: number) => ({
       sig: base64Field(s?.sig, what, `signatures[${i}].sig`),
       keyid: typeof s?.keyid === "string" ? s.keyid : "",
@@ -149,6 +168,7 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * @throws ERR_CT_FORMAT
  */
 export function parseStatement(payload: Uint8Array, what: string): OmsStatement {
+  // biome-ignore lint/suspicious/noExplicitAny: untrusted JSON, every field is checked below before use
   let st: any;
   try {
     st = JSON.parse(Buffer.from(payload).toString("utf8"));
@@ -157,16 +177,21 @@ export function parseStatement(payload: Uint8Array, what: string): OmsStatement 
   }
   if (st?._type !== STATEMENT_TYPE) throw malformed(what, `statement type is not ${STATEMENT_TYPE}`);
   if (st.predicateType !== PREDICATE_TYPE) throw malformed(what, `predicate type is not ${PREDICATE_TYPE}`);
-  if (!Array.isArray(st.subject) || st.subject.length !== 1 || typeof st.subject[0]?.name !== "string") throw malformed(what, "expected one subject");
+  if (!Array.isArray(st.subject) || st.subject.length !== 1 || typeof st.subject[0]?.name !== "string")
+    throw malformed(what, "expected one subject");
   const p = st.predicate;
   const ser = p?.serialization;
-  if (ser?.method !== "files" || ser.hash_type !== "sha256") throw malformed(what, 'only the "files" serialization with sha256 is supported');
-  if (!Array.isArray(ser.ignore_paths) || !ser.ignore_paths.every((x: unknown) => typeof x === "string")) throw malformed(what, "ignore_paths is not a list of paths");
+  if (ser?.method !== "files" || ser.hash_type !== "sha256")
+    throw malformed(what, 'only the "files" serialization with sha256 is supported');
+  if (!Array.isArray(ser.ignore_paths) || !ser.ignore_paths.every((x: unknown) => typeof x === "string"))
+    throw malformed(what, "ignore_paths is not a list of paths");
   if (!Array.isArray(p.resources)) throw malformed(what, "no resources");
   const seen = new Set<string>();
   for (const r of p.resources) {
-    if (typeof r?.name !== "string" || !isSafeRelativePath(r.name)) throw malformed(what, `resource name ${JSON.stringify(r?.name)} is not a relative path inside the model`);
-    if (r.algorithm !== "sha256" || typeof r.digest !== "string" || !HEX64.test(r.digest)) throw malformed(what, `resource ${r.name} has no sha256 digest`);
+    if (typeof r?.name !== "string" || !isSafeRelativePath(r.name))
+      throw malformed(what, `resource name ${JSON.stringify(r?.name)} is not a relative path inside the model`);
+    if (r.algorithm !== "sha256" || typeof r.digest !== "string" || !HEX64.test(r.digest))
+      throw malformed(what, `resource ${r.name} has no sha256 digest`);
     if (seen.has(r.name)) throw malformed(what, `resource ${r.name} is listed twice`);
     seen.add(r.name);
   }

@@ -21,7 +21,10 @@ export interface ReleasePolicy {
 }
 
 export async function hasReleaseManifest(root: string): Promise<boolean> {
-  return access(join(root, RELEASE_MANIFEST_FILE)).then(() => true, () => false);
+  return access(join(root, RELEASE_MANIFEST_FILE)).then(
+    () => true,
+    () => false,
+  );
 }
 
 /**
@@ -29,7 +32,10 @@ export async function hasReleaseManifest(root: string): Promise<boolean> {
  * @throws what verifyRelease throws, and ERR_CT_INTEGRITY for a refused rollback
  */
 export async function checkFolderRelease(
-  root: string, trust: TrustStore | undefined, policy: ReleasePolicy = {}, include?: (name: string) => boolean,
+  root: string,
+  trust: TrustStore | undefined,
+  policy: ReleasePolicy = {},
+  include?: (name: string) => boolean,
 ): Promise<ReleaseInfo | null> {
   if (policy.allowUnsigned && !(await hasReleaseManifest(root))) return null;
   const info = await verifyRelease(root, { trust, include, fullHash: policy.fullHash });

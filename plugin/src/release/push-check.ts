@@ -6,7 +6,11 @@ import { CryptoTensorsError } from "../errors.js";
 import { isIgnored } from "./release-files.js";
 import { DEFAULT_IGNORE_PATHS, RELEASE_MANIFEST_FILE } from "./oms.js";
 
-export function releaseFileCheck(localFiles: readonly string[], confidential: boolean, allowUnsigned: boolean): { stale: (remotePath: string) => boolean } {
+export function releaseFileCheck(
+  localFiles: readonly string[],
+  confidential: boolean,
+  allowUnsigned: boolean,
+): { stale: (remotePath: string) => boolean } {
   const hasManifest = localFiles.includes(RELEASE_MANIFEST_FILE);
   if (confidential && !hasManifest && !allowUnsigned) {
     throw new CryptoTensorsError(

@@ -34,7 +34,11 @@ export async function listReleaseFiles(root: string, ignore: readonly string[]):
       const rel = relative(root, full).split(sep).join("/");
       if (isIgnored(rel, ignore)) continue;
       let kind: "dir" | "file" | null = entry.isDirectory() ? "dir" : entry.isFile() ? "file" : null;
-      if (entry.isSymbolicLink()) kind = await stat(full).then((s) => (s.isDirectory() ? "dir" : s.isFile() ? "file" : null), () => null);
+      if (entry.isSymbolicLink())
+        kind = await stat(full).then(
+          (s) => (s.isDirectory() ? "dir" : s.isFile() ? "file" : null),
+          () => null,
+        );
       if (kind === "dir") await walk(full);
       else if (kind === "file") out.push(rel);
     }
@@ -67,11 +71,13 @@ export async function headerDigest(path: string): Promise<string> {
   }
   try {
     const { size } = await fh.stat();
-    if (size < HEADER_PREFIX_BYTES) throw new CryptoTensorsError("ERR_CT_FORMAT", `${path}: header too small: the file is shorter than 8 bytes`);
+    if (size < HEADER_PREFIX_BYTES)
+      throw new CryptoTensorsError("ERR_CT_FORMAT", `${path}: header too small: the file is shorter than 8 bytes`);
     const prefix = new Uint8Array(HEADER_PREFIX_BYTES);
     await readAll(fh, prefix, 0);
     const n = parseHeaderPrefix(prefix);
-    if (HEADER_PREFIX_BYTES + n > size) throw new CryptoTensorsError("ERR_CT_FORMAT", `${path}: invalid header length ${n}: the file has only ${size} bytes`);
+    if (HEADER_PREFIX_BYTES + n > size)
+      throw new CryptoTensorsError("ERR_CT_FORMAT", `${path}: invalid header length ${n}: the file has only ${size} bytes`);
     const header = new Uint8Array(n);
     await readAll(fh, header, HEADER_PREFIX_BYTES);
     return createHash("sha256").update(prefix).update(header).digest("hex");

@@ -43,7 +43,9 @@ async function readState(path: string): Promise<State> {
     text = await readFile(path, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return { version: 1, releases: {} };
-    throw new CryptoTensorsError("ERR_CT_IO", `cannot read the release state ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
+    throw new CryptoTensorsError("ERR_CT_IO", `cannot read the release state ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+    });
   }
   try {
     const state = JSON.parse(text) as State;
@@ -76,7 +78,11 @@ export class ReleaseHistory {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
     let unlock: () => Promise<void>;
     try {
-      unlock = await lockfile.lock(this.path, { realpath: false, stale: 10_000, retries: { retries: 50, minTimeout: 20, maxTimeout: 200 } });
+      unlock = await lockfile.lock(this.path, {
+        realpath: false,
+        stale: 10_000,
+        retries: { retries: 50, minTimeout: 20, maxTimeout: 200 },
+      });
     } catch (err) {
       throw new CryptoTensorsError("ERR_CT_IO", `cannot lock the release state ${this.path}: ${(err as Error).message}`, { cause: err });
     }
@@ -95,7 +101,11 @@ export class ReleaseHistory {
       }
       if (seen && seen.release === info.release && seen.manifest_sha256 === info.manifestDigest) return;
       state.releases[key] = {
-        model: info.model, signer: info.signerFingerprint, release: info.release, manifest_sha256: info.manifestDigest, accepted_at: new Date().toISOString(),
+        model: info.model,
+        signer: info.signerFingerprint,
+        release: info.release,
+        manifest_sha256: info.manifestDigest,
+        accepted_at: new Date().toISOString(),
       };
       const bytes = new TextEncoder().encode(`${JSON.stringify(state, null, 2)}\n`);
       await withAtomicFile(this.path, 0o600, (fh) => writeAll(fh, bytes, 0));

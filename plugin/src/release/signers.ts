@@ -28,18 +28,27 @@ export async function loadOmsKey(path: string): Promise<OmsKey> {
   try {
     key = createPrivateKey(await readFile(path));
   } catch (err) {
-    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--oms-key ${path}: not a PEM private key (${(err as NodeJS.ErrnoException).code ?? "unreadable"})`, { cause: err });
+    throw new CryptoTensorsError(
+      "ERR_CT_KEY_INVALID",
+      `--oms-key ${path}: not a PEM private key (${(err as NodeJS.ErrnoException).code ?? "unreadable"})`,
+      { cause: err },
+    );
   }
   const curve = key.asymmetricKeyDetails?.namedCurve ?? "";
   if (key.asymmetricKeyType !== "ec" || !EC_HASH[curve]) {
-    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", `--oms-key ${path}: must be an ECDSA key on P-256, P-384 or P-521 (the keys OMS verifiers accept), got ${key.asymmetricKeyType} ${curve}`.trim());
+    throw new CryptoTensorsError(
+      "ERR_CT_KEY_INVALID",
+      `--oms-key ${path}: must be an ECDSA key on P-256, P-384 or P-521 (the keys OMS verifiers accept), got ${key.asymmetricKeyType} ${curve}`.trim(),
+    );
   }
   return { key, hash: EC_HASH[curve]! };
 }
 
 /** sha256 (hex) of a public key's PEM text: the OMS bundle's key hint. */
 export function pemHint(publicKey: KeyObject): string {
-  return createHash("sha256").update(publicKey.export({ type: "spki", format: "pem" }) as string).digest("hex");
+  return createHash("sha256")
+    .update(publicKey.export({ type: "spki", format: "pem" }) as string)
+    .digest("hex");
 }
 
 const ED25519_SPKI_PREFIX = Buffer.from("302a300506032b6570032100", "hex");
@@ -49,7 +58,12 @@ export function ed25519PublicKeyObject(x: Uint8Array): KeyObject {
 }
 
 /** Signs the envelope: [ECDSA (OMS), Ed25519 (ctensors)] or [Ed25519]; returns the signatures and key hint. */
-export function signEnvelope(payloadType: string, payload: Uint8Array, signKey: SigningKey, omsKey?: OmsKey): { signatures: DsseSignature[]; keyHint: string } {
+export function signEnvelope(
+  payloadType: string,
+  payload: Uint8Array,
+  signKey: SigningKey,
+  omsKey?: OmsKey,
+): { signatures: DsseSignature[]; keyHint: string } {
   if (!signKey.d) throw new CryptoTensorsError("ERR_CT_KEY_INVALID", "signing a release needs the private signing key");
   const message = pae(payloadType, payload);
   const ed: DsseSignature = { sig: ed25519Sign(signKey.d, message), keyid: `${ED25519_KEYID_PREFIX}${signKey.kid ?? ""}` };

@@ -81,10 +81,7 @@ def load_file(
         with closing_model(client, manifest.model_id):
             if place.zero_copy:
                 return _loader.load_resident(client, manifest.model_id)
-            return {
-                name: place.convert(name, view)
-                for name, view in _loader.stream(client, manifest.model_id, copy=False)
-            }
+            return {name: place.convert(name, view) for name, view in _loader.stream(client, manifest.model_id, copy=False)}
 
 
 class TensorSlice:
@@ -245,9 +242,7 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
     def __enter__(self) -> safe_open:
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
         else:
@@ -321,4 +316,3 @@ def weights_dtype(infos: Iterable[pb.TensorInfo]) -> torch.dtype:
         if dtype is not None and dtype.is_floating_point:
             totals[dtype] = totals.get(dtype, 0) + t.byte_size
     return max(totals, key=lambda d: totals[d]) if totals else torch.float32
-

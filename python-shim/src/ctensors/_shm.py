@@ -101,9 +101,7 @@ def map_region(path: str, size: int) -> mmap.mmap:
         os.close(fd)  # the mapping stays valid without it
 
 
-def tensor_view(
-    region: mmap.mmap | None, *, offset: int, byte_size: int, dtype: str, shape: Sequence[int]
-) -> torch.Tensor:
+def tensor_view(region: mmap.mmap | None, *, offset: int, byte_size: int, dtype: str, shape: Sequence[int]) -> torch.Tensor:
     """A tensor over `byte_size` bytes at `offset` in the region: a zero-copy view.
 
     The one exception: a 0-element tensor is a new `torch.empty(shape, dtype)` (frombuffer cannot
@@ -144,9 +142,7 @@ def check_addressable(dtype: str, dims: Sequence[int]) -> None:
     for d in dims[1:]:
         stride *= max(d, 1)
     if too_big or stride > _MAX_SIZE:
-        raise CryptoTensorsError(
-            "ERR_CT_FORMAT", f"tensor shape {dtype}{list(dims)} is beyond what torch can address (64-bit sizes)"
-        )
+        raise CryptoTensorsError("ERR_CT_FORMAT", f"tensor shape {dtype}{list(dims)} is beyond what torch can address (64-bit sizes)")
 
 
 def _protocol(message: str) -> CryptoTensorsError:

@@ -49,9 +49,7 @@ class Target:
         """`tensor` (a CPU tensor, usually a shared-memory view) placed where this target says."""
         if self.framework == "numpy":
             if tensor.dtype in _NO_NUMPY_TYPE:
-                raise InvalidArgumentError(
-                    f"tensor {name!r} is {tensor.dtype}, which numpy has no type for: open it with framework='pt'"
-                )
+                raise InvalidArgumentError(f"tensor {name!r} is {tensor.dtype}, which numpy has no type for: open it with framework='pt'")
             return tensor.numpy()
         if self.device.type == "cpu":
             return tensor
@@ -81,15 +79,11 @@ def _device(device: str | int | torch.device) -> torch.device:
     try:
         dev = torch.device("cuda", device) if isinstance(device, int) else torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        raise InvalidArgumentError(
-            f"device {device!r} is invalid: use 'cpu', 'cuda', 'cuda:N' or a CUDA index"
-        ) from None
+        raise InvalidArgumentError(f"device {device!r} is invalid: use 'cpu', 'cuda', 'cuda:N' or a CUDA index") from None
     if dev.type == "cpu":
         return torch.device("cpu")
     if dev.type != "cuda":
-        raise InvalidArgumentError(
-            f"device {str(dev)!r} is not supported: tensors are loaded to 'cpu' or to a CUDA device"
-        )
+        raise InvalidArgumentError(f"device {str(dev)!r} is not supported: tensors are loaded to 'cpu' or to a CUDA device")
     if not torch.cuda.is_available():
         raise DeviceUnavailableError(
             f"device {str(dev)!r} was asked for, but CUDA is not available to this process "
@@ -97,7 +91,5 @@ def _device(device: str | int | torch.device) -> torch.device:
         )
     index = torch.cuda.current_device() if dev.index is None else dev.index
     if not 0 <= index < torch.cuda.device_count():
-        raise DeviceUnavailableError(
-            f"device {str(dev)!r} was asked for, but this process sees {torch.cuda.device_count()} CUDA device(s)"
-        )
+        raise DeviceUnavailableError(f"device {str(dev)!r} was asked for, but this process sees {torch.cuda.device_count()} CUDA device(s)")
     return torch.device("cuda", index)

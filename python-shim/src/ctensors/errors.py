@@ -28,9 +28,7 @@ __all__ = [
 ]
 
 #: Every code the sidecar can send: the names of the proto's `ErrorCode` enum (without UNSPECIFIED).
-ERROR_CODES: frozenset[str] = frozenset(
-    name for name in sidecar_pb2.ErrorCode.keys() if name != "ERROR_CODE_UNSPECIFIED"
-)
+ERROR_CODES: frozenset[str] = frozenset(name for name in sidecar_pb2.ErrorCode.keys() if name != "ERROR_CODE_UNSPECIFIED")
 
 #: The one client-side code: nothing answers on the socket (so the sidecar cannot have sent it).
 SIDECAR_UNAVAILABLE = "ERR_CT_SIDECAR_UNAVAILABLE"

@@ -77,7 +77,8 @@ export class ShmRegion {
 
   /** Writes all of `data` at `offset` (positional writes, looping over short writes). */
   async write(data: Uint8Array, offset: number): Promise<void> {
-    if (offset < 0 || offset + data.length > this.bytes) throw new RangeError(`write of ${data.length} bytes at ${offset} exceeds the ${this.bytes}-byte region`);
+    if (offset < 0 || offset + data.length > this.bytes)
+      throw new RangeError(`write of ${data.length} bytes at ${offset} exceeds the ${this.bytes}-byte region`);
     let done = 0;
     while (done < data.length) {
       const length = Math.min(data.length - done, MAX_WRITE_BYTES);

@@ -16,20 +16,44 @@ import type { FuzzTarget } from "./target.js";
 
 const EXTERNAL = "model.onnx_data";
 const graphs = [onnxFixtures.inline, onnxFixtures.extGraph];
-const manifestSeed = JSON.stringify({ version: 1, graph: "model.onnx", graph_sha256: "A".repeat(43) + "=", inline: ["a", "b"], external: [{ file: EXTERNAL, bytes: 16 }] });
+const manifestSeed = JSON.stringify({
+  version: 1,
+  graph: "model.onnx",
+  graph_sha256: "A".repeat(43) + "=",
+  inline: ["a", "b"],
+  external: [{ file: EXTERNAL, bytes: 16 }],
+});
 
 // Mutations near the start of a graph hit the framing; positions are fractions so they land anywhere.
-const graphArb = fc.tuple(fc.nat({ max: 1 }), fc.array(byteOpArb, { minLength: 1, maxLength: 4 })).map(([g, ops]) => ops.reduce(applyByteOp, graphs[g]!));
+const graphArb = fc
+  .tuple(fc.nat({ max: 1 }), fc.array(byteOpArb, { minLength: 1, maxLength: 4 }))
+  .map(([g, ops]) => ops.reduce(applyByteOp, graphs[g]!));
 const manifestArb = fc.oneof(
-  fc.tuple(fc.array(byteOpArb, { minLength: 1, maxLength: 3 })).map(([ops]) => ops.reduce(applyByteOp, new Uint8Array(Buffer.from(manifestSeed)))),
+  fc
+    .tuple(fc.array(byteOpArb, { minLength: 1, maxLength: 3 }))
+    .map(([ops]) => ops.reduce(applyByteOp, new Uint8Array(Buffer.from(manifestSeed)))),
   fc.jsonValue().map((v) => new Uint8Array(Buffer.from(JSON.stringify(v) ?? ""))),
-  fc.record({
-    version: fc.oneof(fc.constant(1), fc.constantFrom(...INTERESTING_NUMBERS).map(Number)),
-    graph: fc.constantFrom(...INTERESTING_STRINGS),
-    graph_sha256: fc.string(),
-    inline: fc.array(fc.string({ maxLength: 4 }), { maxLength: 3 }),
-    external: fc.array(fc.record({ file: fc.constantFrom(...INTERESTING_STRINGS, EXTERNAL, "a/b", "./x", "a//b", "C:\\x"), bytes: fc.oneof(fc.nat(), fc.constantFrom(-1, 0.5, 2 ** 53, 2 ** 31, 1e12)) }, { requiredKeys: [] }), { maxLength: 3 }),
-  }, { requiredKeys: [] }).map((v) => new Uint8Array(Buffer.from(JSON.stringify(v)))),
+  fc
+    .record(
+      {
+        version: fc.oneof(fc.constant(1), fc.constantFrom(...INTERESTING_NUMBERS).map(Number)),
+        graph: fc.constantFrom(...INTERESTING_STRINGS),
+        graph_sha256: fc.string(),
+        inline: fc.array(fc.string({ maxLength: 4 }), { maxLength: 3 }),
+        external: fc.array(
+          fc.record(
+            {
+              file: fc.constantFrom(...INTERESTING_STRINGS, EXTERNAL, "a/b", "./x", "a//b", "C:\\x"),
+              bytes: fc.oneof(fc.nat(), fc.constantFrom(-1, 0.5, 2 ** 53, 2 ** 31, 1e12)),
+            },
+            { requiredKeys: [] },
+          ),
+          { maxLength: 3 },
+        ),
+      },
+      { requiredKeys: [] },
+    )
+    .map((v) => new Uint8Array(Buffer.from(JSON.stringify(v)))),
 );
 const inputArb = fc.oneof(
   { weight: 3, arbitrary: graphArb.map((g) => concat(Uint8Array.of(0), g)) },
@@ -49,7 +73,9 @@ async function runGraph(model: Uint8Array): Promise<string> {
     return onnxFixtures.extData;
   };
   const split = splitOnnx(model, readExternal);
-  const manifest = parseManifest(serializeManifest({ version: 1, graph: "model.onnx", graphSha256: "x", inline: split.inline, external: split.external }));
+  const manifest = parseManifest(
+    serializeManifest({ version: 1, graph: "model.onnx", graphSha256: "x", inline: split.inline, external: split.external }),
+  );
   const weights = new Map(split.weights.map((w) => [w.name, w.data]));
   const joined = await joinOnnx(split.graph, manifest, async (name) => {
     const w = weights.get(name);

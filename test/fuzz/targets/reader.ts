@@ -27,9 +27,18 @@ import type { FuzzTarget } from "./target.js";
 const seeds = [...seedFiles.values()];
 const seedArb = fc.nat({ max: seeds.length - 1 }).map((i) => seeds[i]!);
 const mutatedArb: fc.Arbitrary<Uint8Array> = fc.oneof(
-  { weight: 4, arbitrary: fc.tuple(seedArb, fc.array(byteOpArb, { minLength: 1, maxLength: 3 })).map(([s, ops]) => ops.reduce(applyByteOp, s)) },
-  { weight: 3, arbitrary: fc.tuple(seedArb, fc.array(textOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => ops.reduce(applyTextOp, s)) },
-  { weight: 3, arbitrary: fc.tuple(seedArb, fc.array(treeOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => applyTreeOps(s, ops)?.file ?? s) },
+  {
+    weight: 4,
+    arbitrary: fc.tuple(seedArb, fc.array(byteOpArb, { minLength: 1, maxLength: 3 })).map(([s, ops]) => ops.reduce(applyByteOp, s)),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(seedArb, fc.array(textOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => ops.reduce(applyTextOp, s)),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.tuple(seedArb, fc.array(treeOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => applyTreeOps(s, ops)?.file ?? s),
+  },
 );
 const inputArb = fc.tuple(fc.constantFrom(0, 0, 1), mutatedArb).map(([mode, file]) => concat(Uint8Array.of(mode), file));
 
@@ -38,17 +47,21 @@ let dir = "";
 let path = "";
 
 type Engine = "js" | "native";
-interface Result { open: string; reads: string[]; accepted: CryptoTensorsReader | MemoryCryptoTensors | null }
-
 function withEngine<T>(engine: Engine, fn: () => Promise<T>): Promise<T> {
   process.env.CTENSORS_ENGINE = engine;
   return fn();
 }
 
-async function fileRun(engine: Engine, options: OpenOptions, check: (r: CryptoTensorsReader, name: string, data: Uint8Array) => void): Promise<string> {
+async function fileRun(
+  engine: Engine,
+  options: OpenOptions,
+  check: (r: CryptoTensorsReader, name: string, data: Uint8Array) => void,
+): Promise<string> {
   return withEngine(engine, async () => {
     let reader: CryptoTensorsReader | null = null;
-    const open = await verdict(async () => { reader = await CryptoTensorsReader.open(path, options); });
+    const open = await verdict(async () => {
+      reader = await CryptoTensorsReader.open(path, options);
+    });
     if (!reader) return open;
     const r = reader as CryptoTensorsReader;
     const reads: string[] = [];
@@ -87,14 +100,20 @@ async function runOnce(input: Uint8Array): Promise<string> {
   // Mode 0: only the publisher could have signed, so anything authenticated must be the seeds' bytes.
   const authentic = (r: CryptoTensorsReader, name: string, data: Uint8Array, requireEncrypted: boolean) => {
     if (mode !== 0) return;
-    if (requireEncrypted && !r.isEncrypted(name)) throw new Finding(`requireEncrypted accepted the plaintext tensor ${JSON.stringify(name)}`);
+    if (requireEncrypted && !r.isEncrypted(name))
+      throw new Finding(`requireEncrypted accepted the plaintext tensor ${JSON.stringify(name)}`);
     if (r.unauthenticatedTensors().includes(name)) return;
     const want = expectedSha256.get(name);
-    if (want === undefined) throw new Finding(`a tampered file was accepted: authenticated tensor ${JSON.stringify(name)} is not in the signed original`);
-    if (sha256Hex(data) !== want) throw new Finding(`a tampered file was accepted: tensor ${JSON.stringify(name)} does not hold the signed original's bytes`);
+    if (want === undefined)
+      throw new Finding(`a tampered file was accepted: authenticated tensor ${JSON.stringify(name)} is not in the signed original`);
+    if (sha256Hex(data) !== want)
+      throw new Finding(`a tampered file was accepted: tensor ${JSON.stringify(name)} does not hold the signed original's bytes`);
   };
   const verdicts: Record<string, string> = {};
-  for (const [label, options] of [["strict", strict], ["loose", loose]] as const) {
+  for (const [label, options] of [
+    ["strict", strict],
+    ["loose", loose],
+  ] as const) {
     const re = label === "strict";
     verdicts[`js/${label}`] = await fileRun("js", options, (r, n, d) => authentic(r, n, d, re));
     verdicts[`native/${label}`] = await fileRun("native", options, (r, n, d) => authentic(r, n, d, re));
@@ -103,7 +122,9 @@ async function runOnce(input: Uint8Array): Promise<string> {
       throw new Finding(`engines disagree (${label}): js ${verdicts[`js/${label}`]} / native ${verdicts[`native/${label}`]}`);
     }
     if (verdicts[`js/${label}`] !== verdicts[`memory/${label}`]) {
-      throw new Finding(`file and memory readers disagree (${label}): file ${verdicts[`js/${label}`]} / memory ${verdicts[`memory/${label}`]}`);
+      throw new Finding(
+        `file and memory readers disagree (${label}): file ${verdicts[`js/${label}`]} / memory ${verdicts[`memory/${label}`]}`,
+      );
     }
   }
   return verdicts["js/strict"]!.split(" ")[0]!;
@@ -111,7 +132,8 @@ async function runOnce(input: Uint8Array): Promise<string> {
 
 export const readerTarget: FuzzTarget = {
   name: "reader",
-  description: "container reader: CryptoTensorsReader.open + readTensor (js and native engines) and MemoryCryptoTensors, trust + requireEncrypted",
+  description:
+    "container reader: CryptoTensorsReader.open + readTensor (js and native engines) and MemoryCryptoTensors, trust + requireEncrypted",
   input: inputArb,
   seeds: () => seeds.flatMap((s) => [concat(Uint8Array.of(0), s), concat(Uint8Array.of(1), s)]),
   async setup() {

@@ -16,7 +16,16 @@ import fc from "fast-check";
 import { REGO_PYTHON_ENV } from "../../../plugin/src/policy.js";
 import { startSidecar, type SidecarHandle } from "../../../sidecar/src/index.js";
 import type { Logger } from "../../../sidecar/src/log.js";
-import { auth, newClient, openRegions, runLoad, tokenOf, unary, type RpcFailure, type SidecarClient } from "../../../sidecar/test/helpers.js";
+import {
+  auth,
+  newClient,
+  openRegions,
+  runLoad,
+  tokenOf,
+  unary,
+  type RpcFailure,
+  type SidecarClient,
+} from "../../../sidecar/test/helpers.js";
 import { applyByteOp, applyTextOp, applyTreeOps, byteOpArb, concat, INTERESTING_STRINGS, textOpArb, treeOpArb } from "../mutate.js";
 import { Finding, withinTime } from "../oracle.js";
 import { encKeys, resign, seedFiles, trust } from "../seeds.js";
@@ -25,24 +34,56 @@ import type { FuzzTarget } from "./target.js";
 const seeds = [...seedFiles.values()];
 const VALID_SEED = "ts-v2-aes128gcm.safetensors";
 const seedArb = fc.nat({ max: seeds.length - 1 }).map((i) => seeds[i]!);
-const fileArb = fc.tuple(
-  fc.constantFrom(0, 1),
-  fc.oneof(
-    fc.tuple(seedArb, fc.array(byteOpArb, { minLength: 1, maxLength: 3 })).map(([s, ops]) => ops.reduce(applyByteOp, s)),
-    fc.tuple(seedArb, fc.array(textOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => ops.reduce(applyTextOp, s)),
-    fc.tuple(seedArb, fc.array(treeOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => applyTreeOps(s, ops)?.file ?? s),
-  ),
-).map(([resigned, f]) => concat(Uint8Array.of(resigned), f));
+const fileArb = fc
+  .tuple(
+    fc.constantFrom(0, 1),
+    fc.oneof(
+      fc.tuple(seedArb, fc.array(byteOpArb, { minLength: 1, maxLength: 3 })).map(([s, ops]) => ops.reduce(applyByteOp, s)),
+      fc.tuple(seedArb, fc.array(textOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => ops.reduce(applyTextOp, s)),
+      fc.tuple(seedArb, fc.array(treeOpArb, { minLength: 1, maxLength: 2 })).map(([s, ops]) => applyTreeOps(s, ops)?.file ?? s),
+    ),
+  )
+  .map(([resigned, f]) => concat(Uint8Array.of(resigned), f));
 
-const u64 = fc.oneof(fc.constantFrom(0, 1, 63, 64, 4096, 65536, 2 ** 31, 2 ** 32, 2 ** 53 - 1, "18446744073709551615", "9223372036854775808"), fc.nat());
-const nameArb = fc.oneof(fc.constantFrom("model.w", "model.b", "10", "2", "empty", "norm", "nope", "", "\u0000", "../x", ...INTERESTING_STRINGS.slice(0, 8)), fc.string({ maxLength: 6 }));
+const u64 = fc.oneof(
+  fc.constantFrom(0, 1, 63, 64, 4096, 65536, 2 ** 31, 2 ** 32, 2 ** 53 - 1, "18446744073709551615", "9223372036854775808"),
+  fc.nat(),
+);
+const nameArb = fc.oneof(
+  fc.constantFrom("model.w", "model.b", "10", "2", "empty", "norm", "nope", "", "\u0000", "../x", ...INTERESTING_STRINGS.slice(0, 8)),
+  fc.string({ maxLength: 6 }),
+);
 const callArb = fc.oneof(
-  fc.record({ rpc: fc.constant("OpenModel"), source: fc.oneof(fc.constantFrom("$MODEL", "$DIR", "/proc/1", "/dev/null", "/proc/self/environ", "/etc/passwd", "relative.safetensors", "", "org/name", "org/name@main", "a".repeat(5000), "/nonexistent/x", "$MODEL/..", "$MODEL\u0000x"), fc.string({ maxLength: 10 })), refresh: fc.boolean() }),
   fc.record({
-    rpc: fc.constant("Load"), model: fc.oneof(fc.constant("$ID"), fc.constant("$ID"), fc.string({ maxLength: 8 })),
+    rpc: fc.constant("OpenModel"),
+    source: fc.oneof(
+      fc.constantFrom(
+        "$MODEL",
+        "$DIR",
+        "/proc/1",
+        "/dev/null",
+        "/proc/self/environ",
+        "/etc/passwd",
+        "relative.safetensors",
+        "",
+        "org/name",
+        "org/name@main",
+        "a".repeat(5000),
+        "/nonexistent/x",
+        "$MODEL/..",
+        "$MODEL\u0000x",
+      ),
+      fc.string({ maxLength: 10 }),
+    ),
+    refresh: fc.boolean(),
+  }),
+  fc.record({
+    rpc: fc.constant("Load"),
+    model: fc.oneof(fc.constant("$ID"), fc.constant("$ID"), fc.string({ maxLength: 8 })),
     names: fc.option(fc.array(nameArb, { maxLength: 4 }), { nil: undefined }),
     mode: fc.constantFrom("LOAD_MODE_UNSPECIFIED", "LOAD_MODE_RESIDENT", "LOAD_MODE_STREAMING", 7),
-    window_bytes: u64, window_count: fc.oneof(fc.constantFrom(0, 1, 2, 1000, 2 ** 32 - 1), fc.nat()),
+    window_bytes: u64,
+    window_count: fc.oneof(fc.constantFrom(0, 1, 2, 1000, 2 ** 32 - 1), fc.nat()),
     before: fc.array(fc.record({ kind: fc.constantFrom("mapped", "consumed", "start"), region_id: u64 }), { maxLength: 2 }),
     after: fc.array(fc.record({ kind: fc.constantFrom("mapped", "consumed", "start"), region_id: u64 }), { maxLength: 2 }),
     follow: fc.boolean(),
@@ -56,9 +97,24 @@ const inputArb = fc.oneof(
   scriptArb.map((s) => concat(Uint8Array.of(1), s)),
 );
 
-const PROTO_CODES = new Set(["ERR_CT_FORMAT", "ERR_CT_UNSUPPORTED", "ERR_CT_SIGNATURE_INVALID", "ERR_CT_UNTRUSTED_SIGNER", "ERR_CT_INTEGRITY", "ERR_CT_NOT_CONFIDENTIAL",
-  "ERR_CT_DECRYPTION_FAILED", "ERR_CT_KEY_NOT_FOUND", "ERR_CT_KEY_INVALID", "ERR_CT_POLICY_DENIED", "ERR_CT_POLICY_UNSUPPORTED", "ERR_CT_IO", "ERR_CT_HUB",
-  "ERR_CT_UNAUTHENTICATED", "ERR_CT_BAD_REQUEST", "ERR_CT_MODEL_NOT_OPEN"]);
+const PROTO_CODES = new Set([
+  "ERR_CT_FORMAT",
+  "ERR_CT_UNSUPPORTED",
+  "ERR_CT_SIGNATURE_INVALID",
+  "ERR_CT_UNTRUSTED_SIGNER",
+  "ERR_CT_INTEGRITY",
+  "ERR_CT_NOT_CONFIDENTIAL",
+  "ERR_CT_DECRYPTION_FAILED",
+  "ERR_CT_KEY_NOT_FOUND",
+  "ERR_CT_KEY_INVALID",
+  "ERR_CT_POLICY_DENIED",
+  "ERR_CT_POLICY_UNSUPPORTED",
+  "ERR_CT_IO",
+  "ERR_CT_HUB",
+  "ERR_CT_UNAUTHENTICATED",
+  "ERR_CT_BAD_REQUEST",
+  "ERR_CT_MODEL_NOT_OPEN",
+]);
 
 let dir = "";
 let socketPath = "";
@@ -78,7 +134,9 @@ function refused(f: RpcFailure, what: string): string {
   if (typeof f.code !== "number") throw f;
   if (f.ctCode && PROTO_CODES.has(f.ctCode)) return f.ctCode;
   const log = internalLog.splice(0).join("\n");
-  throw new Finding(`${what}: status ${status[f.code]} "${f.details}" with ct-error-code ${f.ctCode ?? "(none)"}${log ? `\nsidecar log: ${log}` : ""}`);
+  throw new Finding(
+    `${what}: status ${status[f.code]} "${f.details}" with ct-error-code ${f.ctCode ?? "(none)"}${log ? `\nsidecar log: ${log}` : ""}`,
+  );
 }
 
 async function call(method: string, request: object, token_ = token): Promise<string> {
@@ -91,12 +149,26 @@ async function call(method: string, request: object, token_ = token): Promise<st
   }
 }
 
-interface LoadCall { model: string; names?: string[]; mode: string | number; window_bytes: number | string; window_count: number;
-  before: { kind: string; region_id: number | string }[]; after: { kind: string; region_id: number | string }[]; follow: boolean }
+interface LoadCall {
+  model: string;
+  names?: string[];
+  mode: string | number;
+  window_bytes: number | string;
+  window_count: number;
+  before: { kind: string; region_id: number | string }[];
+  after: { kind: string; region_id: number | string }[];
+  follow: boolean;
+}
 
 /** A Load with hostile fields and messages: the well-behaved driver when `follow`, else raw messages then end. */
 async function load(c: LoadCall, id: string): Promise<string> {
-  const start = { model_id: c.model === "$ID" ? id : c.model, names: c.names ?? [], mode: c.mode, window_bytes: c.window_bytes, window_count: c.window_count };
+  const start = {
+    model_id: c.model === "$ID" ? id : c.model,
+    names: c.names ?? [],
+    mode: c.mode,
+    window_bytes: c.window_bytes,
+    window_count: c.window_count,
+  };
   if (c.follow && !c.before.length) {
     try {
       await withinTime(runLoad(client!, auth(token), start as never), 30_000, "Load");
@@ -107,7 +179,8 @@ async function load(c: LoadCall, id: string): Promise<string> {
       throw new Finding(`Load broke the protocol: ${(err as Error).message}`, { cause: err });
     }
   }
-  const msg = (m: { kind: string; region_id: number | string }) => (m.kind === "start" ? { start } : { [m.kind]: { region_id: m.region_id } });
+  const msg = (m: { kind: string; region_id: number | string }) =>
+    m.kind === "start" ? { start } : { [m.kind]: { region_id: m.region_id } };
   const done = new Promise<StatusObject>((resolve) => {
     const stream = client!.Load!(auth(token)) as ClientDuplexStream<object, unknown>;
     stream.on("data", () => {});
@@ -133,7 +206,8 @@ async function load(c: LoadCall, id: string): Promise<string> {
 async function noRegionsLeft(): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (openRegions().size) {
-    if (Date.now() > deadline) throw new Finding(`shared-memory regions left open after every call ended: ${[...openRegions()].join(", ")}`);
+    if (Date.now() > deadline)
+      throw new Finding(`shared-memory regions left open after every call ended: ${[...openRegions()].join(", ")}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -145,13 +219,20 @@ async function runFile(input: Uint8Array): Promise<string> {
   writeFileSync(path, file);
   let id = "";
   try {
-    await withinTime(unary(client!, "OpenModel", { source: path, refresh: true }, auth(token)).then((r: { model_id: string }) => { id = r.model_id; }), 20_000, "OpenModel");
+    await withinTime(
+      unary(client!, "OpenModel", { source: path, refresh: true }, auth(token)).then((r: { model_id: string }) => {
+        id = r.model_id;
+      }),
+      20_000,
+      "OpenModel",
+    );
   } catch (err) {
     if (err instanceof Finding) throw err;
     return refused(err as RpcFailure, "OpenModel");
   }
   const outcomes = [];
-  for (const mode of ["LOAD_MODE_RESIDENT", "LOAD_MODE_STREAMING"]) outcomes.push(await load({ model: "$ID", mode, window_bytes: 64, window_count: 2, before: [], after: [], follow: true }, id));
+  for (const mode of ["LOAD_MODE_RESIDENT", "LOAD_MODE_STREAMING"])
+    outcomes.push(await load({ model: "$ID", mode, window_bytes: 64, window_count: 2, before: [], after: [], follow: true }, id));
   await call("CloseModel", { model_id: id });
   return `open ok, load ${outcomes.join("/")}`;
 }
@@ -162,19 +243,24 @@ async function runScript(input: Uint8Array): Promise<string> {
   const opened: string[] = [];
   for (const c of calls) {
     if (c.rpc === "OpenModel") {
-      const source = String(c.source).replace("$MODEL", join(dir, "valid", VALID_SEED)).replace("$DIR", join(dir, "valid"));
+      const source = String(c.source)
+        .replace("$MODEL", join(dir, "valid", VALID_SEED))
+        .replace("$DIR", join(dir, "valid"));
       outcomes.push(await call("OpenModel", { source, refresh: c.refresh }));
       if (outcomes.at(-1) === "ok") opened.push(source);
     } else if (c.rpc === "Load") outcomes.push(await load(c as LoadCall, validId));
-    else if (c.rpc === "CloseModel") outcomes.push(await call("CloseModel", { model_id: c.model === "$ID" ? "never-the-shared-id" : c.model }));
-    else outcomes.push(await call("Health", {}, { valid: token, none: null, wrong: "0".repeat(64), empty: "" }[c.token as string] as string));
+    else if (c.rpc === "CloseModel")
+      outcomes.push(await call("CloseModel", { model_id: c.model === "$ID" ? "never-the-shared-id" : c.model }));
+    else
+      outcomes.push(await call("Health", {}, { valid: token, none: null, wrong: "0".repeat(64), empty: "" }[c.token as string] as string));
   }
   return outcomes[0] ?? "empty";
 }
 
 export const sidecarTarget: FuzzTarget = {
   name: "sidecar",
-  description: "sidecar gRPC requests over a unix socket: OpenModel sources, Load fields and message order, CloseModel, tokens; mutated model files",
+  description:
+    "sidecar gRPC requests over a unix socket: OpenModel sources, Load fields and message order, CloseModel, tokens; mutated model files",
   input: inputArb,
   seeds: () => seeds.map((s) => concat(Uint8Array.of(0, 0), s)),
   async setup() {
@@ -187,7 +273,8 @@ export const sidecarTarget: FuzzTarget = {
     sidecar = await startSidecar({ socketPath, keys: encKeys, trust, requireEncrypted: true, logger, residentRegionBytes: 4096 });
     token = tokenOf(socketPath);
     client = newClient(socketPath);
-    validId = ((await unary(client, "OpenModel", { source: join(dir, "valid", VALID_SEED) }, auth(token))) as { model_id: string }).model_id;
+    validId = ((await unary(client, "OpenModel", { source: join(dir, "valid", VALID_SEED) }, auth(token))) as { model_id: string })
+      .model_id;
   },
   async teardown() {
     client?.close();

@@ -19,7 +19,8 @@ import { withCleanupOnSignals } from "../signals.js";
 
 export const decrypt: Command = {
   summary: "verify and decrypt into plain safetensors",
-  usage: "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--trust-store JWKS] [--require-encrypted] [--key-token T] [--allow-unsigned-release] [--force]",
+  usage:
+    "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--trust-store JWKS] [--require-encrypted] [--key-token T] [--allow-unsigned-release] [--force]",
   options: {
     ...RELEASE_OPEN_OPTIONS,
     key: { type: "string", multiple: true },
@@ -41,28 +42,38 @@ export const decrypt: Command = {
     try {
       await checkInputRelease(input, trust, values);
       let tensors = 0;
-      const r = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
-        const res = await decryptFile(inFile, outFile, {
-          keys, trust, requireEncrypted,
-          onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
-        });
-        tensors += res.tensors;
-      }, async (inRoot, outRoot, files) => {
-        // ONNX models: graph + X.onnx.cryptotensors → the original X.onnx and its external data.
-        const written: string[] = [];
-        const consumed = new Set<string>();
-        const containers = files.safetensors.filter((f) => f.endsWith(ONNX_CONTAINER_SUFFIX));
-        for (const rel of containers) {
-          const graph = rel.slice(0, -ONNX_CONTAINER_SUFFIX.length);
-          if (!files.onnx.includes(graph)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${rel} has no graph ${graph} beside it`);
-          const res = await decryptOnnxFile(inRoot, outRoot, graph, { keys, trust, requireEncrypted });
-          written.push(...res.written);
-          consumed.add(rel).add(graph);
-          tensors += res.tensors;
-        }
-        return { written, consumed, files: containers.length };
-        // plain transformers loads the output again (model/transformers-config.ts); inside the staged folder
-      }, (stage) => unmarkDecryptedConfigs(stage)));
+      const r = await withCleanupOnSignals(() =>
+        processModel(
+          input,
+          output,
+          async (inFile, outFile, p) => {
+            const res = await decryptFile(inFile, outFile, {
+              keys,
+              trust,
+              requireEncrypted,
+              onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
+            });
+            tensors += res.tensors;
+          },
+          async (inRoot, outRoot, files) => {
+            // ONNX models: graph + X.onnx.cryptotensors → the original X.onnx and its external data.
+            const written: string[] = [];
+            const consumed = new Set<string>();
+            const containers = files.safetensors.filter((f) => f.endsWith(ONNX_CONTAINER_SUFFIX));
+            for (const rel of containers) {
+              const graph = rel.slice(0, -ONNX_CONTAINER_SUFFIX.length);
+              if (!files.onnx.includes(graph)) throw new CryptoTensorsError("ERR_CT_FORMAT", `${rel} has no graph ${graph} beside it`);
+              const res = await decryptOnnxFile(inRoot, outRoot, graph, { keys, trust, requireEncrypted });
+              written.push(...res.written);
+              consumed.add(rel).add(graph);
+              tensors += res.tensors;
+            }
+            return { written, consumed, files: containers.length };
+            // plain transformers loads the output again (model/transformers-config.ts); inside the staged folder
+          },
+          (stage) => unmarkDecryptedConfigs(stage),
+        ),
+      );
       progress.stop();
       io.out(`decrypted ${tensors} tensors in ${r.files} file(s) → ${output}`);
     } finally {

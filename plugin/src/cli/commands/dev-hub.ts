@@ -25,7 +25,8 @@ export const devHub = defineCommand({
     const { data, port: portText, token } = values;
     if (!data) throw usageError("--data DIR is required");
     const port = Number(portText);
-    if (!/^\d+$/.test(portText) || port > 65535) throw usageError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`);
+    if (!/^\d+$/.test(portText) || port > 65535)
+      throw usageError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(portText)}`);
     if (token !== undefined && !token) throw usageError("--token must not be empty");
     const signal = untilSignal();
     const hub = await startDevHub({

@@ -22,7 +22,8 @@ async function loadPolicy(path: string): Promise<Policy> {
   const text = await readFile(path, "utf8");
   if (text.trimStart().startsWith("{")) {
     const json = JSON.parse(text) as Partial<Policy>;
-    if (typeof json.local !== "string" && typeof json.remote !== "string") throw usageError(`${path}: expected {"local": "...", "remote": "..."}`);
+    if (typeof json.local !== "string" && typeof json.remote !== "string")
+      throw usageError(`${path}: expected {"local": "...", "remote": "..."}`);
     return { local: json.local ?? DEFAULT_POLICY_TEXT, remote: json.remote ?? DEFAULT_POLICY_TEXT };
   }
   return { local: text, remote: DEFAULT_POLICY_TEXT };
@@ -39,7 +40,8 @@ export const encrypt: Command = {
   summary: "encrypt and sign a safetensors file or a model folder",
   usage:
     "ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2] [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]\n" +
-    "  or --kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --key: a fresh master key wrapped by the key service\n" + KMS_USAGE +
+    "  or --kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --key: a fresh master key wrapped by the key service\n" +
+    KMS_USAGE +
     `\n  A model folder also gets a signed release manifest (model.sig): ${RELEASE_WRITE_USAGE}`,
   options: {
     ...RELEASE_WRITE_OPTIONS,
@@ -63,20 +65,27 @@ export const encrypt: Command = {
     const chunkBytes = positiveInt(values["chunk-size"], "--chunk-size");
     if (chunkBytes !== undefined) checkChunkBytes(chunkBytes);
     if (chunkBytes !== undefined && version === 1) throw usageError("--chunk-size applies to format version 2 only");
-    if (/\.onnx(_data(_\d+)?)?$/.test(input)) throw usageError(`${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`);
+    if (/\.onnx(_data(_\d+)?)?$/.test(input))
+      throw usageError(
+        `${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`,
+      );
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     if (values.kms !== undefined && values.key !== undefined) throw usageError("--key and --kms exclude each other");
-    const key = values.kms !== undefined
-      ? await newKmsMasterKey(values.kms as string, values, "--kms")
-      : await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
+    const key =
+      values.kms !== undefined
+        ? await newKmsMasterKey(values.kms as string, values, "--kms")
+        : await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
     const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
     const policy = values.policy ? await loadPolicy(values.policy as string) : undefined;
     const progress = createProgress(!io.quiet);
     let encrypted = 0;
     let total = 0;
     const common = {
-      key, signKey, policy, chunkBytes,
+      key,
+      signKey,
+      policy,
+      chunkBytes,
       tensors: values.tensors as string[] | undefined,
       formatVersion: version as 1 | 2,
       plaintextDigests: !values["no-plaintext-digests"],
@@ -84,32 +93,49 @@ export const encrypt: Command = {
     };
     try {
       const finishRelease = await releaseWriter(values, input, signKey);
-      const result = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
-        const r = await encryptFile(inFile, outFile, { ...common, onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`) });
-        encrypted += r.encrypted;
-        total += r.tensors;
-      }, async (inRoot, outRoot, files) => {
-        // ONNX models (transformers.js layout): weights → onnx/X.onnx.cryptotensors, graph kept.
-        const written: string[] = [];
-        const consumed = new Set<string>();
-        for (const rel of files.onnx) {
-          const r = await encryptOnnxFile(inRoot, outRoot, rel, common);
-          written.push(...r.written);
-          r.consumed.forEach((c) => consumed.add(c));
-          encrypted += r.result.encrypted;
-          total += r.result.tensors;
-        }
-        // Never copy ONNX external data that no graph refers to: it would be plaintext weights.
-        const stray = files.others.filter((f) => /\.onnx_data(_\d+)?$|\.onnx\.data$/.test(f) && !consumed.has(f));
-        if (stray.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`);
-        return { written, consumed, files: files.onnx.length };
-      }, async (stage) => {
-        // plain transformers refuses the folder (model/transformers-config.ts); before the release manifest binds config.json
-        await markEncryptedConfigs(stage);
-        await finishRelease(stage);
-      }));
+      const result = await withCleanupOnSignals(() =>
+        processModel(
+          input,
+          output,
+          async (inFile, outFile, p) => {
+            const r = await encryptFile(inFile, outFile, {
+              ...common,
+              onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
+            });
+            encrypted += r.encrypted;
+            total += r.tensors;
+          },
+          async (inRoot, outRoot, files) => {
+            // ONNX models (transformers.js layout): weights → onnx/X.onnx.cryptotensors, graph kept.
+            const written: string[] = [];
+            const consumed = new Set<string>();
+            for (const rel of files.onnx) {
+              const r = await encryptOnnxFile(inRoot, outRoot, rel, common);
+              written.push(...r.written);
+              r.consumed.forEach((c) => consumed.add(c));
+              encrypted += r.result.encrypted;
+              total += r.result.tensors;
+            }
+            // Never copy ONNX external data that no graph refers to: it would be plaintext weights.
+            const stray = files.others.filter((f) => /\.onnx_data(_\d+)?$|\.onnx\.data$/.test(f) && !consumed.has(f));
+            if (stray.length)
+              throw new CryptoTensorsError(
+                "ERR_CT_FORMAT",
+                `${stray[0]} looks like ONNX external data but no .onnx graph refers to it; refusing to copy it in plaintext`,
+              );
+            return { written, consumed, files: files.onnx.length };
+          },
+          async (stage) => {
+            // plain transformers refuses the folder (model/transformers-config.ts); before the release manifest binds config.json
+            await markEncryptedConfigs(stage);
+            await finishRelease(stage);
+          },
+        ),
+      );
       progress.stop();
-      io.out(`encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`);
+      io.out(
+        `encrypted ${encrypted}/${total} tensors in ${result.files} file(s) → ${output} (format v${version})${result.copied ? `, copied ${result.copied} other file(s)` : ""}`,
+      );
     } finally {
       progress.stop();
       key.k.fill(0);

@@ -25,9 +25,14 @@ export const health: Command = {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const raw = values["timeout-ms"] as string | undefined;
     const timeoutMs = raw === undefined ? undefined : Number(raw);
-    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0)) throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
+    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0))
+      throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
     const sidecar = (await import(String(SIDECAR_PACKAGE)).catch((err: unknown) => {
-      throw new CryptoTensorsError("ERR_CT_IO", `ctensors health needs the ${SIDECAR_PACKAGE} package, which is not installed: npm install ${SIDECAR_PACKAGE}`, { cause: err });
+      throw new CryptoTensorsError(
+        "ERR_CT_IO",
+        `ctensors health needs the ${SIDECAR_PACKAGE} package, which is not installed: npm install ${SIDECAR_PACKAGE}`,
+        { cause: err },
+      );
     })) as SidecarHealth;
     const answer = await sidecar.checkHealth((values.socket as string | undefined) ?? sidecar.defaultSocketPath(), timeoutMs);
     io.out(JSON.stringify(answer));

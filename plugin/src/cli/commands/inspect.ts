@@ -33,7 +33,10 @@ export function describe(file: string, header: SafetensorsHeader, crypto: Crypto
     policy: crypto ? { default: isDefaultPolicy(crypto.policy), ...crypto.policy } : null,
     metadata: md,
     tensors: header.tensors.map((t) => ({
-      name: t.name, dtype: t.dtype, shape: t.shape, bytes: t.end - t.begin,
+      name: t.name,
+      dtype: t.dtype,
+      shape: t.shape,
+      bytes: t.end - t.begin,
       encrypted: crypto?.encryption.has(t.name) ?? false,
       digest: crypto?.digests?.has(t.name) ?? false,
     })),
@@ -48,13 +51,17 @@ function render(r: FileReport, out: (line: string) => void): void {
   if (!r.encrypted) {
     out(`  plain safetensors (not encrypted, not signed), ${r.tensors.length} tensors`);
   } else {
-    out(`  CryptoTensors v${p(r.formatVersion ?? "")}${r.chunkBytes ? `, chunked (${r.chunkBytes} bytes)` : ", monolithic"}, ${p(r.algorithm ?? "")}`);
+    out(
+      `  CryptoTensors v${p(r.formatVersion ?? "")}${r.chunkBytes ? `, chunked (${r.chunkBytes} bytes)` : ", monolithic"}, ${p(r.algorithm ?? "")}`,
+    );
     out(`  master key: kid ${p(r.encKey?.kid ?? "(none)")}${r.encKey?.jku ? `, jku ${p(r.encKey.jku)}` : ""}`);
     out(`  signer (claimed, not verified): kid ${p(r.signer?.kid ?? "(none)")}${r.signer?.jku ? `, jku ${p(r.signer.jku)}` : ""}`);
     out(`  policy: ${r.policy?.default ? "default (allow)" : "custom (needs a Rego engine; this tool refuses to load it)"}`);
     const plain = r.tensors.filter((t) => !t.encrypted);
     const unauth = plain.filter((t) => !t.digest).length;
-    out(`  tensors: ${enc}/${r.tensors.length} encrypted${plain.length ? `, ${plain.length} plaintext (${unauth ? `${unauth} without a signed digest` : "all covered by signed digests"})` : ""}`);
+    out(
+      `  tensors: ${enc}/${r.tensors.length} encrypted${plain.length ? `, ${plain.length} plaintext (${unauth ? `${unauth} without a signed digest` : "all covered by signed digests"})` : ""}`,
+    );
   }
   const md = Object.entries(r.metadata);
   if (md.length) out(`  metadata: ${md.map(([k, v]) => `${p(k)}=${p(v)}`).join(", ")}`);

@@ -37,7 +37,13 @@ export const keygen: Command = {
     if (!force) {
       for (const f of files) {
         // lstat: a symbolic link (even a dangling one) counts as existing
-        if (await lstat(f).then(() => true, () => false)) throw usageError(`${f} already exists: keys are never overwritten without --force`);
+        if (
+          await lstat(f).then(
+            () => true,
+            () => false,
+          )
+        )
+          throw usageError(`${f} already exists: keys are never overwritten without --force`);
       }
     }
     await ensurePrivateDirectory(out, "--out");

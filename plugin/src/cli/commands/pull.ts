@@ -46,7 +46,8 @@ export const pull: Command = {
     if (values.json) {
       io.out(JSON.stringify(snap, null, 2));
     } else {
-      if (!io.quiet) io.err(`${ref.repo}@${ref.revision} = ${snap.commit}: ${snap.files.length} files, ${snap.downloaded.length} downloaded`);
+      if (!io.quiet)
+        io.err(`${ref.repo}@${ref.revision} = ${snap.commit}: ${snap.files.length} files, ${snap.downloaded.length} downloaded`);
       io.out(snap.path);
     }
     return 0;

@@ -35,14 +35,25 @@ export const push = defineCommand({
     const ref = parseRepoRef(repoArg);
     if (ref.explicitRevision) throw usageError(`give the branch with --revision, not in REPO (${repoArg})`);
     const settings = hubSettingsFromArgs(values);
-    const progress = createPushProgress({ dir, bars: !io.quiet && process.stderr.isTTY === true, say: (line) => {
-      if (!io.quiet) io.err(line);
-    } });
+    const progress = createPushProgress({
+      dir,
+      bars: !io.quiet && process.stderr.isTTY === true,
+      say: (line) => {
+        if (!io.quiet) io.err(line);
+      },
+    });
     let result;
     try {
       result = await pushModel({
-        dir, repo: ref.repo, revision: values.revision, private: values.private,
-        message: values.message, allowPlaintext: values["allow-plaintext"], allowUnsignedRelease: values["allow-unsigned-release"], settings, version: version(),
+        dir,
+        repo: ref.repo,
+        revision: values.revision,
+        private: values.private,
+        message: values.message,
+        allowPlaintext: values["allow-plaintext"],
+        allowUnsignedRelease: values["allow-unsigned-release"],
+        settings,
+        version: version(),
         onEvent: (e) => progress.onEvent(e),
       });
     } finally {
@@ -51,10 +62,20 @@ export const push = defineCommand({
     if (values.json) {
       io.out(toJson(result, 2));
     } else {
-      if (result.unchanged) io.out(`nothing to push: ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit}) already has these ${result.files.length} files; no commit made`);
-      else io.out(`pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`);
+      if (result.unchanged)
+        io.out(
+          `nothing to push: ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit}) already has these ${result.files.length} files; no commit made`,
+        );
+      else
+        io.out(
+          `pushed ${result.files.length} files to ${settings.hubUrl}/${result.repo} (${result.revision} = ${result.commit})${result.created ? ", new repo" : ""}`,
+        );
       if (result.deleted.length) io.out(`deleted stale weight files: ${printable(result.deleted.join(", "))}`);
-      io.out(result.confidential ? "declared confidential: every weight file is encrypted" : "NOT confidential: plaintext weights were pushed (--allow-plaintext)");
+      io.out(
+        result.confidential
+          ? "declared confidential: every weight file is encrypted"
+          : "NOT confidential: plaintext weights were pushed (--allow-plaintext)",
+      );
     }
     return 0;
   },

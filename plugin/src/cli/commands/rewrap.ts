@@ -15,9 +15,11 @@ import { withCleanupOnSignals } from "../signals.js";
 
 export const rewrap: Command = {
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
-  usage: "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]\n" +
+  usage:
+    "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]\n" +
     "  key service: --new-kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --new-key; the current master key of a\n" +
-    "  KMS-wrapped model is released by its key service when a key-service identity is given (instead of --key)\n" + KMS_USAGE +
+    "  KMS-wrapped model is released by its key service when a key-service identity is given (instead of --key)\n" +
+    KMS_USAGE +
     `\n  A model folder's release manifest is checked (--allow-unsigned-release: none needed) and a new one written: ${RELEASE_WRITE_USAGE}`,
   options: {
     ...RELEASE_WRITE_OPTIONS,
@@ -38,12 +40,16 @@ export const rewrap: Command = {
     await checkOutput(input, output, values.force as boolean);
     const token = values["key-token"] as string | undefined;
     const oldKeys = await loadKeyList(values.key as string[] | undefined, token);
-    const kms = hasKmsOptions(values) || values["new-kms"] !== undefined ? new KmsKeyRelease([kmsProviderFromArgs(values, { requireAddress: false })]) : undefined;
+    const kms =
+      hasKmsOptions(values) || values["new-kms"] !== undefined
+        ? new KmsKeyRelease([kmsProviderFromArgs(values, { requireAddress: false })])
+        : undefined;
     if (!oldKeys.length && !kms) throw usageError("--key (the current master key) is required");
     if (values["new-kms"] !== undefined && values["new-key"] !== undefined) throw usageError("--new-key and --new-kms exclude each other");
-    const newKey = values["new-kms"] !== undefined
-      ? await newKmsMasterKey(values["new-kms"] as string, values, "--new-kms")
-      : await loadOneEncryptionKey(values["new-key"] as string | undefined, "--new-key", token);
+    const newKey =
+      values["new-kms"] !== undefined
+        ? await newKmsMasterKey(values["new-kms"] as string, values, "--new-kms")
+        : await loadOneEncryptionKey(values["new-key"] as string | undefined, "--new-key", token);
     const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
     const progress = createProgress(!io.quiet);
@@ -51,18 +57,29 @@ export const rewrap: Command = {
       await checkInputRelease(input, trust, values);
       const finishRelease = await releaseWriter(values, input, signKey);
       let tensors = 0;
-      const r = await withCleanupOnSignals(() => processModel(input, output, async (inFile, outFile, p) => {
-        const released = await kms?.keyFor(inFile, { trust }); // the current master key, from its key service
-        try {
-          const res = await rewrapFile(inFile, outFile, {
-            oldKeys: released ? [released, ...oldKeys] : oldKeys, trust, newKey, signKey,
-            onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
-          });
-          tensors += res.tensors;
-        } finally {
-          if (released) zeroKey(released);
-        }
-      }, undefined, finishRelease));
+      const r = await withCleanupOnSignals(() =>
+        processModel(
+          input,
+          output,
+          async (inFile, outFile, p) => {
+            const released = await kms?.keyFor(inFile, { trust }); // the current master key, from its key service
+            try {
+              const res = await rewrapFile(inFile, outFile, {
+                oldKeys: released ? [released, ...oldKeys] : oldKeys,
+                trust,
+                newKey,
+                signKey,
+                onProgress: trackFile(progress, `[${p.index + 1}/${p.count}] ${p.file}`),
+              });
+              tensors += res.tensors;
+            } finally {
+              if (released) zeroKey(released);
+            }
+          },
+          undefined,
+          finishRelease,
+        ),
+      );
       progress.stop();
       io.out(`rewrapped ${tensors} tensors in ${r.files} file(s) → ${output} (new key ${newKey.kid ?? "(no kid)"})`);
     } finally {

@@ -21,7 +21,15 @@ import type { ReleasePolicy } from "../../release/open-check.js";
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
   defaultSocketPath(): string;
-  startSidecar(options: { socketPath: string; keys: readonly Key[]; trust: TrustStore; allowPlaintext: boolean; hub: HubSettings; kms?: KmsKeyRelease; release: ReleasePolicy }): Promise<{ socketPath: string; close(): Promise<void> }>;
+  startSidecar(options: {
+    socketPath: string;
+    keys: readonly Key[];
+    trust: TrustStore;
+    allowPlaintext: boolean;
+    hub: HubSettings;
+    kms?: KmsKeyRelease;
+    release: ReleasePolicy;
+  }): Promise<{ socketPath: string; close(): Promise<void> }>;
 }
 
 const SIDECAR_PACKAGE = "ctensors-sidecar";
@@ -32,12 +40,19 @@ async function importSidecar(): Promise<SidecarModule> {
     mod = (await import(String(SIDECAR_PACKAGE))) as Partial<SidecarModule>;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && String((err as Error).message).includes(SIDECAR_PACKAGE)) {
-      throw new CryptoTensorsError("ERR_CT_IO", `ctensors serve needs the ${SIDECAR_PACKAGE} package, which is not installed: npm install ${SIDECAR_PACKAGE}`, { cause: err });
+      throw new CryptoTensorsError(
+        "ERR_CT_IO",
+        `ctensors serve needs the ${SIDECAR_PACKAGE} package, which is not installed: npm install ${SIDECAR_PACKAGE}`,
+        { cause: err },
+      );
     }
     throw err;
   }
   if (typeof mod.startSidecar !== "function" || typeof mod.defaultSocketPath !== "function") {
-    throw new CryptoTensorsError("ERR_CT_IO", `the installed ${SIDECAR_PACKAGE} package does not export startSidecar: install a version that matches ctensors`);
+    throw new CryptoTensorsError(
+      "ERR_CT_IO",
+      `the installed ${SIDECAR_PACKAGE} package does not export startSidecar: install a version that matches ctensors`,
+    );
   }
   return mod as SidecarModule;
 }
@@ -52,7 +67,8 @@ export const serve: Command = {
     "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
     `  Model folders need a signed release manifest (model.sig); older releases than the newest accepted are refused: ${RELEASE_SERVE_USAGE}\n` +
     HUB_USAGE +
-    "  Models whose master key a key service holds are released to this sidecar's own identity:\n" + KMS_USAGE,
+    "  Models whose master key a key service holds are released to this sidecar's own identity:\n" +
+    KMS_USAGE,
   options: {
     ...RELEASE_SERVE_OPTIONS,
     ...SIDECAR_OPTIONS,
@@ -62,9 +78,11 @@ export const serve: Command = {
   async run({ values, positionals }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     // Validates the flags (both at once is a usage error); the sidecar applies the same rule per model.
-    const allowPlaintext = requiredEncryption("serve", {
-      allowPlaintext: values["allow-plaintext"] as boolean, requireEncrypted: values["require-encrypted"] as boolean,
-    }) === false;
+    const allowPlaintext =
+      requiredEncryption("serve", {
+        allowPlaintext: values["allow-plaintext"] as boolean,
+        requireEncrypted: values["require-encrypted"] as boolean,
+      }) === false;
     const sidecar = await importSidecar();
     const token = values["key-token"] as string | undefined;
     const keySpecs = [...((values.key as string[] | undefined) ?? []), ...((values.keys as string[] | undefined) ?? [])];

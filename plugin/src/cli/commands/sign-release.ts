@@ -30,7 +30,8 @@ export const signRelease: Command = {
     const [dir] = positionals;
     if (!dir || positionals.length !== 1) throw new TypeError("expected DIR (a model folder)");
     if (!(await isDirectory(dir))) throw new TypeError(`${dir} is not a folder: a release is a model folder`);
-    if ((await hasReleaseManifest(dir)) && !values.force) throw new TypeError(`${join(dir, RELEASE_MANIFEST_FILE)} already exists: pass --force to replace it`);
+    if ((await hasReleaseManifest(dir)) && !values.force)
+      throw new TypeError(`${join(dir, RELEASE_MANIFEST_FILE)} already exists: pass --force to replace it`);
     const token = values["key-token"] as string | undefined;
     const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
     try {
@@ -50,7 +51,9 @@ export const signRelease: Command = {
       }
       const write = await releaseWriter(values, dir, signKey);
       await write(dir);
-      io.out(`wrote ${join(dir, RELEASE_MANIFEST_FILE)}: ${files.safetensors.length} weight file(s) (${signed} signed CryptoTensors) and every other file of the folder`);
+      io.out(
+        `wrote ${join(dir, RELEASE_MANIFEST_FILE)}: ${files.safetensors.length} weight file(s) (${signed} signed CryptoTensors) and every other file of the folder`,
+      );
     } finally {
       zeroKey(signKey);
     }

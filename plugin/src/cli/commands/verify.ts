@@ -40,7 +40,8 @@ export const verify: Command = {
   async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw usageError("expected IN");
     const requireEncrypted = requiredEncryption("verify", {
-      allowPlaintext: values["allow-plaintext"] as boolean, requireEncrypted: values["require-encrypted"] as boolean,
+      allowPlaintext: values["allow-plaintext"] as boolean,
+      requireEncrypted: values["require-encrypted"] as boolean,
     });
     const token = values["key-token"] as string | undefined;
     const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
@@ -53,14 +54,17 @@ export const verify: Command = {
       if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${positionals[0]} holds no .safetensors file to verify`);
       const release = await checkInputRelease(positionals[0]!, trust, values, { fullHash: values["full-hash"] === true });
       if (release && !values.json) {
-        io.out(`${printable(positionals[0]!)}: release ${release.release} of ${printable(release.model)}, signed by trusted key ${printable(release.signer.kid ?? "(no kid)")}: ${release.files.length} file(s) match`);
+        io.out(
+          `${printable(positionals[0]!)}: release ${release.release} of ${printable(release.model)}, signed by trusted key ${printable(release.signer.kid ?? "(no kid)")}: ${release.files.length} file(s) match`,
+        );
       }
       for (const file of files) {
         const reader = await CryptoTensorsReader.open(file, { trust, keys: keys.length ? keys : undefined, requireEncrypted });
         try {
           // Plaintext tensors with a digest are checked always; encrypted ones when a key was given.
           const toCheck = reader.tensors.filter((t) =>
-            reader.isEncrypted(t.name) ? keys.length > 0 : reader.crypto?.digests?.has(t.name) === true);
+            reader.isEncrypted(t.name) ? keys.length > 0 : reader.crypto?.digests?.has(t.name) === true,
+          );
           let checked = 0;
           for await (const _ of reader.readEach(toCheck)) checked++;
           if (file.endsWith(ONNX_CONTAINER_SUFFIX)) {
@@ -70,11 +74,24 @@ export const verify: Command = {
             checkGraph(new Uint8Array(await readFile(graph)), basename(graph), reader.header.metadata?.get(ONNX_MANIFEST_KEY));
           }
           const unauthenticated = reader.unauthenticatedTensors();
-          results.push({ file, ok: true, encrypted: reader.crypto !== null, signer: reader.signer?.kid ?? null, tensorsChecked: checked, unauthenticated });
+          results.push({
+            file,
+            ok: true,
+            encrypted: reader.crypto !== null,
+            signer: reader.signer?.kid ?? null,
+            tensorsChecked: checked,
+            unauthenticated,
+          });
           if (!values.json) {
             if (!reader.crypto) io.out(`${printable(file)}: plain safetensors, nothing to verify (not signed)`);
-            else io.out(`${printable(file)}: OK, signed by trusted key ${printable(reader.signer?.kid ?? "(no kid)")}; ${checked} tensor(s) authenticated${keys.length ? "" : " (pass --key to check encrypted tensors' tags)"}`);
-            if (reader.crypto && unauthenticated.length) io.err(`warning: ${printable(file)}: ${unauthenticated.length} plaintext tensor(s) are not covered by the signature (e.g. ${printable(unauthenticated[0]!)})`);
+            else
+              io.out(
+                `${printable(file)}: OK, signed by trusted key ${printable(reader.signer?.kid ?? "(no kid)")}; ${checked} tensor(s) authenticated${keys.length ? "" : " (pass --key to check encrypted tensors' tags)"}`,
+              );
+            if (reader.crypto && unauthenticated.length)
+              io.err(
+                `warning: ${printable(file)}: ${unauthenticated.length} plaintext tensor(s) are not covered by the signature (e.g. ${printable(unauthenticated[0]!)})`,
+              );
           }
         } finally {
           await reader.close();

@@ -41,7 +41,9 @@ export function vllmServeArgs(args: readonly string[]): string[] {
     else if (arg.startsWith("--load-format=") || arg.startsWith("--load_format=")) value = arg.slice(arg.indexOf("=") + 1);
     else continue;
     if (value?.toLowerCase() !== LOAD_FORMAT) {
-      throw usageError(`ctensors vllm loads weights through the sidecar: --load-format must be ${LOAD_FORMAT}, not ${JSON.stringify(value ?? "")}`);
+      throw usageError(
+        `ctensors vllm loads weights through the sidecar: --load-format must be ${LOAD_FORMAT}, not ${JSON.stringify(value ?? "")}`,
+      );
     }
     found = true;
   }
@@ -50,7 +52,12 @@ export function vllmServeArgs(args: readonly string[]): string[] {
 
 /** The executable that `cmd` names (a path, or a name looked up on PATH); undefined if there is none. */
 export async function findExecutable(cmd: string, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  const candidates = cmd.includes("/") ? [resolve(cmd)] : (env.PATH ?? "").split(delimiter).filter(Boolean).map((d) => join(d, cmd));
+  const candidates = cmd.includes("/")
+    ? [resolve(cmd)]
+    : (env.PATH ?? "")
+        .split(delimiter)
+        .filter(Boolean)
+        .map((d) => join(d, cmd));
   for (const path of candidates) {
     try {
       if ((await stat(path)).isFile()) {
@@ -108,7 +115,12 @@ function signalGroup(child: Child, signal: NodeJS.Signals): void {
  * promise of its result, which an async function would wait for if returned bare. */
 const KEY_OPTIONS = ["key", "keys", "trust", "trust-store"] as const;
 
-async function startSidecar(socket: string, values: OptionValues<typeof SIDECAR_OPTIONS>, timeoutMs: number, io: CommandIO): Promise<{ child: Child }> {
+async function startSidecar(
+  socket: string,
+  values: OptionValues<typeof SIDECAR_OPTIONS>,
+  timeoutMs: number,
+  io: CommandIO,
+): Promise<{ child: Child }> {
   const cli = fileURLToPath(new URL("../bin.js", import.meta.url));
   const args = [cli, "serve", "--socket", socket];
   for (const opt of KEY_OPTIONS) for (const v of values[opt] ?? []) args.push(`--${opt}`, v);
@@ -123,9 +135,19 @@ async function startSidecar(socket: string, values: OptionValues<typeof SIDECAR_
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       const r = await child;
-      throw new CryptoTensorsError("ERR_CT_IO", `the sidecar exited before it was ready (${r.signal ?? `exit code ${r.exitCode}`}); see its messages above`);
+      throw new CryptoTensorsError(
+        "ERR_CT_IO",
+        `the sidecar exited before it was ready (${r.signal ?? `exit code ${r.exitCode}`}); see its messages above`,
+      );
     }
-    if ((await socketAnswers(socket)) && (await access(`${socket}.token`).then(() => true, () => false))) return { child };
+    if (
+      (await socketAnswers(socket)) &&
+      (await access(`${socket}.token`).then(
+        () => true,
+        () => false,
+      ))
+    )
+      return { child };
     if (Date.now() > deadline) {
       await stopChild(child);
       throw new CryptoTensorsError("ERR_CT_IO", `the sidecar did not answer on ${socket} within ${timeoutMs / 1000} s`);
@@ -184,7 +206,8 @@ export const vllm = defineCommand({
       if (await socketAnswers(socket)) {
         const ignored = [...KEY_OPTIONS, "key-token" as const].filter((k) => values[k] !== undefined);
         if (!io.quiet) io.err(`ctensors vllm: using the sidecar already running on ${socket}`);
-        if (ignored.length) io.err(`ctensors vllm: warning: ${ignored.map((k) => `--${k}`).join(", ")} ignored (that sidecar has its own keys)`);
+        if (ignored.length)
+          io.err(`ctensors vllm: warning: ${ignored.map((k) => `--${k}`).join(", ")} ignored (that sidecar has its own keys)`);
       } else {
         sidecar = (await startSidecar(socket, values, timeoutS * 1000, io)).child;
       }

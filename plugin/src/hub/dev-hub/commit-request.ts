@@ -30,7 +30,8 @@ export function parseCommitBody(body: Buffer, contentType: string): CommitLine[]
     throw new HubError(400, "commit body is not valid ndjson / JSON");
   }
   for (const l of lines) {
-    if (!isObject(l) || typeof l.key !== "string" || !isObject(l.value)) throw new HubError(400, "every commit line must be {key, value: {...}}");
+    if (!isObject(l) || typeof l.key !== "string" || !isObject(l.value))
+      throw new HubError(400, "every commit line must be {key, value: {...}}");
   }
   return lines as CommitLine[];
 }
@@ -91,7 +92,8 @@ export async function changesOf(lines: CommitLine[], storage: Storage): Promise<
 }
 
 async function regularFile(path: string, value: Record<string, unknown>, storage: Storage): Promise<Change> {
-  if (value.encoding !== undefined && value.encoding !== "base64") throw new HubError(400, `unsupported encoding ${String(value.encoding)}`);
+  if (value.encoding !== undefined && value.encoding !== "base64")
+    throw new HubError(400, `unsupported encoding ${String(value.encoding)}`);
   const content = Buffer.from(String(value.content ?? ""), "base64");
   const oid = gitBlobOid(content);
   await storage.putObject(oid, content);
@@ -104,6 +106,7 @@ async function lfsFile(path: string, value: Record<string, unknown>, storage: St
   if ((value.algo ?? "sha256") !== "sha256") throw new HubError(400, "lfsFile algo must be sha256");
   const have = validLfsOid(oid) ? await storage.lfsSize(oid) : undefined;
   if (have === undefined) throw new HubError(422, `lfsFile ${JSON.stringify(path)}: LFS object ${oid} was not uploaded`);
-  if (have !== size) throw new HubError(422, `lfsFile ${JSON.stringify(path)}: size ${size} does not match the uploaded object (${have} bytes)`);
+  if (have !== size)
+    throw new HubError(422, `lfsFile ${JSON.stringify(path)}: size ${size} does not match the uploaded object (${have} bytes)`);
   return { kind: "file", path, ...lfsEntry(oid, size) };
 }

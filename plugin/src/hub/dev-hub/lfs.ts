@@ -59,11 +59,22 @@ export class Lfs {
       const have = await this.storage.lfsSize(oid);
       if (operation === "upload") {
         if (have === size) objects.push({ oid, size });
-        else objects.push({ oid, size, authenticated: true, actions: { upload: { href: this.href(base, "upload", oid, size), expires_in: HREF_TTL_S } } });
+        else
+          objects.push({
+            oid,
+            size,
+            authenticated: true,
+            actions: { upload: { href: this.href(base, "upload", oid, size), expires_in: HREF_TTL_S } },
+          });
       } else if (have === undefined) {
         objects.push({ oid, size, error: { code: 404, message: "Object does not exist" } });
       } else {
-        objects.push({ oid, size: have, authenticated: true, actions: { download: { href: this.href(base, "download", oid, have), expires_in: HREF_TTL_S } } });
+        objects.push({
+          oid,
+          size: have,
+          authenticated: true,
+          actions: { download: { href: this.href(base, "download", oid, have), expires_in: HREF_TTL_S } },
+        });
       }
     }
     sendJson(res, 200, { transfer: "basic", objects, hash_algo: "sha256" }, { "Content-Type": "application/vnd.git-lfs+json" });

@@ -70,7 +70,11 @@ export function fileAt(commit: Commit, path: string): FileEntry | undefined {
  * Builds a new commit from a parent (or none) and changes. Throws a message string (caller answers 400)
  * when a change conflicts (file vs folder).
  */
-export function makeCommit(parent: Commit | undefined, changes: Change[], info: { title: string; message: string; author: string; date?: Date }): Commit {
+export function makeCommit(
+  parent: Commit | undefined,
+  changes: Change[],
+  info: { title: string; message: string; author: string; date?: Date },
+): Commit {
   const parents = parent ? [parent.id] : [];
   const date = (info.date ?? new Date()).toISOString();
   const canonical = JSON.stringify({
@@ -124,7 +128,11 @@ export interface TreeItem {
  * Sorted by path, folders listed like the Hub (type "directory", size 0, oid = sha1 of the folder listing).
  * Returns undefined when `dir` is neither the root nor a folder.
  */
-export function listTree(commit: Commit, dir: string, recursive: boolean): Array<{ type: "file" | "directory"; path: string; entry?: FileEntry; oid: string }> | undefined {
+export function listTree(
+  commit: Commit,
+  dir: string,
+  recursive: boolean,
+): Array<{ type: "file" | "directory"; path: string; entry?: FileEntry; oid: string }> | undefined {
   const prefix = dir ? `${dir}/` : "";
   const files = Object.keys(commit.tree).filter((p) => p.startsWith(prefix));
   if (dir && files.length === 0) return undefined;

@@ -59,8 +59,13 @@ export function validLfsOid(value: unknown): value is string {
 /** A branch that may be created: not a commit id, not HEAD, no ".." and no empty segment. */
 export function validBranchName(name: unknown): name is string {
   return (
-    typeof name === "string" && /^[\w.\-/]{1,200}$/.test(name) && !validCommitId(name) && name !== "HEAD" && name !== "__proto__" &&
-    !name.includes("..") && name.split("/").every((s) => s !== "" && s !== ".")
+    typeof name === "string" &&
+    /^[\w.\-/]{1,200}$/.test(name) &&
+    !validCommitId(name) &&
+    name !== "HEAD" &&
+    name !== "__proto__" &&
+    !name.includes("..") &&
+    name.split("/").every((s) => s !== "" && s !== ".")
   );
 }
 

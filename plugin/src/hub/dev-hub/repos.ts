@@ -104,7 +104,11 @@ export class Repos {
       const headSha = branchHead(meta, branch);
       if (!headSha) throw revisionNotFound(branch);
       if (info.parentCommit && info.parentCommit !== headSha) {
-        throw new HubError(412, `A commit has happened since. Please refresh and try again: parentCommit ${info.parentCommit} is not the head of ${branch} (${headSha})`, "PreconditionFailed");
+        throw new HubError(
+          412,
+          `A commit has happened since. Please refresh and try again: parentCommit ${info.parentCommit} is not the head of ${branch} (${headSha})`,
+          "PreconditionFailed",
+        );
       }
       const parent = await this.commit(meta, headSha);
       let c: Commit;
@@ -122,9 +126,14 @@ export class Repos {
     });
   }
 
-  async createBranch(meta: RepoMeta, branch: string, opts: { startingPoint?: string; empty?: boolean; overwrite?: boolean; author: string }): Promise<void> {
+  async createBranch(
+    meta: RepoMeta,
+    branch: string,
+    opts: { startingPoint?: string; empty?: boolean; overwrite?: boolean; author: string },
+  ): Promise<void> {
     await this.locked(meta.type, meta.id, async () => {
-      if (branchHead(meta, branch) && !opts.overwrite) throw new HubError(409, `Reference already exists: refs/heads/${branch}`, "BranchExists");
+      if (branchHead(meta, branch) && !opts.overwrite)
+        throw new HubError(409, `Reference already exists: refs/heads/${branch}`, "BranchExists");
       let sha: string;
       if (opts.empty) {
         const c = makeCommit(undefined, [], { title: `create branch ${branch}`, message: "", author: opts.author });
@@ -151,7 +160,7 @@ export class Repos {
   async history(meta: RepoMeta, head: Commit): Promise<Commit[]> {
     const out: Commit[] = [head];
     let c: Commit | undefined = head;
-    while (c && c.parents[0]) {
+    while (c?.parents[0]) {
       c = await this.commit(meta, c.parents[0]);
       if (c) out.push(c);
     }

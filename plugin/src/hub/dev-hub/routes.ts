@@ -15,9 +15,38 @@ import type { Storage } from "./storage.js";
 export const LFS_SIZE_THRESHOLD = 10 * 1024 * 1024;
 /** File names uploaded with LFS (a subset of the Hub's default .gitattributes). */
 export const LFS_EXTENSIONS = [
-  ".safetensors", ".cryptotensors", ".bin", ".onnx", ".onnx_data", ".pt", ".pth", ".ckpt", ".h5", ".msgpack",
-  ".gguf", ".npy", ".npz", ".pkl", ".pickle", ".tflite", ".ot", ".arrow", ".parquet", ".zip", ".tar", ".gz",
-  ".7z", ".zst", ".xz", ".bz2", ".tgz", ".model", ".wasm", ".joblib", ".pb", ".mlmodel",
+  ".safetensors",
+  ".cryptotensors",
+  ".bin",
+  ".onnx",
+  ".onnx_data",
+  ".pt",
+  ".pth",
+  ".ckpt",
+  ".h5",
+  ".msgpack",
+  ".gguf",
+  ".npy",
+  ".npz",
+  ".pkl",
+  ".pickle",
+  ".tflite",
+  ".ot",
+  ".arrow",
+  ".parquet",
+  ".zip",
+  ".tar",
+  ".gz",
+  ".7z",
+  ".zst",
+  ".xz",
+  ".bz2",
+  ".tgz",
+  ".model",
+  ".wasm",
+  ".joblib",
+  ".pb",
+  ".mlmodel",
 ];
 export const MAX_COMMIT_BODY = 64 * 1024 * 1024;
 const MAX_JSON_BODY = 16 * 1024 * 1024;
@@ -37,7 +66,7 @@ export function uploadMode(path: string, size: number, sample?: Buffer): "lfs" |
   const lower = path.toLowerCase();
   if (LFS_EXTENSIONS.some((e) => lower.endsWith(e))) return "lfs";
   if (size >= LFS_SIZE_THRESHOLD) return "lfs";
-  if (sample && sample.includes(0)) return "lfs";
+  if (sample?.includes(0)) return "lfs";
   return "regular";
 }
 
@@ -77,7 +106,8 @@ export class Router {
   }
 
   private requireWrite(auth: Auth): void {
-    if (this.ctx.token !== undefined && auth !== "valid") throw new HubError(401, "You must be authenticated to write: pass a token (Authorization: Bearer ...)");
+    if (this.ctx.token !== undefined && auth !== "valid")
+      throw new HubError(401, "You must be authenticated to write: pass a token (Authorization: Bearer ...)");
   }
 
   /** The repo for a read: private repos (and unknown ones, so as not to tell them apart) answer 401 to anonymous callers. */
@@ -130,7 +160,8 @@ export class Router {
     if (segs[0] === "api") {
       if (segs[1] === "whoami-v2" && segs.length === 2 && m === "GET") return this.whoami(auth, res);
       // Python huggingface_hub ≥ 2 fetches this registry once a day (agent detection); an empty one disables it.
-      if (segs[1] === "agent-harnesses" && segs.length === 2 && m === "GET") return sendJson(res, 200, { standardEnvVars: [], harnesses: {} });
+      if (segs[1] === "agent-harnesses" && segs.length === 2 && m === "GET")
+        return sendJson(res, 200, { standardEnvVars: [], harnesses: {} });
       if (segs[1] === "repos" && segs[2] === "create" && segs.length === 3 && m === "POST") return this.createRepo(req, res, auth);
       if (segs[1] === "repos" && segs[2] === "delete" && segs.length === 3 && m === "DELETE") return this.deleteRepo(req, res, auth);
       const type = repoTypeOfSegment(segs[1]);
@@ -200,16 +231,27 @@ export class Router {
     sendJson(res, 200, {});
   }
 
-  private async api(req: IncomingMessage, res: ServerResponse, auth: Auth, type: RepoType, id: string, rest: string[], url: URL): Promise<void> {
+  private async api(
+    req: IncomingMessage,
+    res: ServerResponse,
+    auth: Auth,
+    type: RepoType,
+    id: string,
+    rest: string[],
+    url: URL,
+  ): Promise<void> {
     const m = req.method ?? "GET";
     const [op, rev] = rest;
     if (rest.length === 0 && m === "GET") return this.info(res, await this.readable(type, id, auth), "main");
     if (op === "revision" && rest.length === 2 && m === "GET") return this.info(res, await this.readable(type, id, auth), rev!);
-    if (op === "tree" && rest.length >= 2 && m === "GET") return this.tree(req, res, await this.readable(type, id, auth), rev!, rest.slice(2).join("/"), url);
-    if (op === "paths-info" && rest.length === 2 && m === "POST") return this.pathsInfo(req, res, await this.readable(type, id, auth), rev!);
+    if (op === "tree" && rest.length >= 2 && m === "GET")
+      return this.tree(req, res, await this.readable(type, id, auth), rev!, rest.slice(2).join("/"), url);
+    if (op === "paths-info" && rest.length === 2 && m === "POST")
+      return this.pathsInfo(req, res, await this.readable(type, id, auth), rev!);
     if (op === "commits" && rest.length === 2 && m === "GET") return this.commits(req, res, await this.readable(type, id, auth), rev!, url);
     if (op === "refs" && rest.length === 1 && m === "GET") return this.refs(res, await this.readable(type, id, auth));
-    if (op === "preupload" && rest.length === 2 && m === "POST") return this.preupload(req, res, await this.writable(type, id, auth), rev!, url);
+    if (op === "preupload" && rest.length === 2 && m === "POST")
+      return this.preupload(req, res, await this.writable(type, id, auth), rev!, url);
     if (op === "commit" && rest.length === 2 && m === "POST") return this.commit(req, res, await this.writable(type, id, auth), rev!, url);
     if ((op === "xet-write-token" || op === "xet-read-token") && rest.length === 2) {
       // Python huggingface_hub uploads through Xet whenever hf_xet is installed, with no fallback to
@@ -256,7 +298,12 @@ export class Router {
         .sort()
         .map((p) => {
           const e = c.tree[p]!;
-          return { rfilename: p, size: e.size, blobId: e.oid, ...(e.lfs ? { lfs: { sha256: e.lfs.oid, size: e.lfs.size, pointerSize: e.lfs.pointerSize } } : {}) };
+          return {
+            rfilename: p,
+            size: e.size,
+            blobId: e.oid,
+            ...(e.lfs ? { lfs: { sha256: e.lfs.oid, size: e.lfs.size, pointerSize: e.lfs.pointerSize } } : {}),
+          };
         }),
       usedStorage: Object.values(c.tree).reduce((n, e) => n + e.size, 0),
     };
@@ -269,7 +316,12 @@ export class Router {
     sendJson(res, 200, body);
   }
 
-  private async renderEntry(meta: RepoMeta, c: Commit, item: { type: "file" | "directory"; path: string; entry?: FileEntry; oid: string }, expand: boolean): Promise<Record<string, unknown>> {
+  private async renderEntry(
+    meta: RepoMeta,
+    c: Commit,
+    item: { type: "file" | "directory"; path: string; entry?: FileEntry; oid: string },
+    expand: boolean,
+  ): Promise<Record<string, unknown>> {
     if (item.type === "directory") return { type: "directory", oid: item.oid, size: 0, path: item.path };
     const e = item.entry!;
     const out: Record<string, unknown> = { type: "file", oid: e.oid, size: e.size, path: item.path };
@@ -289,7 +341,8 @@ export class Router {
     const items = listTree(c, dir, recursive);
     if (!items) throw entryNotFound(dir);
     const limitParam = Number(url.searchParams.get("limit"));
-    const pageSize = Number.isSafeInteger(limitParam) && limitParam > 0 ? Math.min(limitParam, this.ctx.treePageSize) : this.ctx.treePageSize;
+    const pageSize =
+      Number.isSafeInteger(limitParam) && limitParam > 0 ? Math.min(limitParam, this.ctx.treePageSize) : this.ctx.treePageSize;
     const cursor = url.searchParams.get("cursor");
     const start = cursor ? Number(Buffer.from(cursor, "base64url").toString("utf8")) : 0;
     if (!Number.isSafeInteger(start) || start < 0) throw new HubError(400, "invalid cursor");
@@ -340,7 +393,14 @@ export class Router {
     sendJson(
       res,
       200,
-      slice.map((c) => ({ id: c.id, title: c.title, message: c.message, date: c.date, parents: c.parents, authors: [{ user: c.author, avatar: "" }] })),
+      slice.map((c) => ({
+        id: c.id,
+        title: c.title,
+        message: c.message,
+        date: c.date,
+        parents: c.parents,
+        authors: [{ user: c.author, avatar: "" }],
+      })),
       headers,
     );
   }
@@ -375,9 +435,14 @@ export class Router {
     await this.refuseMissingDeletes(meta, branch, changes);
     const c = await this.ctx.repos.commitChanges(meta, branch, changes, commitInfoOf(lines, this.ctx.user));
     const prefix = meta.type === "model" ? "" : `${meta.type}s/`;
-    sendJson(res, 200, { success: true, commitOid: c.id, commitUrl: `${this.base(req)}/${prefix}${meta.id}/commit/${c.id}`, pullRequestUrl: null, hookOutput: "" });
+    sendJson(res, 200, {
+      success: true,
+      commitOid: c.id,
+      commitUrl: `${this.base(req)}/${prefix}${meta.id}/commit/${c.id}`,
+      pullRequestUrl: null,
+      hookOutput: "",
+    });
   }
-
 
   /** Deleting a file that does not exist is an error on the Hub. */
   private async refuseMissingDeletes(meta: RepoMeta, branch: string, changes: Change[]): Promise<void> {
@@ -385,7 +450,16 @@ export class Router {
     for (const ch of changes) if (ch.kind === "delete" && !fileAt(head, ch.path)) throw entryNotFound(ch.path);
   }
 
-  private async resolveFile(req: IncomingMessage, res: ServerResponse, auth: Auth, type: RepoType, id: string, rev: string, path: string, raw: boolean): Promise<void> {
+  private async resolveFile(
+    req: IncomingMessage,
+    res: ServerResponse,
+    auth: Auth,
+    type: RepoType,
+    id: string,
+    rev: string,
+    path: string,
+    raw: boolean,
+  ): Promise<void> {
     const meta = await this.readable(type, id, auth);
     const c = await this.ctx.repos.resolve(meta, rev);
     const e = validPath(path) ? fileAt(c, path) : undefined;
@@ -413,7 +487,13 @@ export class Router {
   }
 
   /** Streams a file from disk, honouring a single `Range: bytes=…` (206 / 416). */
-  private async sendFile(req: IncomingMessage, res: ServerResponse, file: string, size: number, headers: Record<string, string>): Promise<void> {
+  private async sendFile(
+    req: IncomingMessage,
+    res: ServerResponse,
+    file: string,
+    size: number,
+    headers: Record<string, string>,
+  ): Promise<void> {
     const range = parseRange(req.headers.range, size);
     const head = req.method === "HEAD";
     if (range === "unsatisfiable") {
@@ -429,7 +509,11 @@ export class Router {
     }
     const [start, end] = range ?? [0, size - 1];
     const status = range ? 206 : 200;
-    const out: Record<string, string> = { ...headers, "Accept-Ranges": "bytes", "Content-Length": String(size === 0 ? 0 : end - start + 1) };
+    const out: Record<string, string> = {
+      ...headers,
+      "Accept-Ranges": "bytes",
+      "Content-Length": String(size === 0 ? 0 : end - start + 1),
+    };
     if (range) out["Content-Range"] = `bytes ${start}-${end}/${size}`;
     res.writeHead(status, out);
     if (head || size === 0) {

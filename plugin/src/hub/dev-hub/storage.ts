@@ -28,7 +28,8 @@ export class Storage {
   }
 
   repoDir(type: RepoType, id: string): string {
-    if (!isRepoType(type) || !validRepoId(id)) throw new HubError(400, `invalid repo type or id ${JSON.stringify(`${String(type)}/${id}`)}`);
+    if (!isRepoType(type) || !validRepoId(id))
+      throw new HubError(400, `invalid repo type or id ${JSON.stringify(`${String(type)}/${id}`)}`);
     return join(this.dataDir, "repos", `${type}s`, ...id.split("/"));
   }
 

@@ -64,14 +64,12 @@ class LoaderConfig:
                 raise ExtraConfigError(f"model_loader_extra_config is not valid JSON: {err}") from None
         if not isinstance(extra, Mapping):
             raise ExtraConfigError(
-                f"model_loader_extra_config must be a JSON object for load format 'cryptotensors', "
-                f"got {type(extra).__name__}"
+                f"model_loader_extra_config must be a JSON object for load format 'cryptotensors', got {type(extra).__name__}"
             )
         unknown = sorted(set(extra) - KEYS)
         if unknown:
             raise ExtraConfigError(
-                f"unknown key(s) {unknown} in model_loader_extra_config for load format 'cryptotensors'; "
-                f"allowed: {sorted(KEYS)}"
+                f"unknown key(s) {unknown} in model_loader_extra_config for load format 'cryptotensors'; allowed: {sorted(KEYS)}"
             )
         mode = extra.get("mode", "streaming")
         if mode not in MODES:

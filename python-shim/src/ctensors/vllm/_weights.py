@@ -5,7 +5,7 @@ that the model got every weight. Unit-tested against the fake sidecar (tests/tes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from types import TracebackType
 
 import torch
@@ -30,7 +30,7 @@ class MissingWeightsError(CryptoTensorsError, ValueError):
             FORMAT,
             f"load format 'cryptotensors': {len(self.missing)} weight(s) of the model were not in the "
             f"checkpoint served for {source!r}: {shown}{more}. Is --model the same model as the encrypted "
-            "source? (set model_loader_extra_config.strict=false to accept this)"
+            "source? (set model_loader_extra_config.strict=false to accept this)",
         )
 
 
@@ -59,9 +59,7 @@ class CheckpointWeights:
             self._client = client
         return self
 
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         client, self._client = self._client, None
         if client is None:
             return
@@ -87,7 +85,7 @@ class CheckpointWeights:
         assert self._manifest is not None, "not open"
         return int(self._manifest.total_bytes)
 
-    def weights(self) -> Iterator[tuple[str, torch.Tensor]]:
+    def weights(self) -> Generator[tuple[str, torch.Tensor], None, None]:
         if self._client is None or self._manifest is None:
             raise ValueError("CheckpointWeights is not open")
         client, model_id = self._client, self._manifest.model_id

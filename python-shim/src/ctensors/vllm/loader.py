@@ -47,14 +47,18 @@ class CryptoTensorsModelLoader(BaseModelLoader):
         with CheckpointWeights(source, self.config) as checkpoint:
             weights = checkpoint.weights()
             try:
-                loaded = model.load_weights(weights)
+                loaded = model.load_weights(weights)  # type: ignore[operator]  # vLLM models define it; torch types nn.Module attributes as Tensor | Module
             finally:
                 weights.close()
             total = checkpoint.total_bytes
             served = len(checkpoint.yielded)
         logger.info(
             "cryptotensors: loaded %d tensors (%.1f MiB) from %s through the sidecar in %.2f s (%s mode)",
-            served, total / 2**20, source, time.perf_counter() - started, self.config.mode,
+            served,
+            total / 2**20,
+            source,
+            time.perf_counter() - started,
+            self.config.mode,
         )
         if model_config.quantization is not None:
             # Quantized models legitimately have parameters that no checkpoint tensor fills (scales
