@@ -68,7 +68,8 @@ function entriesUnder(root: string): string[] {
 
 /** 12 tensors in 3 shards of 4, with a shard index: the model of the finding (2 shards done → 8 of 12 tensors). */
 const SHARDS = ["model-00001-of-00003.safetensors", "model-00002-of-00003.safetensors", "model-00003-of-00003.safetensors"];
-const MODEL_FILES = ["config.json", "model.safetensors.index.json", ...SHARDS].sort();
+// An encrypted folder: the files of the plain one, plus the signed release manifest `encrypt` writes.
+const MODEL_FILES = ["config.json", "model.safetensors.index.json", "model.sig", ...SHARDS].sort();
 const plainModel = join(dir, "plain-model");
 const encModel = join(dir, "enc-model");
 const plainFile = join(dir, "plain.safetensors");

@@ -310,6 +310,9 @@ async function runEncryptJob(io: Streams, tasks: NativeTask[]): Promise<void> {
   });
   const bad = statuses.findIndex((s) => s !== TaskStatus.Ok);
   if (bad < 0) return;
+  if (statuses[bad] === TaskStatus.NoSpace) {
+    throw Object.assign(new Error("the native engine could not write the output"), { code: "ENOSPC" });
+  }
   if (statuses[bad] === TaskStatus.Io) {
     throw Object.assign(new Error("the native engine could not write the output"), {
       code: (await isFull(io.outputDir)) ? "ENOSPC" : "EIO",

@@ -70,7 +70,12 @@ export function stageHolding(target: string): Stage | undefined {
  * The parent of `target` must exist.
  * @throws ERR_CT_IO (with the path and a remedy) and whatever `build` throws
  */
-export async function withStagedFolder<T>(target: string, build: (stagingDir: string) => Promise<T>): Promise<T> {
+export async function withStagedFolder<T>(
+  target: string,
+  build: (stagingDir: string) => Promise<T>,
+  /** Runs once every file of the staging folder has its name, before the rename (e.g. writes a manifest of them). */
+  finish?: (stagingDir: string) => Promise<unknown>,
+): Promise<T> {
   const dir = hiddenSibling(target, "partial");
   await mapIoErrors(target, "creating", () => mkdir(dir));
   const release = trackTemporary(dir);
@@ -78,6 +83,7 @@ export async function withStagedFolder<T>(target: string, build: (stagingDir: st
   try {
     const result = await current.run(stage, () => build(dir));
     await stage.linkAll();
+    if (finish) await finish(dir);
     await testPause("folder");
     await moveIntoPlace(dir, target);
     return result;

@@ -51,31 +51,36 @@ export async function processModel(
   for (const rel of files.indexes) {
     await checkShardIndex(input, rel, async (shard) => (await readHeader(join(input, shard))).header.tensors.map((t) => t.name));
   }
-  return withParentOf(output, () =>
-    withStagedFolder(output, async (stage) => {
-      const mkdirp = (d: string) => mapIoErrors(d, "creating", () => mkdir(d, { recursive: true }));
-      const consumed = new Set<string>();
-      let onnxFiles = 0;
-      if (onnx) {
-        for (const rel of files.onnx) await mkdirp(dirname(join(stage, rel)));
-        const r = await onnx(input, stage, files);
-        r.consumed.forEach((c) => consumed.add(c));
-        onnxFiles = r.files;
-      }
-      const safetensors = files.safetensors.filter((f) => !consumed.has(f));
-      for (const [i, rel] of safetensors.entries()) {
-        await mkdirp(dirname(join(stage, rel)));
-        await perFile(join(input, rel), join(stage, rel), { file: rel, index: i, count: safetensors.length });
-      }
-      // The input's release manifest never describes the output (a new release is written by `finish`).
-      const others = [...files.indexes, ...files.onnx, ...files.others].filter((f) => !consumed.has(f) && f !== RELEASE_MANIFEST_FILE);
-      for (const rel of others) {
-        await mkdirp(dirname(join(stage, rel)));
-        await mapIoErrors(join(output, rel), "writing", () => copyModelFile(input, stage, rel));
-      }
-      if (finish) await finish(stage); // inside the staged folder: the manifest appears with the release, or not at all
-      return { files: safetensors.length + onnxFiles, copied: others.length };
-    }),
+  return withParentOf(
+    output,
+    () =>
+      withStagedFolder(
+        output,
+        async (stage) => {
+          const mkdirp = (d: string) => mapIoErrors(d, "creating", () => mkdir(d, { recursive: true }));
+          const consumed = new Set<string>();
+          let onnxFiles = 0;
+          if (onnx) {
+            for (const rel of files.onnx) await mkdirp(dirname(join(stage, rel)));
+            const r = await onnx(input, stage, files);
+            r.consumed.forEach((c) => consumed.add(c));
+            onnxFiles = r.files;
+          }
+          const safetensors = files.safetensors.filter((f) => !consumed.has(f));
+          for (const [i, rel] of safetensors.entries()) {
+            await mkdirp(dirname(join(stage, rel)));
+            await perFile(join(input, rel), join(stage, rel), { file: rel, index: i, count: safetensors.length });
+          }
+          // The input's release manifest never describes the output (a new release is written by `finish`).
+          const others = [...files.indexes, ...files.onnx, ...files.others].filter((f) => !consumed.has(f) && f !== RELEASE_MANIFEST_FILE);
+          for (const rel of others) {
+            await mkdirp(dirname(join(stage, rel)));
+            await mapIoErrors(join(output, rel), "writing", () => copyModelFile(input, stage, rel));
+          }
+          return { files: safetensors.length + onnxFiles, copied: others.length };
+        },
+        finish,
+      ), // in the staged folder once every file has its name: the manifest appears with the release, or not at all
   );
 }
 

@@ -69,6 +69,12 @@ async function rewriteConfigs(root: string, changes: (config: Config) => Changes
     if (config === null || typeof config !== "object" || Array.isArray(config)) continue; // not a transformers config
     const todo = changes(config as Config);
     if (!todo) continue;
+    const exact = exactEdit(text, config as Config, todo);
+    if (exact !== undefined) {
+      await writeFile(path, exact);
+      changed.push(rel);
+      continue;
+    }
     for (const [key, value] of Object.entries(todo)) {
       const at: JSONPath = [key];
       text = applyEdits(text, modify(text, at, value, { formattingOptions: { insertSpaces: true, tabSize: 2 } }));
@@ -77,4 +83,32 @@ async function rewriteConfigs(root: string, changes: (config: Config) => Changes
     changed.push(rel);
   }
   return changed;
+}
+
+/** The refusal entry as `encrypt` inserts it: first in the top-level object, on the line of its brace. */
+function inserted(config: Config): string {
+  return `${JSON.stringify(REFUSAL_KEY)}: ${JSON.stringify(REFUSAL)}${Object.keys(config).length ? ", " : ""}`;
+}
+
+/**
+ * The common case done as a plain text insertion (and its exact removal), so that `decrypt` gives back
+ * the config byte for byte: the entry goes right after the top-level `{`. A formatter-driven edit
+ * (jsonc-parser) reflows the object around it, which a removal cannot undo. Returns undefined when the
+ * case is not the common one (a `transformers_weights` of the model's own, a hand-edited entry).
+ */
+function exactEdit(text: string, config: Config, todo: Changes): string | undefined {
+  const brace = text.indexOf("{");
+  if (brace < 0 || text.slice(0, brace).trim() !== "") return undefined;
+  const keys = Object.keys(todo);
+  if (keys.length !== 1 || keys[0] !== REFUSAL_KEY) return undefined;
+  if (todo[REFUSAL_KEY] === REFUSAL && !(REFUSAL_KEY in config)) {
+    return text.slice(0, brace + 1) + inserted(config) + text.slice(brace + 1);
+  }
+  if (todo[REFUSAL_KEY] === undefined) {
+    const rest: Config = { ...config };
+    delete rest[REFUSAL_KEY];
+    const entry = inserted(rest);
+    if (text.startsWith(entry, brace + 1)) return text.slice(0, brace + 1) + text.slice(brace + 1 + entry.length);
+  }
+  return undefined;
 }
