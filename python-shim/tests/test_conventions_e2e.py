@@ -1,53 +1,71 @@
-"""End to end with the real CLI and sidecar (test_e2e.py's fixture): plain transformers refuses a
+"""End to end with the real CLI and the session's sidecar (conftest.py): plain transformers refuses a
 folder `ctensors encrypt` wrote instead of loading ciphertext as weights, ctensors.transformers
 loads it, `ctensors decrypt` gives a folder plain transformers loads again; safetensors' `framework=`
 and `device=` arguments against the real sidecar."""
 
-# ruff: noqa: F811 -- the tests take the imported fixture `env` as their argument, as pytest wants
-
 from __future__ import annotations
 
 import json
-import subprocess
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-import ctensors
-import ctensors.transformers
 import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import bitwise_equal
+from conftest import Keys, Sidecar, Wire, bitwise_equal, cli, encrypt, make_tiny_model, short_temp_dir
+from safetensors.torch import load_file as st_load_file
+
+import ctensors
+import ctensors.transformers
 from ctensors._target import InvalidArgumentError
-from test_e2e import CLI, Env, _plain_tensors, env  # noqa: F401 -- pytest finds the shared module fixture by this name
 
 pytestmark = pytest.mark.e2e
 
 PROMPT = torch.tensor([[1, 2, 3, 4]])
 
 
-def test_plain_transformers_refuses_an_encrypted_folder(env: Env) -> None:
-    config = json.loads((env.enc_a / "config.json").read_text())
+@dataclass
+class Models:
+    plain: Path  # a tiny Llama folder (make_tiny_model.py)
+    enc: Path  # `ctensors encrypt` of it with the session's keys
+
+
+@pytest.fixture(scope="module")
+def models(keys: Keys) -> Iterator[Models]:
+    root = short_temp_dir("ctce-")
+    try:
+        plain = make_tiny_model(root / "plain")
+        yield Models(plain, encrypt(plain, root / "enc", keys))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _plain_tensors(folder: Path) -> dict[str, torch.Tensor]:
+    tensors: dict[str, torch.Tensor] = {}
+    for shard in sorted(folder.glob("*.safetensors")):
+        tensors.update(st_load_file(shard))
+    return tensors
+
+
+def test_plain_transformers_refuses_an_encrypted_folder(models: Models) -> None:
+    config = json.loads((models.enc / "config.json").read_text())
     assert "ctensors.transformers.from_pretrained" in config["transformers_weights"]
     for load in (transformers.AutoModelForCausalLM.from_pretrained, transformers.LlamaForCausalLM.from_pretrained):
         with pytest.raises(ValueError, match=r"This model is encrypted: load it with ctensors\.transformers\.from_pretrained"):
-            load(env.enc_a)
+            load(models.enc)
     # The rest of the folder stays usable with plain transformers: the config itself still loads.
-    assert transformers.AutoConfig.from_pretrained(env.enc_a).model_type == "llama"
+    assert transformers.AutoConfig.from_pretrained(models.enc).model_type == "llama"
 
 
-def test_ctensors_loads_the_marked_folder_and_decrypt_unmarks_it(env: Env, tmp_path: Path) -> None:
-    model = ctensors.transformers.from_pretrained(env.enc_a, socket=env.socket)
-    assert model.config.name_or_path == str(env.enc_a)
+def test_ctensors_loads_the_marked_folder_and_decrypt_unmarks_it(sidecar: Sidecar, models: Models, keys: Keys, tmp_path: Path) -> None:
+    model = ctensors.transformers.from_pretrained(models.enc, socket=sidecar.socket)
+    assert model.config.name_or_path == str(models.enc)
     out = tmp_path / "dec"
-    keys = env.root / "keys"
-    subprocess.run(
-        ["node", str(CLI), "decrypt", str(env.enc_a), str(out), "--key", str(keys / "enc.jwk"), "--trust", str(keys / "sign.pub.jwk")],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    assert (out / "config.json").read_bytes() == (env.plain_a / "config.json").read_bytes()
+    cli("decrypt", models.enc, out, "--key", keys.enc, "--trust", keys.sign_pub)
+    assert (out / "config.json").read_bytes() == (models.plain / "config.json").read_bytes()
     plain = transformers.AutoModelForCausalLM.from_pretrained(out)
     with torch.no_grad():
         want = plain.generate(PROMPT, max_new_tokens=10, do_sample=False)
@@ -55,16 +73,17 @@ def test_ctensors_loads_the_marked_folder_and_decrypt_unmarks_it(env: Env, tmp_p
     assert torch.equal(got, want)
 
 
-def test_numpy_framework_and_cpu_device(env: Env) -> None:
-    expected = _plain_tensors(env.plain_a)
-    with ctensors.safe_open(env.enc_a, framework="numpy", device="cpu", socket=env.socket) as f:
+def test_numpy_framework_and_cpu_device(sidecar: Sidecar, models: Models) -> None:
+    expected = _plain_tensors(models.plain)
+    with ctensors.safe_open(models.enc, framework="numpy", device="cpu", socket=sidecar.socket) as f:
         got = f.get_tensor("lm_head.weight")
         assert isinstance(got, np.ndarray)
         np.testing.assert_array_equal(got, expected["lm_head.weight"].numpy())
-    loaded = ctensors.load_file(env.enc_a, device="cpu", socket=env.socket)
+    loaded = ctensors.load_file(models.enc, device="cpu", socket=sidecar.socket)
     assert all(bitwise_equal(loaded[n], t) for n, t in expected.items())
 
 
-def test_revision_for_a_local_folder_is_refused(env: Env) -> None:
+def test_revision_for_a_local_folder_is_refused(sidecar: Sidecar, models: Models, wire: Wire) -> None:
     with pytest.raises(InvalidArgumentError, match="local path"):
-        ctensors.load_file(env.enc_a, revision="main", socket=env.socket)
+        ctensors.load_file(models.enc, revision="main", socket=sidecar.socket)
+    assert wire.opened == []
