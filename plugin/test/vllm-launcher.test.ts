@@ -9,7 +9,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { execa } from "execa";
 import { beforeAll, describe, expect, it } from "vitest";
-import { vllmServeArgs } from "../src/cli/commands/vllm.js";
+import { parseArgs } from "node:util";
+import { serve } from "../src/cli/commands/serve.js";
+import { sidecarServeArgs, vllm, vllmServeArgs } from "../src/cli/commands/vllm.js";
 import { CLI, REPO_ROOT, tempDir } from "./helpers.js";
 
 const dir = tempDir("ctensors-vllm-");
@@ -97,6 +99,35 @@ describe("vllmServeArgs", () => {
     expect(() => vllmServeArgs(["m", "--load-format"])).toThrow(/not ""/);
     expect(() => vllmServeArgs([])).toThrow(/starting with the model/);
     expect(() => vllmServeArgs(["--port", "1"])).toThrow(/starting with the model/);
+  });
+});
+
+describe("sidecarServeArgs", () => {
+  const launcherArgs = (argv: string[]) => parseArgs({ args: argv, options: vllm.options, allowPositionals: true, strict: true }).values;
+
+  it("forwards the release options (--allow-unsigned-release, --allow-rollback, --release-state) to the serve it starts", () => {
+    const values = launcherArgs(["--trust", "t.jwk", "--allow-unsigned-release", "--allow-rollback", "--release-state", "/s/rel.json"]);
+    const args = sidecarServeArgs("/run/s.sock", values);
+    expect(args).toEqual([
+      "--socket",
+      "/run/s.sock",
+      "--trust",
+      "t.jwk",
+      "--allow-unsigned-release",
+      "--allow-rollback",
+      "--release-state",
+      "/s/rel.json",
+    ]);
+    // serve accepts every forwarded option, with the same meaning
+    const served = parseArgs({ args, options: serve.options, allowPositionals: false, strict: true }).values;
+    expect(served["allow-unsigned-release"]).toBe(true);
+    expect(served["allow-rollback"]).toBe(true);
+    expect(served["release-state"]).toBe("/s/rel.json");
+  });
+
+  it("leaves the secure defaults alone when no release option is given", () => {
+    const args = sidecarServeArgs("/run/s.sock", launcherArgs(["--key", "k.jwk"]));
+    expect(args).toEqual(["--socket", "/run/s.sock", "--key", "k.jwk"]);
   });
 });
 

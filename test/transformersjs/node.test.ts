@@ -15,6 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
 import { lenField, parseMessage, serializeMessage } from "../../plugin/src/onnx/wire.js";
 import { joinOnnx, parseManifest, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
+import type { SigningKey } from "../../plugin/src/keys/jwk.js";
+import { loadAllKeys } from "../../plugin/src/keys/sources.js";
+import { writeRelease } from "../../plugin/src/release/manifest.js";
 import {
   copyDir,
   ct,
@@ -278,6 +281,50 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     it("the container removed (graph only): ERR_CT_NOT_CONFIDENTIAL", async () => {
       const m = tampered("nocontainer", (d) => execFileSync("rm", [join(d, "model.onnx.cryptotensors")]));
       expectRefused(await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() }), "ERR_CT_NOT_CONFIDENTIAL");
+    });
+
+    // The signed release manifest (model.sig, written by encrypt) binds the graph and container to the release.
+    it("graph and container of another release (each valid and signed on its own): ERR_CT_INTEGRITY naming the file", async () => {
+      const other = join(bad, "other-release");
+      await ctOk(["encrypt", join(FIXTURES, "tiny-bert"), other, "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")]);
+      const m = tampered("mixed", (d) => {
+        for (const f of ["model.onnx", "model.onnx.cryptotensors"]) writeFileSync(join(d, f), readFileSync(join(other, "onnx", f)));
+      });
+      // the swapped pair alone loads: only the release notices
+      expectSameOutput(await runPipeline({ localModelPath: bad + "/", model: "other-release", hook: hook() }), "tiny-bert");
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/onnx\/model\.onnx(\.cryptotensors)? .*release/);
+    });
+
+    it("the same swap from a Hub-like server (test stand-in): refused the same way", async () => {
+      const hub = await hubStandIn({ "acme/mixed": join(bad, "mixed") });
+      try {
+        expectRefused(await runPipeline({ remoteHost: hub.url, model: "acme/mixed", hook: hook() }), "ERR_CT_INTEGRITY");
+        expect(hub.requests).toContain("/acme/mixed/resolve/main/model.sig");
+      } finally {
+        await hub.close();
+      }
+    });
+
+    it("model.sig removed: ERR_CT_INTEGRITY unless allowUnsignedRelease: true", async () => {
+      const m = tampered("unsigned", (d) => execFileSync("rm", [join(d, "..", "model.sig")]));
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/no signed release manifest \(model\.sig\)/);
+      expectSameOutput(
+        await runPipeline({ localModelPath: bad + "/", model: m, hook: { ...hook(), allowUnsignedRelease: true } }),
+        "tiny-bert",
+      );
+    });
+
+    it("a model.sig signed by a key that is not trusted (the shards are): ERR_CT_UNTRUSTED_SIGNER", async () => {
+      const m = tampered("untrusted-release", () => {});
+      const [signKey] = (await loadAllKeys([join(otherKeys, "sign.jwk")])).filter((k): k is SigningKey => k.kind === "sign");
+      await writeRelease(join(bad, m), { signKey: signKey!, model: "tiny-bert", release: 1 });
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_UNTRUSTED_SIGNER");
+      expect(r.error!.message).toMatch(/model\.sig/);
     });
   });
 

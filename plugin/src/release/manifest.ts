@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { CryptoTensorsError, ERROR_CODES, type CryptoTensorsErrorCode } from "../errors.js";
+import { CryptoTensorsError } from "../errors.js";
 import { readHeader } from "../container/reader.js";
 import { withAtomicFile, writeAll } from "../io/files.js";
 import type { SigningKey } from "../keys/jwk.js";
@@ -18,17 +18,25 @@ import {
   DEFAULT_IGNORE_PATHS,
   encodeBundle,
   IN_TOTO_PAYLOAD_TYPE,
-  pae,
   parseStatement,
   RELEASE_MANIFEST_FILE,
   type OmsResource,
 } from "./oms.js";
 import { headerDigest, isIgnored, listReleaseFiles, sha256File } from "./release-files.js";
-import { ED25519_KEYID_PREFIX, signEnvelope, type OmsKey } from "./signers.js";
+import {
+  checkReleaseNumber,
+  headerMismatchError,
+  missingFromReleaseError,
+  modifiedError,
+  noManifestError,
+  notInReleaseError,
+  openManifest,
+  RELEASE_FORMAT_VERSION,
+  RELEASE_PREDICATE_FIELD,
+} from "./manifest-open.js";
+import { signEnvelope, type OmsKey } from "./signers.js";
 
-/** The predicate field holding ctensors' release fields (ignored by OMS verifiers). */
-export const RELEASE_PREDICATE_FIELD = "ctensors_release";
-export const RELEASE_FORMAT_VERSION = 1;
+export { checkReleaseNumber, RELEASE_FORMAT_VERSION, RELEASE_PREDICATE_FIELD };
 /** The largest release number (kept exact in JSON and JavaScript). */
 export const MAX_RELEASE = Number.MAX_SAFE_INTEGER;
 
@@ -61,13 +69,6 @@ export interface WriteReleaseOptions {
 
 export function fingerprintOf(key: SigningKey): string {
   return createHash("sha256").update(key.x).digest("hex");
-}
-
-export function checkReleaseNumber(value: unknown, what = "release number"): number {
-  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0)
-    throw new TypeError(`${what} must be a non-negative integer, got ${JSON.stringify(value)}`);
-  return n;
 }
 
 const CONTAINER_SUFFIXES = [".safetensors", ".onnx.cryptotensors"];
@@ -137,10 +138,6 @@ export async function peekRelease(root: string): Promise<{ model: string; releas
   return { model: ext.model, release: ext.release };
 }
 
-function integrity(message: string): CryptoTensorsError {
-  return new CryptoTensorsError("ERR_CT_INTEGRITY", message);
-}
-
 export interface VerifyReleaseOptions {
   trust: TrustStore | undefined;
   /**
@@ -165,83 +162,22 @@ export async function verifyRelease(root: string, options: VerifyReleaseOptions)
     text = await readFile(manifestPath, "utf8");
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw integrity(
-        `${root} has no signed release manifest (${RELEASE_MANIFEST_FILE}): nothing binds its shards, config and tokenizer together`,
-      );
+      throw noManifestError(root);
     }
     throw new CryptoTensorsError("ERR_CT_IO", `cannot read ${manifestPath}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
   }
-  const bundle = decodeBundle(text, RELEASE_MANIFEST_FILE);
-  if (bundle.payloadType !== IN_TOTO_PAYLOAD_TYPE)
-    throw new CryptoTensorsError("ERR_CT_FORMAT", `${RELEASE_MANIFEST_FILE}: payload type is not ${IN_TOTO_PAYLOAD_TYPE}`);
-  // 1. The signature, before anything the manifest says is used.
-  const ed = bundle.signatures.filter((s) => s.keyid.startsWith(ED25519_KEYID_PREFIX));
-  if (ed.length !== 1) {
-    throw new CryptoTensorsError(
-      "ERR_CT_UNTRUSTED_SIGNER",
-      `${RELEASE_MANIFEST_FILE} carries no ctensors (Ed25519) signature: it was not signed by a ctensors publisher`,
-    );
-  }
-  if (!options.trust)
-    throw new CryptoTensorsError(
-      "ERR_CT_UNTRUSTED_SIGNER",
-      "no trusted signer key was given: pass the publisher's public key with --trust",
-    );
-  const kid = ed[0]!.keyid.slice(ED25519_KEYID_PREFIX.length);
-  let signer: SigningKey;
-  try {
-    signer = options.trust.verify(pae(bundle.payloadType, bundle.payload), ed[0]!.sig, {
-      kty: "okp",
-      alg: "ed25519",
-      kid: kid || undefined,
-    });
-  } catch (err) {
-    // (by code, not class: a trust store may come from another copy of this module)
-    const code = (err as { code?: unknown }).code;
-    if (err instanceof Error && typeof code === "string" && code in ERROR_CODES) {
-      throw new CryptoTensorsError(code as CryptoTensorsErrorCode, `${RELEASE_MANIFEST_FILE}: ${err.message}`, { cause: err });
-    }
-    throw err;
-  }
-  // 2. The statement, checked as an OMS verifier does, and ctensors' fields.
-  const st = parseStatement(bundle.payload, RELEASE_MANIFEST_FILE);
-  const ext = st.predicate[RELEASE_PREDICATE_FIELD] as
-    | { version?: unknown; model?: unknown; release?: unknown; headers?: unknown }
-    | undefined;
-  if (!ext || ext.version !== RELEASE_FORMAT_VERSION || typeof ext.model !== "string" || !ext.model) {
-    throw new CryptoTensorsError(
-      "ERR_CT_FORMAT",
-      `${RELEASE_MANIFEST_FILE}: no ctensors release fields (version ${RELEASE_FORMAT_VERSION}, model, release)`,
-    );
-  }
-  const release = checkReleaseNumber(ext.release, `${RELEASE_MANIFEST_FILE}: release`);
-  const headers = (ext.headers ?? {}) as Record<string, unknown>;
-  if (typeof headers !== "object" || Array.isArray(headers))
-    throw new CryptoTensorsError("ERR_CT_FORMAT", `${RELEASE_MANIFEST_FILE}: headers is not an object`);
-  const digests = new Map(st.predicate.resources.map((r) => [r.name, r.digest]));
-  for (const [name, d] of Object.entries(headers)) {
-    if (!digests.has(name) || typeof d !== "string" || !/^[0-9a-f]{64}$/.test(d))
-      throw new CryptoTensorsError("ERR_CT_FORMAT", `${RELEASE_MANIFEST_FILE}: bad header digest for ${name}`);
-  }
-  const ignore = st.predicate.serialization.ignore_paths;
-  if (!ignore.includes(RELEASE_MANIFEST_FILE))
-    throw new CryptoTensorsError("ERR_CT_FORMAT", `${RELEASE_MANIFEST_FILE}: ignore_paths must list ${RELEASE_MANIFEST_FILE}`);
+  const m = await openManifest(text, options.trust, async (data) => new Uint8Array(createHash("sha256").update(data).digest()));
+  const { digests, headers } = m;
+  const ignore = m.ignorePaths;
   const include = options.include ?? (() => true);
-  const where = `release ${release} of ${ext.model}`;
   // 3. The file set: nothing missing, nothing extra.
   const onDisk = (await listReleaseFiles(root, ignore)).filter(include);
   const present = new Set(onDisk);
   const extra = onDisk.filter((f) => !digests.has(f));
-  if (extra.length)
-    throw integrity(
-      `${extra[0]} is not part of ${where} (signed manifest ${RELEASE_MANIFEST_FILE})${extra.length > 1 ? ` (and ${extra.length - 1} more extra file(s))` : ""}`,
-    );
+  if (extra.length) throw notInReleaseError(extra[0]!, m, extra.length - 1);
   const inScope = [...digests.keys()].filter((f) => include(f) && !isIgnored(f, ignore));
   const missing = inScope.filter((f) => !present.has(f));
-  if (missing.length)
-    throw integrity(
-      `${missing[0]} is missing: ${where} lists it${missing.length > 1 ? ` (and ${missing.length - 1} more missing file(s))` : ""}`,
-    );
+  if (missing.length) throw missingFromReleaseError(missing[0]!, m, missing.length - 1);
   // 4. Each file against its binding.
   const headerBound: string[] = [];
   for (const name of inScope) {
@@ -249,21 +185,18 @@ export async function verifyRelease(root: string, options: VerifyReleaseOptions)
     const h = headers[name] as string | undefined;
     if (h !== undefined) {
       headerBound.push(name);
-      if ((await headerDigest(path)) !== h)
-        throw integrity(
-          `${name} is not the shard of ${where}: its header differs from the signed one (swapped, mixed from another release, or modified)`,
-        );
+      if ((await headerDigest(path)) !== h) throw headerMismatchError(name, m);
     }
     if (h === undefined || options.fullHash) {
-      if ((await sha256File(path)) !== digests.get(name)) throw integrity(`${name} was modified: it does not match ${where}`);
+      if ((await sha256File(path)) !== digests.get(name)) throw modifiedError(name, m);
     }
   }
   return {
-    model: ext.model,
-    release,
-    signer,
-    signerFingerprint: fingerprintOf(signer),
-    manifestDigest: createHash("sha256").update(bundle.payload).digest("hex"),
+    model: m.model,
+    release: m.release,
+    signer: m.signer,
+    signerFingerprint: fingerprintOf(m.signer),
+    manifestDigest: createHash("sha256").update(m.payload).digest("hex"),
     files: inScope,
     headerBound,
   };

@@ -8,6 +8,7 @@
 
 import { createHash } from "node:crypto";
 import { CryptoTensorsError } from "../errors.js";
+import { decodeBase64 } from "../crypto/base64.js";
 
 /** The file name OMS tools use by default, inside the model folder. */
 export const RELEASE_MANIFEST_FILE = "model.sig";
@@ -75,11 +76,31 @@ export function compareNames(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
-/** The OMS subject digest: sha256 over the raw resource digests, in the listed (sorted) order. */
+/** What the OMS subject digest hashes: the raw resource digests, in the listed (sorted) order. */
+export function rootDigestInput(resources: readonly OmsResource[]): Uint8Array {
+  const out = new Uint8Array(resources.length * 32);
+  resources.forEach((r, i) => {
+    out.set(hexBytes(r.digest), i * 32);
+  });
+  return out;
+}
+
+/** The OMS subject digest: sha256 over rootDigestInput. */
 export function rootDigest(resources: readonly OmsResource[]): string {
-  const h = createHash("sha256");
-  for (const r of resources) h.update(Buffer.from(r.digest, "hex"));
-  return h.digest("hex");
+  return createHash("sha256").update(rootDigestInput(resources)).digest("hex");
+}
+
+function hexBytes(hex: string): Uint8Array {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = Number.parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+/** Lower-case hex of bytes. */
+export function toHex(bytes: Uint8Array): string {
+  let s = "";
+  for (const b of bytes) s += b.toString(16).padStart(2, "0");
+  return s;
 }
 
 /** An OMS statement for `resources` (sorted here), with extra predicate fields. */
@@ -104,8 +125,12 @@ export function buildStatement(
 
 /** DSSE v1 pre-authentication encoding: what every signature in the envelope signs. */
 export function pae(payloadType: string, payload: Uint8Array): Uint8Array {
-  const head = Buffer.from(`DSSEv1 ${Buffer.byteLength(payloadType)} ${payloadType} ${payload.length} `, "utf8");
-  return new Uint8Array(Buffer.concat([head, payload]));
+  const type = new TextEncoder().encode(payloadType);
+  const head = new TextEncoder().encode(`DSSEv1 ${type.length} ${payloadType} ${payload.length} `);
+  const out = new Uint8Array(head.length + payload.length);
+  out.set(head, 0);
+  out.set(payload, head.length);
+  return out;
 }
 
 export function encodeBundle(bundle: OmsBundle): string {
@@ -128,8 +153,9 @@ function malformed(what: string, message: string): CryptoTensorsError {
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 function base64Field(value: unknown, what: string, field: string): Uint8Array {
-  if (typeof value !== "string" || value.length % 4 !== 0 || !BASE64.test(value)) throw malformed(what, `${field} is not base64`);
-  return new Uint8Array(Buffer.from(value, "base64"));
+  const bytes = typeof value === "string" && value.length % 4 === 0 && BASE64.test(value) ? decodeBase64(value) : undefined;
+  if (!bytes) throw malformed(what, `${field} is not base64`);
+  return bytes;
 }
 
 /** Parses a bundle (no signature is checked here). @throws ERR_CT_FORMAT */
@@ -168,10 +194,22 @@ const HEX64 = /^[0-9a-f]{64}$/;
  * @throws ERR_CT_FORMAT
  */
 export function parseStatement(payload: Uint8Array, what: string): OmsStatement {
+  const st = parseStatementFields(payload, what);
+  checkSubjectDigest(st, rootDigest(st.predicate.resources), what);
+  return st;
+}
+
+/** The subject digest check, given sha256(rootDigestInput(resources)) in hex. @throws ERR_CT_FORMAT */
+export function checkSubjectDigest(st: OmsStatement, computed: string, what: string): void {
+  if (st.subject[0]!.digest?.sha256 !== computed) throw malformed(what, "the subject digest does not match the resources");
+}
+
+/** parseStatement without the subject digest check (which needs a hash: checkSubjectDigest). @throws ERR_CT_FORMAT */
+export function parseStatementFields(payload: Uint8Array, what: string): OmsStatement {
   // biome-ignore lint/suspicious/noExplicitAny: untrusted JSON, every field is checked below before use
   let st: any;
   try {
-    st = JSON.parse(Buffer.from(payload).toString("utf8"));
+    st = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(payload));
   } catch {
     throw malformed(what, "the signed statement is not JSON");
   }
@@ -195,8 +233,6 @@ export function parseStatement(payload: Uint8Array, what: string): OmsStatement 
     if (seen.has(r.name)) throw malformed(what, `resource ${r.name} is listed twice`);
     seen.add(r.name);
   }
-  const resources = p.resources as { name: string; digest: string }[];
-  if (st.subject[0].digest?.sha256 !== rootDigest(resources)) throw malformed(what, "the subject digest does not match the resources");
   return st as OmsStatement;
 }
 

@@ -9,10 +9,10 @@ import { readFile } from "node:fs/promises";
 import { CryptoTensorsError } from "../errors.js";
 import { ed25519Sign } from "../crypto/signature.js";
 import type { SigningKey } from "../keys/jwk.js";
+import { ED25519_KEYID_PREFIX } from "./manifest-open.js";
 import { pae, type DsseSignature } from "./oms.js";
 
-/** keyid prefix of the Ed25519 signature in the DSSE envelope. */
-export const ED25519_KEYID_PREFIX = "ctensors-ed25519:";
+export { ED25519_KEYID_PREFIX } from "./manifest-open.js";
 
 const EC_HASH: Record<string, string> = { prime256v1: "sha256", secp384r1: "sha384", secp521r1: "sha512" };
 

@@ -2,7 +2,8 @@
 // loading, crypto and policy). It installs an `env.customCache` whose `match` answers requests for
 // ONNX model files (`…/X.onnx`, `…/X.onnx_data[_N]`) of encrypted models: it fetches the stripped graph
 // and `X.onnx.cryptotensors` from wherever the request points (a local folder or any Hub-like URL),
-// verifies the signature with the trusted keys, checks the graph against the signed digest, decrypts
+// verifies the signature with the trusted keys, checks the graph against the signed digest and both
+// against the model's signed release manifest (release-check.ts), decrypts
 // the weights in memory, rebuilds the original ONNX bytes and returns them as a Response. Nothing is
 // written anywhere: transformers.js' file and browser caches are switched off and `put` stores nothing.
 //
@@ -22,6 +23,7 @@ import { TrustStore } from "../keys/trust.js";
 import { modelFileReader } from "./model-files.js";
 import { ModelStore } from "./model-store.js";
 import { OnnxCache } from "./onnx-cache.js";
+import { HookRelease } from "./release-check.js";
 
 /** A key source, as the CLI's --key/--trust take them: a JWK or JWK set object, inline JSON, a file path (Node), or a JWK-set URL. */
 export type KeySource = string | object;
@@ -38,6 +40,11 @@ export interface InstallOptions {
    * files must not be able to swap in a plaintext model. Set false to let plaintext models load as usual.
    */
   requireEncrypted?: boolean;
+  /**
+   * Load encrypted models that have no signed release manifest (`model.sig`) beside them (default false,
+   * as the CLI's --allow-unsigned-release). A manifest that is there is always checked.
+   */
+  allowUnsignedRelease?: boolean;
   /** fetch used for model files (default: `env.fetch`, else `globalThis.fetch`). */
   fetch?: FetchLike;
   /** Extra headers for model file requests (e.g. `{ authorization: "Bearer hf_…" }` for private Hub repos). */
@@ -134,13 +141,9 @@ function takeOverCaches(env: TransformersEnv, cache: OnnxCache): () => void {
 export async function install(env: TransformersEnv, options: InstallOptions, platform: Platform): Promise<CryptoTensorsHook> {
   checkInstallArguments(env, options);
   const { keys, trust } = await loadInstallKeys(options, platform);
-  const store = new ModelStore({
-    keys,
-    trust,
-    requireEncrypted: options.requireEncrypted !== false,
-    platform,
-    read: modelFileReader(env, options, platform),
-  });
+  const read = modelFileReader(env, options, platform);
+  const release = new HookRelease(env, { trust, provider: platform.provider, read, allowUnsigned: options.allowUnsignedRelease === true });
+  const store = new ModelStore({ keys, trust, requireEncrypted: options.requireEncrypted !== false, platform, read, release });
   const cache = new OnnxCache(env, store);
   const restore = takeOverCaches(env, cache);
   const forget = () => cache.forget();

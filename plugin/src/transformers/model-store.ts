@@ -9,6 +9,7 @@ import type { TrustStore } from "../keys/trust.js";
 import { joinOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest } from "../onnx/model.js";
 import type { LoadedModel, Platform } from "./core.js";
 import type { ModelFileReader } from "./model-files.js";
+import type { HookRelease } from "./release-check.js";
 import { basename } from "./request-keys.js";
 
 /** What a graph key turned out to be. */
@@ -20,6 +21,8 @@ export interface ModelStoreOptions {
   requireEncrypted: boolean;
   platform: Platform;
   read: ModelFileReader;
+  /** The release manifest check (release-check.ts). */
+  release: HookRelease;
 }
 
 export class ModelStore {
@@ -55,6 +58,7 @@ export class ModelStore {
         () => {},
       );
     this.#memo.clear();
+    this.options.release.forget();
   }
 
   async #load(graphKey: string): Promise<Entry> {
@@ -63,7 +67,10 @@ export class ModelStore {
     const graph = await read(graphKey);
     if (!container) {
       if (!graph) return { kind: "absent" };
-      if (!requireEncrypted) return { kind: "plain" };
+      if (!requireEncrypted) {
+        await this.options.release.checkPlain(graphKey, graph);
+        return { kind: "plain" };
+      }
       throw new CryptoTensorsError(
         "ERR_CT_NOT_CONFIDENTIAL",
         `${graphKey} is not encrypted (no ${basename(graphKey)}${ONNX_CONTAINER_SUFFIX} beside it) but an encrypted, signed model was required`,
@@ -80,7 +87,7 @@ export class ModelStore {
 
   /** Verifies the container and the graph against it, decrypts the weights and rebuilds the ONNX files. */
   async #decrypt(graphKey: string, graph: Uint8Array, container: Uint8Array): Promise<Map<string, Uint8Array>> {
-    const { keys, trust, requireEncrypted, platform } = this.options;
+    const { keys, trust, requireEncrypted, platform, release } = this.options;
     const reader = await MemoryCryptoTensors.open(container, {
       keys,
       trust,
@@ -98,6 +105,8 @@ export class ModelStore {
           `${graphKey} does not match the signed digest in its container: the graph was modified`,
         );
       }
+      // The container and graph are each authentic; the release binds them to the rest of the model.
+      await release.checkEncrypted(graphKey, graph, container);
       const { model, external } = await joinOnnx(graph, manifest, (name) => reader.readTensor(name));
       this.loaded.push({ source: graphKey, signer: reader.signer?.kid ?? null, tensors: reader.tensors.length });
       return new Map<string, Uint8Array>([[manifest.graph, model], ...external]);

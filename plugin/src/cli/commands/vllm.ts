@@ -16,6 +16,7 @@ import { CryptoTensorsError, usageError } from "../../errors.js";
 import { defaultSocketPath } from "../../sidecar-socket.js";
 import { defineCommand, type CommandIO, type OptionValues } from "../command.js";
 import { SIDECAR_OPTIONS } from "../keys-from-args.js";
+import { RELEASE_SERVE_OPTIONS, RELEASE_SERVE_USAGE } from "../release-args.js";
 
 export const LOAD_FORMAT = "cryptotensors";
 /** Exit code when the vLLM executable cannot be found (the shell's "command not found"). */
@@ -114,18 +115,31 @@ function signalGroup(child: Child, signal: NodeJS.Signals): void {
 /** Starts `ctensors serve` and waits until it answers. Returns the child in a box: an execa child is a
  * promise of its result, which an async function would wait for if returned bare. */
 const KEY_OPTIONS = ["key", "keys", "trust", "trust-store"] as const;
+/** Options that only matter to a sidecar started here. */
+const SERVE_ONLY_OPTIONS = ["key-token", "allow-unsigned-release", "allow-rollback", "release-state"] as const;
+
+const LAUNCHER_OPTIONS = { ...SIDECAR_OPTIONS, ...RELEASE_SERVE_OPTIONS } as const;
+
+/** The `ctensors serve` arguments (after `serve`) for the launcher's options: keys, plaintext and release policy. */
+export function sidecarServeArgs(socket: string, values: OptionValues<typeof LAUNCHER_OPTIONS>): string[] {
+  const args = ["--socket", socket];
+  for (const opt of KEY_OPTIONS) for (const v of values[opt] ?? []) args.push(`--${opt}`, v);
+  if (values["require-encrypted"]) args.push("--require-encrypted");
+  if (values["allow-plaintext"]) args.push("--allow-plaintext");
+  if (values["allow-unsigned-release"]) args.push("--allow-unsigned-release");
+  if (values["allow-rollback"]) args.push("--allow-rollback");
+  if (values["release-state"] !== undefined) args.push("--release-state", values["release-state"]);
+  return args;
+}
 
 async function startSidecar(
   socket: string,
-  values: OptionValues<typeof SIDECAR_OPTIONS>,
+  values: OptionValues<typeof LAUNCHER_OPTIONS>,
   timeoutMs: number,
   io: CommandIO,
 ): Promise<{ child: Child }> {
   const cli = fileURLToPath(new URL("../bin.js", import.meta.url));
-  const args = [cli, "serve", "--socket", socket];
-  for (const opt of KEY_OPTIONS) for (const v of values[opt] ?? []) args.push(`--${opt}`, v);
-  if (values["require-encrypted"]) args.push("--require-encrypted");
-  if (values["allow-plaintext"]) args.push("--allow-plaintext");
+  const args = [cli, "serve", ...sidecarServeArgs(socket, values)];
   // A key-service token goes through the environment, not argv (which `ps` shows).
   const env: Record<string, string | undefined> = {};
   if (values["key-token"]) env.CTENSORS_KEY_TOKEN = values["key-token"];
@@ -167,11 +181,12 @@ export const vllm = defineCommand({
   summary: "run `vllm serve` on an encrypted model, through the sidecar (started here if none is running)",
   usage:
     "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext]\n" +
+    `              ${RELEASE_SERVE_USAGE}\n` +
     "              [--key-token T] [--vllm CMD] [--sidecar-timeout SECONDS] -- MODEL [vllm serve options]\n" +
-    "  reuses a sidecar that answers on the socket, else starts one with the key options (and stops it at the end);\n" +
+    "  reuses a sidecar that answers on the socket, else starts one with the key and release options (and stops it at the end);\n" +
     "  vLLM gets CTENSORS_SOCKET and --load-format cryptotensors. --vllm: the vLLM executable (default $CTENSORS_VLLM, else vllm)",
   options: {
-    ...SIDECAR_OPTIONS,
+    ...LAUNCHER_OPTIONS,
     vllm: { type: "string" },
     "sidecar-timeout": { type: "string", default: "60" },
   },
@@ -204,10 +219,12 @@ export const vllm = defineCommand({
     process.on("exit", onExit);
     try {
       if (await socketAnswers(socket)) {
-        const ignored = [...KEY_OPTIONS, "key-token" as const].filter((k) => values[k] !== undefined);
+        const ignored = [...KEY_OPTIONS, ...SERVE_ONLY_OPTIONS].filter((k) => values[k] !== undefined && values[k] !== false);
         if (!io.quiet) io.err(`ctensors vllm: using the sidecar already running on ${socket}`);
         if (ignored.length)
-          io.err(`ctensors vllm: warning: ${ignored.map((k) => `--${k}`).join(", ")} ignored (that sidecar has its own keys)`);
+          io.err(
+            `ctensors vllm: warning: ${ignored.map((k) => `--${k}`).join(", ")} ignored (that sidecar has its own keys and release policy)`,
+          );
       } else {
         sidecar = (await startSidecar(socket, values, timeoutS * 1000, io)).child;
       }
