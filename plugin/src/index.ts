@@ -11,7 +11,16 @@ export { parseJwk, parseJwkOrSet, toJwk, publicKeyOf, type Key, type EncryptionK
 export { loadKeys, loadAllKeys, KEYS_ENV, KEY_TOKEN_ENV, type KeySpec, type KeySourceOptions } from "./keys/sources.js";
 export { TrustStore } from "./keys/trust.js";
 export { DEFAULT_POLICY, DEFAULT_POLICY_TEXT, type Policy } from "./container/reserved.js";
-export { evaluatePolicy, isDefaultPolicy, regorusPythonEngine, REGO_PYTHON_ENV, type PolicyEngine } from "./policy.js";
+export {
+  defaultPolicyEngine,
+  evaluatePolicy,
+  isDefaultPolicy,
+  regorusPythonEngine,
+  REGO_PYTHON_ENV,
+  type PolicyEngine,
+} from "./policy.js";
+export { checkPolicyText, type PolicyKind } from "./container/policy-check.js";
+export { loadPolicyClaims, type PolicyInput } from "./policy-input.js";
 
 // --- Below: building blocks for the sidecar and tools, not for end users. ---
 export { parseHeader, parseHeaderPrefix, MAX_HEADER_BYTES, type SafetensorsHeader, type TensorInfo } from "./format/header.js";

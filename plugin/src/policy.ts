@@ -15,11 +15,16 @@ export { isDefaultPolicy, type PolicyEngine } from "./container/policy-check.js"
 /** Environment variable naming a Python interpreter with the `regorus` module (PyPI gordon-to-regorus). */
 export const REGO_PYTHON_ENV = "CTENSORS_REGO_PYTHON";
 
+// stdin: one JSON document {"policy": TEXT, "input": DOCUMENT?}. Without "input" the policy sees no input
+// (as in the reference); with it, Rego's input is that document.
 const EVALUATOR = `
 import json, sys
 import regorus
+request = json.loads(sys.stdin.buffer.read().decode("utf-8"))
 engine = regorus.Engine()
-engine.add_policy("model.rego", sys.stdin.buffer.read().decode("utf-8"))
+engine.add_policy("model.rego", request["policy"])
+if "input" in request:
+    engine.set_input_json(json.dumps(request["input"]))
 value = engine.eval_rule("data.model.allow")
 print(json.dumps(value is True))
 `;
@@ -36,11 +41,11 @@ function evaluatorSpawn(): { args: string[]; cwd: string; env: NodeJS.ProcessEnv
 }
 
 /**
- * A Rego engine backed by regorus in a Python subprocess. The policy text goes through stdin; the
- * subprocess gets no key, no tensor data and none of the caller's environment.
+ * A Rego engine backed by regorus in a Python subprocess. The policy text and the input document go
+ * through stdin; the subprocess gets no key, no tensor data and none of the caller's environment.
  */
 export function regorusPythonEngine(python: string, timeoutMs = 20_000): PolicyEngine {
-  return (rego) =>
+  return (rego, input) =>
     new Promise((resolve, reject) => {
       const { args, cwd, env } = evaluatorSpawn();
       const child = execFile(python, args, { cwd, env, timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
@@ -53,7 +58,7 @@ export function regorusPythonEngine(python: string, timeoutMs = 20_000): PolicyE
         }
         resolve(stdout.trim() === "true");
       });
-      child.stdin?.end(rego);
+      child.stdin?.end(JSON.stringify(input === undefined ? { policy: rego } : { policy: rego, input }));
     });
 }
 

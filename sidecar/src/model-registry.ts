@@ -10,6 +10,7 @@ import {
   checkShardIndex,
   CryptoTensorsError,
   CryptoTensorsReader,
+  defaultPolicyEngine,
   listModelFiles,
   modelSafetensors,
   requiredEncryption,
@@ -22,6 +23,7 @@ import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type
 import { checkFolderRelease, RELEASE_MANIFEST_FILE, type ReleasePolicy } from "ctensors/release";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
+import { runPolicyGate, type PolicyGateOptions } from "./policy-gate.js";
 
 export interface ModelOpenOptions {
   keys: readonly Key[];
@@ -37,6 +39,8 @@ export interface ModelOpenOptions {
   kms?: KmsKeyRelease | undefined;
   /** Release checks for folders (default: a signed release manifest is required, no rollback history). */
   release?: ReleasePolicy;
+  /** Policies evaluated with an input before keys are used (policy-gate.ts); default: $CTENSORS_REGO_PYTHON's engine, no claims. */
+  policy?: PolicyGateOptions;
 }
 
 /** Which files of a Hub repo the sidecar fetches: the weights and their index, the confidentiality
@@ -234,12 +238,30 @@ export class ModelRegistry {
     // ONNX weight containers (onnx/*.onnx.cryptotensors) belong to transformers.js, not to this loader.
     const files = (await modelSafetensors(real)).filter((f) => !f.endsWith(".onnx.cryptotensors"));
     if (files.length === 0) throw new CryptoTensorsError("ERR_CT_FORMAT", `${real} holds no .safetensors file`);
+    const { keys, trust, kms } = this.options;
+    const checkRelease = () =>
+      isDir ? checkFolderRelease(real, trust, this.options.release ?? {}, hub ? neededFromHub : undefined) : null;
+    // The embedded policies, evaluated with their input before any key is used or asked for (fast path: default policies).
+    const gate = await runPolicyGate(
+      files,
+      { trust, requireEncrypted },
+      {
+        source: hub ? `${hub.repo}@${hub.commit}` : real,
+        repo: hub?.repo ?? null,
+        revision: hub?.revision ?? null,
+        commit: hub?.commit ?? null,
+        model_id: id,
+      },
+      this.options.policy ?? { engine: defaultPolicyEngine(), claims: {} },
+      kms,
+      async () => checkRelease(),
+    );
+    if (gate.input) this.log.info("policy.allowed", { model_id: id, time: gate.input.time, release: gate.input.model.release });
     const readers: CryptoTensorsReader[] = [];
-    const keyRelease = this.options.kms?.session(this.log); // keys held by a key service: one release per OpenModel
+    const keyRelease = kms?.session(this.log, gate.beforeRelease); // keys held by a key service: one release per OpenModel
     try {
-      const { keys, trust } = this.options;
       for (const file of files) {
-        const options = { keys: keys.length ? keys : undefined, trust, requireEncrypted };
+        const options = { keys: keys.length ? keys : undefined, trust, requireEncrypted, policyEngine: gate.readerEngine };
         readers.push(await (keyRelease ? keyRelease.open(file, options) : CryptoTensorsReader.open(file, options)));
       }
       const tensors: ManifestEntry[] = [];
@@ -277,7 +299,7 @@ export class ModelRegistry {
       }
       // The release (headers only): every file this loader uses must be the signed release's. After each
       // shard's own checks, so that a shard refused on its own is reported as such.
-      const release = isDir ? await checkFolderRelease(real, trust, this.options.release ?? {}, hub ? neededFromHub : undefined) : null;
+      const release = gate.release !== undefined ? gate.release : await checkRelease();
       const kids = new Set(readers.map((r) => (r.signer ? (r.signer.kid ?? "") : null)));
       // One kid only when every shard was verified by the same trusted key.
       const signerKid = kids.size === 1 && !kids.has(null) ? ([...kids][0] ?? "") : "";

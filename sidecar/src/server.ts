@@ -5,7 +5,7 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { chmod, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { CryptoTensorsError, type Key, type TrustStore } from "ctensors";
+import { CryptoTensorsError, defaultPolicyEngine, type Key, type PolicyEngine, type TrustStore } from "ctensors";
 import type { HubSettings } from "ctensors/hub";
 import type { KmsKeyRelease } from "ctensors/kms";
 import type { ReleasePolicy } from "ctensors/release";
@@ -40,6 +40,10 @@ export interface SidecarOptions {
   kms?: KmsKeyRelease;
   /** Release checks on model folders (default: a signed release manifest required; no rollback history). */
   release?: ReleasePolicy;
+  /** Licence claims given to the models' policies as `input.claims` (docs/key-management.md, "Policy input"). */
+  policyClaims?: Record<string, unknown>;
+  /** The Rego engine for non-default policies (default: $CTENSORS_REGO_PYTHON's; without one they are refused). */
+  policyEngine?: PolicyEngine;
   /** Default: JSON lines on stderr. */
   logger?: Logger;
   /** RESIDENT: bytes per region (default 1 GiB). */
@@ -149,7 +153,15 @@ function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { r
   const allowPlaintext = options.allowPlaintext ?? false;
   const requireEncrypted = !allowPlaintext;
   const registry = new ModelRegistry(
-    { keys, trust: options.trust, allowPlaintext, hub: options.hub, kms: options.kms, release: options.release },
+    {
+      keys,
+      trust: options.trust,
+      allowPlaintext,
+      hub: options.hub,
+      kms: options.kms,
+      release: options.release,
+      policy: { engine: options.policyEngine ?? defaultPolicyEngine(), claims: options.policyClaims ?? {} },
+    },
     log,
   );
   const service = new SidecarService({

@@ -62,6 +62,8 @@ export class KmsError extends CryptoTensorsError {
 export interface KmsProvider {
   /** The URL scheme of this provider's references (e.g. `vault-transit`). */
   readonly scheme: string;
+  /** The identity this process uses with the service, as a name (never a secret), e.g. `AppRole ID at auth/approle`. */
+  readonly identity?: string;
   /** Whether `reference` (a header's `enc.jku`, or a `--kms` argument) names a key of this provider. */
   handles(reference: string): boolean;
   /**

@@ -7,6 +7,7 @@
 // open keep reading: its data keys stay in memory until the last CloseModel, which zeroes them.
 
 import { CryptoTensorsReader, readHeader, type OpenOptions } from "../container/reader.js";
+import type { CryptoInfo } from "../container/crypto-info.js";
 import type { KeyRef } from "../container/reserved.js";
 import { zeroKey, type EncryptionKey } from "../keys/jwk.js";
 import { providerFor, type KmsProvider } from "./provider.js";
@@ -27,6 +28,11 @@ export class KmsKeyRelease {
     if (!providers.length) throw new TypeError("KmsKeyRelease needs at least one provider");
   }
 
+  /** The key-service identity of this sidecar (the first provider's), for policy input; never a secret. */
+  get identity(): string | null {
+    return this.providers[0]?.identity ?? null;
+  }
+
   /** The provider for a header's enc entry, when it names a key service this sidecar is configured for. */
   providerOf(ref: KeyRef | undefined): KmsProvider | undefined {
     return providerFor(this.providers, ref?.jku);
@@ -44,9 +50,13 @@ export class KmsKeyRelease {
     return provider && ref ? provider.unwrap(ref) : undefined;
   }
 
-  /** One OpenModel: releases each wrapped key once; call dispose() when the shards are open (or failed). */
-  session(log?: ReleaseLog): KmsReleaseSession {
-    return new KmsReleaseSession(this, log);
+  /**
+   * One OpenModel: releases each wrapped key once; call dispose() when the shards are open (or failed).
+   * `beforeRelease` runs on each verified header just before the service is asked (the sidecar's policy
+   * gate): if it throws, the service is not asked.
+   */
+  session(log?: ReleaseLog, beforeRelease?: (crypto: CryptoInfo) => Promise<void>): KmsReleaseSession {
+    return new KmsReleaseSession(this, log, beforeRelease);
   }
 
   /**
@@ -72,6 +82,7 @@ export class KmsReleaseSession {
   constructor(
     private readonly release: KmsKeyRelease,
     private readonly log: ReleaseLog | undefined,
+    private readonly beforeRelease?: (crypto: CryptoInfo) => Promise<void>,
   ) {}
 
   /** Opens `file` like CryptoTensorsReader.open, taking its master key from the key service when it names one. */
@@ -85,6 +96,7 @@ export class KmsReleaseSession {
     await probe.close();
     const provider = this.release.providerOf(ref);
     if (!provider) return CryptoTensorsReader.open(file, options); // the file changed in between: open it as it is now
+    await this.beforeRelease?.(probe.crypto!);
     const id = `${ref.jku}\n${ref.kid}`;
     let key = this.released.get(id);
     if (!key) {

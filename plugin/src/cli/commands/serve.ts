@@ -17,6 +17,7 @@ import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs } from "../.
 import { KmsKeyRelease } from "../../kms/release.js";
 import { RELEASE_SERVE_OPTIONS, RELEASE_SERVE_USAGE, servePolicyFromArgs } from "../release-args.js";
 import type { ReleasePolicy } from "../../release/open-check.js";
+import { loadPolicyClaims } from "../../policy-input.js";
 
 /** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
 interface SidecarModule {
@@ -29,6 +30,7 @@ interface SidecarModule {
     hub: HubSettings;
     kms?: KmsKeyRelease;
     release: ReleasePolicy;
+    policyClaims?: Record<string, unknown>;
   }): Promise<{ socketPath: string; close(): Promise<void> }>;
 }
 
@@ -68,12 +70,14 @@ export const serve: Command = {
     `  Model folders need a signed release manifest (model.sig); older releases than the newest accepted are refused: ${RELEASE_SERVE_USAGE}\n` +
     HUB_USAGE +
     "  Models whose master key a key service holds are released to this sidecar's own identity:\n" +
-    KMS_USAGE,
+    KMS_USAGE +
+    "  --policy-claims FILE  licence claims (a JSON object) given to the models' policies as input.claims (docs/key-management.md)\n",
   options: {
     ...RELEASE_SERVE_OPTIONS,
     ...SIDECAR_OPTIONS,
     ...HUB_OPTIONS,
     ...KMS_OPTIONS,
+    "policy-claims": { type: "string" },
   },
   async run({ values, positionals }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -99,6 +103,7 @@ export const serve: Command = {
         hub: hubSettingsFromArgs(values),
         ...(kms ? { kms } : {}),
         release: servePolicyFromArgs(values),
+        ...(values["policy-claims"] ? { policyClaims: await loadPolicyClaims(values["policy-claims"] as string) } : {}),
       });
       await signal;
       await handle.close();
