@@ -2,7 +2,6 @@
 // trust / integrity, 5 decryption, 6 key, 7 policy, 8 I/O, 9 Hub (see docs/cli.md).
 
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
 import { CryptoTensorsError, EXIT_CODES } from "../errors.js";
 import { printable, printableLines } from "../format/printable.js";
 import { GLOBAL_OPTIONS, type Command, type CommandIO } from "./command.js";
@@ -20,17 +19,13 @@ import { signRelease } from "./commands/sign-release.js";
 import { verify } from "./commands/verify.js";
 import { vllm } from "./commands/vllm.js";
 import { flagHint } from "./flag-hints.js";
+import { VERSION } from "../version.js";
 
 // Each command's `values` type comes from its own options; here they are all run the same way.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyCommand = Command<any>;
 
 export const COMMANDS = { keygen, encrypt, decrypt, inspect, verify, rewrap, "sign-release": signRelease, push, pull, serve, health, vllm, "dev-hub": devHub } satisfies Record<string, AnyCommand>;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
 
 function help(): string {
   const lines = ["usage: ctensors <command> [options]", "", "commands:"];
@@ -47,7 +42,7 @@ export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Pro
     return name ? 0 : 2;
   }
   if (name === "--version") {
-    io.out(version());
+    io.out(VERSION);
     return 0;
   }
   const command = (COMMANDS as Record<string, AnyCommand>)[name];
