@@ -5,7 +5,7 @@
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { chmod, rm } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { CryptoTensorsError, type Key, type TrustStore } from "../index.js";
+import { CryptoTensorsError, engineName, type Key, type TrustStore } from "../index.js";
 import type { HubSettings } from "../hub/index.js";
 import type { KmsKeyRelease } from "../kms/index.js";
 import type { ReleasePolicy } from "../release/index.js";
@@ -80,7 +80,7 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     throw err;
   }
   log.info("sidecar.started", {
-    version: SIDECAR_VERSION, pid: process.pid, socket: socketPath, token_file: tokenPath, shm_instance: shm.id,
+    version: SIDECAR_VERSION, engine: engineName(), pid: process.pid, socket: socketPath, token_file: tokenPath, shm_instance: shm.id,
     require_encrypted: !(options.allowPlaintext ?? false), trusted_signers: trustedSignerKids(options.trust), keys: options.keys?.length ?? 0,
   });
   let closing: Promise<void> | null = null;
