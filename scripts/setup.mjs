@@ -7,6 +7,7 @@
 //  3. Debian's `chromium` for the browser test (apt-get, as root), skipped when /usr/bin/chromium exists;
 //  4. a separate Python environment with vLLM at .venv-vllm/ (python-vllm-requirements.txt), for the
 //     vLLM tests, skipped when its stamp matches.
+// `--demo` (npm run demo) stops after 2: the demo uses neither the browser nor vLLM.
 // Uses only Node built-ins, so it runs on a fresh clone before any dependency exists.
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -16,6 +17,7 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const quiet = process.argv.includes("--quiet");
+const demoOnly = process.argv.includes("--demo");
 const log = (msg) => {
   if (!quiet) process.stderr.write(`[setup] ${msg}\n`);
 };
@@ -64,6 +66,11 @@ if (!existsSync(pyStamp) || readFileSync(pyStamp, "utf8") !== pyHash) {
   writeFileSync(pyStamp, pyHash);
 } else {
   log("Python environment up to date");
+}
+
+if (demoOnly) {
+  log("demo profile: chromium and the vLLM environment are left out (npm test installs them)");
+  process.exit(0);
 }
 
 // --- Chromium (browser test of the transformers.js hook) ---

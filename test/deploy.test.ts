@@ -72,7 +72,7 @@ describe("deploy/docker/Dockerfile", () => {
     const final = stages.at(-1)!;
     expect(text).toMatch(/^ARG RUNTIME_IMAGE=gcr\.io\/distroless\/nodejs20-debian12:nonroot$/m);
     expect(final).toMatch(/^USER 65532:65532$/m);
-    expect(final).toContain("COPY --from=build /src/plugin/native/build/ctensors_native.node");
+    expect(final).toContain("COPY --from=build /src/plugin/prebuilds plugin/prebuilds");
     expect(final).toMatch(/CTENSORS_ENGINE=native/);
     expect(final).not.toMatch(/^RUN /m); // nothing runs in the runtime image (no shell there)
   });

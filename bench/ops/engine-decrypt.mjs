@@ -9,10 +9,10 @@ import { args, begin, finish, loadApi, loadKeyDir } from "./_common.mjs";
 const [input, keyDir, engine, roundsArg] = args;
 process.env.CTENSORS_ENGINE = engine;
 const api = await loadApi();
-const { ShmRegion } = await import(new URL("../../sidecar/dist/shm/region.js", import.meta.url).href);
-const { ShmInstance } = await import(new URL("../../sidecar/dist/shm/instance.js", import.meta.url).href);
+const { ShmRegion } = await import(new URL("../../plugin/dist/sidecar/shm/region.js", import.meta.url).href);
+const { ShmInstance } = await import(new URL("../../plugin/dist/sidecar/shm/instance.js", import.meta.url).href);
 const shm = await ShmInstance.start(); // names the regions, as a sidecar does
-const { packBatches, alignUp } = await import(new URL("../../sidecar/dist/load-plan.js", import.meta.url).href);
+const { packBatches, alignUp } = await import(new URL("../../plugin/dist/sidecar/load-plan.js", import.meta.url).href);
 const keys = loadKeyDir(keyDir, api);
 const reader = await api.CryptoTensorsReader.open(input, { keys: [keys.enc], trust: keys.trust });
 const batch = packBatches(reader.tensors, (t) => t.end - t.begin, Number.MAX_SAFE_INTEGER)[0];

@@ -1,5 +1,5 @@
 // Child: where a sidecar RESIDENT load's time goes, step by step, with the sidecar's own building
-// blocks (the package's CryptoTensorsReader.readTensorInto, sidecar/dist's ShmRegion and packBatches)
+// blocks (the package's CryptoTensorsReader.readTensorInto, plugin/dist/sidecar's ShmRegion and packBatches)
 // in the same order as LoadSession.fill: per tensor, read + decrypt into one scratch buffer (the size
 // of the largest tensor), pwrite it into a /dev/shm region (regions of ≤ 1 GiB), zero the scratch.
 // Nothing is mapped or sent; the regions are unlinked at the end.
@@ -17,10 +17,10 @@ import { args, begin, finish, loadApi, loadKeyDir } from "./_common.mjs";
 
 const [input, keyDir] = args;
 const api = await loadApi();
-const { ShmRegion } = await import(new URL("../../sidecar/dist/shm/region.js", import.meta.url).href);
-const { ShmInstance } = await import(new URL("../../sidecar/dist/shm/instance.js", import.meta.url).href);
+const { ShmRegion } = await import(new URL("../../plugin/dist/sidecar/shm/region.js", import.meta.url).href);
+const { ShmInstance } = await import(new URL("../../plugin/dist/sidecar/shm/instance.js", import.meta.url).href);
 const shm = await ShmInstance.start(); // names the regions, as a sidecar does
-const { packBatches, alignUp, ALIGN_BYTES } = await import(new URL("../../sidecar/dist/load-plan.js", import.meta.url).href);
+const { packBatches, alignUp, ALIGN_BYTES } = await import(new URL("../../plugin/dist/sidecar/load-plan.js", import.meta.url).href);
 const RESIDENT_REGION_BYTES = 1024 * 1024 * 1024; // the sidecar's default residentRegionBytes
 const keys = loadKeyDir(keyDir, api);
 const now = () => performance.now() / 1000;

@@ -14,7 +14,7 @@ import { rowFromSamples } from "../lib/rows.mjs";
 import { sampleFsUsage, startSidecar } from "../lib/sidecar.mjs";
 import { max, median } from "../lib/stats.mjs";
 
-const { streamingWindowBytes } = await import(new URL("../../sidecar/dist/load-plan.js", import.meta.url).href);
+const { streamingWindowBytes } = await import(new URL("../../plugin/dist/sidecar/load-plan.js", import.meta.url).href);
 
 const SMALL_WINDOW = 64 * 1024 * 1024;
 const WINDOW_COUNT = 2; // the sidecar's default, sent explicitly so the bound is known here

@@ -1,5 +1,6 @@
 // Public API of the `ctensors` package. Symbols below the tier comment are for the sidecar and tools.
 
+export { VERSION } from "./version.js";
 export { printable, quote, toJson } from "./format/printable.js";
 export { CryptoTensorsError, ERROR_CODES, EXIT_CODES, usageError, type CryptoTensorsErrorCode, type ErrorCategory } from "./errors.js";
 export { CryptoTensorsReader, readHeader, type OpenOptions, type CryptoInfo } from "./container/reader.js";

@@ -130,7 +130,7 @@ describe("citations stay inside the repository", () => {
   });
 
   it("repository paths named in code, comments and docs exist", () => {
-    const roots = ["docs", "plugin", "sidecar", "python-shim", "test", "scripts", "proto", "bench", "demo"].join("|");
+    const roots = ["docs", "plugin", "python-shim", "test", "scripts", "proto", "bench", "demo"].join("|");
     const re = new RegExp(`(?<![\\w./-])(?:${roots})/[\\w./-]*\\w\\.(?:md|ts|mjs|js|py|proto|c|json|sh)\\b`, "g");
     // A path may be written from the repository root or from its package's root (python-shim/scripts/…).
     const bases = [REPO_ROOT, ...["plugin", "sidecar", "python-shim"].map((p) => join(REPO_ROOT, p))];

@@ -29,7 +29,7 @@ interface Layout {
 }
 
 function addonLayout(): Layout {
-  const addon = createRequire(import.meta.url)("../native/build/ctensors_native.node") as { layout(): Layout };
+  const addon = createRequire(import.meta.url)("node-gyp-build")(join(import.meta.dirname, "..")) as { layout(): Layout };
   return addon.layout();
 }
 

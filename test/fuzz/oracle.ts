@@ -45,6 +45,6 @@ export async function withinTime<T>(p: Promise<T>, ms: number, what: string): Pr
 export function signatureOf(err: unknown): string {
   const e = err as Error;
   const cause = (e.cause as Error | undefined) ?? e;
-  const frame = (cause.stack ?? "").split("\n").find((l) => l.includes("/plugin/src/") || l.includes("/sidecar/src/")) ?? "";
+  const frame = (cause.stack ?? "").split("\n").find((l) => l.includes("/plugin/src/")) ?? "";
   return `${e.message.replace(/\d+/g, "N").slice(0, 160)} @ ${frame.trim().replace(/:\d+:\d+\)?$/, "")}`;
 }

@@ -15,9 +15,9 @@ import { tokenAuth } from "../../plugin/src/kms/vault-auth.js";
 import { VaultTransitProvider } from "../../plugin/src/kms/vault-transit.js";
 import { regorusPythonEngine } from "../../plugin/src/policy.js";
 import { newSigningKey, sampleTensors, tempDir, writePlainSafetensors } from "../../plugin/test/helpers.js";
-import { startSidecar } from "../../sidecar/src/index.js";
-import { modelIdOf } from "../../sidecar/src/model-registry.js";
-import { auth, newClient, rpcFailure, runLoad, tokenOf, unary } from "../../sidecar/test/helpers.js";
+import { startSidecar } from "../../plugin/src/sidecar/index.js";
+import { modelIdOf } from "../../plugin/src/sidecar/model-registry.js";
+import { auth, newClient, rpcFailure, runLoad, tokenOf, unary } from "../../plugin/test/sidecar/helpers.js";
 import { Bao } from "./bao.js";
 
 const python = resolve(process.env.CTENSORS_REGO_PYTHON ?? ".venv/bin/python"); // the engine runs in the temporary folder

@@ -18,9 +18,9 @@ import { KmsKeyRelease } from "../../plugin/src/kms/release.js";
 import { appRoleAuth, tokenAuth, type VaultAuth } from "../../plugin/src/kms/vault-auth.js";
 import { VaultTransitProvider } from "../../plugin/src/kms/vault-transit.js";
 import { newSigningKey, sampleTensors, tempDir, writePlainSafetensors } from "../../plugin/test/helpers.js";
-import { startSidecar, type SidecarHandle } from "../../sidecar/src/index.js";
-import type { Logger } from "../../sidecar/src/log.js";
-import { auth, newClient, rpcFailure, runLoad, tokenOf, unary, type SidecarClient } from "../../sidecar/test/helpers.js";
+import { startSidecar, type SidecarHandle } from "../../plugin/src/sidecar/index.js";
+import type { Logger } from "../../plugin/src/sidecar/log.js";
+import { auth, newClient, rpcFailure, runLoad, tokenOf, unary, type SidecarClient } from "../../plugin/test/sidecar/helpers.js";
 import { Bao } from "./bao.js";
 
 const dir = tempDir("ctensors-kms-side-");

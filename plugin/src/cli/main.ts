@@ -2,7 +2,6 @@
 // trust / integrity, 5 decryption, 6 key, 7 policy, 8 I/O, 9 Hub (see docs/cli.md).
 
 import { parseArgs } from "node:util";
-import { readFileSync } from "node:fs";
 import { CryptoTensorsError, EXIT_CODES } from "../errors.js";
 import { printable, printableLines } from "../format/printable.js";
 import { GLOBAL_OPTIONS, type Command, type CommandIO } from "./command.js";
@@ -20,6 +19,7 @@ import { signRelease } from "./commands/sign-release.js";
 import { verify } from "./commands/verify.js";
 import { vllm } from "./commands/vllm.js";
 import { flagHint } from "./flag-hints.js";
+import { VERSION } from "../version.js";
 
 // Each command's `values` type comes from its own options; here they are all run the same way.
 // biome-ignore lint/suspicious/noExplicitAny: each command has its own option types; the runner treats them alike
@@ -41,11 +41,6 @@ export const COMMANDS = {
   "dev-hub": devHub,
 } satisfies Record<string, AnyCommand>;
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-  return pkg.version;
-}
-
 function help(): string {
   const lines = ["usage: ctensors <command> [options]", "", "commands:"];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
@@ -61,7 +56,7 @@ export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Pro
     return name ? 0 : 2;
   }
   if (name === "--version") {
-    io.out(version());
+    io.out(VERSION);
     return 0;
   }
   const command = (COMMANDS as Record<string, AnyCommand>)[name];

@@ -8,7 +8,7 @@
 //    a Rego equivalence (regorus rejects a no-break space that a whitespace-normalising match accepts),
 //    and a policy that cannot be evaluated is never treated as allowed;
 //  - `remote` is not looked at here (the sidecar evaluates it before a key service releases a key:
-//    sidecar/src/policy-gate.ts, docs/key-management.md "Policy with input").
+//    plugin/src/sidecar/policy-gate.ts, docs/key-management.md "Policy with input").
 // An optional input document (docs/key-management.md, "Policy input") is handed to the engine as Rego's
 // `input`; without one, the policy is evaluated with no input, as the reference does.
 // Pure code (no node: import): the in-memory reader uses it in browsers. The Node engine is policy.ts.

@@ -7,6 +7,8 @@
 
 import { createRequire } from "node:module";
 import { availableParallelism, constants as osConstants } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { getSystemErrorName } from "node:util";
 import { CryptoTensorsError } from "../errors.js";
 import { quote } from "../format/printable.js";
@@ -32,15 +34,20 @@ interface NativeModule {
   opensslVersion(): string;
 }
 
-/** Where the build puts the addon, relative to this file (src/crypto or dist/crypto). */
-const ADDON = "../../native/build/ctensors_native.node";
+/** The package root (from src/crypto or dist/crypto), whose prebuilds/ folder holds the addon. */
+const PACKAGE_ROOT = fileURLToPath(new URL("../..", import.meta.url));
+/** How a user gets the native engine where no prebuilt addon fits (shown with the reason). */
+const BUILD_HINT = `build it for this platform with: node ${join(PACKAGE_ROOT, "native", "build.mjs")} (needs gcc)`;
 
 let loaded: { module: NativeModule | null; error: string | null } | undefined;
+let warned = false;
 
 function load(): { module: NativeModule | null; error: string | null } {
   if (loaded) return loaded;
   try {
-    const module = createRequire(import.meta.url)(ADDON) as NativeModule;
+    const require = createRequire(import.meta.url);
+    const nodeGypBuild = require("node-gyp-build") as (dir: string) => unknown;
+    const module = nodeGypBuild(PACKAGE_ROOT) as NativeModule;
     loaded = { module, error: null };
   } catch (err) {
     loaded = { module: null, error: (err as Error).message.split("\n")[0] ?? String(err) };
@@ -58,10 +65,11 @@ export function engineName(): EngineName {
   const { module, error } = load();
   if (module) return "native";
   if (forced === "native") {
-    throw new CryptoTensorsError(
-      "ERR_CT_UNSUPPORTED",
-      `CTENSORS_ENGINE=native but the native engine is not available (${error}); run npm run build with gcc installed`,
-    );
+    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `CTENSORS_ENGINE=native but the native engine is not available (${error}); ${BUILD_HINT}`);
+  }
+  if (!warned) {
+    warned = true;
+    process.stderr.write(`ctensors: the native engine did not load (${error}); using the slower JS engine. To fix, ${BUILD_HINT}; CTENSORS_ENGINE=js silences this\n`);
   }
   return "js";
 }

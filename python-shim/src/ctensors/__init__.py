@@ -12,9 +12,10 @@ from typing import Any as _Any
 
 from ._api import load_file, safe_open
 from ._client import default_socket_path
+from ._version import __version__
 from .errors import CryptoTensorsError
 
-__all__ = ["CryptoTensorsError", "default_socket_path", "load_file", "safe_open"]
+__all__ = ["CryptoTensorsError", "__version__", "default_socket_path", "load_file", "safe_open"]
 
 _LAZY_SUBMODULES = ("transformers", "vllm")
 

@@ -13,6 +13,7 @@ from types import TracebackType
 
 import grpc
 
+from ._compat import check_sidecar_version
 from ._proto import sidecar_pb2, sidecar_pb2_grpc
 from .errors import CryptoTensorsError, SidecarUnavailableError, from_rpc_error
 
@@ -110,6 +111,7 @@ class SidecarClient:
             ],
         )
         self._stub = sidecar_pb2_grpc.SidecarStub(self._channel)
+        self._version_checked = False
 
     def health(self) -> sidecar_pb2.HealthResponse:
         try:
@@ -119,6 +121,9 @@ class SidecarClient:
             raise from_rpc_error(err, socket=self.socket_path) from err
 
     def open_model(self, source: str, *, refresh: bool = False) -> sidecar_pb2.OpenModelResponse:
+        if not self._version_checked:  # once per client, before its first model (_compat.py)
+            check_sidecar_version(self.health().version, socket=self.socket_path)
+            self._version_checked = True
         try:
             request = sidecar_pb2.OpenModelRequest(source=source, refresh=refresh)
             opened: sidecar_pb2.OpenModelResponse = self._stub.OpenModel(request, metadata=self._metadata)

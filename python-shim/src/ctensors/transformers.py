@@ -20,7 +20,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import transformers
+
+from ._extras import missing_extra
+
+try:
+    import transformers
+except ModuleNotFoundError as _err:  # one line naming the extra to install, not a bare import error
+    raise missing_extra(_err, "transformers", "transformers", "ctensors.transformers") from None
 
 from ._api import LazyResidentModel, closing_model, model_source, weights_dtype
 from ._client import SidecarClient

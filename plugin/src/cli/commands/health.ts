@@ -3,16 +3,8 @@
 // and prints the answer as JSON: exit 0 when it does, 8 (I/O) when not. Meant for probes, e.g. a
 // Kubernetes exec probe on the sidecar container (deploy/k8s/).
 
-import { CryptoTensorsError, usageError } from "../../errors.js";
+import { usageError } from "../../errors.js";
 import type { Command } from "../command.js";
-
-/** What health uses of `ctensors-sidecar` (imported at run time, as serve does). */
-interface SidecarHealth {
-  defaultSocketPath(): string;
-  checkHealth(socketPath: string, timeoutMs?: number): Promise<unknown>;
-}
-
-const SIDECAR_PACKAGE = "ctensors-sidecar";
 
 export const health: Command = {
   summary: "check that a running sidecar answers (for probes): prints its Health as JSON",
@@ -25,15 +17,8 @@ export const health: Command = {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const raw = values["timeout-ms"] as string | undefined;
     const timeoutMs = raw === undefined ? undefined : Number(raw);
-    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0))
-      throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
-    const sidecar = (await import(String(SIDECAR_PACKAGE)).catch((err: unknown) => {
-      throw new CryptoTensorsError(
-        "ERR_CT_IO",
-        `ctensors health needs the ${SIDECAR_PACKAGE} package, which is not installed: npm install ${SIDECAR_PACKAGE}`,
-        { cause: err },
-      );
-    })) as SidecarHealth;
+    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0)) throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
+    const sidecar = await import("../../sidecar/index.js"); // on first use, as serve does
     const answer = await sidecar.checkHealth((values.socket as string | undefined) ?? sidecar.defaultSocketPath(), timeoutMs);
     io.out(JSON.stringify(answer));
     return 0;

@@ -1,63 +1,22 @@
 // ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...]
 //   [--allow-plaintext] [--key-token T]
 // Serves only signed, fully encrypted models unless --allow-plaintext (open-checks.ts: requiredEncryption).
-// Runs the sidecar (package `ctensors-sidecar`) until SIGTERM or SIGINT. The plugin does not depend on
-// the sidecar at compile time: it is imported at run time, by a name the compiler does not follow.
+// Runs the sidecar (src/sidecar, exported as `ctensors/sidecar`) until SIGTERM or SIGINT.
 
 import { requiredEncryption } from "../../container/open-checks.js";
-import { CryptoTensorsError, usageError } from "../../errors.js";
-import { zeroKey, type Key } from "../../keys/jwk.js";
-import type { TrustStore } from "../../keys/trust.js";
+import { usageError } from "../../errors.js";
+import { zeroKey } from "../../keys/jwk.js";
 import type { Command } from "../command.js";
 import { untilSignal } from "../signals.js";
-import type { HubSettings } from "../../hub/settings.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
 import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs } from "../../kms/cli-args.js";
 import { KmsKeyRelease } from "../../kms/release.js";
 import { RELEASE_SERVE_OPTIONS, RELEASE_SERVE_USAGE, servePolicyFromArgs } from "../release-args.js";
-import type { ReleasePolicy } from "../../release/open-check.js";
 import { loadPolicyClaims } from "../../policy-input.js";
 
-/** What serve uses of `ctensors-sidecar` (kept here so that the plugin compiles without it). */
-interface SidecarModule {
-  defaultSocketPath(): string;
-  startSidecar(options: {
-    socketPath: string;
-    keys: readonly Key[];
-    trust: TrustStore;
-    allowPlaintext: boolean;
-    hub: HubSettings;
-    kms?: KmsKeyRelease;
-    release: ReleasePolicy;
-    policyClaims?: Record<string, unknown>;
-  }): Promise<{ socketPath: string; close(): Promise<void> }>;
-}
-
-const SIDECAR_PACKAGE = "ctensors-sidecar";
-
-async function importSidecar(): Promise<SidecarModule> {
-  let mod: Partial<SidecarModule>;
-  try {
-    mod = (await import(String(SIDECAR_PACKAGE))) as Partial<SidecarModule>;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ERR_MODULE_NOT_FOUND" && String((err as Error).message).includes(SIDECAR_PACKAGE)) {
-      throw new CryptoTensorsError(
-        "ERR_CT_IO",
-        `ctensors serve needs the ${SIDECAR_PACKAGE} package, which is not installed: npm install ${SIDECAR_PACKAGE}`,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
-  if (typeof mod.startSidecar !== "function" || typeof mod.defaultSocketPath !== "function") {
-    throw new CryptoTensorsError(
-      "ERR_CT_IO",
-      `the installed ${SIDECAR_PACKAGE} package does not export startSidecar: install a version that matches ctensors`,
-    );
-  }
-  return mod as SidecarModule;
-}
+/** The sidecar (ctensors/sidecar), loaded on first use so that the other commands start without gRPC. */
+const importSidecar = () => import("../../sidecar/index.js");
 
 export const serve: Command = {
   summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from .._extras import require_extra
 from ..errors import UNSUPPORTED, CryptoTensorsError
 from ._config import ExtraConfigError, LoaderConfig
 from ._guard import EncryptedWeightsError, is_cryptotensors_file
@@ -87,8 +88,7 @@ def register() -> None:
     with _lock:
         if _registered:
             return
-        import vllm
-
+        vllm = require_extra("vllm", "vllm", "ctensors.vllm (--load-format cryptotensors)")
         check_vllm_version(str(getattr(vllm, "__version__", "")))
         try:
             from vllm.model_executor.model_loader import register_model_loader
