@@ -5,4 +5,5 @@
 import { readFileSync } from "node:fs";
 
 /** Read from ../package.json: the package root from src/ and from dist/ alike. */
-export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string }).version;
+export const VERSION: string = (JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string })
+  .version;

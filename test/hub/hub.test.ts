@@ -20,7 +20,16 @@ import { partialPath } from "../../plugin/src/hub/partial.js";
 import { hubSettings } from "../../plugin/src/hub/settings.js";
 import { toJwk, type EncryptionKey, type SigningKey } from "../../plugin/src/keys/jwk.js";
 import { TrustStore } from "../../plugin/src/keys/trust.js";
-import { CLI, newEncryptionKey, newSigningKey, REPO_ROOT, sampleTensors, tempDir, writePlainSafetensors, type PlainTensor } from "../../plugin/test/helpers.js";
+import {
+  CLI,
+  newEncryptionKey,
+  newSigningKey,
+  REPO_ROOT,
+  sampleTensors,
+  tempDir,
+  writePlainSafetensors,
+  type PlainTensor,
+} from "../../plugin/test/helpers.js";
 import { startSidecar, type SidecarHandle } from "../../plugin/src/sidecar/index.js";
 import type { Logger } from "../../plugin/src/sidecar/log.js";
 import { auth, newClient, rpcFailure, runLoad, tokenOf, unary, type SidecarClient } from "../../plugin/test/sidecar/helpers.js";

@@ -18,11 +18,21 @@ describe("the npm package", () => {
     const { stdout } = await execa("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: plugin });
     const files = (JSON.parse(stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
     for (const required of [
-      "package.json", "README.md", "LICENSE", "bin/ctensors.js",
-      "prebuilds/linux-x64/node.napi.glibc.node", "native/build.mjs", "native/ctensors_native.c",
+      "package.json",
+      "README.md",
+      "LICENSE",
+      "bin/ctensors.js",
+      "prebuilds/linux-x64/node.napi.glibc.node",
+      "native/build.mjs",
+      "native/ctensors_native.c",
       "proto/ctensors/sidecar/v1/sidecar.proto",
-      "dist/index.js", "dist/index.d.ts", "dist/cli/bin.js", "dist/sidecar/index.js", "dist/sidecar/index.d.ts",
-      "dist/transformers/node.js", "dist/transformers.web.js",
+      "dist/index.js",
+      "dist/index.d.ts",
+      "dist/cli/bin.js",
+      "dist/sidecar/index.js",
+      "dist/sidecar/index.d.ts",
+      "dist/transformers/node.js",
+      "dist/transformers.web.js",
     ]) {
       expect(files, required).toContain(required);
     }
@@ -39,7 +49,8 @@ describe("the npm package", () => {
     expect((pkg.keywords as string[]).length).toBeGreaterThan(3);
     expect(pkg.engines).toEqual({ node: ">=20" });
     expect(pkg.bin).toEqual({ ctensors: "bin/ctensors.js" });
-    for (const [name, target] of Object.entries(pkg.exports as Record<string, Record<string, string>>)) expect(target.types, name).toMatch(/\.d\.ts$/);
+    for (const [name, target] of Object.entries(pkg.exports as Record<string, Record<string, string>>))
+      expect(target.types, name).toMatch(/\.d\.ts$/);
     expect(Object.keys(pkg.exports as object)).toContain("./sidecar");
   });
 });
@@ -52,7 +63,9 @@ describe("one version", () => {
     expect(stdout.trim()).toBe(pkg.version);
     const { SIDECAR_VERSION } = await import("../../plugin/src/sidecar/index.js");
     expect(SIDECAR_VERSION).toBe(pkg.version);
-    expect(readFileSync(join(REPO_ROOT, "python-shim", "pyproject.toml"), "utf8")).toMatch(/version = \{ attr = "ctensors\._version\.__version__" \}/);
+    expect(readFileSync(join(REPO_ROOT, "python-shim", "pyproject.toml"), "utf8")).toMatch(
+      /version = \{ attr = "ctensors\._version\.__version__" \}/,
+    );
   });
 
   it("the packages carry the repository's license text", () => {

@@ -31,7 +31,12 @@ function sh(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.Proc
 }
 
 const TENSORS: PlainTensor[] = [
-  { name: "model.embed.weight", dtype: "F32", shape: [16, 8], data: new Uint8Array(Float32Array.from({ length: 128 }, (_, i) => Math.sin(i) * 3).buffer) },
+  {
+    name: "model.embed.weight",
+    dtype: "F32",
+    shape: [16, 8],
+    data: new Uint8Array(Float32Array.from({ length: 128 }, (_, i) => Math.sin(i) * 3).buffer),
+  },
   { name: "model.norm.weight", dtype: "F32", shape: [8], data: new Uint8Array(Float32Array.from({ length: 8 }, (_, i) => i / 7).buffer) },
 ];
 
@@ -89,14 +94,22 @@ describe("installed from the packed tarball and the wheel, outside the repositor
   it("serve (native engine required) + Python load_file from the fresh venv give the plaintext tensors", async () => {
     const socket = join(work, "run", "sidecar.sock");
     const serve: ResultPromise = execa("ctensors", ["serve", "--socket", socket, "--key", "keys/enc.jwk", "--trust", "keys/sign.pub.jwk"], {
-      cwd: app, env: { ...env, CTENSORS_ENGINE: "native" }, extendEnv: false, all: true, reject: false,
+      cwd: app,
+      env: { ...env, CTENSORS_ENGINE: "native" },
+      extendEnv: false,
+      all: true,
+      reject: false,
     });
     let log = "";
     serve.stderr!.on("data", (d: Buffer) => (log += d.toString()));
     try {
       const deadline = Date.now() + 60_000;
-      while (!log.includes("sidecar.started") && serve.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-      const started = JSON.parse(log.split("\n").find((l) => l.includes("sidecar.started")) ?? "null") as { engine: string; version: string } | null;
+      while (!log.includes("sidecar.started") && serve.exitCode === null && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 100));
+      const started = JSON.parse(log.split("\n").find((l) => l.includes("sidecar.started")) ?? "null") as {
+        engine: string;
+        version: string;
+      } | null;
       expect(started, log).not.toBeNull();
       expect(started!.engine).toBe("native");
       expect(started!.version).toBe(VERSION);
@@ -116,7 +129,12 @@ describe("installed from the packed tarball and the wheel, outside the repositor
   });
 
   it("an extra that is not installed is named in one line (transformers is not in this venv)", async () => {
-    const out = await execa(join(venv, "bin", "python"), ["-c", "import ctensors.transformers"], { cwd: app, env, extendEnv: false, reject: false });
+    const out = await execa(join(venv, "bin", "python"), ["-c", "import ctensors.transformers"], {
+      cwd: app,
+      env,
+      extendEnv: false,
+      reject: false,
+    });
     expect(out.exitCode).toBe(1);
     expect(out.stderr.trim().split("\n").at(-1)).toBe(
       "ctensors._extras.MissingExtraError: ctensors.transformers needs transformers, which is not installed: pip install 'ctensors[transformers]'",
@@ -139,17 +157,27 @@ describe("installed from the packed tarball and the wheel, outside the repositor
     const probe = "const m = await import('ctensors'); console.log(process.versions.node, process.versions.openssl, m.engineName());";
     const on22 = await sh(node22, ["--input-type=module", "-e", probe], { env: { ...env, CTENSORS_ENGINE: "native" } });
     expect(on22.stdout).toMatch(/^22\.\S+ 3\.\S+ native$/m);
-    await sh(node22, [join(bin, "ctensors"), "decrypt", "my-model-encrypted", "plain-22", "--key", "keys/enc.jwk", "--trust", "keys/sign.pub.jwk"], {
-      env: { ...env, CTENSORS_ENGINE: "native" },
-    });
-    expect(new Uint8Array(readFileSync(join(app, "plain-22", "model.safetensors")))).toEqual(new Uint8Array(readFileSync(join(app, "my-model", "model.safetensors"))));
+    await sh(
+      node22,
+      [join(bin, "ctensors"), "decrypt", "my-model-encrypted", "plain-22", "--key", "keys/enc.jwk", "--trust", "keys/sign.pub.jwk"],
+      {
+        env: { ...env, CTENSORS_ENGINE: "native" },
+      },
+    );
+    expect(new Uint8Array(readFileSync(join(app, "plain-22", "model.safetensors")))).toEqual(
+      new Uint8Array(readFileSync(join(app, "my-model", "model.safetensors"))),
+    );
     // No addon for this platform (node-gyp-build's override points at an empty folder): the JS engine,
     // and one line on stderr naming the build script; CTENSORS_ENGINE=native refuses instead.
     mkdirSync(join(work, "no-prebuild"), { recursive: true });
-    const fallback = await sh("node", ["--input-type=module", "-e", probe], { env: { ...env, CTENSORS_PREBUILD: join(work, "no-prebuild") } });
+    const fallback = await sh("node", ["--input-type=module", "-e", probe], {
+      env: { ...env, CTENSORS_PREBUILD: join(work, "no-prebuild") },
+    });
     expect(fallback.stdout).toMatch(/ js$/m);
     const lines = fallback.stderr.trim().split("\n");
     expect(lines).toHaveLength(1);
-    expect(lines[0]).toMatch(/^ctensors: the native engine did not load \(.*\); using the slower JS engine\. To fix, build it for this platform with: node \S+\/node_modules\/ctensors\/native\/build\.mjs \(needs gcc\)/);
+    expect(lines[0]).toMatch(
+      /^ctensors: the native engine did not load \(.*\); using the slower JS engine\. To fix, build it for this platform with: node \S+\/node_modules\/ctensors\/native\/build\.mjs \(needs gcc\)/,
+    );
   });
 });

@@ -65,11 +65,16 @@ export function engineName(): EngineName {
   const { module, error } = load();
   if (module) return "native";
   if (forced === "native") {
-    throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `CTENSORS_ENGINE=native but the native engine is not available (${error}); ${BUILD_HINT}`);
+    throw new CryptoTensorsError(
+      "ERR_CT_UNSUPPORTED",
+      `CTENSORS_ENGINE=native but the native engine is not available (${error}); ${BUILD_HINT}`,
+    );
   }
   if (!warned) {
     warned = true;
-    process.stderr.write(`ctensors: the native engine did not load (${error}); using the slower JS engine. To fix, ${BUILD_HINT}; CTENSORS_ENGINE=js silences this\n`);
+    process.stderr.write(
+      `ctensors: the native engine did not load (${error}); using the slower JS engine. To fix, ${BUILD_HINT}; CTENSORS_ENGINE=js silences this\n`,
+    );
   }
   return "js";
 }

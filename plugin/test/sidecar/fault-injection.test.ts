@@ -15,9 +15,18 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../src/container/encrypt-file.js";
 import { publicKeyOf, toJwk } from "../../src/keys/jwk.js";
-import { CLI, newEncryptionKey, newSigningKey, REPO_ROOT, tempDir, VENV_PYTHON, writePlainSafetensors, type PlainTensor } from "../helpers.js";
+import {
+  CLI,
+  newEncryptionKey,
+  newSigningKey,
+  REPO_ROOT,
+  tempDir,
+  VENV_PYTHON,
+  writePlainSafetensors,
+  type PlainTensor,
+} from "../helpers.js";
 import type { LoadStart, RegionReady } from "../../src/sidecar/proto.js";
-import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary, type LoadOptions } from "./helpers.js";
+import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary, } from "./helpers.js";
 
 const dir = tempDir("ct-fi-");
 const FAULT_CLIENT = join(import.meta.dirname, "fault_client.py");

@@ -30,7 +30,10 @@ describe("generated protocol types", () => {
       expect(readFileSync(join(DEFAULT_OUT_DIR, rel), "utf8"), `${rel} is stale`).toBe(readFileSync(join(tmp, rel), "utf8"));
     }
     // Every message of the proto has its type.
-    const proto = readFileSync(join(DEFAULT_OUT_DIR, "..", "..", "..", "..", "proto", "ctensors", "sidecar", "v1", "sidecar.proto"), "utf8");
+    const proto = readFileSync(
+      join(DEFAULT_OUT_DIR, "..", "..", "..", "..", "proto", "ctensors", "sidecar", "v1", "sidecar.proto"),
+      "utf8",
+    );
     const messages = [...proto.matchAll(/^(?:message|enum) (\w+)/gm)].map((m) => `ctensors/sidecar/v1/${m[1]}.ts`);
     expect(messages.length).toBeGreaterThan(10);
     for (const m of messages) expect(written).toContain(m);

@@ -13,7 +13,15 @@ import { DIGESTS_KEY, RESERVED_KEYS } from "../../src/container/reserved.js";
 import { TrustStore } from "../../src/keys/trust.js";
 import { tamper } from "../hostile-files.js";
 import {
-  mkfifo, newEncryptionKey, newSigningKey, releaseFifos, sampleTensors, tempDir, withDeadline, writePlainSafetensors, type PlainTensor,
+  mkfifo,
+  newEncryptionKey,
+  newSigningKey,
+  releaseFifos,
+  sampleTensors,
+  tempDir,
+  withDeadline,
+  writePlainSafetensors,
+  type PlainTensor,
 } from "../helpers.js";
 import { startSidecar, type SidecarHandle } from "../../src/sidecar/index.js";
 import type { Logger } from "../../src/sidecar/log.js";

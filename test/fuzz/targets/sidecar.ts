@@ -16,7 +16,16 @@ import fc from "fast-check";
 import { REGO_PYTHON_ENV } from "../../../plugin/src/policy.js";
 import { startSidecar, type SidecarHandle } from "../../../plugin/src/sidecar/index.js";
 import type { Logger } from "../../../plugin/src/sidecar/log.js";
-import { auth, newClient, openRegions, runLoad, tokenOf, unary, type RpcFailure, type SidecarClient } from "../../../plugin/test/sidecar/helpers.js";
+import {
+  auth,
+  newClient,
+  openRegions,
+  runLoad,
+  tokenOf,
+  unary,
+  type RpcFailure,
+  type SidecarClient,
+} from "../../../plugin/test/sidecar/helpers.js";
 import { applyByteOp, applyTextOp, applyTreeOps, byteOpArb, concat, INTERESTING_STRINGS, textOpArb, treeOpArb } from "../mutate.js";
 import { Finding, withinTime } from "../oracle.js";
 import { encKeys, resign, seedFiles, trust } from "../seeds.js";

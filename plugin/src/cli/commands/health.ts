@@ -17,7 +17,8 @@ export const health: Command = {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const raw = values["timeout-ms"] as string | undefined;
     const timeoutMs = raw === undefined ? undefined : Number(raw);
-    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0)) throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
+    if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0))
+      throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
     const sidecar = await import("../../sidecar/index.js"); // on first use, as serve does
     const answer = await sidecar.checkHealth((values.socket as string | undefined) ?? sidecar.defaultSocketPath(), timeoutMs);
     io.out(JSON.stringify(answer));
