@@ -26,7 +26,7 @@ import {
   type PlainTensor,
 } from "../helpers.js";
 import type { LoadStart, RegionReady } from "../../src/sidecar/proto.js";
-import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary, } from "./helpers.js";
+import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary } from "./helpers.js";
 
 const dir = tempDir("ct-fi-");
 const FAULT_CLIENT = join(import.meta.dirname, "fault_client.py");
