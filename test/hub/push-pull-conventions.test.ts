@@ -8,6 +8,7 @@ import { listCommits } from "@huggingface/hub";
 import { execa } from "execa";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../plugin/src/container/encrypt-file.js";
+import { writeRelease } from "../../plugin/src/release/index.js";
 import { startDevHub, type DevHub } from "../../plugin/src/hub/dev-hub/index.js";
 import {
   CLI,
@@ -45,11 +46,14 @@ beforeAll(async () => {
   mkdirSync(model);
   const plain = join(dir, "plain.safetensors");
   writePlainSafetensors(plain, sampleTensors());
+  const signKey = newSigningKey("sign-c");
   await encryptFile(plain, join(model, "model.safetensors"), {
     key: newEncryptionKey("aes256gcm", "enc-c"),
-    signKey: newSigningKey("sign-c"),
+    signKey,
   });
   writeFileSync(join(model, "config.json"), '{"model_type": "llama"}\n');
+  // A confidential folder is pushed with its signed release manifest (as `ctensors encrypt` writes it).
+  await writeRelease(model, { signKey, model: "acme/conventions", release: 1 });
 });
 
 afterAll(async () => {
@@ -61,7 +65,7 @@ describe("push", () => {
     const first = await ct(["push", model, "acme/conv", "--json"]);
     expect(first.code, first.stderr).toBe(0);
     const r1 = JSON.parse(first.stdout) as { commit: string; files: string[]; unchanged: boolean };
-    expect(r1.files).toEqual(["README.md", "config.json", "cryptotensors.json", "model.safetensors"]);
+    expect(r1.files).toEqual(["README.md", "config.json", "cryptotensors.json", "model.safetensors", "model.sig"]);
     expect(r1.unchanged).toBe(false);
     const commits = await commitCount("acme/conv");
 

@@ -23,7 +23,7 @@ describe("prepareSocketDir", () => {
     expect(err).toMatchObject({ code: "ERR_CT_IO", option: "socket" });
     expect(err!.message).toMatch(/mode 0777/);
     expect(err!.message).not.toMatch(/chmod/);
-    const { flagHint } = await import("../../plugin/dist/cli/flag-hints.js");
+    const { flagHint } = await import("../../dist/cli/flag-hints.js");
     expect(flagHint(err as never) ?? "").not.toMatch(/chmod/);
   });
 
