@@ -4,7 +4,7 @@
 // Kubernetes exec probe on the sidecar container (deploy/k8s/).
 
 import { CryptoTensorsError, usageError } from "../../errors.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 
 /** What health uses of `ctensors-sidecar` (imported at run time, as serve does). */
 interface SidecarHealth {
@@ -14,7 +14,7 @@ interface SidecarHealth {
 
 const SIDECAR_PACKAGE = "ctensors-sidecar";
 
-export const health: Command = {
+export const health = defineCommand({
   summary: "check that a running sidecar answers (for probes): prints its Health as JSON",
   usage: "ctensors health [--socket PATH] [--timeout-ms N]\n  default socket: as for ctensors serve; default timeout 3000 ms",
   options: {
@@ -23,7 +23,7 @@ export const health: Command = {
   },
   async run({ values, positionals, io }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    const raw = values["timeout-ms"] as string | undefined;
+    const raw = values["timeout-ms"];
     const timeoutMs = raw === undefined ? undefined : Number(raw);
     if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0))
       throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
@@ -34,8 +34,8 @@ export const health: Command = {
         { cause: err },
       );
     })) as SidecarHealth;
-    const answer = await sidecar.checkHealth((values.socket as string | undefined) ?? sidecar.defaultSocketPath(), timeoutMs);
+    const answer = await sidecar.checkHealth(values.socket ?? sidecar.defaultSocketPath(), timeoutMs);
     io.out(JSON.stringify(answer));
     return 0;
   },
-};
+});
