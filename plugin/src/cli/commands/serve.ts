@@ -6,7 +6,7 @@
 import { requiredEncryption } from "../../container/open-checks.js";
 import { usageError } from "../../errors.js";
 import { zeroKey } from "../../keys/jwk.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { untilSignal } from "../signals.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
@@ -18,7 +18,7 @@ import { loadPolicyClaims } from "../../policy-input.js";
 /** The sidecar (ctensors/sidecar), loaded on first use so that the other commands start without gRPC. */
 const importSidecar = () => import("../../sidecar/index.js");
 
-export const serve: Command = {
+export const serve = defineCommand({
   summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",
   usage:
     "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext] [--key-token T]\n" +
@@ -43,26 +43,26 @@ export const serve: Command = {
     // Validates the flags (both at once is a usage error); the sidecar applies the same rule per model.
     const allowPlaintext =
       requiredEncryption("serve", {
-        allowPlaintext: values["allow-plaintext"] as boolean,
-        requireEncrypted: values["require-encrypted"] as boolean,
+        allowPlaintext: values["allow-plaintext"],
+        requireEncrypted: values["require-encrypted"],
       }) === false;
     const sidecar = await importSidecar();
-    const token = values["key-token"] as string | undefined;
-    const keySpecs = [...((values.key as string[] | undefined) ?? []), ...((values.keys as string[] | undefined) ?? [])];
+    const token = values["key-token"];
+    const keySpecs = [...(values.key ?? []), ...(values.keys ?? [])];
     const kms = hasKmsOptions(values) ? new KmsKeyRelease([kmsProviderFromArgs(values, { requireAddress: true })]) : undefined;
     const keys = await loadKeyList(keySpecs, token, "--key/--keys");
     try {
-      const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
+      const trust = await loadTrust(values.trust, values["trust-store"], token);
       const signal = untilSignal();
       const handle = await sidecar.startSidecar({
-        socketPath: (values.socket as string | undefined) ?? sidecar.defaultSocketPath(),
+        socketPath: values.socket ?? sidecar.defaultSocketPath(),
         keys,
         trust,
         allowPlaintext,
         hub: hubSettingsFromArgs(values),
         ...(kms ? { kms } : {}),
         release: servePolicyFromArgs(values),
-        ...(values["policy-claims"] ? { policyClaims: await loadPolicyClaims(values["policy-claims"] as string) } : {}),
+        ...(values["policy-claims"] ? { policyClaims: await loadPolicyClaims(values["policy-claims"]) } : {}),
       });
       await signal;
       await handle.close();
@@ -71,4 +71,4 @@ export const serve: Command = {
       keys.forEach(zeroKey);
     }
   },
-};
+});
