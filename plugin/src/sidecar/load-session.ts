@@ -377,10 +377,7 @@ export class LoadSession {
   private async fill(region: RegionState, batch: Batch<ManifestEntry>): Promise<void> {
     try {
       await this.fillWith(region, batch);
-      this.metrics.bytesServed(
-        this.mode!,
-        batch.placements.reduce((sum, p) => sum + p.byteSize, 0),
-      );
+      this.metrics.bytesServed(this.mode!, tensorBytesOf(batch));
     } catch (err) {
       throw this.noSpace(err);
     }
@@ -414,6 +411,11 @@ export class LoadSession {
 /** A RESIDENT region's size: its batch, aligned (at least one alignment unit). */
 function regionBytesOf(batch: Batch<unknown>): number {
   return Math.max(alignUp(batch.end), ALIGN_BYTES);
+}
+
+/** The tensor bytes of a batch (without the alignment padding between them). */
+function tensorBytesOf(batch: Batch<ManifestEntry>): number {
+  return batch.placements.reduce((sum, p) => sum + p.byteSize, 0);
 }
 
 function placements(batch: Batch<ManifestEntry>) {
