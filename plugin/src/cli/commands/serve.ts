@@ -1,5 +1,5 @@
 // ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...]
-//   [--allow-plaintext] [--key-token T]
+//   [--allow-plaintext] [--key-token T] [--metrics-port N [--metrics-host H]]
 // Serves only signed, fully encrypted models unless --allow-plaintext (open-checks.ts: requiredEncryption).
 // Runs the sidecar (src/sidecar, exported as `ctensors/sidecar`) until SIGTERM or SIGINT.
 
@@ -30,13 +30,17 @@ export const serve = defineCommand({
     HUB_USAGE +
     "  Models whose master key a key service holds are released to this sidecar's own identity:\n" +
     KMS_USAGE +
-    "  --policy-claims FILE  licence claims (a JSON object) given to the models' policies as input.claims (docs/key-management.md)\n",
+    "  --policy-claims FILE  licence claims (a JSON object) given to the models' policies as input.claims (docs/key-management.md)\n" +
+    "  --metrics-port N      serve Prometheus metrics on http://127.0.0.1:N/metrics (off unless given; docs/sidecar.md)\n" +
+    "  --metrics-host H      the address the metrics endpoint binds (default 127.0.0.1)\n",
   options: {
     ...RELEASE_SERVE_OPTIONS,
     ...SIDECAR_OPTIONS,
     ...HUB_OPTIONS,
     ...KMS_OPTIONS,
     "policy-claims": { type: "string" },
+    "metrics-port": { type: "string" },
+    "metrics-host": { type: "string" },
   },
   async run({ values, positionals }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
@@ -63,6 +67,9 @@ export const serve = defineCommand({
         ...(kms ? { kms } : {}),
         release: servePolicyFromArgs(values),
         ...(values["policy-claims"] ? { policyClaims: await loadPolicyClaims(values["policy-claims"]) } : {}),
+        ...(values["metrics-port"] !== undefined
+          ? { metrics: { port: Number(values["metrics-port"]), host: values["metrics-host"] } }
+          : {}),
       });
       await signal;
       await handle.close();
