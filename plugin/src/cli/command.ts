@@ -24,17 +24,13 @@ export type OptionValues<O extends CommandOptions> = ReturnType<
   typeof parseArgs<{ options: O & typeof GLOBAL_OPTIONS; allowPositionals: true; strict: true }>
 >["values"];
 
-/** Values of a command defined without `defineCommand`. Not yet converted (edited by others at the
- * time): verify, decrypt, serve, encrypt, rewrap, keygen, pull. Drop this type once they are. */
-export type UntypedValues = Record<string, string | boolean | string[] | boolean[] | undefined>;
-
-export interface CommandContext<V = UntypedValues> {
+export interface CommandContext<V> {
   values: V;
   positionals: string[];
   io: CommandIO;
 }
 
-export interface Command<V = UntypedValues> {
+export interface Command<V> {
   summary: string;
   usage: string;
   options: CommandOptions;

@@ -2,7 +2,7 @@
 // for the environment variables they override).
 
 import { hubSettings, type HubSettings } from "../hub/settings.js";
-import type { OptionValues, UntypedValues } from "./command.js";
+import type { OptionValues } from "./command.js";
 
 export const HUB_OPTIONS = {
   "hub-url": { type: "string" },
@@ -15,9 +15,7 @@ export const HUB_USAGE =
 
 type HubValues = Pick<OptionValues<typeof HUB_OPTIONS>, keyof typeof HUB_OPTIONS>;
 
-/** Takes the values of a command whose options include HUB_OPTIONS. (UntypedValues: commands not yet
- * converted to defineCommand; drop it once all are.) */
-export function hubSettingsFromArgs(values: HubValues | UntypedValues): HubSettings {
-  const v = values as HubValues;
-  return hubSettings({ hubUrl: v["hub-url"], token: v.token, cacheDir: v["cache-dir"] });
+/** Takes the values of a command whose options include HUB_OPTIONS. */
+export function hubSettingsFromArgs(values: HubValues): HubSettings {
+  return hubSettings({ hubUrl: values["hub-url"], token: values.token, cacheDir: values["cache-dir"] });
 }

@@ -12,7 +12,7 @@ import type { TrustStore } from "../keys/trust.js";
 import { isDirectory } from "../model/folder.js";
 import { defaultReleaseStatePath, ReleaseHistory } from "../release/rollback.js";
 import { loadOmsKey } from "../release/signers.js";
-import type { CommandContext } from "./command.js";
+import type { CommandOptions, OptionValues } from "./command.js";
 
 export const RELEASE_WRITE_OPTIONS = {
   "model-id": { type: "string" },
@@ -34,9 +34,10 @@ export const RELEASE_SERVE_OPTIONS = {
 } as const;
 export const RELEASE_SERVE_USAGE = "[--allow-unsigned-release] [--allow-rollback] [--release-state FILE]";
 
-type Values = CommandContext["values"];
+/** The values of a command whose options include the option set `O` (its own values only). */
+type ValuesOf<O extends CommandOptions> = Pick<OptionValues<O>, keyof O & keyof OptionValues<O>>;
 
-export function releasePolicyFromArgs(values: Values): ReleasePolicy {
+export function releasePolicyFromArgs(values: ValuesOf<typeof RELEASE_OPEN_OPTIONS>): ReleasePolicy {
   return { allowUnsigned: values["allow-unsigned-release"] === true };
 }
 
@@ -44,7 +45,7 @@ export function releasePolicyFromArgs(values: Values): ReleasePolicy {
 export async function checkInputRelease(
   input: string,
   trust: TrustStore | undefined,
-  values: Values,
+  values: ValuesOf<typeof RELEASE_OPEN_OPTIONS>,
   extra: ReleasePolicy = {},
 ): Promise<ReleaseInfo | null> {
   if (!(await isDirectory(input))) return null;
@@ -55,11 +56,11 @@ export async function checkInputRelease(
 }
 
 /** The sidecar's policy: a persistent release history unless told otherwise. */
-export function servePolicyFromArgs(values: Values): ReleasePolicy {
+export function servePolicyFromArgs(values: ValuesOf<typeof RELEASE_SERVE_OPTIONS>): ReleasePolicy {
   return {
     allowUnsigned: values["allow-unsigned-release"] === true,
     allowRollback: values["allow-rollback"] === true,
-    history: new ReleaseHistory((values["release-state"] as string | undefined) ?? defaultReleaseStatePath()),
+    history: new ReleaseHistory(values["release-state"] ?? defaultReleaseStatePath()),
   };
 }
 
@@ -68,14 +69,18 @@ export function servePolicyFromArgs(values: Values): ReleasePolicy {
  * input folder's name; release from --release, else one past the input's and never below the current
  * Unix time (so that successive releases of a model increase without bookkeeping).
  */
-export async function releaseWriter(values: Values, input: string, signKey: SigningKey): Promise<(outRoot: string) => Promise<string[]>> {
+export async function releaseWriter(
+  values: ValuesOf<typeof RELEASE_WRITE_OPTIONS>,
+  input: string,
+  signKey: SigningKey,
+): Promise<(outRoot: string) => Promise<string[]>> {
   const previous = await peekRelease(input).catch(() => null);
-  const model = (values["model-id"] as string | undefined) ?? previous?.model ?? basename(resolve(input));
+  const model = values["model-id"] ?? previous?.model ?? basename(resolve(input));
   const release =
     values.release !== undefined
       ? checkReleaseNumber(values.release, "--release")
       : Math.max(Math.floor(Date.now() / 1000), (previous?.release ?? -1) + 1);
-  const omsKey = values["oms-key"] ? await loadOmsKey(values["oms-key"] as string) : undefined;
+  const omsKey = values["oms-key"] ? await loadOmsKey(values["oms-key"]) : undefined;
   return async (outRoot) => {
     await writeRelease(outRoot, { signKey, omsKey, model, release });
     return [join(outRoot, RELEASE_MANIFEST_FILE)];

@@ -26,27 +26,32 @@ export const KMS_USAGE =
   "    identity: --kms-token-file FILE | --kms-role-id ID --kms-secret-id-file FILE | --kms-jwt-role ROLE --kms-jwt-file FILE\n" +
   "      (else $BAO_TOKEN / $VAULT_TOKEN) [--kms-auth-mount PATH] [--kms-timeout-ms 5000] [--kms-retries 2]\n";
 
-type Values = Record<string, unknown>;
+type KmsOptionName = keyof typeof KMS_OPTIONS;
+
+/** The key-service options' values (string options, none with a default), as parseArgs gives them. */
+export type KmsValues = { readonly [K in KmsOptionName]?: string | undefined };
+
+const KMS_OPTION_NAMES = Object.keys(KMS_OPTIONS) as KmsOptionName[];
 
 /** Whether any key-service option was given. */
-export function hasKmsOptions(values: Values): boolean {
-  return Object.keys(KMS_OPTIONS).some((name) => values[name] !== undefined);
+export function hasKmsOptions(values: KmsValues): boolean {
+  return KMS_OPTION_NAMES.some((name) => values[name] !== undefined);
 }
 
-function nonNegativeInt(value: unknown, option: string): number | undefined {
+function nonNegativeInt(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n < 0) throw usageError(`${option} must be a non-negative integer, got ${value}`);
   return n;
 }
 
-function authFromArgs(values: Values, env: NodeJS.ProcessEnv): VaultAuth {
-  const mount = values["kms-auth-mount"] as string | undefined;
-  const roleId = values["kms-role-id"] as string | undefined;
-  const secretIdFile = values["kms-secret-id-file"] as string | undefined;
-  const jwtRole = values["kms-jwt-role"] as string | undefined;
-  const jwtFile = values["kms-jwt-file"] as string | undefined;
-  const tokenFile = values["kms-token-file"] as string | undefined;
+function authFromArgs(values: KmsValues, env: NodeJS.ProcessEnv): VaultAuth {
+  const mount = values["kms-auth-mount"];
+  const roleId = values["kms-role-id"];
+  const secretIdFile = values["kms-secret-id-file"];
+  const jwtRole = values["kms-jwt-role"];
+  const jwtFile = values["kms-jwt-file"];
+  const tokenFile = values["kms-token-file"];
   const methods = [roleId || secretIdFile ? "AppRole" : "", jwtRole || jwtFile ? "JWT" : "", tokenFile ? "token" : ""].filter(Boolean);
   if (methods.length > 1) throw usageError(`choose one key-service identity, got ${methods.join(" and ")}`);
   if (roleId || secretIdFile) {
@@ -69,9 +74,12 @@ function authFromArgs(values: Values, env: NodeJS.ProcessEnv): VaultAuth {
  * The Vault Transit provider the options describe.
  * @param requireAddress a sidecar sends its credentials only to an address it was given, never to one read from a model
  */
-export function kmsProviderFromArgs(values: Values, options: { env?: NodeJS.ProcessEnv; requireAddress: boolean }): VaultTransitProvider {
+export function kmsProviderFromArgs(
+  values: KmsValues,
+  options: { env?: NodeJS.ProcessEnv; requireAddress: boolean },
+): VaultTransitProvider {
   const env = options.env ?? process.env;
-  const address = (values["kms-address"] as string | undefined) ?? env.BAO_ADDR ?? env.VAULT_ADDR;
+  const address = values["kms-address"] ?? env.BAO_ADDR ?? env.VAULT_ADDR;
   if (!address && options.requireAddress) throw usageError("the key service needs an address: --kms-address URL (or $BAO_ADDR)");
   return new VaultTransitProvider({
     address,
@@ -88,7 +96,7 @@ export function kmsProviderFromArgs(values: Values, options: { env?: NodeJS.Proc
  */
 export async function newKmsMasterKey(
   reference: string,
-  values: Values,
+  values: KmsValues,
   option: string,
   alg: AeadAlgorithm = "aes256gcm",
 ): Promise<EncryptionKey> {

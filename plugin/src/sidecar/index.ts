@@ -2,6 +2,7 @@
 // through shared memory), the default socket rule, and the pieces a client or a test needs.
 
 export { startSidecar, DEFAULT_RESIDENT_REGION_BYTES, type SidecarOptions, type SidecarHandle } from "./server.js";
+export { DEFAULT_METRICS_HOST, METRICS_PATH, type MetricsEndpointOptions } from "./metrics.js";
 export { defaultSocketPath, SOCKET_ENV } from "./socket-path.js";
 export { tokenPathOf } from "./auth.js";
 export { jsonLogger, silentLogger, type Logger, type LogFields } from "./log.js";

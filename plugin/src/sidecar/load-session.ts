@@ -28,6 +28,7 @@ import {
   type Window,
 } from "./load-plan.js";
 import type { Logger } from "./log.js";
+import type { SidecarMetrics } from "./metrics.js";
 import type { ManifestEntry, ModelRegistry, OpenModel } from "./model-registry.js";
 import type { LoadClientMessage, LoadServerMessage, LoadStart } from "./proto.js";
 import type { ShmInstance } from "./shm/instance.js";
@@ -77,6 +78,7 @@ export class LoadSession {
     private readonly settings: LoadSettings,
     private readonly log: Logger,
     private readonly shm: ShmInstance,
+    private readonly metrics: SidecarMetrics,
   ) {
     call.on("data", (msg: LoadClientMessage) => this.onMessage(msg));
     call.on("end", () => {
@@ -137,6 +139,7 @@ export class LoadSession {
       this.finished = true;
       this.call.end();
       const ms = performance.now() - t0;
+      this.metrics.loadFinished(this.mode!, ms / 1000);
       this.log.info("load.finished", {
         ...context,
         tensors: entries.length,
@@ -148,6 +151,7 @@ export class LoadSession {
     } catch (err) {
       this.abort(err as Error);
       const reason = this.failure ?? (err as Error);
+      this.metrics.loadEnded(this.mode ?? "unknown", this.call.cancelled ? new CancelledError() : reason);
       if (reason instanceof CancelledError || this.call.cancelled) {
         this.log.info("load.cancelled", context);
       } else {
@@ -324,7 +328,7 @@ export class LoadSession {
   }
 
   private async newRegion(bytes: number): Promise<RegionState> {
-    const shm = await ShmRegion.create(bytes, this.shm).catch((err: unknown) => {
+    const shm = await ShmRegion.create(bytes, this.shm, this.metrics.shm).catch((err: unknown) => {
       throw this.noSpace(err);
     });
     const region: RegionState = { id: this.regions.size + 1, shm, announced: false, mapped: false, busy: false };
@@ -373,6 +377,7 @@ export class LoadSession {
   private async fill(region: RegionState, batch: Batch<ManifestEntry>): Promise<void> {
     try {
       await this.fillWith(region, batch);
+      this.metrics.bytesServed(this.mode!, tensorBytesOf(batch));
     } catch (err) {
       throw this.noSpace(err);
     }
@@ -406,6 +411,11 @@ export class LoadSession {
 /** A RESIDENT region's size: its batch, aligned (at least one alignment unit). */
 function regionBytesOf(batch: Batch<unknown>): number {
   return Math.max(alignUp(batch.end), ALIGN_BYTES);
+}
+
+/** The tensor bytes of a batch (without the alignment padding between them). */
+function tensorBytesOf(batch: Batch<ManifestEntry>): number {
+  return batch.placements.reduce((sum, p) => sum + p.byteSize, 0);
 }
 
 function placements(batch: Batch<ManifestEntry>) {

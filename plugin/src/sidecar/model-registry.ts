@@ -23,6 +23,7 @@ import { fetchSnapshot, readDeclaration, tryParseRepoRef, type HubSettings, type
 import { checkFolderRelease, RELEASE_MANIFEST_FILE, type ReleasePolicy } from "../release/index.js";
 import { badRequest, SidecarError } from "./errors.js";
 import type { Logger } from "./log.js";
+import type { SidecarMetrics } from "./metrics.js";
 import { runPolicyGate, type PolicyGateOptions } from "./policy-gate.js";
 
 export interface ModelOpenOptions {
@@ -109,7 +110,10 @@ export class ModelRegistry {
   constructor(
     private readonly options: ModelOpenOptions,
     private readonly log: Logger,
-  ) {}
+    metrics?: SidecarMetrics,
+  ) {
+    metrics?.countOpenModels(() => this.models.size);
+  }
 
   /** Hub sources (`org/name@rev`) → the commit pinned at their first open. */
   private readonly pins = new Map<string, string>();

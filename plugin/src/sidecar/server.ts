@@ -12,6 +12,7 @@ import type { ReleasePolicy } from "../release/index.js";
 import { authInterceptor, newToken, tokenPathOf, writeTokenFile } from "./auth.js";
 import { DEFAULT_WINDOW_BYTES, DEFAULT_WINDOW_COUNT } from "./load-plan.js";
 import { jsonLogger, type Logger } from "./log.js";
+import { serveMetrics, SidecarMetrics, type MetricsEndpoint, type MetricsEndpointOptions } from "./metrics.js";
 import { ModelRegistry } from "./model-registry.js";
 import { ShmInstance, SHM_DIR } from "./shm/instance.js";
 import { sweepStaleRegions } from "./shm/sweep.js";
@@ -53,11 +54,15 @@ export interface SidecarOptions {
   defaultWindowCount?: number;
   /** How long close() waits for calls to finish before cancelling them (default 5 s). */
   shutdownTimeoutMs?: number;
+  /** Serve Prometheus metrics on http://host:port/metrics (host default 127.0.0.1). Default: no endpoint. */
+  metrics?: MetricsEndpointOptions;
 }
 
 export interface SidecarHandle {
   socketPath: string;
   tokenPath: string;
+  /** Where the metrics endpoint listens (the bound port, when 0 was asked for); absent when metrics are off. */
+  metrics?: { host: string; port: number };
   /** Stops serving: ends Loads (their regions are unlinked), closes models (zeroing DEKs), removes the liveness, socket and token files. Idempotent. */
   close(): Promise<void>;
 }
@@ -73,8 +78,9 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
   await sweepDeadInstances(log);
   const shm = await ShmInstance.start();
   let running: Running;
+  const metrics = new SidecarMetrics();
   try {
-    const { registry, service } = newService(options, log, shm);
+    const { registry, service } = newService(options, log, shm, metrics);
     const token = newToken();
     const server = await listen(service, socketPath, token, log);
     await publish(server, socketPath, tokenPath, token);
@@ -87,10 +93,19 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
       tokenPath,
       log,
       shutdownTimeoutMs: options.shutdownTimeoutMs ?? DEFAULT_SHUTDOWN_TIMEOUT_MS,
+      metricsEndpoint: null,
     };
   } catch (err) {
     await shm.close();
     throw err;
+  }
+  if (options.metrics) {
+    try {
+      running.metricsEndpoint = await serveMetrics(metrics, options.metrics, log);
+    } catch (err) {
+      await stop(running);
+      throw err;
+    }
   }
   log.info("sidecar.started", {
     version: SIDECAR_VERSION,
@@ -104,7 +119,13 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     keys: options.keys?.length ?? 0,
   });
   let closing: Promise<void> | null = null;
-  return { socketPath, tokenPath, close: () => (closing ??= stop(running)) };
+  const endpoint = running.metricsEndpoint;
+  return {
+    socketPath,
+    tokenPath,
+    ...(endpoint ? { metrics: { host: endpoint.host, port: endpoint.port } } : {}),
+    close: () => (closing ??= stop(running)),
+  };
 }
 
 /** What a started sidecar holds, and stop() releases. */
@@ -117,6 +138,7 @@ interface Running {
   tokenPath: string;
   log: Logger;
   shutdownTimeoutMs: number;
+  metricsEndpoint: MetricsEndpoint | null;
 }
 
 /** Checks the socket path and its directory, and removes a socket (and token) left by a dead sidecar. */
@@ -149,7 +171,12 @@ async function sweepDeadInstances(log: Logger): Promise<void> {
     log.warn("shm.unattributed", { dir: SHM_DIR, regions: unattributed, why: "region files without a liveness socket: left alone" });
 }
 
-function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { registry: ModelRegistry; service: SidecarService } {
+function newService(
+  options: SidecarOptions,
+  log: Logger,
+  shm: ShmInstance,
+  metrics: SidecarMetrics,
+): { registry: ModelRegistry; service: SidecarService } {
   const keys = options.keys ?? [];
   const allowPlaintext = options.allowPlaintext ?? false;
   const requireEncrypted = !allowPlaintext;
@@ -164,6 +191,7 @@ function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { r
       policy: { engine: options.policyEngine ?? defaultPolicyEngine(), claims: options.policyClaims ?? {} },
     },
     log,
+    metrics,
   );
   const service = new SidecarService({
     registry,
@@ -172,6 +200,7 @@ function newService(options: SidecarOptions, log: Logger, shm: ShmInstance): { r
     requireEncrypted,
     trust: options.trust,
     shm,
+    metrics,
     load: {
       residentRegionBytes: options.residentRegionBytes ?? DEFAULT_RESIDENT_REGION_BYTES,
       defaultWindowBytes: options.defaultWindowBytes ?? DEFAULT_WINDOW_BYTES,
@@ -206,8 +235,19 @@ async function publish(server: Server, socketPath: string, tokenPath: string, to
 }
 
 /** Ends Loads (their regions are unlinked), drains the server, closes models, then removes the liveness socket, socket and token. */
-async function stop({ registry, service, server, shm, socketPath, tokenPath, log, shutdownTimeoutMs }: Running): Promise<void> {
+async function stop({
+  registry,
+  service,
+  server,
+  shm,
+  socketPath,
+  tokenPath,
+  log,
+  shutdownTimeoutMs,
+  metricsEndpoint,
+}: Running): Promise<void> {
   const stopped = Date.now();
+  await metricsEndpoint?.close();
   await service.shutdown();
   await shutdownServer(server, shutdownTimeoutMs);
   await service.shutdown(); // Loads that began while the server drained

@@ -12,6 +12,7 @@ import { ShutdownError } from "./errors.js";
 import { errorToStatus } from "./errors-to-status.js";
 import { LoadSession, type LoadSettings } from "./load-session.js";
 import type { Logger } from "./log.js";
+import type { SidecarMetrics } from "./metrics.js";
 import type { ModelRegistry } from "./model-registry.js";
 import type { ShmInstance } from "./shm/instance.js";
 import {
@@ -33,6 +34,8 @@ export interface SidecarServiceDeps {
   load: LoadSettings;
   /** Names and owns this sidecar's shared-memory regions. */
   shm: ShmInstance;
+  /** This sidecar's Prometheus metrics (metrics.ts). */
+  metrics: SidecarMetrics;
 }
 
 export class SidecarService {
@@ -93,7 +96,7 @@ export class SidecarService {
   }
 
   private load(call: ServerDuplexStream<LoadClientMessage, LoadServerMessage>): void {
-    const session = new LoadSession(call, this.deps.registry, this.deps.load, this.deps.log, this.deps.shm);
+    const session = new LoadSession(call, this.deps.registry, this.deps.load, this.deps.log, this.deps.shm, this.deps.metrics);
     if (this.stopping) session.abort(new ShutdownError());
     const done = session.run().finally(() => this.sessions.delete(session));
     this.sessions.set(session, done);
@@ -107,7 +110,10 @@ export class SidecarService {
       }
       fn(call.request).then(
         (res) => callback(null, res),
-        (err: unknown) => callback(errorToStatus(err, this.deps.log, { rpc })),
+        (err: unknown) => {
+          this.deps.metrics.failed(err);
+          callback(errorToStatus(err, this.deps.log, { rpc }));
+        },
       );
     };
   }

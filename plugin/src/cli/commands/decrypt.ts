@@ -11,13 +11,13 @@ import { unmarkDecryptedConfigs } from "../../model/transformers-config.js";
 import { decryptOnnxFile } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX } from "../../onnx/model.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
 import { withCleanupOnSignals } from "../signals.js";
 
-export const decrypt: Command = {
+export const decrypt = defineCommand({
   summary: "verify and decrypt into plain safetensors",
   usage:
     "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--trust-store JWKS] [--require-encrypted] [--key-token T] [--allow-unsigned-release] [--force]",
@@ -33,11 +33,11 @@ export const decrypt: Command = {
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
     if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");
-    await checkOutput(input, output, values.force as boolean);
-    const requireEncrypted = requiredEncryption("decrypt", { requireEncrypted: values["require-encrypted"] as boolean });
-    const token = values["key-token"] as string | undefined;
-    const keys = await loadKeyList(values.key as string[] | undefined, token);
-    const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
+    await checkOutput(input, output, values.force);
+    const requireEncrypted = requiredEncryption("decrypt", { requireEncrypted: values["require-encrypted"] });
+    const token = values["key-token"];
+    const keys = await loadKeyList(values.key, token);
+    const trust = await loadTrust(values.trust, values["trust-store"], token);
     const progress = createProgress(!io.quiet);
     try {
       await checkInputRelease(input, trust, values);
@@ -82,4 +82,4 @@ export const decrypt: Command = {
     }
     return 0;
   },
-};
+});

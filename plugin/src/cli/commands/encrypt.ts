@@ -2,7 +2,7 @@
 //                  [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]
 
 import { readFile } from "node:fs/promises";
-import { encryptFile } from "../../container/encrypt-file.js";
+import { encryptFile, type EncryptOptions } from "../../container/encrypt-file.js";
 import { checkChunkBytes } from "../../crypto/chunked.js";
 import { DEFAULT_POLICY_TEXT, type Policy } from "../../container/reserved.js";
 import { checkOutput } from "../../model/folder.js";
@@ -10,7 +10,7 @@ import { processModel } from "../../model/process-model.js";
 import { markEncryptedConfigs } from "../../model/transformers-config.js";
 import { encryptOnnxFile } from "../../onnx/encrypt.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { KMS_OPTIONS, KMS_USAGE, newKmsMasterKey } from "../../kms/cli-args.js";
@@ -29,14 +29,14 @@ async function loadPolicy(path: string): Promise<Policy> {
   return { local: text, remote: DEFAULT_POLICY_TEXT };
 }
 
-function positiveInt(value: unknown, option: string): number | undefined {
+function positiveInt(value: string | undefined, option: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isSafeInteger(n) || n <= 0) throw usageError(`${option} must be a positive integer, got ${value}`);
   return n;
 }
 
-export const encrypt: Command = {
+export const encrypt = defineCommand({
   summary: "encrypt and sign a safetensors file or a model folder",
   usage:
     "ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2] [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]\n" +
@@ -69,25 +69,25 @@ export const encrypt: Command = {
       throw usageError(
         `${input}: ONNX models are encrypted as a model folder (IN = the folder that holds onnx/); see docs/transformersjs.md`,
       );
-    await checkOutput(input, output, values.force as boolean);
-    const token = values["key-token"] as string | undefined;
+    await checkOutput(input, output, values.force);
+    const token = values["key-token"];
     if (values.kms !== undefined && values.key !== undefined) throw usageError("--key and --kms exclude each other");
     const key =
       values.kms !== undefined
-        ? await newKmsMasterKey(values.kms as string, values, "--kms")
-        : await loadOneEncryptionKey(values.key as string | undefined, "--key", token);
-    const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
-    const policy = values.policy ? await loadPolicy(values.policy as string) : undefined;
+        ? await newKmsMasterKey(values.kms, values, "--kms")
+        : await loadOneEncryptionKey(values.key, "--key", token);
+    const signKey = await loadSigningKey(values["sign-key"], token);
+    const policy = values.policy ? await loadPolicy(values.policy) : undefined;
     const progress = createProgress(!io.quiet);
     let encrypted = 0;
     let total = 0;
-    const common = {
+    const common: EncryptOptions = {
       key,
       signKey,
       policy,
       chunkBytes,
-      tensors: values.tensors as string[] | undefined,
-      formatVersion: version as 1 | 2,
+      tensors: values.tensors,
+      formatVersion: version,
       plaintextDigests: !values["no-plaintext-digests"],
       onWarning: (m: string) => io.err(`warning: ${m}`),
     };
@@ -143,4 +143,4 @@ export const encrypt: Command = {
     }
     return 0;
   },
-};
+});

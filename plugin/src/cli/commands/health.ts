@@ -4,9 +4,9 @@
 // Kubernetes exec probe on the sidecar container (deploy/k8s/).
 
 import { usageError } from "../../errors.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 
-export const health: Command = {
+export const health = defineCommand({
   summary: "check that a running sidecar answers (for probes): prints its Health as JSON",
   usage: "ctensors health [--socket PATH] [--timeout-ms N]\n  default socket: as for ctensors serve; default timeout 3000 ms",
   options: {
@@ -15,13 +15,13 @@ export const health: Command = {
   },
   async run({ values, positionals, io }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
-    const raw = values["timeout-ms"] as string | undefined;
+    const raw = values["timeout-ms"];
     const timeoutMs = raw === undefined ? undefined : Number(raw);
     if (timeoutMs !== undefined && (!Number.isInteger(timeoutMs) || timeoutMs <= 0))
       throw usageError(`timeout must be a positive integer of milliseconds, got ${JSON.stringify(raw)}`, "timeout-ms");
     const sidecar = await import("../../sidecar/index.js"); // on first use, as serve does
-    const answer = await sidecar.checkHealth((values.socket as string | undefined) ?? sidecar.defaultSocketPath(), timeoutMs);
+    const answer = await sidecar.checkHealth(values.socket ?? sidecar.defaultSocketPath(), timeoutMs);
     io.out(JSON.stringify(answer));
     return 0;
   },
-};
+});

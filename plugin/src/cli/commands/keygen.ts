@@ -9,12 +9,12 @@ import { aeadKeyBytes, parseAeadAlgorithm } from "../../crypto/aead.js";
 import { ed25519PublicKey } from "../../crypto/signature.js";
 import { withAtomicFile, writeAll } from "../../io/files.js";
 import { ensurePrivateDirectory } from "../../io/private-dir.js";
-import { publicKeyOf, toJwk, type EncryptionKey, type JwkStyle, type SigningKey } from "../../keys/jwk.js";
-import type { Command } from "../command.js";
+import { publicKeyOf, toJwk, type EncryptionKey, type SigningKey } from "../../keys/jwk.js";
+import { defineCommand } from "../command.js";
 import { usageError } from "../../errors.js";
 import { withCleanupOnSignals } from "../signals.js";
 
-export const keygen: Command = {
+export const keygen = defineCommand({
   summary: "generate a master key and an Ed25519 signing key pair",
   usage: "ctensors keygen --out DIR [--alg aes256gcm|aes128gcm|chacha20poly1305] [--kid ID] [--jwk-style reference|jose] [--force]",
   options: {
@@ -25,14 +25,14 @@ export const keygen: Command = {
     force: { type: "boolean", default: false },
   },
   async run({ values, io }) {
-    const out = values.out as string | undefined;
+    const out = values.out;
     if (!out) throw usageError("--out DIR is required");
-    const alg = parseAeadAlgorithm(values.alg as string);
+    const alg = parseAeadAlgorithm(values.alg);
     if (!alg) throw usageError(`--alg must be aes256gcm, aes128gcm or chacha20poly1305, got ${values.alg}`);
-    const style = values["jwk-style"] as JwkStyle;
+    const style = values["jwk-style"];
     if (style !== "reference" && style !== "jose") throw usageError("--jwk-style must be reference or jose");
-    const force = values.force as boolean;
-    const kid = (values.kid as string | undefined) ?? `ct-${randomBytes(4).toString("hex")}`;
+    const force = values.force;
+    const kid = values.kid ?? `ct-${randomBytes(4).toString("hex")}`;
     const files = ["enc.jwk", "sign.jwk", "sign.pub.jwk"].map((f) => join(out, f));
     if (!force) {
       for (const f of files) {
@@ -77,4 +77,4 @@ export const keygen: Command = {
     io.out(`wrote ${files.join(", ")} (kid ${kid}, ${alg}, ${style} JWK spelling)`);
     return 0;
   },
-};
+});

@@ -5,12 +5,12 @@
 import picomatch from "picomatch";
 import { fetchSnapshot } from "../../hub/snapshot.js";
 import { parseRepoRef, withRevision } from "../../hub/repo-ref.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { createProgress } from "../progress.js";
 import { usageError } from "../../errors.js";
 
-export const pull: Command = {
+export const pull = defineCommand({
   summary: "download a Hub model (encrypted at rest) into the HF cache and print its snapshot folder",
   usage:
     "ctensors pull REPO[@REV] [--revision REV] [--include GLOB...] [--cache-dir DIR] [--hub-url URL] [--token T] [--json]\n" +
@@ -25,9 +25,9 @@ export const pull: Command = {
   },
   async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw usageError("expected REPO[@REV]");
-    const ref = withRevision(parseRepoRef(positionals[0]!), values.revision as string | undefined);
+    const ref = withRevision(parseRepoRef(positionals[0]!), values.revision);
     const settings = hubSettingsFromArgs(values);
-    const globs = (values.include as string[] | undefined) ?? [];
+    const globs = values.include ?? [];
     const include = globs.length ? picomatch(globs, { dot: true }) : undefined;
     const progress = createProgress(!io.quiet);
     let started = false;
@@ -52,4 +52,4 @@ export const pull: Command = {
     }
     return 0;
   },
-};
+});

@@ -4,7 +4,7 @@ import { rewrapFile } from "../../container/rewrap-file.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { loadKeyList, loadOneEncryptionKey, loadSigningKey, loadTrust } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { usageError } from "../../errors.js";
@@ -13,7 +13,7 @@ import { KmsKeyRelease } from "../../kms/release.js";
 import { checkInputRelease, RELEASE_OPEN_OPTIONS, RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
 import { withCleanupOnSignals } from "../signals.js";
 
-export const rewrap: Command = {
+export const rewrap = defineCommand({
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
   usage:
     "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]\n" +
@@ -37,9 +37,9 @@ export const rewrap: Command = {
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
     if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");
-    await checkOutput(input, output, values.force as boolean);
-    const token = values["key-token"] as string | undefined;
-    const oldKeys = await loadKeyList(values.key as string[] | undefined, token);
+    await checkOutput(input, output, values.force);
+    const token = values["key-token"];
+    const oldKeys = await loadKeyList(values.key, token);
     const kms =
       hasKmsOptions(values) || values["new-kms"] !== undefined
         ? new KmsKeyRelease([kmsProviderFromArgs(values, { requireAddress: false })])
@@ -48,10 +48,10 @@ export const rewrap: Command = {
     if (values["new-kms"] !== undefined && values["new-key"] !== undefined) throw usageError("--new-key and --new-kms exclude each other");
     const newKey =
       values["new-kms"] !== undefined
-        ? await newKmsMasterKey(values["new-kms"] as string, values, "--new-kms")
-        : await loadOneEncryptionKey(values["new-key"] as string | undefined, "--new-key", token);
-    const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
-    const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
+        ? await newKmsMasterKey(values["new-kms"], values, "--new-kms")
+        : await loadOneEncryptionKey(values["new-key"], "--new-key", token);
+    const signKey = await loadSigningKey(values["sign-key"], token);
+    const trust = await loadTrust(values.trust, values["trust-store"], token);
     const progress = createProgress(!io.quiet);
     try {
       await checkInputRelease(input, trust, values);
@@ -88,4 +88,4 @@ export const rewrap: Command = {
     }
     return 0;
   },
-};
+});

@@ -1,12 +1,12 @@
 // ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...]
-//   [--allow-plaintext] [--key-token T]
+//   [--allow-plaintext] [--key-token T] [--metrics-port N [--metrics-host H]]
 // Serves only signed, fully encrypted models unless --allow-plaintext (open-checks.ts: requiredEncryption).
 // Runs the sidecar (src/sidecar, exported as `ctensors/sidecar`) until SIGTERM or SIGINT.
 
 import { requiredEncryption } from "../../container/open-checks.js";
 import { usageError } from "../../errors.js";
 import { zeroKey } from "../../keys/jwk.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { untilSignal } from "../signals.js";
 import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
 import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
@@ -18,7 +18,7 @@ import { loadPolicyClaims } from "../../policy-input.js";
 /** The sidecar (ctensors/sidecar), loaded on first use so that the other commands start without gRPC. */
 const importSidecar = () => import("../../sidecar/index.js");
 
-export const serve: Command = {
+export const serve = defineCommand({
   summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",
   usage:
     "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext] [--key-token T]\n" +
@@ -30,39 +30,46 @@ export const serve: Command = {
     HUB_USAGE +
     "  Models whose master key a key service holds are released to this sidecar's own identity:\n" +
     KMS_USAGE +
-    "  --policy-claims FILE  licence claims (a JSON object) given to the models' policies as input.claims (docs/key-management.md)\n",
+    "  --policy-claims FILE  licence claims (a JSON object) given to the models' policies as input.claims (docs/key-management.md)\n" +
+    "  --metrics-port N      serve Prometheus metrics on http://127.0.0.1:N/metrics (off unless given; docs/sidecar.md)\n" +
+    "  --metrics-host H      the address the metrics endpoint binds (default 127.0.0.1)\n",
   options: {
     ...RELEASE_SERVE_OPTIONS,
     ...SIDECAR_OPTIONS,
     ...HUB_OPTIONS,
     ...KMS_OPTIONS,
     "policy-claims": { type: "string" },
+    "metrics-port": { type: "string" },
+    "metrics-host": { type: "string" },
   },
   async run({ values, positionals }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     // Validates the flags (both at once is a usage error); the sidecar applies the same rule per model.
     const allowPlaintext =
       requiredEncryption("serve", {
-        allowPlaintext: values["allow-plaintext"] as boolean,
-        requireEncrypted: values["require-encrypted"] as boolean,
+        allowPlaintext: values["allow-plaintext"],
+        requireEncrypted: values["require-encrypted"],
       }) === false;
     const sidecar = await importSidecar();
-    const token = values["key-token"] as string | undefined;
-    const keySpecs = [...((values.key as string[] | undefined) ?? []), ...((values.keys as string[] | undefined) ?? [])];
+    const token = values["key-token"];
+    const keySpecs = [...(values.key ?? []), ...(values.keys ?? [])];
     const kms = hasKmsOptions(values) ? new KmsKeyRelease([kmsProviderFromArgs(values, { requireAddress: true })]) : undefined;
     const keys = await loadKeyList(keySpecs, token, "--key/--keys");
     try {
-      const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
+      const trust = await loadTrust(values.trust, values["trust-store"], token);
       const signal = untilSignal();
       const handle = await sidecar.startSidecar({
-        socketPath: (values.socket as string | undefined) ?? sidecar.defaultSocketPath(),
+        socketPath: values.socket ?? sidecar.defaultSocketPath(),
         keys,
         trust,
         allowPlaintext,
         hub: hubSettingsFromArgs(values),
         ...(kms ? { kms } : {}),
         release: servePolicyFromArgs(values),
-        ...(values["policy-claims"] ? { policyClaims: await loadPolicyClaims(values["policy-claims"] as string) } : {}),
+        ...(values["policy-claims"] ? { policyClaims: await loadPolicyClaims(values["policy-claims"]) } : {}),
+        ...(values["metrics-port"] !== undefined
+          ? { metrics: { port: Number(values["metrics-port"]), host: values["metrics-host"] } }
+          : {}),
       });
       await signal;
       await handle.close();
@@ -71,4 +78,4 @@ export const serve: Command = {
       keys.forEach(zeroKey);
     }
   },
-};
+});

@@ -11,11 +11,11 @@ import { TrustStore } from "../../keys/trust.js";
 import { checkShardIndex, isDirectory, listModelFiles } from "../../model/folder.js";
 import { RELEASE_MANIFEST_FILE } from "../../release/oms.js";
 import { hasReleaseManifest } from "../../release/open-check.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { loadSigningKey, loadTrust } from "../keys-from-args.js";
 import { RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
 
-export const signRelease: Command = {
+export const signRelease = defineCommand({
   summary: "give a model folder a signed release manifest (model.sig) without re-encrypting",
   usage: `ctensors sign-release DIR --sign-key sign.jwk [--trust pub.jwk...] [--trust-store JWKS] ${RELEASE_WRITE_USAGE} [--force]`,
   options: {
@@ -32,10 +32,10 @@ export const signRelease: Command = {
     if (!(await isDirectory(dir))) throw new TypeError(`${dir} is not a folder: a release is a model folder`);
     if ((await hasReleaseManifest(dir)) && !values.force)
       throw new TypeError(`${join(dir, RELEASE_MANIFEST_FILE)} already exists: pass --force to replace it`);
-    const token = values["key-token"] as string | undefined;
-    const signKey = await loadSigningKey(values["sign-key"] as string | undefined, token);
+    const token = values["key-token"];
+    const signKey = await loadSigningKey(values["sign-key"], token);
     try {
-      const given = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
+      const given = await loadTrust(values.trust, values["trust-store"], token);
       const trust = new TrustStore([...given.keys, publicKeyOf(signKey)]);
       const files = await listModelFiles(dir);
       if (!files.safetensors.length) throw new CryptoTensorsError("ERR_CT_FORMAT", `${dir} holds no .safetensors file`);
@@ -59,4 +59,4 @@ export const signRelease: Command = {
     }
     return 0;
   },
-};
+});

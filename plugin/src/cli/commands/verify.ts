@@ -13,13 +13,13 @@ import { basename } from "node:path";
 import { modelSafetensors } from "../../model/process-model.js";
 import { checkGraph } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../../onnx/model.js";
-import type { Command } from "../command.js";
+import { defineCommand } from "../command.js";
 import { loadKeyList, loadTrust } from "../keys-from-args.js";
 import { usageError } from "../../errors.js";
 import { printable, toJson } from "../../format/printable.js";
 import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
 
-export const verify: Command = {
+export const verify = defineCommand({
   summary: "verify signatures (and with --key, every tensor's authentication tag)",
   usage:
     "ctensors verify IN --trust sign.pub.jwk [--trust-store JWKS] [--key enc.jwk] [--allow-plaintext] [--json]\n" +
@@ -40,12 +40,12 @@ export const verify: Command = {
   async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw usageError("expected IN");
     const requireEncrypted = requiredEncryption("verify", {
-      allowPlaintext: values["allow-plaintext"] as boolean,
-      requireEncrypted: values["require-encrypted"] as boolean,
+      allowPlaintext: values["allow-plaintext"],
+      requireEncrypted: values["require-encrypted"],
     });
-    const token = values["key-token"] as string | undefined;
-    const trust = await loadTrust(values.trust as string[] | undefined, values["trust-store"] as string[] | undefined, token);
-    const keys = await loadKeyList(values.key as string[] | undefined, token);
+    const token = values["key-token"];
+    const trust = await loadTrust(values.trust, values["trust-store"], token);
+    const keys = await loadKeyList(values.key, token);
     const results = [];
     try {
       // The listing first: it refuses non-regular files, and an empty folder is reported as such.
@@ -103,4 +103,4 @@ export const verify: Command = {
     if (values.json) io.out(toJson(results.length === 1 ? results[0] : results, 2));
     return 0;
   },
-};
+});

@@ -15,6 +15,7 @@
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { reserveFileSpace } from "../../index.js";
+import type { ShmUsage } from "../metrics.js";
 import { unlinkQuietly, type ShmInstance } from "./instance.js";
 
 /** A pwrite moves at most this many bytes (Node refuses lengths of 2 GiB and more). */
@@ -43,19 +44,21 @@ export class ShmRegion {
     private readonly fh: FileHandle,
     readonly path: string,
     readonly bytes: number,
+    private readonly usage: ShmUsage | undefined,
   ) {}
 
   /**
    * Creates `<instance dir>/ctensors-<instance id>-<32 hex>` (O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, 0600) of
-   * `bytes` bytes, allocated up front where the engine can (see reserveFileSpace).
+   * `bytes` bytes, allocated up front where the engine can (see reserveFileSpace). `usage` counts its bytes while it is open (metrics.ts).
    * @throws the errno error (ENOSPC when shared memory is full); nothing is left behind
    */
-  static async create(bytes: number, instance: ShmInstance): Promise<ShmRegion> {
+  static async create(bytes: number, instance: ShmInstance, usage?: ShmUsage): Promise<ShmRegion> {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new TypeError(`region size must be a positive integer, got ${bytes}`);
     const path = instance.regionPath();
     const fh = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
     track(path);
-    const region = new ShmRegion(fh, path, bytes);
+    usage?.add(bytes);
+    const region = new ShmRegion(fh, path, bytes, usage);
     try {
       await fh.truncate(bytes);
       await reserveFileSpace(fh.fd, bytes);
@@ -107,6 +110,7 @@ export class ShmRegion {
     this.unlink();
     if (this.closed) return;
     this.closed = true;
+    this.usage?.add(-this.bytes);
     await this.fh.close();
   }
 }
