@@ -23,6 +23,7 @@ import grpc
 import torch
 
 from ctensors._proto import sidecar_pb2 as pb
+from ctensors._version import __version__
 from ctensors._proto import sidecar_pb2_grpc
 from ctensors._shm import safetensors_dtype
 
@@ -74,6 +75,11 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
         if dict(context.invocation_metadata()).get("authorization") != f"Bearer {self.token}":
             context.set_trailing_metadata((("ct-error-code", "ERR_CT_UNAUTHENTICATED"),))
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong token")
+
+    def Health(self, request: pb.HealthRequest, context: grpc.ServicerContext) -> pb.HealthResponse:
+        # The client asks once before its first OpenModel (the release-line check): same version as the client.
+        self._check(context)
+        return pb.HealthResponse(version=__version__, require_encrypted=True)
 
     def OpenModel(self, request: pb.OpenModelRequest, context: grpc.ServicerContext) -> pb.OpenModelResponse:
         self._check(context)

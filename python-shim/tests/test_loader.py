@@ -192,7 +192,7 @@ def test_wrong_token_is_unauthenticated(sidecar: Sidecar, models: Models) -> Non
 
 
 def test_health(sidecar: Sidecar) -> None:
-    version = json.loads((REPO_ROOT / "sidecar" / "package.json").read_text())["version"]
+    version = json.loads((REPO_ROOT / "plugin" / "package.json").read_text())["version"]
     with SidecarClient(sidecar.socket) as client:
         health = client.health()
     assert health.version == version and health.require_encrypted
