@@ -128,10 +128,13 @@ def test_streaming_reuses_regions_and_copies(sidecar: Sidecar, models: Models, w
     for name, t in received:
         assert bitwise_equal(t, tensors[name]), name
         assert t.numel() == 0 or t.untyped_storage().nbytes() == t.numel() * t.element_size()  # own storage
-    # Every region was announced with a path once, then reused with an empty path.
+    # Every region was announced with a path once, then reused with an empty path. The window is at most
+    # `window_count` regions: the sidecar makes the next one only when no consumed region can be refilled,
+    # so a client that consumes quickly may see fewer (timing), never more.
     with_path = [rid for rid, path in wire.ready if path]
-    assert sorted(with_path) == list(range(1, window_count + 1))
-    assert len(wire.ready) > window_count
+    assert sorted(with_path) == list(range(1, len(with_path) + 1))
+    assert 1 <= len(with_path) <= window_count
+    assert len(wire.ready) > len(with_path)
     reused = [rid for rid, path in wire.ready if not path]
     assert reused and all(rid in with_path for rid in reused)
     consumed = [rid for kind, rid in wire.sent if kind == "consumed"]
