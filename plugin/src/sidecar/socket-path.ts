@@ -5,6 +5,7 @@
 import { lstat, mkdir, chmod, rm } from "node:fs/promises";
 import { connect } from "node:net";
 import { CryptoTensorsError } from "../index.js";
+import { notPrivate } from "../io/private-dir.js";
 import { tokenPathOf } from "./auth.js";
 
 /** The default socket rule lives in the ctensors package (the CLI applies it too). */
@@ -31,17 +32,16 @@ export async function prepareSocketDir(dir: string): Promise<void> {
     throw ioError(`cannot create the socket directory ${dir}: ${err.code ?? err.message}`, err);
   });
   if (created !== undefined) await chmod(dir, 0o700); // the umask may have taken bits away
-  const st = await lstat(dir);
-  const uid = process.getuid?.();
-  if (!st.isDirectory()) throw socketError(`the socket directory ${dir} is not a directory (a symlink?)`);
-  if (uid !== undefined && st.uid !== uid) {
-    throw socketError(`the socket directory ${dir} belongs to uid ${st.uid}, not to this user (uid ${uid})`);
+  // The rule of every folder that holds a secret (here the token file): io/private-dir.ts.
+  const problem = notPrivate(await lstat(dir));
+  if (!problem) return;
+  if (problem.why === "not-directory") throw socketError(`the socket directory ${dir} is not a directory (a symlink?)`);
+  if (problem.why === "owner") {
+    throw socketError(`the socket directory ${dir} belongs to uid ${problem.owner}, not to this user (uid ${problem.uid})`);
   }
-  if ((st.mode & 0o077) !== 0) {
-    throw socketError(
-      `the socket directory ${dir} has mode ${(st.mode & 0o777).toString(8).padStart(4, "0")}: group and others must have no access`,
-    );
-  }
+  throw socketError(
+    `the socket directory ${dir} has mode ${(problem.mode & 0o777).toString(8).padStart(4, "0")}: group and others must have no access`,
+  );
 }
 
 function answers(socketPath: string): Promise<boolean> {
