@@ -5,13 +5,11 @@
 // addon an error instead of a silent fallback. CTENSORS_THREADS sets the native pool size
 // (default: the available parallelism, at most 16).
 
-import { createRequire } from "node:module";
 import { availableParallelism, constants as osConstants } from "node:os";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { getSystemErrorName } from "node:util";
 import { CryptoTensorsError } from "../errors.js";
 import { quote } from "../format/printable.js";
+import { BUILD_HINT, loadNativeAddon } from "../native-addon.js";
 import type { AeadAlgorithm } from "./aead.js";
 
 export type EngineName = "js" | "native";
@@ -34,23 +32,13 @@ interface NativeModule {
   opensslVersion(): string;
 }
 
-/** The package root (from src/crypto or dist/crypto), whose prebuilds/ folder holds the addon. */
-const PACKAGE_ROOT = fileURLToPath(new URL("../..", import.meta.url));
-/** How a user gets the native engine where no prebuilt addon fits (shown with the reason). */
-const BUILD_HINT = `build it for this platform with: node ${join(PACKAGE_ROOT, "native", "build.mjs")} (needs gcc)`;
-
 let loaded: { module: NativeModule | null; error: string | null } | undefined;
 let warned = false;
 
 function load(): { module: NativeModule | null; error: string | null } {
-  if (loaded) return loaded;
-  try {
-    const require = createRequire(import.meta.url);
-    const nodeGypBuild = require("node-gyp-build") as (dir: string) => unknown;
-    const module = nodeGypBuild(PACKAGE_ROOT) as NativeModule;
-    loaded = { module, error: null };
-  } catch (err) {
-    loaded = { module: null, error: (err as Error).message.split("\n")[0] ?? String(err) };
+  if (!loaded) {
+    const { addon, error } = loadNativeAddon();
+    loaded = { module: addon as NativeModule | null, error };
   }
   return loaded;
 }
