@@ -681,6 +681,21 @@ describe("client sessions: a client's models are released when it goes away", ()
     expect(await health()).not.toContain(encBig);
   });
 
+  it("a session that ends while its OpenModel is in flight leaves nothing open, whichever finishes first", async () => {
+    for (let i = 0; i < 5; i++) {
+      const s = await openSession(client, md());
+      const opening = openIn(encBig, s.id).then(
+        () => "opened",
+        (f: { ctCode?: string }) => f.ctCode,
+      );
+      s.call.cancel();
+      expect(["opened", "ERR_CT_BAD_REQUEST"]).toContain(await opening);
+      const deadline = Date.now() + 10_000; // the session's end is seen a little after the cancel
+      while ((await health()).includes(encBig) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(await health()).not.toContain(encBig);
+    }
+  });
+
   it("a session needs the token", async () => {
     expect(await rpcFailure(openSession(client, auth(null)))).toMatchObject({
       code: status.UNAUTHENTICATED,
