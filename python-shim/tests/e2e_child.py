@@ -5,6 +5,8 @@ Usage: e2e_child.py SOCKET MODE MODEL [EXPECTED_JSON]
   stream-hang  start a streaming load with a small window, print "LOADING" after the first tensor,
                then hang (the parent kills this process with SIGKILL mid-load)
   load-exit    load_file(MODEL), print "LOADED", exit normally without closing anything explicitly
+  open-hang    safe_open(MODEL) (OpenModel), print "OPENED", then hang holding it open (the parent
+               kills this process, or lets it live)
 """
 
 from __future__ import annotations
@@ -42,6 +44,11 @@ def main() -> int:
         stream = f.stream(window_bytes=1 << 20, window_count=1, copy=False)
         next(stream)
         print("LOADING", flush=True)
+        time.sleep(600)
+        return 2
+    if mode == "open-hang":
+        f = ctensors.safe_open(model, socket=socket)
+        print(f"OPENED {len(f.keys())}", flush=True)
         time.sleep(600)
         return 2
     if mode == "load-exit":

@@ -11,6 +11,16 @@ import { notRegularFile } from "../io/regular-file.js";
 /** Folders never copied from a model folder. */
 const SKIP_DIRS = new Set([".git", ".cache", ".huggingface"]);
 
+/**
+ * Bounds of a model folder's walk. Model folders are flat, or hold a few subfolders (`onnx/`, a
+ * diffusers pipeline's `unet/`, `text_encoder/`): files lie at most MAX_MODEL_DEPTH folders below the
+ * root. Past either bound the walk stops with ERR_CT_USAGE instead of walking, say, the whole file
+ * system when `/` is given as a model folder.
+ */
+export const MAX_MODEL_DEPTH = 3;
+/** Folder entries (files and folders, skipped ones included) the walk looks at, at most. */
+export const MAX_MODEL_ENTRIES = 10_000;
+
 export interface ModelFiles {
   /** Paths relative to the root. */
   /** `*.safetensors` and CryptoTensors containers of ONNX weights (`*.onnx.cryptotensors`). */
@@ -33,18 +43,33 @@ function isModelFileName(name: string): boolean {
   return /\.(safetensors|onnx|onnx\.cryptotensors|safetensors\.index\.json)$/.test(name);
 }
 
-/** The files of a model folder. @throws ERR_CT_IO for a model file that is not a regular file (a FIFO…) */
+/**
+ * The files of a model folder.
+ * @throws ERR_CT_IO for a model file that is not a regular file (a FIFO…); ERR_CT_USAGE for a folder
+ *   nested deeper than MAX_MODEL_DEPTH or holding more than MAX_MODEL_ENTRIES entries (not a model folder)
+ */
 export async function listModelFiles(root: string): Promise<ModelFiles> {
   const out: ModelFiles = { safetensors: [], indexes: [], onnx: [], others: [] };
-  const walk = async (dir: string): Promise<void> => {
+  let seen = 0;
+  const walk = async (dir: string, depth: number): Promise<void> => {
     const entries = await readdir(dir, { withFileTypes: true }).catch((err: NodeJS.ErrnoException) => {
       throw new CryptoTensorsError("ERR_CT_IO", `cannot list ${dir}: ${err.code ?? err.message}`, { cause: err });
     });
+    seen += entries.length;
+    if (seen > MAX_MODEL_ENTRIES)
+      throw usageError(
+        `${root} holds more than ${MAX_MODEL_ENTRIES} files and folders: not a model folder (model folders are flat, or hold a few subfolders such as onnx/)`,
+      );
     for (const entry of entries) {
       const full = join(dir, entry.name);
       const rel = relative(root, full);
       if (entry.isDirectory()) {
-        if (!SKIP_DIRS.has(entry.name)) await walk(full);
+        if (SKIP_DIRS.has(entry.name)) continue;
+        if (depth >= MAX_MODEL_DEPTH)
+          throw usageError(
+            `${root} is not a model folder: ${rel} lies more than ${MAX_MODEL_DEPTH} folders deep (model folders are flat, or hold a few subfolders such as onnx/)`,
+          );
+        await walk(full, depth + 1);
       } else {
         // Regular files and symlinks to them count (the HF cache's snapshot folders are made of symlinks).
         // A FIFO, socket or device under a model file's name is refused: reading it would block forever.
@@ -60,7 +85,7 @@ export async function listModelFiles(root: string): Promise<ModelFiles> {
       }
     }
   };
-  await walk(root);
+  await walk(root, 0);
   for (const list of Object.values(out)) list.sort();
   return out;
 }

@@ -59,15 +59,25 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
   private openModelCount: () => number = () => 0;
+  private sessionCount: () => number = () => 0;
 
   constructor() {
     const count = () => this.openModelCount();
     new Gauge({
       name: "ctensors_sidecar_open_models",
-      help: "Models open in the sidecar (OpenModel not yet matched by CloseModel, or in use by a Load).",
+      help: "Models open in the sidecar (OpenModel not yet matched by CloseModel or by the end of its client's session, or in use by a Load).",
       registers: [this.registry],
       collect() {
         this.set(count());
+      },
+    });
+    const sessions = () => this.sessionCount();
+    new Gauge({
+      name: "ctensors_sidecar_client_sessions",
+      help: "Client sessions open (Session calls): each holds the models its client opened until the client goes away.",
+      registers: [this.registry],
+      collect() {
+        this.set(sessions());
       },
     });
   }
@@ -78,6 +88,11 @@ export class SidecarMetrics {
   /** The model registry tells how many models are open (read at each scrape). */
   countOpenModels(count: () => number): void {
     this.openModelCount = count;
+  }
+
+  /** The client sessions tell how many are open (read at each scrape). */
+  countSessions(count: () => number): void {
+    this.sessionCount = count;
   }
 
   loadFinished(mode: LoadModeLabel, seconds: number): void {

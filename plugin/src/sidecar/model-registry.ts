@@ -1,7 +1,8 @@
 // Open models: every shard of a local file or folder opened with CryptoTensorsReader (signature,
 // policy, downgrade protection and DEK unwrap happen there), the manifest, and reference counts.
-// A model stays open while any OpenModel call has not been matched by a CloseModel, or a Load uses
-// it; then its readers are closed, which zeroes the unwrapped data keys.
+// A model stays open while any OpenModel call has not been matched by a CloseModel (or by the end of
+// the client session it was made in: releaseOwner), or a Load uses it; then its readers are closed,
+// which zeroes the unwrapped data keys. Every release goes through closeIfUnused.
 
 import { createHash } from "node:crypto";
 import { realpath, stat } from "node:fs/promises";
@@ -73,9 +74,12 @@ export interface ManifestEntry {
   reader: CryptoTensorsReader;
 }
 
+/** Who holds an open reference: a client session's id, or NO_SESSION for OpenModel calls made outside one. */
+export const NO_SESSION = "";
+
 export class OpenModel {
-  /** OpenModel calls not yet matched by CloseModel. */
-  openRefs = 0;
+  /** OpenModel calls not yet matched by CloseModel, by owner (a session id, or NO_SESSION). */
+  readonly openRefs = new Map<string, number>();
   /** Loads in progress. */
   loadRefs = 0;
 
@@ -92,6 +96,11 @@ export class OpenModel {
   ) {}
 
   readonly byName = new Map<string, ManifestEntry>();
+
+  /** Whether any OpenModel reference is held. */
+  get isOpen(): boolean {
+    return this.openRefs.size > 0;
+  }
 
   get totalBytes(): number {
     return this.tensors.reduce((sum, t) => sum + t.byteSize, 0);
@@ -120,12 +129,13 @@ export class ModelRegistry {
 
   /**
    * Opens `source` (an absolute path of a .safetensors file or a model folder, or a Hub model
-   * `org/name[@rev]`), or finds it open, and takes one open reference.
+   * `org/name[@rev]`), or finds it open, and takes one open reference for `owner` (a session id, or
+   * NO_SESSION: then only CloseModel drops it).
    * @throws ERR_CT_BAD_REQUEST (neither an absolute path nor a Hub reference), ERR_CT_HUB, ERR_CT_INTEGRITY
    *   (a download does not match the Hub's listing), and every error of CryptoTensorsReader.open
    *   (ERR_CT_IO for a missing path, ERR_CT_FORMAT for a folder without shards or a tensor name in two shards)
    */
-  async open(source: string, opts: { refresh?: boolean } = {}): Promise<OpenModel> {
+  async open(source: string, opts: { refresh?: boolean; owner?: string } = {}): Promise<OpenModel> {
     if (typeof source !== "string" || !source)
       throw badRequest(
         "source is empty: pass the absolute path of a .safetensors file or a model folder, or a Hub model org/name[@revision]",
@@ -157,7 +167,8 @@ export class ModelRegistry {
     } else if (this.options.kms) {
       await this.options.kms.reauthorize(model.readers, this.log, { model_id: id }); // the key service may have revoked us since
     }
-    model.openRefs++;
+    const owner = opts.owner ?? NO_SESSION;
+    model.openRefs.set(owner, (model.openRefs.get(owner) ?? 0) + 1);
     return model;
   }
 
@@ -187,8 +198,7 @@ export class ModelRegistry {
   /** Takes a load reference on an open model. @throws ERR_CT_MODEL_NOT_OPEN */
   acquire(id: string): OpenModel {
     const model = this.models.get(id);
-    if (!model || model.openRefs === 0)
-      throw new SidecarError("ERR_CT_MODEL_NOT_OPEN", `model ${JSON.stringify(id)} is not open: call OpenModel first`);
+    if (!model?.isOpen) throw new SidecarError("ERR_CT_MODEL_NOT_OPEN", `model ${JSON.stringify(id)} is not open: call OpenModel first`);
     model.loadRefs++;
     return model;
   }
@@ -199,12 +209,26 @@ export class ModelRegistry {
     await this.closeIfUnused(model);
   }
 
-  /** CloseModel: drops one open reference. @throws ERR_CT_MODEL_NOT_OPEN */
-  async close(id: string): Promise<void> {
+  /** CloseModel: drops one open reference of `owner`. @throws ERR_CT_MODEL_NOT_OPEN (none held by that owner) */
+  async close(id: string, owner: string = NO_SESSION): Promise<void> {
     const model = this.models.get(id);
-    if (!model || model.openRefs === 0) throw new SidecarError("ERR_CT_MODEL_NOT_OPEN", `model ${JSON.stringify(id)} is not open`);
-    model.openRefs--;
+    const refs = model?.openRefs.get(owner) ?? 0;
+    if (!model || refs === 0)
+      throw new SidecarError(
+        "ERR_CT_MODEL_NOT_OPEN",
+        `model ${JSON.stringify(id)} is not open${owner === NO_SESSION ? " outside a session" : " in this session"}`,
+      );
+    if (refs === 1) model.openRefs.delete(owner);
+    else model.openRefs.set(owner, refs - 1);
     await this.closeIfUnused(model);
+  }
+
+  /** A client session ended: drops every open reference it holds. Returns how many models it held. */
+  async releaseOwner(owner: string): Promise<number> {
+    const held = [...this.models.values()].filter((m) => m.openRefs.has(owner));
+    for (const m of held) m.openRefs.delete(owner);
+    await Promise.all(held.map((m) => this.closeIfUnused(m)));
+    return held.length;
   }
 
   /** Sources of the open models. */
@@ -221,7 +245,7 @@ export class ModelRegistry {
   }
 
   private async closeIfUnused(model: OpenModel): Promise<void> {
-    if (model.openRefs > 0 || model.loadRefs > 0 || this.models.get(model.id) !== model) return;
+    if (model.isOpen || model.loadRefs > 0 || this.models.get(model.id) !== model) return;
     this.models.delete(model.id);
     await this.closeReaders(model);
   }

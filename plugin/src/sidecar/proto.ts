@@ -18,6 +18,8 @@ import type { LoadStart__Output } from "./generated/ctensors/sidecar/v1/LoadStar
 import type { OpenModelRequest__Output } from "./generated/ctensors/sidecar/v1/OpenModelRequest.js";
 import type { OpenModelResponse__Output } from "./generated/ctensors/sidecar/v1/OpenModelResponse.js";
 import type { RegionReady__Output } from "./generated/ctensors/sidecar/v1/RegionReady.js";
+import type { SessionRequest__Output } from "./generated/ctensors/sidecar/v1/SessionRequest.js";
+import type { SessionResponse__Output } from "./generated/ctensors/sidecar/v1/SessionResponse.js";
 import type { TensorInfo__Output } from "./generated/ctensors/sidecar/v1/TensorInfo.js";
 import type { TensorPlacement__Output } from "./generated/ctensors/sidecar/v1/TensorPlacement.js";
 
@@ -36,6 +38,8 @@ export type TensorPlacement = TensorPlacement__Output;
 export type RegionReady = RegionReady__Output;
 export type LoadDone = LoadDone__Output;
 export type CloseModelRequest = CloseModelRequest__Output;
+export type SessionRequest = SessionRequest__Output;
+export type SessionResponse = SessionResponse__Output;
 
 export type LoadStart = Omit<LoadStart__Output, "mode"> & {
   /** A name, or a number for a value this proto does not know (proto-loader passes those through). */

@@ -1,19 +1,28 @@
 // The Sidecar gRPC service (proto/ctensors/sidecar/v1/sidecar.proto): handlers only. Authentication
 // happens before any handler (auth.ts); every failure becomes a status in errors-to-status.ts.
 //
-// Reference counting: gRPC gives no per-client connection hook, so a model's lifetime is counted per
-// call: each OpenModel takes a reference, each CloseModel drops one, and a Load holds one while it
-// runs. A client that dies without CloseModel leaves its reference until the sidecar stops (its
-// Loads, and their shared memory, are released at once).
+// Reference counting: each OpenModel takes a reference, each CloseModel drops one, and a Load holds
+// one while it runs. A reference taken in a client session (client-sessions.ts) is also dropped when
+// that session's call ends, so a client that dies without CloseModel releases its models at once, as
+// it releases its Loads and their shared memory. A reference taken without a session (clients older
+// than the Session call) lives until CloseModel or the sidecar stops.
 
-import type { sendUnaryData, Server, ServerDuplexStream, ServerUnaryCall, UntypedServiceImplementation } from "@grpc/grpc-js";
+import type {
+  sendUnaryData,
+  Server,
+  ServerDuplexStream,
+  ServerUnaryCall,
+  ServerWritableStream,
+  UntypedServiceImplementation,
+} from "@grpc/grpc-js";
 import type { TrustStore } from "../index.js";
-import { ShutdownError } from "./errors.js";
+import { ClientSessions } from "./client-sessions.js";
+import { badRequest, ShutdownError } from "./errors.js";
 import { errorToStatus } from "./errors-to-status.js";
 import { LoadSession, type LoadSettings } from "./load-session.js";
 import type { Logger } from "./log.js";
 import type { SidecarMetrics } from "./metrics.js";
-import type { ModelRegistry } from "./model-registry.js";
+import { NO_SESSION, type ModelRegistry } from "./model-registry.js";
 import type { ShmInstance } from "./shm/instance.js";
 import {
   sidecarServiceDefinition,
@@ -23,6 +32,8 @@ import {
   type LoadServerMessage,
   type OpenModelRequest,
   type OpenModelResponse,
+  type SessionRequest,
+  type SessionResponse,
 } from "./proto.js";
 
 export interface SidecarServiceDeps {
@@ -40,28 +51,32 @@ export interface SidecarServiceDeps {
 
 export class SidecarService {
   private readonly sessions = new Map<LoadSession, Promise<void>>();
+  private readonly clients: ClientSessions;
   private stopping = false;
 
-  constructor(private readonly deps: SidecarServiceDeps) {}
+  constructor(private readonly deps: SidecarServiceDeps) {
+    this.clients = new ClientSessions(deps.registry, deps.log, deps.metrics);
+  }
 
   addToServer(server: Server): void {
     const impl: UntypedServiceImplementation = {
       Health: this.unary("Health", async () => this.health()),
       OpenModel: this.unary("OpenModel", (req: OpenModelRequest) => this.openModel(req)),
       CloseModel: this.unary("CloseModel", async (req: CloseModelRequest) => {
-        await this.deps.registry.close(req.model_id);
+        await this.deps.registry.close(req.model_id, req.session_id || NO_SESSION);
         return {};
       }),
       Load: (call: ServerDuplexStream<LoadClientMessage, LoadServerMessage>) => this.load(call),
+      Session: (call: ServerWritableStream<SessionRequest, SessionResponse>) => this.clients.start(call),
     };
     server.addService(sidecarServiceDefinition(), impl);
   }
 
-  /** Ends every Load in progress (UNAVAILABLE) and waits until their regions are released. */
+  /** Ends every Load in progress and every client session (UNAVAILABLE) and waits until the Loads' regions are released. */
   async shutdown(): Promise<void> {
     this.stopping = true;
     for (const session of this.sessions.keys()) session.abort(new ShutdownError());
-    await Promise.all(this.sessions.values());
+    await Promise.all([...this.sessions.values(), this.clients.shutdown()]);
   }
 
   private health(): HealthResponse {
@@ -74,7 +89,13 @@ export class SidecarService {
   }
 
   private async openModel(req: OpenModelRequest): Promise<OpenModelResponse> {
-    const model = await this.deps.registry.open(req.source, { refresh: req.refresh === true });
+    const owner = req.session_id || NO_SESSION;
+    if (owner !== NO_SESSION) this.clients.check(owner);
+    const model = await this.deps.registry.open(req.source, { refresh: req.refresh === true, owner });
+    if (owner !== NO_SESSION && !this.clients.isLive(owner)) {
+      await this.deps.registry.close(model.id, owner); // the session ended while the model opened: nobody holds this reference
+      throw badRequest("the session ended while the model was being opened");
+    }
     return {
       model_id: model.id,
       tensors: model.tensors.map((t) => ({

@@ -457,10 +457,26 @@ describe("clients killed (SIGKILL) at each step of a load", () => {
     await expectExactLoad(sidecar, encSmall, smallPlain, RESIDENT);
   }
 
-  it("after OpenModel (Python shim)", async () => {
+  /** The sources the sidecar holds open (Health). */
+  async function openModels(): Promise<string[]> {
+    const client = newClient(sidecar.socket);
+    try {
+      return (await unary(client, "Health", {}, auth(tokenOf(sidecar.socket)))).open_models as string[];
+    } finally {
+      client.close();
+    }
+  }
+
+  it("after OpenModel (Python shim): the model is closed (its data keys zeroed), not held until the sidecar stops", async () => {
     const client = python(sidecar, "open-hang", encBig);
     await pythonSays(client, "OPENED");
+    expect(await openModels()).toEqual([encBig]);
+    const ended = sidecar.events("session.ended").length;
     await kill9(client);
+    await eventually(() => sidecar.events("session.ended").length > ended, "the dead client's session to end", 30_000);
+    expect(sidecar.events("session.ended").at(-1)).toMatchObject({ why: "client gone", released_models: 1 });
+    expect(sidecar.events("model.closed").at(-1)).toMatchObject({ source: encBig });
+    expect(await openModels()).toEqual([]);
     await expectReleasedAndServing();
   });
 

@@ -2,7 +2,16 @@
 // driver that plays the client's half of the protocol from Node (no mmap here: it reads the region
 // file before saying `mapped`, and keeps an fd open in place of the mapping), and shm probes.
 
-import { credentials, Metadata, status, type Client, type ClientDuplexStream, type ServiceError, type StatusObject } from "@grpc/grpc-js";
+import {
+  credentials,
+  Metadata,
+  status,
+  type Client,
+  type ClientDuplexStream,
+  type ClientReadableStream,
+  type ServiceError,
+  type StatusObject,
+} from "@grpc/grpc-js";
 import { closeSync, fstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from "node:fs";
 import { expect } from "vitest";
 import { sidecarClientConstructor } from "../../src/sidecar/proto.js";
@@ -42,6 +51,26 @@ function failureOf(s: StatusObject | ServiceError): RpcFailure {
 export function unary<Res = any>(client: SidecarClient, method: string, request: object, md: Metadata): Promise<Res> {
   return new Promise((resolve, reject) => {
     client[method]!(request, md, (err: ServiceError | null, res: Res) => (err ? reject(failureOf(err)) : resolve(res)));
+  });
+}
+
+export interface ClientSession {
+  /** The session id the server sent. */
+  id: string;
+  /** The Session call: cancel() it to end the session as a client that goes away would. */
+  call: ClientReadableStream<{ session_id: string }>;
+  /** The call's final status, once it has ended. */
+  ended: Promise<StatusObject>;
+}
+
+/** Starts a client session (the Session call), resolved once the server has sent its id. */
+export function openSession(client: SidecarClient, md: Metadata): Promise<ClientSession> {
+  const call = client.Session!({}, md) as ClientReadableStream<{ session_id: string }>;
+  const ended = new Promise<StatusObject>((resolve) => call.on("status", resolve));
+  call.on("error", () => {});
+  return new Promise((resolve, reject) => {
+    call.once("data", (msg: { session_id: string }) => resolve({ id: msg.session_id, call, ended }));
+    void ended.then((s) => reject(failureOf(s)));
   });
 }
 

@@ -13,7 +13,18 @@ import { TrustStore } from "../../src/keys/trust.js";
 import { startSidecar, type SidecarHandle } from "../../src/sidecar/index.js";
 import type { Logger } from "../../src/sidecar/log.js";
 import { CLI, newEncryptionKey, newSigningKey, tempDir, writePlainSafetensors, type PlainTensor } from "../helpers.js";
-import { auth, eventually, newClient, openRegions, rpcFailure, runLoad, tokenOf, unary, type SidecarClient } from "./helpers.js";
+import {
+  auth,
+  eventually,
+  newClient,
+  openRegions,
+  openSession,
+  rpcFailure,
+  runLoad,
+  tokenOf,
+  unary,
+  type SidecarClient,
+} from "./helpers.js";
 
 const dir = tempDir("ct-metrics-");
 const encKey = newEncryptionKey("aes256gcm", "enc-metrics");
@@ -149,6 +160,21 @@ describe("metrics of a running sidecar", () => {
     await unary(client, "CloseModel", { model_id }, md());
     await unary(client, "CloseModel", { model_id: bad.model_id }, md());
     text = await scrape();
+    expect(sample(text, "ctensors_sidecar_open_models")).toBe(0);
+  });
+
+  it("counts client sessions; a session's end closes its models (open_models falls)", async () => {
+    const session = await openSession(client, md());
+    await unary(client, "OpenModel", { source: good, session_id: session.id }, md());
+    let text = await scrape();
+    expect(sample(text, "ctensors_sidecar_client_sessions")).toBe(1);
+    expect(sample(text, "ctensors_sidecar_open_models")).toBe(1);
+    expect(text).not.toContain(session.id);
+    session.call.cancel(); // as when the client is killed
+    await session.ended;
+    await eventually(() => logLines.some((l) => l.includes('"session.ended"')), "the session's end");
+    text = await scrape();
+    expect(sample(text, "ctensors_sidecar_client_sessions")).toBe(0);
     expect(sample(text, "ctensors_sidecar_open_models")).toBe(0);
   });
 

@@ -30,6 +30,7 @@ import {
   eventually,
   newClient,
   openRegions,
+  openSession,
   rpcFailure,
   runLoad,
   shmFiles,
@@ -601,6 +602,116 @@ describe("secure by default: only signed, fully encrypted models unless allowPla
   });
 });
 
+describe("client sessions: a client's models are released when it goes away", () => {
+  const health = async () => (await unary(client, "Health", {}, md())).open_models as string[];
+  const openIn = (source: string, session: string) => unary(client, "OpenModel", { source, session_id: session }, md());
+  const events = (name: string) => logLines.map((l) => JSON.parse(l)).filter((e) => e.event === name);
+
+  it("ending a session's call closes the models opened in it (DEKs zeroed: the readers are closed); others stay open", async () => {
+    const s = await openSession(client, md());
+    expect(s.id).toMatch(/^s-[0-9a-f]{32}$/);
+    const closedBefore = events("model.closed").length;
+    const inSession = await openIn(encBig, s.id);
+    await openIn(encBig, s.id); // two references of one session: both dropped with it
+    const outside = await open(encA); // no session: lives until CloseModel, as before sessions existed
+    expect(await health()).toEqual(expect.arrayContaining([encBig, encA]));
+    // The session's models load as any other.
+    expectSame((await runLoad(client, md(), { model_id: inSession.model_id, mode: "LOAD_MODE_RESIDENT" })).tensors, expectedBig);
+    s.call.cancel(); // what the kernel does to the call of a client that is killed: its socket closes
+    await eventually(() => events("session.ended").some((e) => e.released_models === 1), "the session's end to be logged");
+    expect(await health()).not.toContain(encBig);
+    expect(await health()).toContain(encA);
+    expect(events("model.closed").slice(closedBefore)).toEqual([expect.objectContaining({ model_id: inSession.model_id, source: encBig })]);
+    // The id is a capability: never logged.
+    expect(logLines.some((l) => l.includes(s.id))).toBe(false);
+    // The references are gone: CloseModel in the ended session finds none.
+    const f = await rpcFailure(unary(client, "CloseModel", { model_id: inSession.model_id, session_id: s.id }, md()));
+    expect(f).toMatchObject({ code: status.NOT_FOUND, ctCode: "ERR_CT_MODEL_NOT_OPEN" });
+    await unary(client, "CloseModel", { model_id: outside.model_id }, md());
+    expect(await health()).not.toContain(encA);
+  });
+
+  it("references are counted per owner: a model stays open while another session or a session-less OpenModel holds it", async () => {
+    const a = await openSession(client, md());
+    const b = await openSession(client, md());
+    const { model_id } = await openIn(encBig, a.id);
+    await openIn(encBig, b.id);
+    // A session only drops its own references: neither CloseModel without a session nor another session's.
+    expect(await rpcFailure(unary(client, "CloseModel", { model_id }, md()))).toMatchObject({ ctCode: "ERR_CT_MODEL_NOT_OPEN" });
+    await open(encBig);
+    a.call.cancel();
+    await a.ended;
+    await eventually(() => events("session.ended").length >= 2, "session a's end");
+    expect(await health()).toContain(encBig); // b and the session-less reference hold it
+    await unary(client, "CloseModel", { model_id, session_id: b.id }, md());
+    expect(await health()).toContain(encBig);
+    await unary(client, "CloseModel", { model_id }, md());
+    expect(await health()).not.toContain(encBig);
+    b.call.cancel();
+    await b.ended;
+  });
+
+  it("a Load in progress keeps its model until it ends, even when the session that opened it ends first", async () => {
+    const s = await openSession(client, md());
+    const { model_id } = await openIn(encBig, s.id);
+    const got = await runLoad(
+      client,
+      md(),
+      { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: MiB, window_count: 1 },
+      {
+        onReady: (ready) => {
+          if (ready.path) s.call.cancel(); // the session ends while the first region is out
+        },
+      },
+    );
+    expectSame(got.tensors, expectedBig);
+    await eventually(() => events("model.closed").some((e) => e.model_id === model_id), "the model to close after the load");
+    expect(await health()).not.toContain(encBig);
+  });
+
+  it("OpenModel with an unknown or ended session is ERR_CT_BAD_REQUEST, and opens nothing", async () => {
+    const unknown = await rpcFailure(openIn(encBig, "s-0123456789abcdef0123456789abcdef"));
+    expect(unknown).toMatchObject({ code: status.INVALID_ARGUMENT, ctCode: "ERR_CT_BAD_REQUEST" });
+    expect(unknown.details).toContain("no live session");
+    const s = await openSession(client, md());
+    s.call.cancel();
+    await s.ended;
+    await eventually(() => events("session.ended").some((e) => e.released_models === 0), "the session's end");
+    expect(await rpcFailure(openIn(encBig, s.id))).toMatchObject({ ctCode: "ERR_CT_BAD_REQUEST" });
+    expect(await health()).not.toContain(encBig);
+  });
+
+  it("a session that ends while its OpenModel is in flight leaves nothing open, whichever finishes first", async () => {
+    for (let i = 0; i < 5; i++) {
+      const s = await openSession(client, md());
+      const opening = openIn(encBig, s.id).then(
+        () => "opened",
+        (f: { ctCode?: string }) => f.ctCode,
+      );
+      s.call.cancel();
+      expect(["opened", "ERR_CT_BAD_REQUEST"]).toContain(await opening);
+      const deadline = Date.now() + 10_000; // the session's end is seen a little after the cancel
+      while ((await health()).includes(encBig) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(await health()).not.toContain(encBig);
+    }
+  });
+
+  it("a session needs the token", async () => {
+    expect(await rpcFailure(openSession(client, auth(null)))).toMatchObject({
+      code: status.UNAUTHENTICATED,
+      ctCode: "ERR_CT_UNAUTHENTICATED",
+    });
+  });
+});
+
+describe("model folders are walked within bounds", () => {
+  it("OpenModel on / is refused at once with ERR_CT_USAGE (the file system is not walked)", async () => {
+    const f = await withDeadline(15_000, "the refusal", () => rpcFailure(open("/")));
+    expect(f).toMatchObject({ code: status.INVALID_ARGUMENT, ctCode: "ERR_CT_USAGE" });
+    expect(f.details).toContain("/");
+  });
+});
+
 describe("non-regular files", () => {
   it("OpenModel on FIFOs fails at once with ERR_CT_IO, and another client's load is not held up", async () => {
     const fifos = join(dir, "fifos");
@@ -660,5 +771,22 @@ describe("close", () => {
     expect(existsSync(s)).toBe(false);
     expect(existsSync(`${s}.token`)).toBe(false);
     expect(paths.every((p) => REGION_PATH.test(p))).toBe(true);
+  });
+
+  it("ends client sessions (UNAVAILABLE) instead of waiting for their clients, and closes their models", async () => {
+    const s = join(dir, "closing-sessions", "s.sock");
+    // A drain timeout longer than the deadline below: close() must not wait for the session calls to end by themselves.
+    const h = await startSidecar({ socketPath: s, keys: [encKey], trust, logger, shutdownTimeoutMs: 120_000 });
+    const c = newClient(s);
+    const m = auth(tokenOf(s));
+    try {
+      const session = await openSession(c, m);
+      await unary(c, "OpenModel", { source: encBig, session_id: session.id }, m);
+      await withDeadline(30_000, "the sidecar to stop", () => h.close());
+      expect((await session.ended).code).toBe(status.UNAVAILABLE);
+    } finally {
+      c.close();
+    }
+    expect(existsSync(s)).toBe(false);
   });
 });

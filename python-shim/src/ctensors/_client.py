@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import string
+import threading
 from collections.abc import Iterator
 from types import TracebackType
 
@@ -112,6 +113,7 @@ class SidecarClient:
         )
         self._stub = sidecar_pb2_grpc.SidecarStub(self._channel)
         self._version_checked = False
+        self._session = _Session()
 
     def health(self) -> sidecar_pb2.HealthResponse:
         try:
@@ -125,7 +127,8 @@ class SidecarClient:
             check_sidecar_version(self.health().version, socket=self.socket_path)
             self._version_checked = True
         try:
-            request = sidecar_pb2.OpenModelRequest(source=source, refresh=refresh)
+            session_id = self._session.id(self._stub, self._metadata)
+            request = sidecar_pb2.OpenModelRequest(source=source, refresh=refresh, session_id=session_id)
             opened: sidecar_pb2.OpenModelResponse = self._stub.OpenModel(request, metadata=self._metadata)
             return opened
         except grpc.RpcError as err:
@@ -133,7 +136,8 @@ class SidecarClient:
 
     def close_model(self, model_id: str) -> None:
         try:
-            self._stub.CloseModel(sidecar_pb2.CloseModelRequest(model_id=model_id), metadata=self._metadata)
+            request = sidecar_pb2.CloseModelRequest(model_id=model_id, session_id=self._session.known_id())
+            self._stub.CloseModel(request, metadata=self._metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err, socket=self.socket_path) from err
 
@@ -142,6 +146,8 @@ class SidecarClient:
         return self._stub.Load(requests, metadata=self._metadata)
 
     def close(self) -> None:
+        """Ends the session (the sidecar closes the models still open in it) and closes the channel."""
+        self._session.end()
         self._channel.close()
 
     def __enter__(self) -> SidecarClient:
@@ -149,3 +155,44 @@ class SidecarClient:
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+class _Session:
+    """This client's Session call (proto Session), started before its first OpenModel and held open
+    while the client lives: the models it opens belong to the session, and the sidecar closes them
+    when the call ends: at close(), or when this process exits or is killed (its socket closes).
+    A sidecar of this release line from before sessions answers UNIMPLEMENTED: then the id is "" and
+    models stay open until close_model, as before.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._call: grpc.Call | None = None
+        self._id: str | None = None
+
+    def id(self, stub: sidecar_pb2_grpc.SidecarStub, metadata: tuple[tuple[str, str], ...]) -> str:
+        """The session's id, starting the session on first use. Raises grpc.RpcError when the call fails."""
+        with self._lock:
+            if self._id is None:
+                call = stub.Session(sidecar_pb2.SessionRequest(), metadata=metadata)
+                try:
+                    first: sidecar_pb2.SessionResponse | None = next(call, None)
+                except grpc.RpcError as err:
+                    if err.code() != grpc.StatusCode.UNIMPLEMENTED:
+                        raise
+                    first = None
+                if first is None:
+                    self._id = ""
+                else:
+                    self._call, self._id = call, first.session_id
+            return self._id
+
+    def known_id(self) -> str:
+        """The id if the session has started, else "" (no session: nothing was opened in one)."""
+        return self._id or ""
+
+    def end(self) -> None:
+        with self._lock:
+            call, self._call = self._call, None
+        if call is not None:
+            call.cancel()

@@ -15,6 +15,8 @@ import type { OpenModelResponse as _ctensors_sidecar_v1_OpenModelResponse, OpenM
 import type { RegionConsumed as _ctensors_sidecar_v1_RegionConsumed, RegionConsumed__Output as _ctensors_sidecar_v1_RegionConsumed__Output } from './ctensors/sidecar/v1/RegionConsumed.js';
 import type { RegionMapped as _ctensors_sidecar_v1_RegionMapped, RegionMapped__Output as _ctensors_sidecar_v1_RegionMapped__Output } from './ctensors/sidecar/v1/RegionMapped.js';
 import type { RegionReady as _ctensors_sidecar_v1_RegionReady, RegionReady__Output as _ctensors_sidecar_v1_RegionReady__Output } from './ctensors/sidecar/v1/RegionReady.js';
+import type { SessionRequest as _ctensors_sidecar_v1_SessionRequest, SessionRequest__Output as _ctensors_sidecar_v1_SessionRequest__Output } from './ctensors/sidecar/v1/SessionRequest.js';
+import type { SessionResponse as _ctensors_sidecar_v1_SessionResponse, SessionResponse__Output as _ctensors_sidecar_v1_SessionResponse__Output } from './ctensors/sidecar/v1/SessionResponse.js';
 import type { SidecarClient as _ctensors_sidecar_v1_SidecarClient, SidecarDefinition as _ctensors_sidecar_v1_SidecarDefinition } from './ctensors/sidecar/v1/Sidecar.js';
 import type { TensorInfo as _ctensors_sidecar_v1_TensorInfo, TensorInfo__Output as _ctensors_sidecar_v1_TensorInfo__Output } from './ctensors/sidecar/v1/TensorInfo.js';
 import type { TensorPlacement as _ctensors_sidecar_v1_TensorPlacement, TensorPlacement__Output as _ctensors_sidecar_v1_TensorPlacement__Output } from './ctensors/sidecar/v1/TensorPlacement.js';
@@ -42,6 +44,8 @@ export interface ProtoGrpcType {
         RegionConsumed: MessageTypeDefinition<_ctensors_sidecar_v1_RegionConsumed, _ctensors_sidecar_v1_RegionConsumed__Output>
         RegionMapped: MessageTypeDefinition<_ctensors_sidecar_v1_RegionMapped, _ctensors_sidecar_v1_RegionMapped__Output>
         RegionReady: MessageTypeDefinition<_ctensors_sidecar_v1_RegionReady, _ctensors_sidecar_v1_RegionReady__Output>
+        SessionRequest: MessageTypeDefinition<_ctensors_sidecar_v1_SessionRequest, _ctensors_sidecar_v1_SessionRequest__Output>
+        SessionResponse: MessageTypeDefinition<_ctensors_sidecar_v1_SessionResponse, _ctensors_sidecar_v1_SessionResponse__Output>
         Sidecar: SubtypeConstructor<typeof grpc.Client, _ctensors_sidecar_v1_SidecarClient> & { service: _ctensors_sidecar_v1_SidecarDefinition }
         TensorInfo: MessageTypeDefinition<_ctensors_sidecar_v1_TensorInfo, _ctensors_sidecar_v1_TensorInfo__Output>
         TensorPlacement: MessageTypeDefinition<_ctensors_sidecar_v1_TensorPlacement, _ctensors_sidecar_v1_TensorPlacement__Output>

@@ -74,12 +74,14 @@ class HealthResponse(_message.Message):
     def __init__(self, version: _Optional[str] = ..., open_models: _Optional[_Iterable[str]] = ..., require_encrypted: _Optional[bool] = ..., trusted_signers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class OpenModelRequest(_message.Message):
-    __slots__ = ("source", "refresh")
+    __slots__ = ("source", "refresh", "session_id")
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     REFRESH_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     source: str
     refresh: bool
-    def __init__(self, source: _Optional[str] = ..., refresh: _Optional[bool] = ...) -> None: ...
+    session_id: str
+    def __init__(self, source: _Optional[str] = ..., refresh: _Optional[bool] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class TensorInfo(_message.Message):
     __slots__ = ("name", "dtype", "shape", "byte_size", "encrypted", "file")
@@ -205,11 +207,23 @@ class LoadServerMessage(_message.Message):
     def __init__(self, ready: _Optional[_Union[RegionReady, _Mapping]] = ..., done: _Optional[_Union[LoadDone, _Mapping]] = ...) -> None: ...
 
 class CloseModelRequest(_message.Message):
-    __slots__ = ("model_id",)
+    __slots__ = ("model_id", "session_id")
     MODEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     model_id: str
-    def __init__(self, model_id: _Optional[str] = ...) -> None: ...
+    session_id: str
+    def __init__(self, model_id: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class CloseModelResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class SessionRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SessionResponse(_message.Message):
+    __slots__ = ("session_id",)
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    def __init__(self, session_id: _Optional[str] = ...) -> None: ...

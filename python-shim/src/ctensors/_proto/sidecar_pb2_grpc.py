@@ -54,6 +54,11 @@ class SidecarStub:
                 request_serializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.CloseModelRequest.SerializeToString,
                 response_deserializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.CloseModelResponse.FromString,
                 _registered_method=True)
+        self.Session = channel.unary_stream(
+                '/ctensors.sidecar.v1.Sidecar/Session',
+                request_serializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.SessionRequest.SerializeToString,
+                response_deserializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.SessionResponse.FromString,
+                _registered_method=True)
 
 
 class SidecarServicer:
@@ -89,6 +94,18 @@ class SidecarServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Session(self, request, context):
+        """Ties the models a client opens to the client's life. The server sends one SessionResponse with
+        a session id, then nothing until it stops; the client keeps the call open while it lives and
+        passes the id in OpenModel and CloseModel. When the call ends (the client cancels it, closes its
+        channel, exits or is killed: the kernel closes its socket), the sidecar drops every model
+        reference the session still holds, as CloseModel would. Models opened without a session stay
+        open until CloseModel or the sidecar stops (clients older than this call).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SidecarServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +128,11 @@ def add_SidecarServicer_to_server(servicer, server):
                     servicer.CloseModel,
                     request_deserializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.CloseModelRequest.FromString,
                     response_serializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.CloseModelResponse.SerializeToString,
+            ),
+            'Session': grpc.unary_stream_rpc_method_handler(
+                    servicer.Session,
+                    request_deserializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.SessionRequest.FromString,
+                    response_serializer=ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.SessionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +243,33 @@ class Sidecar:
             '/ctensors.sidecar.v1.Sidecar/CloseModel',
             ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.CloseModelRequest.SerializeToString,
             ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.CloseModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Session(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ctensors.sidecar.v1.Sidecar/Session',
+            ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.SessionRequest.SerializeToString,
+            ctensors_dot_sidecar_dot_v1_dot_sidecar__pb2.SessionResponse.FromString,
             options,
             channel_credentials,
             insecure,

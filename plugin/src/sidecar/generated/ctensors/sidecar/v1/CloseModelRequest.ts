@@ -4,8 +4,10 @@
 
 export interface CloseModelRequest {
   'model_id'?: (string);
+  'session_id'?: (string);
 }
 
 export interface CloseModelRequest__Output {
   'model_id': (string);
+  'session_id': (string);
 }

@@ -5,9 +5,11 @@
 export interface OpenModelRequest {
   'source'?: (string);
   'refresh'?: (boolean);
+  'session_id'?: (string);
 }
 
 export interface OpenModelRequest__Output {
   'source': (string);
   'refresh': (boolean);
+  'session_id': (string);
 }

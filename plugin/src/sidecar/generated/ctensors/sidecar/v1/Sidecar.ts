@@ -11,6 +11,8 @@ import type { LoadClientMessage as _ctensors_sidecar_v1_LoadClientMessage, LoadC
 import type { LoadServerMessage as _ctensors_sidecar_v1_LoadServerMessage, LoadServerMessage__Output as _ctensors_sidecar_v1_LoadServerMessage__Output } from '../../../ctensors/sidecar/v1/LoadServerMessage.js';
 import type { OpenModelRequest as _ctensors_sidecar_v1_OpenModelRequest, OpenModelRequest__Output as _ctensors_sidecar_v1_OpenModelRequest__Output } from '../../../ctensors/sidecar/v1/OpenModelRequest.js';
 import type { OpenModelResponse as _ctensors_sidecar_v1_OpenModelResponse, OpenModelResponse__Output as _ctensors_sidecar_v1_OpenModelResponse__Output } from '../../../ctensors/sidecar/v1/OpenModelResponse.js';
+import type { SessionRequest as _ctensors_sidecar_v1_SessionRequest, SessionRequest__Output as _ctensors_sidecar_v1_SessionRequest__Output } from '../../../ctensors/sidecar/v1/SessionRequest.js';
+import type { SessionResponse as _ctensors_sidecar_v1_SessionResponse, SessionResponse__Output as _ctensors_sidecar_v1_SessionResponse__Output } from '../../../ctensors/sidecar/v1/SessionResponse.js';
 
 export interface SidecarClient extends grpc.Client {
   CloseModel(argument: _ctensors_sidecar_v1_CloseModelRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_ctensors_sidecar_v1_CloseModelResponse__Output>): grpc.ClientUnaryCall;
@@ -45,6 +47,11 @@ export interface SidecarClient extends grpc.Client {
   openModel(argument: _ctensors_sidecar_v1_OpenModelRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_ctensors_sidecar_v1_OpenModelResponse__Output>): grpc.ClientUnaryCall;
   openModel(argument: _ctensors_sidecar_v1_OpenModelRequest, callback: grpc.requestCallback<_ctensors_sidecar_v1_OpenModelResponse__Output>): grpc.ClientUnaryCall;
   
+  Session(argument: _ctensors_sidecar_v1_SessionRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_ctensors_sidecar_v1_SessionResponse__Output>;
+  Session(argument: _ctensors_sidecar_v1_SessionRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_ctensors_sidecar_v1_SessionResponse__Output>;
+  session(argument: _ctensors_sidecar_v1_SessionRequest, metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<_ctensors_sidecar_v1_SessionResponse__Output>;
+  session(argument: _ctensors_sidecar_v1_SessionRequest, options?: grpc.CallOptions): grpc.ClientReadableStream<_ctensors_sidecar_v1_SessionResponse__Output>;
+  
 }
 
 export interface SidecarHandlers extends grpc.UntypedServiceImplementation {
@@ -56,6 +63,8 @@ export interface SidecarHandlers extends grpc.UntypedServiceImplementation {
   
   OpenModel: grpc.handleUnaryCall<_ctensors_sidecar_v1_OpenModelRequest__Output, _ctensors_sidecar_v1_OpenModelResponse>;
   
+  Session: grpc.handleServerStreamingCall<_ctensors_sidecar_v1_SessionRequest__Output, _ctensors_sidecar_v1_SessionResponse>;
+  
 }
 
 export interface SidecarDefinition extends grpc.ServiceDefinition {
@@ -63,4 +72,5 @@ export interface SidecarDefinition extends grpc.ServiceDefinition {
   Health: MethodDefinition<_ctensors_sidecar_v1_HealthRequest, _ctensors_sidecar_v1_HealthResponse, _ctensors_sidecar_v1_HealthRequest__Output, _ctensors_sidecar_v1_HealthResponse__Output>
   Load: MethodDefinition<_ctensors_sidecar_v1_LoadClientMessage, _ctensors_sidecar_v1_LoadServerMessage, _ctensors_sidecar_v1_LoadClientMessage__Output, _ctensors_sidecar_v1_LoadServerMessage__Output>
   OpenModel: MethodDefinition<_ctensors_sidecar_v1_OpenModelRequest, _ctensors_sidecar_v1_OpenModelResponse, _ctensors_sidecar_v1_OpenModelRequest__Output, _ctensors_sidecar_v1_OpenModelResponse__Output>
+  Session: MethodDefinition<_ctensors_sidecar_v1_SessionRequest, _ctensors_sidecar_v1_SessionResponse, _ctensors_sidecar_v1_SessionRequest__Output, _ctensors_sidecar_v1_SessionResponse__Output>
 }
