@@ -6,10 +6,11 @@
 // Why not commander or yargs: parsing is Node's own maintained parser, node:util parseArgs (strict:
 // unknown options, a missing value and a value given to a flag are usage errors), and help.ts
 // generates every command's --help from the same declaration below (each option's description, value
-// name and default, and the command's examples), so help and parser cannot drift apart. What a
-// framework would add (subcommand dispatch, help layout) is a few dozen lines of main.ts and help.ts;
-// commander's typed options would cost the inferred `values` types every command relies on, and its
-// help would need the same descriptions written anyway. plugin/test/cli-help.test.ts holds this to it.
+// name and default, and the command's examples), so help and parser cannot drift apart. What commander
+// or yargs would add is the subcommand dispatch and the help layout, a few dozen lines of main.ts and
+// help.ts; moving would rewrite every command's declaration for the same result. The option
+// descriptions a framework also needs live in the declarations, once.
+// plugin/test/cli-help.test.ts holds every command to it.
 
 import type { ParseArgsConfig } from "node:util";
 import type { parseArgs } from "node:util";
