@@ -132,6 +132,10 @@ class Sidecars:
             # downgrade protection needs the explicit opt-out.
             if not require:
                 args.append("--allow-plaintext")
+            elif not trust:
+                # A strict sidecar without a trusted signer would refuse every model, so `ctensors serve`
+                # does not start; a signer the case's file was not signed by keeps the verdict the same.
+                args += ["--trust", VECTORS / "keys/other-sign.pub.jwk"]
             env = {k: v for k, v in os.environ.items() if k not in ("CTENSORS_REGO_PYTHON", "CRYPTOTENSOR_KEYS")}
             self.running[group] = start_sidecar(self.root, *args, env=env)
         return self.running[group].socket

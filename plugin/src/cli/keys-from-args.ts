@@ -6,6 +6,7 @@ import { CryptoTensorsError, usageError } from "../errors.js";
 import type { EncryptionKey, Key, SigningKey } from "../keys/jwk.js";
 import { loadKeys, type KeySourceOptions } from "../keys/sources.js";
 import { TrustStore } from "../keys/trust.js";
+import type { CommandOptions } from "./command.js";
 
 export function sourceOptions(token: string | undefined, label?: string): KeySourceOptions {
   return { ...(token ? { token } : {}), ...(label ? { label } : {}) };
@@ -70,18 +71,56 @@ export async function loadTrust(
   return new TrustStore(given.map((g) => g.key).filter((k) => k.kind === "sign"));
 }
 
+/** For --help of the commands that take keys. */
+export const KEY_SOURCES_NOTE =
+  "Key options take a key source: a path or file://… (a JWK or a JWK set), env: ($CRYPTOTENSOR_KEYS) or env:NAME, " +
+  "https://… (with --key-token) or an inline JWK (docs/cli.md, Key sources).";
+
+/** The options every command that reads keys from a key server has. */
+export const KEY_TOKEN_OPTION = {
+  "key-token": {
+    type: "string",
+    value: "T",
+    description: "bearer token for https:// key sources",
+    defaultText: "$CTENSORS_KEY_TOKEN",
+  },
+} as const satisfies CommandOptions;
+
+/** --trust and --trust-store, as verify, decrypt, rewrap, sign-release and the sidecar take them. */
+export const TRUST_OPTIONS = {
+  trust: {
+    type: "string",
+    multiple: true,
+    value: "PUB_JWK",
+    description: "a trusted signer's public key (sign.pub.jwk); headers and releases are verified only with these",
+  },
+  "trust-store": { type: "string", multiple: true, value: "JWKS", description: "a set of trusted signer public keys" },
+} as const satisfies CommandOptions;
+
 /**
  * The sidecar's socket, key and trust options, shared by serve and vllm (which starts serve). The sidecar
  * serves only signed, fully encrypted models unless --allow-plaintext; --require-encrypted (the default)
  * is still accepted.
  */
 export const SIDECAR_OPTIONS = {
-  socket: { type: "string" },
-  key: { type: "string", multiple: true },
-  keys: { type: "string", multiple: true },
-  trust: { type: "string", multiple: true },
-  "trust-store": { type: "string", multiple: true },
-  "require-encrypted": { type: "boolean", default: false },
-  "allow-plaintext": { type: "boolean", default: false },
-  "key-token": { type: "string" },
-} as const;
+  socket: {
+    type: "string",
+    value: "PATH",
+    description: "the sidecar's unix socket (its token file is PATH.token); its folder must be private to you",
+    defaultText: "$CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock",
+  },
+  key: { type: "string", multiple: true, value: "JWK", description: "a master key (enc.jwk) of the models to serve" },
+  keys: { type: "string", multiple: true, value: "JWKS", description: "a set of master keys" },
+  ...TRUST_OPTIONS,
+  "require-encrypted": {
+    type: "boolean",
+    default: false,
+    description: "serve only models signed by a trusted key with every tensor encrypted (the default; kept for scripts)",
+  },
+  "allow-plaintext": {
+    type: "boolean",
+    default: false,
+    description: "also serve plain and partially encrypted models (Hub repos declared confidential stay strict)",
+  },
+  ...KEY_TOKEN_OPTION,
+} as const satisfies CommandOptions;

@@ -4,7 +4,7 @@
 import { parseArgs } from "node:util";
 import { CryptoTensorsError, EXIT_CODES } from "../errors.js";
 import { printable, printableLines } from "../format/printable.js";
-import { GLOBAL_OPTIONS, type Command, type CommandIO } from "./command.js";
+import { GLOBAL_OPTIONS, parserOptions, type Command, type CommandIO } from "./command.js";
 import { decrypt } from "./commands/decrypt.js";
 import { devHub } from "./commands/dev-hub.js";
 import { encrypt } from "./commands/encrypt.js";
@@ -19,6 +19,7 @@ import { signRelease } from "./commands/sign-release.js";
 import { verify } from "./commands/verify.js";
 import { vllm } from "./commands/vllm.js";
 import { flagHint } from "./flag-hints.js";
+import { commandHelp, mainHelp } from "./help.js";
 import { VERSION } from "../version.js";
 
 // Each command's `values` type comes from its own options; here they are all run the same way.
@@ -41,21 +42,18 @@ export const COMMANDS = {
   "dev-hub": devHub,
 } satisfies Record<string, AnyCommand>;
 
-function help(): string {
-  const lines = ["usage: ctensors <command> [options]", "", "commands:"];
-  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
-  lines.push("", "global options: --quiet (no progress), --help, --version", "run 'ctensors <command> --help' for a command's options");
-  return lines.join("\n");
-}
+const help = () => mainHelp(COMMANDS);
+const VERSION_FLAGS = ["--version", "-V"];
 
 /** Runs the CLI and returns the exit code (does not call process.exit). */
 export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === "help" && rest.length) return main([rest[0]!, "--help"], io); // `ctensors help encrypt`
   if (!name || name === "--help" || name === "-h" || name === "help") {
     io.out(help());
     return name ? 0 : 2;
   }
-  if (name === "--version") {
+  if (VERSION_FLAGS.includes(name)) {
     io.out(VERSION);
     return 0;
   }
@@ -68,16 +66,16 @@ export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Pro
   try {
     parsed = parseArgs({
       args: rest,
-      options: { ...command.options, ...GLOBAL_OPTIONS },
+      options: parserOptions({ ...command.options, ...GLOBAL_OPTIONS }),
       allowPositionals: true,
       strict: true,
     });
   } catch (err) {
-    io.err(`ctensors ${name}: ${printable((err as Error).message)}\nusage: ${command.usage}`);
+    io.err(`ctensors ${name}: ${printable((err as Error).message)}\n${usageLines(name, command)}`);
     return 2;
   }
   if (parsed.values.help) {
-    io.out(`usage: ${command.usage}\n\n${command.summary}`);
+    io.out(commandHelp(command));
     return 0;
   }
   try {
@@ -86,13 +84,18 @@ export async function main(argv: string[], io: CommandIO = defaultIO(argv)): Pro
     if (err instanceof CryptoTensorsError) {
       const hint = flagHint(err);
       const message = `ctensors ${name}: error [${err.code}]: ${printable(err.message)}${hint ? ` (${hint})` : ""}`;
-      io.err(err.code === "ERR_CT_USAGE" ? `${message}\nusage: ${command.usage}` : message);
+      io.err(err.code === "ERR_CT_USAGE" ? `${message}\n${usageLines(name, command)}` : message);
       return EXIT_CODES[err.category];
     }
     // Anything else is a bug of ours (a TypeError included), not a user's mistake.
     io.err(`ctensors ${name}: unexpected error: ${printable(String((err as Error).stack ?? err))}`);
     return 1;
   }
+}
+
+/** After a usage error: the synopsis, and where the rest is. */
+function usageLines(name: string, command: AnyCommand): string {
+  return `usage: ${command.usage}\nrun 'ctensors ${name} --help' for every option and examples`;
 }
 
 function defaultIO(argv: string[]): CommandIO {

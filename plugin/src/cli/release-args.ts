@@ -14,25 +14,59 @@ import { defaultReleaseStatePath, ReleaseHistory } from "../release/rollback.js"
 import { loadOmsKey } from "../release/signers.js";
 import type { CommandOptions, OptionValues } from "./command.js";
 
+const RELEASE = "Release manifest options (model folders)";
+
+/** encrypt, rewrap and sign-release: what the release manifest (model.sig) they write says. */
 export const RELEASE_WRITE_OPTIONS = {
-  "model-id": { type: "string" },
-  release: { type: "string" },
-  "oms-key": { type: "string" },
-} as const;
-export const RELEASE_WRITE_USAGE = "[--model-id ID] [--release N] [--oms-key ec-private.pem]";
+  "model-id": {
+    type: "string",
+    value: "ID",
+    description: "the model's identity in the release manifest",
+    defaultText: "the input's manifest's, else the input folder's name",
+    group: RELEASE,
+  },
+  release: {
+    type: "string",
+    value: "N",
+    description: "the release number (an integer; the sidecar refuses releases older than the newest it accepted)",
+    defaultText: "one past the input's, and at least the current Unix time",
+    group: RELEASE,
+  },
+  "oms-key": {
+    type: "string",
+    value: "PEM",
+    description: "an ECDSA P-256/384/521 private key: adds the signature OpenSSF Model Signing verifies",
+    group: RELEASE,
+  },
+} as const satisfies CommandOptions;
 
 /** verify and decrypt. */
 export const RELEASE_OPEN_OPTIONS = {
-  "allow-unsigned-release": { type: "boolean", default: false },
-} as const;
+  "allow-unsigned-release": {
+    type: "boolean",
+    default: false,
+    description: "accept a model folder without a signed release manifest (model.sig)",
+    group: RELEASE,
+  },
+} as const satisfies CommandOptions;
 
 /** serve (and vllm, which starts serve). */
 export const RELEASE_SERVE_OPTIONS = {
   ...RELEASE_OPEN_OPTIONS,
-  "allow-rollback": { type: "boolean", default: false },
-  "release-state": { type: "string" },
-} as const;
-export const RELEASE_SERVE_USAGE = "[--allow-unsigned-release] [--allow-rollback] [--release-state FILE]";
+  "allow-rollback": {
+    type: "boolean",
+    default: false,
+    description: "accept a release older than the newest accepted for the same model and signer",
+    group: RELEASE,
+  },
+  "release-state": {
+    type: "string",
+    value: "FILE",
+    description: "where the newest accepted releases are recorded",
+    defaultText: "$CTENSORS_RELEASE_STATE, else $XDG_STATE_HOME/ctensors/releases.json, else ~/.local/state/ctensors/releases.json",
+    group: RELEASE,
+  },
+} as const satisfies CommandOptions;
 
 /** The values of a command whose options include the option set `O` (its own values only). */
 type ValuesOf<O extends CommandOptions> = Pick<OptionValues<O>, keyof O & keyof OptionValues<O>>;

@@ -5,6 +5,13 @@
 // Files are only ever added under blobs/ by rename of a complete, verified download. Every file is written
 // under a temporary name of its own and renamed into place, so concurrent writers (in one process or
 // several) never share a file. Failures to write become ERR_CT_IO (cache-io.ts).
+//
+// Why not @huggingface/hub's cache writing (its createSymlink and the refs write in snapshotDownload,
+// checked against 2.17): it replaces a snapshot entry by removing it and then creating the link, so a
+// concurrent reader (the sidecar, another pull) can find the entry missing, where a rename here swaps
+// it in one step; and it writes refs/<revision> in place, where a reader can see it empty. The layout
+// itself is the library's (and huggingface_hub's): same folder names, relative links, refs. Its
+// getRepoFolderName could replace repoFolderName (repo-ref.ts), a one-line rule, to no gain.
 
 import { randomBytes } from "node:crypto";
 import { readFile, readdir, rename, rm, symlink, writeFile } from "node:fs/promises";

@@ -8,6 +8,17 @@
 // listed size. A connection that drops mid-file is resumed with a Range request (a few times); an
 // interrupted run leaves its partial file, which the next run adopts and resumes. A resumed file that
 // does not verify is started over once.
+//
+// Why not @huggingface/hub's downloadFileToCacheDir (checked against 2.17): the HTTP side is the
+// library's here too (downloadFile: credentials, Xet, Range through Blob.slice), but its cache step
+// loses every guarantee above. It pipes the response into blobs/<etag>.incomplete and renames that to
+// the blob with no size or hash check, so a truncated or altered download becomes a blob every later
+// reader trusts; every writer of a blob uses that same .incomplete name, so two processes filling one
+// blob write into one file; it truncates a leftover .incomplete instead of resuming it with a Range
+// request, and a dropped connection fails the download; it reads whatever the server sends, with no
+// stop at the listed size; and it logs each download with console.debug, which Node writes to stdout,
+// where `ctensors pull --json` prints its result. The tests of these guarantees: test/hub/hub.test.ts,
+// test/hub/hub-faults.test.ts, plugin/test/hub-units.test.ts.
 
 import { createHash, type Hash } from "node:crypto";
 import { createReadStream } from "node:fs";

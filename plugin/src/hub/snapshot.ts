@@ -1,5 +1,14 @@
 // Resolves `org/name@revision` to a commit and brings (some of) that commit's files into the shared
 // HF cache. The commit is what callers pin: a snapshot folder never changes once complete.
+//
+// Why not @huggingface/hub's snapshotDownload (checked against 2.17): it also resolves the revision to
+// a commit once and downloads that commit, but through downloadFileToCacheDir, whose cache writes are
+// unverified (download.ts says why that cannot serve). Beyond that, it always asks the Hub, even for
+// a commit sha (no HF_HUB_OFFLINE: cache only), downloads every file of the repo (no include filter)
+// one at a time, with a paths-info request for each file not yet in the snapshot and no progress
+// callback, writes refs/<revision> in place (a concurrent reader can see it empty), and lists the repo
+// without bounds on pages or entries (listing.ts bounds them). What the library does serve is used: modelInfo
+// resolves the revision, listFiles lists the commit, downloadFile fetches the bytes.
 
 import { stat } from "node:fs/promises";
 import { modelInfo } from "@huggingface/hub";

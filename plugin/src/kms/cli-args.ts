@@ -7,24 +7,53 @@ import type { AeadAlgorithm } from "../crypto/aead-params.js";
 import type { EncryptionKey } from "../keys/jwk.js";
 import { isKmsReference } from "./provider.js";
 import { appRoleAuth, jwtAuth, tokenAuth, type VaultAuth } from "./vault-auth.js";
+import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS } from "./vault-http.js";
 import { VaultTransitProvider } from "./vault-transit.js";
 
-export const KMS_OPTIONS = {
-  "kms-address": { type: "string" },
-  "kms-token-file": { type: "string" },
-  "kms-role-id": { type: "string" },
-  "kms-secret-id-file": { type: "string" },
-  "kms-jwt-role": { type: "string" },
-  "kms-jwt-file": { type: "string" },
-  "kms-auth-mount": { type: "string" },
-  "kms-timeout-ms": { type: "string" },
-  "kms-retries": { type: "string" },
-} as const;
+const KMS = "Key service options (docs/key-management.md)";
 
-export const KMS_USAGE =
-  "  key service (docs/key-management.md): [--kms-address URL] (else $BAO_ADDR / $VAULT_ADDR)\n" +
-  "    identity: --kms-token-file FILE | --kms-role-id ID --kms-secret-id-file FILE | --kms-jwt-role ROLE --kms-jwt-file FILE\n" +
-  "      (else $BAO_TOKEN / $VAULT_TOKEN) [--kms-auth-mount PATH] [--kms-timeout-ms 5000] [--kms-retries 2]\n";
+/** With descriptions for `ctensors … --help` (cli/help.ts); none has a parseArgs default (hasKmsOptions). */
+export const KMS_OPTIONS = {
+  "kms-address": {
+    type: "string",
+    value: "URL",
+    description: "the key service (OpenBao / Vault)",
+    defaultText: "$BAO_ADDR, else $VAULT_ADDR",
+    group: KMS,
+  },
+  "kms-token-file": {
+    type: "string",
+    value: "FILE",
+    description: "identity: a file holding a key-service token",
+    defaultText: "$BAO_TOKEN, else $VAULT_TOKEN, when no other identity is given",
+    group: KMS,
+  },
+  "kms-role-id": { type: "string", value: "ID", description: "identity: an AppRole role id (with --kms-secret-id-file)", group: KMS },
+  "kms-secret-id-file": { type: "string", value: "FILE", description: "identity: a file holding the AppRole secret id", group: KMS },
+  "kms-jwt-role": { type: "string", value: "ROLE", description: "identity: a JWT auth role (with --kms-jwt-file)", group: KMS },
+  "kms-jwt-file": { type: "string", value: "FILE", description: "identity: a file holding the JWT (re-read at each login)", group: KMS },
+  "kms-auth-mount": {
+    type: "string",
+    value: "PATH",
+    description: "the auth method's mount path",
+    defaultText: "approle or jwt, by the identity",
+    group: KMS,
+  },
+  "kms-timeout-ms": {
+    type: "string",
+    value: "N",
+    description: "timeout of each key-service request, in ms",
+    defaultText: String(DEFAULT_TIMEOUT_MS),
+    group: KMS,
+  },
+  "kms-retries": {
+    type: "string",
+    value: "N",
+    description: "retries of a failed key-service request",
+    defaultText: String(DEFAULT_RETRIES),
+    group: KMS,
+  },
+} as const;
 
 type KmsOptionName = keyof typeof KMS_OPTIONS;
 

@@ -11,4 +11,4 @@ export {
   type VaultTransitOptions,
 } from "./vault-transit.js";
 export { KmsKeyRelease, KmsReleaseSession, type ReleaseLog } from "./release.js";
-export { KMS_OPTIONS, KMS_USAGE, hasKmsOptions, kmsProviderFromArgs, newKmsMasterKey } from "./cli-args.js";
+export { KMS_OPTIONS, hasKmsOptions, kmsProviderFromArgs, newKmsMasterKey } from "./cli-args.js";

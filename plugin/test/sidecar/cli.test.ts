@@ -77,7 +77,8 @@ describe("ctensors serve", () => {
 
   it("SIGINT stops it too; a refused socket directory is an I/O error (exit 8)", async () => {
     const socket = join(dir, "sock2", "s.sock");
-    const proc = serve(["--socket", socket]);
+    // (Without a trusted signer only --allow-plaintext starts: cli-serve-setup.test.ts.)
+    const proc = serve(["--socket", socket, "--allow-plaintext"]);
     await eventually(() => existsSync(`${socket}.token`) || proc.child.exitCode !== null, "the token file", 30_000);
     proc.child.kill("SIGINT");
     expect(await proc.exit).toBe(0);
@@ -85,7 +86,7 @@ describe("ctensors serve", () => {
 
     const loose = join(dir, "loose");
     mkdirSync(loose, { mode: 0o777 });
-    const bad = serve(["--socket", join(loose, "s.sock")]);
+    const bad = serve(["--socket", join(loose, "s.sock"), "--allow-plaintext"]);
     expect(await bad.exit).toBe(8);
     expect(bad.stderr()).toMatch(/ERR_CT_IO.*group and others must have no access/);
   });
@@ -93,8 +94,10 @@ describe("ctensors serve", () => {
   it("serves only signed, fully encrypted models unless --allow-plaintext; both flags at once are a usage error", async () => {
     const plain = join(dir, "plain-2.safetensors");
     writePlainSafetensors(plain, sampleTensors());
+    const pubFile = join(dir, "strict-sign.pub.jwk");
+    writeFileSync(pubFile, JSON.stringify(toJwk(publicKeyOf(newSigningKey("strict")))));
     for (const [flags, requireEncrypted] of [
-      [[], true],
+      [["--trust", pubFile], true],
       [["--allow-plaintext"], false],
     ] as const) {
       const socket = join(dir, `sock-${flags.length}`, "s.sock");
@@ -127,8 +130,8 @@ describe("ctensors serve", () => {
   it("has --help, naming the default socket rule", async () => {
     const { stdout, status } = spawnSync(process.execPath, [CLI, "serve", "--help"], { encoding: "utf8" });
     expect(status).toBe(0);
-    expect(stdout).toContain("ctensors serve [--socket PATH]");
-    expect(stdout).toContain("$XDG_RUNTIME_DIR/ctensors/sidecar.sock");
+    expect(stdout).toContain("usage: ctensors serve");
+    expect(stdout).toMatch(/--socket PATH .*\$XDG_RUNTIME_DIR\/ctensors\/sidecar\.sock/);
     expect(stdout).toContain("--allow-plaintext");
   });
 });

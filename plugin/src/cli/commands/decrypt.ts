@@ -12,24 +12,36 @@ import { decryptOnnxFile } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX } from "../../onnx/model.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
 import { defineCommand } from "../command.js";
-import { loadKeyList, loadTrust } from "../keys-from-args.js";
+import { KEY_SOURCES_NOTE, KEY_TOKEN_OPTION, loadKeyList, loadTrust, TRUST_OPTIONS } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
 import { withCleanupOnSignals } from "../signals.js";
 
 export const decrypt = defineCommand({
   summary: "verify and decrypt into plain safetensors",
-  usage:
-    "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [--trust-store JWKS] [--require-encrypted] [--key-token T] [--allow-unsigned-release] [--force]",
+  usage: "ctensors decrypt IN OUT --key enc.jwk --trust sign.pub.jwk [options]",
+  description:
+    "Verifies the signature with a trusted key, evaluates the policy, decrypts and authenticates every tensor and\n" +
+    "writes plain safetensors (mode 0600). A folder's release manifest is checked first. A file with nothing\n" +
+    "encrypted is refused (there is nothing to decrypt). OUT appears whole or not at all.\n" +
+    KEY_SOURCES_NOTE,
   options: {
+    key: {
+      type: "string",
+      multiple: true,
+      value: "JWK",
+      description: "the master key (enc.jwk); the one whose kid the header names is used",
+    },
+    ...TRUST_OPTIONS,
+    ...KEY_TOKEN_OPTION,
+    "require-encrypted": { type: "boolean", default: false, description: "refuse a partially encrypted file too" },
+    force: { type: "boolean", default: false, description: "replace an existing OUT (whole, once the new one is complete)" },
     ...RELEASE_OPEN_OPTIONS,
-    key: { type: "string", multiple: true },
-    trust: { type: "string", multiple: true },
-    "trust-store": { type: "string", multiple: true },
-    "key-token": { type: "string" },
-    "require-encrypted": { type: "boolean", default: false },
-    force: { type: "boolean", default: false },
   },
+  examples: [
+    "ctensors decrypt model.enc.safetensors model.safetensors --key keys/enc.jwk --trust keys/sign.pub.jwk",
+    "ctensors decrypt ./my-model-encrypted ./my-model-plain --key keys/enc.jwk --trust keys/sign.pub.jwk --force",
+  ],
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
     if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");

@@ -9,17 +9,22 @@ import { untilSignal } from "../signals.js";
 
 export const devHub = defineCommand({
   summary: "run a local Hub-compatible development server (for tests and demos; not a Hub replacement)",
-  usage:
-    "ctensors dev-hub --data DIR [--port PORT] [--host HOST] [--token TOKEN]\n" +
-    "  --port 0 (the default) picks a free port; the URL is printed on stdout once listening.\n" +
-    "  --token: writes and private reads need 'Authorization: Bearer TOKEN' (@huggingface/hub needs a token starting with hf_);\n" +
-    "  without it anonymous writes are accepted (development mode). Use it with HF_ENDPOINT=<url> (Python) or hubUrl (JS).",
+  usage: "ctensors dev-hub --data DIR [options]",
+  description:
+    "Prints its URL on stdout once listening and serves until Ctrl-C (SIGINT) or SIGTERM. Use it with\n" +
+    "HF_ENDPOINT=<url> (Python, and ctensors push/pull/serve) or hubUrl (JS). docs/dev-hub.md says what it is not.",
   options: {
-    data: { type: "string" },
-    port: { type: "string", default: "0" },
-    host: { type: "string", default: "127.0.0.1" },
-    token: { type: "string" },
+    data: { type: "string", value: "DIR", description: "the folder that holds the repos (created if missing)" },
+    port: { type: "string", value: "PORT", default: "0", description: "the port to listen on (0: a free one)" },
+    host: { type: "string", value: "HOST", default: "127.0.0.1", description: "the address to listen on" },
+    token: {
+      type: "string",
+      value: "TOKEN",
+      description: "writes and private reads need 'Authorization: Bearer TOKEN' (@huggingface/hub sends only tokens starting with hf_)",
+      defaultText: "none: anonymous writes are accepted (development mode)",
+    },
   },
+  examples: ["ctensors dev-hub --data ./hub-data", "ctensors dev-hub --data ./hub-data --port 8080 --token hf_dev"],
   async run({ values, positionals, io }) {
     expectPositionals(positionals, []);
     const { data, port: portText, token } = values;

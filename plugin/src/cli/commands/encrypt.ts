@@ -3,7 +3,7 @@
 
 import { readFile } from "node:fs/promises";
 import { encryptFile, type EncryptOptions } from "../../container/encrypt-file.js";
-import { checkChunkBytes } from "../../crypto/chunked.js";
+import { checkChunkBytes, DEFAULT_CHUNK_BYTES, MAX_CHUNK_BYTES } from "../../crypto/chunked.js";
 import { DEFAULT_POLICY_TEXT, type Policy } from "../../container/reserved.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
@@ -11,10 +11,10 @@ import { markEncryptedConfigs } from "../../model/transformers-config.js";
 import { encryptOnnxFile } from "../../onnx/encrypt.js";
 import { CryptoTensorsError, usageError } from "../../errors.js";
 import { defineCommand } from "../command.js";
-import { loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
+import { KEY_SOURCES_NOTE, KEY_TOKEN_OPTION, loadOneEncryptionKey, loadSigningKey } from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
-import { KMS_OPTIONS, KMS_USAGE, newKmsMasterKey } from "../../kms/cli-args.js";
-import { RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
+import { KMS_OPTIONS, newKmsMasterKey } from "../../kms/cli-args.js";
+import { RELEASE_WRITE_OPTIONS, releaseWriter } from "../release-args.js";
 import { withCleanupOnSignals } from "../signals.js";
 
 /** A policy file: JSON {"local": rego, "remote"?: rego}, or a .rego text used as the local policy. */
@@ -38,25 +38,61 @@ function positiveInt(value: string | undefined, option: string): number | undefi
 
 export const encrypt = defineCommand({
   summary: "encrypt and sign a safetensors file or a model folder",
-  usage:
-    "ctensors encrypt IN OUT --key enc.jwk --sign-key sign.jwk [--tensors PATTERN...] [--format-version 1|2] [--chunk-size BYTES] [--policy FILE] [--no-plaintext-digests] [--force]\n" +
-    "  or --kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --key: a fresh master key wrapped by the key service\n" +
-    KMS_USAGE +
-    `\n  A model folder also gets a signed release manifest (model.sig): ${RELEASE_WRITE_USAGE}`,
+  usage: "ctensors encrypt IN OUT (--key enc.jwk | --kms REFERENCE) --sign-key sign.jwk [options]",
+  description:
+    "IN and OUT are a .safetensors file or a model folder (every weight file encrypted, the other files copied; ONNX\n" +
+    "models in the transformers.js layout too). A model folder also gets a signed release manifest (model.sig).\n" +
+    "OUT appears whole or not at all; an existing OUT is replaced only with --force.\n" +
+    KEY_SOURCES_NOTE,
   options: {
+    key: { type: "string", value: "JWK", description: "the master key (enc.jwk) the tensors are encrypted under" },
+    kms: {
+      type: "string",
+      value: "REFERENCE",
+      description: "instead of --key: a fresh master key wrapped by a key service, vault-transit://HOST:PORT/MOUNT/keys/NAME",
+    },
+    "sign-key": { type: "string", value: "JWK", description: "the Ed25519 private key (sign.jwk) that signs the header" },
+    ...KEY_TOKEN_OPTION,
+    tensors: {
+      type: "string",
+      multiple: true,
+      value: "PATTERN",
+      description: "a glob of tensor names to encrypt, e.g. 'model.layers.*.mlp.*' (one that matches nothing is an error)",
+      defaultText: "every tensor",
+    },
+    "format-version": {
+      type: "string",
+      value: "1|2",
+      default: "2",
+      description: "2: chunked (reference 0.2.3); 1: monolithic (reference 0.2.0-0.2.2)",
+    },
+    "chunk-size": {
+      type: "string",
+      value: "BYTES",
+      description: `chunk size of format 2, at most ${MAX_CHUNK_BYTES}`,
+      defaultText: String(DEFAULT_CHUNK_BYTES),
+    },
+    policy: {
+      type: "string",
+      value: "FILE",
+      description: 'the embedded policy: {"local": "<rego>", "remote": "<rego>"} or a .rego file (the local policy)',
+      defaultText: "the reference's default policy (allow)",
+    },
+    "no-plaintext-digests": {
+      type: "boolean",
+      default: false,
+      description: "do not sign digests of the tensors left in plaintext (by default changing them is detected)",
+    },
+    force: { type: "boolean", default: false, description: "replace an existing OUT (whole, once the new one is complete)" },
     ...RELEASE_WRITE_OPTIONS,
-    key: { type: "string" },
-    "sign-key": { type: "string" },
-    "key-token": { type: "string" },
-    tensors: { type: "string", multiple: true },
-    "format-version": { type: "string", default: "2" },
-    "chunk-size": { type: "string" },
-    policy: { type: "string" },
-    "no-plaintext-digests": { type: "boolean", default: false },
-    force: { type: "boolean", default: false },
-    kms: { type: "string" },
     ...KMS_OPTIONS,
   },
+  examples: [
+    "ctensors encrypt model.safetensors model.enc.safetensors --key keys/enc.jwk --sign-key keys/sign.jwk",
+    "ctensors encrypt ./my-model ./my-model-encrypted --key keys/enc.jwk --sign-key keys/sign.jwk --model-id org/my-model",
+    "ctensors encrypt model.safetensors partial.safetensors --key keys/enc.jwk --sign-key keys/sign.jwk --tensors 'model.layers.*.mlp.*'",
+    "ctensors encrypt ./my-model ./out --kms vault-transit://127.0.0.1:8200/transit/keys/models --kms-token-file token --sign-key keys/sign.jwk",
+  ],
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
     if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");

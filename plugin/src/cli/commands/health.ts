@@ -5,14 +5,17 @@
 
 import { usageError } from "../../errors.js";
 import { defineCommand } from "../command.js";
+import { SIDECAR_OPTIONS } from "../keys-from-args.js";
 
 export const health = defineCommand({
   summary: "check that a running sidecar answers (for probes): prints its Health as JSON",
-  usage: "ctensors health [--socket PATH] [--timeout-ms N]\n  default socket: as for ctensors serve; default timeout 3000 ms",
+  usage: "ctensors health [options]",
+  description: "Exit 0 when the sidecar answers, 8 when it does not (not running, not ready, or no answer in time).",
   options: {
-    socket: { type: "string" },
-    "timeout-ms": { type: "string" },
+    socket: { ...SIDECAR_OPTIONS.socket, description: "the sidecar's unix socket (its token file is PATH.token)" },
+    "timeout-ms": { type: "string", value: "N", description: "how long to wait for the answer, in ms", defaultText: "3000" },
   },
+  examples: ["ctensors health", "ctensors health --socket /run/ctensors/sidecar/sidecar.sock --timeout-ms 1000"],
   async run({ values, positionals, io }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     const raw = values["timeout-ms"];

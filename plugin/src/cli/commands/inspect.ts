@@ -72,8 +72,12 @@ function render(r: FileReport, out: (line: string) => void): void {
 
 export const inspect = defineCommand({
   summary: "show a file's header: encryption, algorithms, signer, policy, tensors",
-  usage: "ctensors inspect IN [--json]",
-  options: { json: { type: "boolean", default: false } },
+  usage: "ctensors inspect IN [options]",
+  description:
+    "Shows what the header claims, for a file or every weight file of a folder; nothing is verified (use verify).\n" +
+    "Per tensor: E encrypted, d plaintext with a signed digest, - plaintext without.",
+  options: { json: { type: "boolean", default: false, description: "print the report as JSON" } },
+  examples: ["ctensors inspect model.enc.safetensors", "ctensors inspect ./my-model-encrypted --json"],
   async run({ values, positionals, io }) {
     const [input] = expectPositionals(positionals, ["IN"]);
     const reports: FileReport[] = [];

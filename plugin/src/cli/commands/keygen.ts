@@ -16,14 +16,28 @@ import { withCleanupOnSignals } from "../signals.js";
 
 export const keygen = defineCommand({
   summary: "generate a master key and an Ed25519 signing key pair",
-  usage: "ctensors keygen --out DIR [--alg aes256gcm|aes128gcm|chacha20poly1305] [--kid ID] [--jwk-style reference|jose] [--force]",
+  usage: "ctensors keygen --out DIR [options]",
+  description:
+    "Writes DIR/enc.jwk (the master key, secret), DIR/sign.jwk (the Ed25519 private key) and DIR/sign.pub.jwk\n" +
+    "(the public key, for whoever verifies), mode 0600 in a folder private to you (created mode 0700), all or none.",
   options: {
-    out: { type: "string" },
-    alg: { type: "string", default: "aes256gcm" },
-    kid: { type: "string" },
-    "jwk-style": { type: "string", default: "reference" },
-    force: { type: "boolean", default: false },
+    out: { type: "string", value: "DIR", description: "the key folder" },
+    alg: {
+      type: "string",
+      value: "ALG",
+      default: "aes256gcm",
+      description: "the master key's algorithm: aes256gcm, aes128gcm or chacha20poly1305",
+    },
+    kid: { type: "string", value: "ID", description: "the key id both keys get", defaultText: "a random ct-xxxxxxxx" },
+    "jwk-style": {
+      type: "string",
+      value: "STYLE",
+      default: "reference",
+      description: "reference (the reference implementation's JWK spelling) or jose (standard JOSE spelling)",
+    },
+    force: { type: "boolean", default: false, description: "replace existing key files (never through a symbolic link)" },
   },
+  examples: ["ctensors keygen --out keys", "ctensors keygen --out keys --alg chacha20poly1305 --kid prod-2025"],
   async run({ values, io }) {
     const out = values.out;
     if (!out) throw usageError("--out DIR is required");

@@ -6,23 +6,32 @@ import picomatch from "picomatch";
 import { fetchSnapshot } from "../../hub/snapshot.js";
 import { parseRepoRef, withRevision } from "../../hub/repo-ref.js";
 import { defineCommand } from "../command.js";
-import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
+import { HUB_OPTIONS, hubSettingsFromArgs } from "../hub-args.js";
 import { createProgress } from "../progress.js";
 import { usageError } from "../../errors.js";
 
 export const pull = defineCommand({
   summary: "download a Hub model (encrypted at rest) into the HF cache and print its snapshot folder",
-  usage:
-    "ctensors pull REPO[@REV] [--revision REV] [--include GLOB...] [--cache-dir DIR] [--hub-url URL] [--token T] [--json]\n" +
-    "  REV: a branch, tag or commit sha (default main), as REPO@REV or --revision REV (as `hf download`). Downloads are checked against the Hub's sizes and hashes;\n" +
-    "  an interrupted download resumes.\n" +
-    HUB_USAGE,
+  usage: "ctensors pull REPO[@REV] [options]",
+  description:
+    "REV: a branch, tag or commit sha, as REPO@REV or --revision REV (as `hf download`). Downloads go into the\n" +
+    "standard Hugging Face cache, are checked against the Hub's sizes and hashes, and an interrupted one resumes.",
   options: {
-    include: { type: "string", multiple: true },
-    revision: { type: "string" },
-    json: { type: "boolean", default: false },
+    revision: { type: "string", value: "REV", description: "the branch, tag or commit to download", defaultText: "main" },
+    include: {
+      type: "string",
+      multiple: true,
+      value: "GLOB",
+      description: "download only the files matching GLOB",
+      defaultText: "every file",
+    },
+    json: { type: "boolean", default: false, description: "print {repo, revision, commit, path, files, downloaded} as JSON" },
     ...HUB_OPTIONS,
   },
+  examples: [
+    "ctensors pull org/my-model-encrypted",
+    "ctensors pull org/my-model-encrypted --revision v1.0 --include '*.safetensors' --include config.json",
+  ],
   async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw usageError("expected REPO[@REV]");
     const ref = withRevision(parseRepoRef(positionals[0]!), values.revision);

@@ -5,35 +5,51 @@ import { zeroKey } from "../../keys/jwk.js";
 import { checkOutput } from "../../model/folder.js";
 import { processModel } from "../../model/process-model.js";
 import { defineCommand } from "../command.js";
-import { loadKeyList, loadOneEncryptionKey, loadSigningKey, loadTrust } from "../keys-from-args.js";
+import {
+  KEY_SOURCES_NOTE,
+  KEY_TOKEN_OPTION,
+  loadKeyList,
+  loadOneEncryptionKey,
+  loadSigningKey,
+  loadTrust,
+  TRUST_OPTIONS,
+} from "../keys-from-args.js";
 import { createProgress, trackFile } from "../progress.js";
 import { usageError } from "../../errors.js";
-import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs, newKmsMasterKey } from "../../kms/cli-args.js";
+import { hasKmsOptions, KMS_OPTIONS, kmsProviderFromArgs, newKmsMasterKey } from "../../kms/cli-args.js";
 import { KmsKeyRelease } from "../../kms/release.js";
-import { checkInputRelease, RELEASE_OPEN_OPTIONS, RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
+import { checkInputRelease, RELEASE_OPEN_OPTIONS, RELEASE_WRITE_OPTIONS, releaseWriter } from "../release-args.js";
 import { withCleanupOnSignals } from "../signals.js";
 
 export const rewrap = defineCommand({
   summary: "rotate the master (and signing) key without re-encrypting tensor data",
-  usage:
-    "ctensors rewrap IN OUT --key old.jwk --new-key new.jwk --sign-key sign.jwk --trust old.pub.jwk [--trust-store JWKS] [--force]\n" +
-    "  key service: --new-kms vault-transit://HOST:PORT/MOUNT/keys/NAME instead of --new-key; the current master key of a\n" +
-    "  KMS-wrapped model is released by its key service when a key-service identity is given (instead of --key)\n" +
-    KMS_USAGE +
-    `\n  A model folder's release manifest is checked (--allow-unsigned-release: none needed) and a new one written: ${RELEASE_WRITE_USAGE}`,
+  usage: "ctensors rewrap IN OUT --key old.jwk (--new-key new.jwk | --new-kms REFERENCE) --sign-key sign.jwk --trust old.pub.jwk [options]",
+  description:
+    "Verifies with the old trust, unwraps every tensor's data key with the old master key, wraps it under the new one\n" +
+    "and re-signs; the data section is copied byte for byte. A model folder's release manifest is checked and a new one\n" +
+    "written. The current master key of a KMS-wrapped model is released by its key service when a key-service identity\n" +
+    "is given (then --key is not needed).\n" +
+    KEY_SOURCES_NOTE,
   options: {
-    ...RELEASE_WRITE_OPTIONS,
+    key: { type: "string", multiple: true, value: "JWK", description: "the current master key (old enc.jwk)" },
+    "new-key": { type: "string", value: "JWK", description: "the new master key (same algorithm)" },
+    "new-kms": {
+      type: "string",
+      value: "REFERENCE",
+      description: "instead of --new-key: a fresh master key wrapped by a key service, vault-transit://HOST:PORT/MOUNT/keys/NAME",
+    },
+    "sign-key": { type: "string", value: "JWK", description: "the Ed25519 private key that signs the new header (may be a new one)" },
+    ...TRUST_OPTIONS,
+    ...KEY_TOKEN_OPTION,
+    force: { type: "boolean", default: false, description: "replace an existing OUT (whole, once the new one is complete)" },
     ...RELEASE_OPEN_OPTIONS,
-    key: { type: "string", multiple: true },
-    "new-key": { type: "string" },
-    "sign-key": { type: "string" },
-    trust: { type: "string", multiple: true },
-    "trust-store": { type: "string", multiple: true },
-    "key-token": { type: "string" },
-    force: { type: "boolean", default: false },
-    "new-kms": { type: "string" },
+    ...RELEASE_WRITE_OPTIONS,
     ...KMS_OPTIONS,
   },
+  examples: [
+    "ctensors rewrap model.enc.safetensors rotated.safetensors --key keys/enc.jwk --new-key new/enc.jwk --sign-key keys/sign.jwk --trust keys/sign.pub.jwk",
+    "ctensors rewrap ./my-model-encrypted ./my-model-rotated --key keys/enc.jwk --new-key new/enc.jwk --sign-key new/sign.jwk --trust keys/sign.pub.jwk",
+  ],
   async run({ values, positionals, io }) {
     const [input, output] = positionals;
     if (!input || !output || positionals.length !== 2) throw usageError("expected IN and OUT");

@@ -8,11 +8,12 @@ import { usageError } from "../../errors.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { defineCommand } from "../command.js";
 import { untilSignal } from "../signals.js";
-import { HUB_OPTIONS, HUB_USAGE, hubSettingsFromArgs } from "../hub-args.js";
-import { loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
-import { hasKmsOptions, KMS_OPTIONS, KMS_USAGE, kmsProviderFromArgs } from "../../kms/cli-args.js";
+import { HUB_OPTIONS, hubSettingsFromArgs } from "../hub-args.js";
+import { KEY_SOURCES_NOTE, loadKeyList, loadTrust, SIDECAR_OPTIONS } from "../keys-from-args.js";
+import { checkServeSetup } from "../serve-setup.js";
+import { hasKmsOptions, KMS_OPTIONS, kmsProviderFromArgs } from "../../kms/cli-args.js";
 import { KmsKeyRelease } from "../../kms/release.js";
-import { RELEASE_SERVE_OPTIONS, RELEASE_SERVE_USAGE, servePolicyFromArgs } from "../release-args.js";
+import { RELEASE_SERVE_OPTIONS, servePolicyFromArgs } from "../release-args.js";
 import { loadPolicyClaims } from "../../policy-input.js";
 
 /** The sidecar (ctensors/sidecar), loaded on first use so that the other commands start without gRPC. */
@@ -20,29 +21,37 @@ const importSidecar = () => import("../../sidecar/index.js");
 
 export const serve = defineCommand({
   summary: "run the sidecar: serve decrypted tensors to local clients (gRPC on a unix socket, shared memory)",
-  usage:
-    "ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext] [--key-token T]\n" +
-    "  Serves only models signed by a trusted key with every tensor encrypted, unless --allow-plaintext\n" +
-    "  (plain and partially encrypted models too; Hub repos declared confidential stay strict).\n" +
-    "  default socket: $CTENSORS_SOCKET, else $XDG_RUNTIME_DIR/ctensors/sidecar.sock, else /tmp/ctensors-<uid>/sidecar.sock\n" +
-    "  Clients open absolute paths or Hub models org/name[@rev] (downloaded into the HF cache, encrypted at rest).\n" +
-    `  Model folders need a signed release manifest (model.sig); older releases than the newest accepted are refused: ${RELEASE_SERVE_USAGE}\n` +
-    HUB_USAGE +
-    "  Models whose master key a key service holds are released to this sidecar's own identity:\n" +
-    KMS_USAGE +
-    "  --policy-claims FILE  licence claims (a JSON object) given to the models' policies as input.claims (docs/key-management.md)\n" +
-    "  --metrics-port N      serve Prometheus metrics on http://127.0.0.1:N/metrics (off unless given; docs/sidecar.md)\n" +
-    "  --metrics-host H      the address the metrics endpoint binds (default 127.0.0.1)\n",
+  usage: "ctensors serve --trust sign.pub.jwk --key enc.jwk [options]",
+  description:
+    "Serves only models signed by a trusted key with every tensor encrypted, unless --allow-plaintext; without a trusted\n" +
+    "signer it would refuse every model, so it does not start (exit 2). Clients open absolute paths or Hub models\n" +
+    "org/name[@rev] (downloaded into the HF cache, encrypted at rest). Model folders need a signed release manifest\n" +
+    "(model.sig); a release older than the newest accepted is refused. Logs are JSON lines on stderr; runs until\n" +
+    "SIGTERM or SIGINT.\n" +
+    KEY_SOURCES_NOTE,
   options: {
-    ...RELEASE_SERVE_OPTIONS,
     ...SIDECAR_OPTIONS,
+    "policy-claims": {
+      type: "string",
+      value: "FILE",
+      description: "licence claims (a JSON object) given to the models' policies as input.claims (docs/key-management.md)",
+    },
+    "metrics-port": {
+      type: "string",
+      value: "N",
+      description: "serve Prometheus metrics on http://HOST:N/metrics (0: a free port; docs/sidecar.md)",
+      defaultText: "off",
+    },
+    "metrics-host": { type: "string", value: "HOST", description: "the address the metrics endpoint binds", defaultText: "127.0.0.1" },
+    ...RELEASE_SERVE_OPTIONS,
     ...HUB_OPTIONS,
     ...KMS_OPTIONS,
-    "policy-claims": { type: "string" },
-    "metrics-port": { type: "string" },
-    "metrics-host": { type: "string" },
   },
-  async run({ values, positionals }) {
+  examples: [
+    "ctensors serve --key keys/enc.jwk --trust keys/sign.pub.jwk",
+    "ctensors serve --socket /run/ctensors/sidecar/sidecar.sock --keys /etc/ctensors/keys.jwks --trust-store /etc/ctensors/trust.jwks --metrics-port 9400",
+  ],
+  async run({ values, positionals, io }) {
     if (positionals.length) throw usageError(`unexpected argument ${JSON.stringify(positionals[0])}`);
     // Validates the flags (both at once is a usage error); the sidecar applies the same rule per model.
     const allowPlaintext =
@@ -57,6 +66,10 @@ export const serve = defineCommand({
     const keys = await loadKeyList(keySpecs, token, "--key/--keys");
     try {
       const trust = await loadTrust(values.trust, values["trust-store"], token);
+      const warnings = checkServeSetup({ trusted: trust.size, keys: keys.length, kms: kms !== undefined, allowPlaintext });
+      // On stderr with the sidecar's own log lines, in their form (JSON lines), before it starts.
+      const log = sidecar.jsonLogger((line) => io.err(line.replace(/\n$/, "")));
+      for (const warning of warnings) log.warn("sidecar.setup_incomplete", { warning });
       const signal = untilSignal();
       const handle = await sidecar.startSidecar({
         socketPath: values.socket ?? sidecar.defaultSocketPath(),

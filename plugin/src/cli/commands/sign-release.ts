@@ -12,20 +12,27 @@ import { checkShardIndex, isDirectory, listModelFiles } from "../../model/folder
 import { RELEASE_MANIFEST_FILE } from "../../release/oms.js";
 import { hasReleaseManifest } from "../../release/open-check.js";
 import { defineCommand } from "../command.js";
-import { loadSigningKey, loadTrust } from "../keys-from-args.js";
-import { RELEASE_WRITE_OPTIONS, RELEASE_WRITE_USAGE, releaseWriter } from "../release-args.js";
+import { KEY_SOURCES_NOTE, KEY_TOKEN_OPTION, loadSigningKey, loadTrust, TRUST_OPTIONS } from "../keys-from-args.js";
+import { RELEASE_WRITE_OPTIONS, releaseWriter } from "../release-args.js";
 
 export const signRelease = defineCommand({
   summary: "give a model folder a signed release manifest (model.sig) without re-encrypting",
-  usage: `ctensors sign-release DIR --sign-key sign.jwk [--trust pub.jwk...] [--trust-store JWKS] ${RELEASE_WRITE_USAGE} [--force]`,
+  usage: "ctensors sign-release DIR --sign-key sign.jwk [options]",
+  description:
+    "Every CryptoTensors header of DIR must first verify with a trusted key (--trust, and the signing key's own\n" +
+    "public half), and every shard index must match its shards; then DIR/model.sig is written in place.\n" +
+    KEY_SOURCES_NOTE,
   options: {
+    "sign-key": { type: "string", value: "JWK", description: "the Ed25519 private key (sign.jwk) that signs the manifest" },
+    ...TRUST_OPTIONS,
+    ...KEY_TOKEN_OPTION,
+    force: { type: "boolean", default: false, description: "replace an existing model.sig (release: one past it, unless --release)" },
     ...RELEASE_WRITE_OPTIONS,
-    "sign-key": { type: "string" },
-    trust: { type: "string", multiple: true },
-    "trust-store": { type: "string", multiple: true },
-    "key-token": { type: "string" },
-    force: { type: "boolean", default: false },
   },
+  examples: [
+    "ctensors sign-release ./reference-encrypted-model --sign-key keys/sign.jwk",
+    "ctensors sign-release ./my-model-encrypted --sign-key keys/sign.jwk --trust publisher.pub.jwk --model-id org/my-model --force",
+  ],
   async run({ values, positionals, io }) {
     const [dir] = positionals;
     if (!dir || positionals.length !== 1) throw new TypeError("expected DIR (a model folder)");

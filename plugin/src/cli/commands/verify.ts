@@ -9,34 +9,53 @@ import { CryptoTensorsReader } from "../../container/reader.js";
 import { assertRegularFile } from "../../io/regular-file.js";
 import { zeroKey } from "../../keys/jwk.js";
 import { readFile } from "node:fs/promises";
-import { basename } from "node:path";
+import { basename, relative } from "node:path";
 import { modelSafetensors } from "../../model/process-model.js";
 import { checkGraph } from "../../onnx/encrypt.js";
 import { ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY } from "../../onnx/model.js";
 import { defineCommand } from "../command.js";
-import { loadKeyList, loadTrust } from "../keys-from-args.js";
+import { KEY_SOURCES_NOTE, KEY_TOKEN_OPTION, loadKeyList, loadTrust, TRUST_OPTIONS } from "../keys-from-args.js";
 import { usageError } from "../../errors.js";
 import { printable, toJson } from "../../format/printable.js";
+import { createProgress, trackFile } from "../progress.js";
 import { checkInputRelease, RELEASE_OPEN_OPTIONS } from "../release-args.js";
 
 export const verify = defineCommand({
   summary: "verify signatures (and with --key, every tensor's authentication tag)",
-  usage:
-    "ctensors verify IN --trust sign.pub.jwk [--trust-store JWKS] [--key enc.jwk] [--allow-plaintext] [--json]\n" +
-    "  Fails unless every file is signed by a trusted key and fully encrypted; --allow-plaintext also accepts\n" +
-    "  plain and partially encrypted files (--require-encrypted, the default, is still accepted).\n" +
-    "  A folder's signed release manifest (model.sig) is checked first: --full-hash re-hashes every file; --allow-unsigned-release accepts a folder without one",
+  usage: "ctensors verify IN --trust sign.pub.jwk [options]",
+  description:
+    "Checks every file's header signature with a trusted key, the policy and the signed digests of plaintext tensors;\n" +
+    "with --key every encrypted tensor is also decrypted in memory, so every authentication tag is checked. Fails\n" +
+    "unless every file is signed by a trusted key and fully encrypted. A folder's signed release manifest (model.sig)\n" +
+    "is checked first. Progress on stderr when it is a terminal (not with --quiet).\n" +
+    KEY_SOURCES_NOTE,
   options: {
+    ...TRUST_OPTIONS,
+    key: {
+      type: "string",
+      multiple: true,
+      value: "JWK",
+      description: "a master key: also decrypt every tensor in memory and check its tag",
+    },
+    ...KEY_TOKEN_OPTION,
+    "allow-plaintext": {
+      type: "boolean",
+      default: false,
+      description: "also accept plain and partially encrypted files (warning about tensors no signature covers)",
+    },
+    "require-encrypted": { type: "boolean", default: false, description: "fail unless fully encrypted (the default; kept for scripts)" },
+    "full-hash": {
+      type: "boolean",
+      default: false,
+      description: "re-hash every file of a folder's release in full, as an OMS verifier does",
+    },
+    json: { type: "boolean", default: false, description: "print the results as JSON on stdout" },
     ...RELEASE_OPEN_OPTIONS,
-    "full-hash": { type: "boolean", default: false },
-    trust: { type: "string", multiple: true },
-    "trust-store": { type: "string", multiple: true },
-    key: { type: "string", multiple: true },
-    "key-token": { type: "string" },
-    "require-encrypted": { type: "boolean", default: false },
-    "allow-plaintext": { type: "boolean", default: false },
-    json: { type: "boolean", default: false },
   },
+  examples: [
+    "ctensors verify model.enc.safetensors --trust keys/sign.pub.jwk",
+    "ctensors verify ./my-model-encrypted --trust keys/sign.pub.jwk --key keys/enc.jwk --json",
+  ],
   async run({ values, positionals, io }) {
     if (positionals.length !== 1) throw usageError("expected IN");
     const requireEncrypted = requiredEncryption("verify", {
@@ -47,6 +66,8 @@ export const verify = defineCommand({
     const trust = await loadTrust(values.trust, values["trust-store"], token);
     const keys = await loadKeyList(values.key, token);
     const results = [];
+    // Bytes of tensors checked, per file, on stderr when it is a terminal (progress.ts); never on stdout.
+    const progress = createProgress(!io.quiet);
     try {
       // The listing first: it refuses non-regular files, and an empty folder is reported as such.
       const files = await modelSafetensors(positionals[0]!);
@@ -58,7 +79,7 @@ export const verify = defineCommand({
           `${printable(positionals[0]!)}: release ${release.release} of ${printable(release.model)}, signed by trusted key ${printable(release.signer.kid ?? "(no kid)")}: ${release.files.length} file(s) match`,
         );
       }
-      for (const file of files) {
+      for (const [index, file] of files.entries()) {
         const reader = await CryptoTensorsReader.open(file, { trust, keys: keys.length ? keys : undefined, requireEncrypted });
         try {
           // Plaintext tensors with a digest are checked always; encrypted ones when a key was given.
@@ -66,7 +87,19 @@ export const verify = defineCommand({
             reader.isEncrypted(t.name) ? keys.length > 0 : reader.crypto?.digests?.has(t.name) === true,
           );
           let checked = 0;
-          for await (const _ of reader.readEach(toCheck)) checked++;
+          const total = toCheck.reduce((n, t) => n + (t.end - t.begin), 0);
+          const report = trackFile(
+            progress,
+            `[${index + 1}/${files.length}] ${printable(relative(positionals[0]!, file) || basename(file))}`,
+          );
+          let done = 0;
+          if (total > 0) report(0, total);
+          for await (const [t] of reader.readEach(toCheck)) {
+            checked++;
+            done += t.end - t.begin;
+            report(done, total);
+          }
+          progress.stop();
           if (file.endsWith(ONNX_CONTAINER_SUFFIX)) {
             // ONNX weights: the graph beside the container must match the signed manifest's digest.
             const graph = file.slice(0, -ONNX_CONTAINER_SUFFIX.length);
@@ -98,6 +131,7 @@ export const verify = defineCommand({
         }
       }
     } finally {
+      progress.stop();
       keys.forEach(zeroKey);
     }
     if (values.json) io.out(toJson(results.length === 1 ? results[0] : results, 2));

@@ -16,7 +16,7 @@ import { CryptoTensorsError, usageError } from "../../errors.js";
 import { defaultSocketPath } from "../../sidecar-socket.js";
 import { defineCommand, type CommandIO, type OptionValues } from "../command.js";
 import { SIDECAR_OPTIONS } from "../keys-from-args.js";
-import { RELEASE_SERVE_OPTIONS, RELEASE_SERVE_USAGE } from "../release-args.js";
+import { RELEASE_SERVE_OPTIONS } from "../release-args.js";
 
 export const LOAD_FORMAT = "cryptotensors";
 /** Exit code when the vLLM executable cannot be found (the shell's "command not found"). */
@@ -179,17 +179,25 @@ async function stopChild(child: Child): Promise<void> {
 
 export const vllm = defineCommand({
   summary: "run `vllm serve` on an encrypted model, through the sidecar (started here if none is running)",
-  usage:
-    "ctensors vllm [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...] [--allow-plaintext]\n" +
-    `              ${RELEASE_SERVE_USAGE}\n` +
-    "              [--key-token T] [--vllm CMD] [--sidecar-timeout SECONDS] -- MODEL [vllm serve options]\n" +
-    "  reuses a sidecar that answers on the socket, else starts one with the key and release options (and stops it at the end);\n" +
-    "  vLLM gets CTENSORS_SOCKET and --load-format cryptotensors. --vllm: the vLLM executable (default $CTENSORS_VLLM, else vllm)",
+  usage: "ctensors vllm [options] -- MODEL [vllm serve options]",
+  description:
+    "Reuses a sidecar that answers on the socket (its key options are then ignored, with a warning), else starts\n" +
+    "`ctensors serve` with the key and release options and stops it when vLLM exits. vLLM gets CTENSORS_SOCKET and\n" +
+    "--load-format cryptotensors. Exit code: vLLM's (128+N for signal N); 127 when vLLM is not installed.",
   options: {
     ...LAUNCHER_OPTIONS,
-    vllm: { type: "string" },
-    "sidecar-timeout": { type: "string", default: "60" },
+    vllm: { type: "string", value: "CMD", description: "the vLLM executable", defaultText: "$CTENSORS_VLLM, else vllm on PATH" },
+    "sidecar-timeout": {
+      type: "string",
+      value: "SECONDS",
+      default: "60",
+      description: "how long to wait for a sidecar started here to answer",
+    },
   },
+  examples: [
+    "ctensors vllm -- /models/llama-enc --tensor-parallel-size 2 --port 8000",
+    "ctensors vllm --key keys/enc.jwk --trust keys/sign.pub.jwk -- /models/llama-enc --port 8000",
+  ],
   async run({ values, positionals, io }) {
     const serveArgs = vllmServeArgs(positionals);
     const timeoutS = Number(values["sidecar-timeout"]);
