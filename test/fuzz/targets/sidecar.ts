@@ -76,7 +76,9 @@ const callArb = fc.oneof(
       fc.string({ maxLength: 10 }),
     ),
     refresh: fc.boolean(),
+    session: fc.constantFrom("none", "live", "ended", "forged"),
   }),
+  fc.record({ rpc: fc.constant("Session"), hold_ms: fc.constantFrom(0, 5, 50), token: fc.constantFrom("valid", "none", "wrong") }),
   fc.record({
     rpc: fc.constant("Load"),
     model: fc.oneof(fc.constant("$ID"), fc.constant("$ID"), fc.string({ maxLength: 8 })),
@@ -88,7 +90,11 @@ const callArb = fc.oneof(
     after: fc.array(fc.record({ kind: fc.constantFrom("mapped", "consumed", "start"), region_id: u64 }), { maxLength: 2 }),
     follow: fc.boolean(),
   }),
-  fc.record({ rpc: fc.constant("CloseModel"), model: fc.oneof(fc.constant("$ID"), fc.string({ maxLength: 8 })) }),
+  fc.record({
+    rpc: fc.constant("CloseModel"),
+    model: fc.oneof(fc.constant("$ID"), fc.string({ maxLength: 8 })),
+    session: fc.constantFrom("none", "live", "ended", "forged"),
+  }),
   fc.record({ rpc: fc.constant("Health"), token: fc.constantFrom("valid", "none", "wrong", "empty") }),
 );
 const scriptArb = fc.array(callArb, { minLength: 1, maxLength: 4 }).map((calls) => new Uint8Array(Buffer.from(JSON.stringify(calls))));
@@ -203,6 +209,35 @@ async function load(c: LoadCall, id: string): Promise<string> {
   return refused({ code: s.code, details: s.details, ctCode: v === undefined ? undefined : String(v) }, "Load");
 }
 
+/** Opens a Session call and resolves with its id (or the refusal) and a way to end it. */
+async function openSession(token_: string | null = token): Promise<{ id: string | null; outcome: string; end: () => void }> {
+  const stream = client!.Session!({}, auth(token_)) as import("@grpc/grpc-js").ClientReadableStream<{ session_id: string }>;
+  const end = () => stream.cancel();
+  const first = new Promise<{ id: string | null; failure?: RpcFailure }>((resolve) => {
+    stream.on("data", (m: { session_id: string }) => resolve({ id: m.session_id }));
+    stream.on("error", (err: StatusObject) => {
+      const v = err.metadata?.get("ct-error-code")[0];
+      resolve({ id: null, failure: { code: err.code, details: err.details, ctCode: v === undefined ? undefined : String(v) } });
+    });
+  });
+  const { id, failure } = await withinTime(first, 20_000, "Session");
+  // A refusal must be a coded one, like every other call's (refused() throws a Finding otherwise).
+  return { id, outcome: failure ? refused(failure, "Session") : "ok", end };
+}
+
+/** The session id a scripted call sends: none, a live session's, one that has ended, or a forged one. */
+async function sessionId(kind: string, live: { id: string | null }): Promise<string | undefined> {
+  if (kind === "live") return live.id ?? undefined;
+  if (kind === "forged") return "f".repeat(32);
+  if (kind === "ended") {
+    const s = await openSession();
+    s.end();
+    await new Promise((r) => setTimeout(r, 20));
+    return s.id ?? undefined;
+  }
+  return undefined;
+}
+
 async function noRegionsLeft(): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (openRegions().size) {
@@ -241,18 +276,32 @@ async function runScript(input: Uint8Array): Promise<string> {
   const calls = JSON.parse(Buffer.from(input.subarray(1)).toString("utf8")) as Array<Record<string, any>>;
   const outcomes: string[] = [];
   const opened: string[] = [];
-  for (const c of calls) {
-    if (c.rpc === "OpenModel") {
-      const source = String(c.source)
-        .replace("$MODEL", join(dir, "valid", VALID_SEED))
-        .replace("$DIR", join(dir, "valid"));
-      outcomes.push(await call("OpenModel", { source, refresh: c.refresh }));
-      if (outcomes.at(-1) === "ok") opened.push(source);
-    } else if (c.rpc === "Load") outcomes.push(await load(c as LoadCall, validId));
-    else if (c.rpc === "CloseModel")
-      outcomes.push(await call("CloseModel", { model_id: c.model === "$ID" ? "never-the-shared-id" : c.model }));
-    else
-      outcomes.push(await call("Health", {}, { valid: token, none: null, wrong: "0".repeat(64), empty: "" }[c.token as string] as string));
+  const tokens: Record<string, string | null> = { valid: token, none: null, wrong: "0".repeat(64), empty: "" };
+  // One live session per script; every model a script opens in it is released when it ends (below).
+  const live = await openSession();
+  try {
+    for (const c of calls) {
+      if (c.rpc === "OpenModel") {
+        const source = String(c.source)
+          .replace("$MODEL", join(dir, "valid", VALID_SEED))
+          .replace("$DIR", join(dir, "valid"));
+        const session_id = await sessionId(String(c.session ?? "none"), live);
+        outcomes.push(await call("OpenModel", { source, refresh: c.refresh, ...(session_id === undefined ? {} : { session_id }) }));
+        if (outcomes.at(-1) === "ok") opened.push(source);
+      } else if (c.rpc === "Session") {
+        const s = await openSession(tokens[c.token as string] ?? null);
+        await new Promise((r) => setTimeout(r, Number(c.hold_ms)));
+        s.end();
+        outcomes.push(s.outcome);
+      } else if (c.rpc === "Load") outcomes.push(await load(c as LoadCall, validId));
+      else if (c.rpc === "CloseModel") {
+        const session_id = await sessionId(String(c.session ?? "none"), live);
+        const model_id = c.model === "$ID" ? "never-the-shared-id" : c.model;
+        outcomes.push(await call("CloseModel", { model_id, ...(session_id === undefined ? {} : { session_id }) }));
+      } else outcomes.push(await call("Health", {}, tokens[c.token as string] as string));
+    }
+  } finally {
+    live.end();
   }
   return outcomes[0] ?? "empty";
 }
@@ -260,7 +309,7 @@ async function runScript(input: Uint8Array): Promise<string> {
 export const sidecarTarget: FuzzTarget = {
   name: "sidecar",
   description:
-    "sidecar gRPC requests over a unix socket: OpenModel sources, Load fields and message order, CloseModel, tokens; mutated model files",
+    "sidecar gRPC requests over a unix socket: OpenModel sources, Load fields and message order, CloseModel, sessions (live, ended, forged ids), tokens; mutated model files",
   input: inputArb,
   seeds: () => seeds.map((s) => concat(Uint8Array.of(0, 0), s)),
   async setup() {
