@@ -1,6 +1,11 @@
 // Structured logs: one JSON object per line on stderr. Callers pass events and fields, never key
 // material, tokens or tensor bytes (nothing here redacts: what is not passed cannot leak). Strings from
 // files (tensor names, kids) are written JSON-escaped, C1 and bidi characters included (toJson).
+// Why not pino: its serializer (like JSON.stringify) writes C1 controls and bidi overrides raw, and it
+// offers no hook at the string-escaping level, so a hostile tensor name could reorder or hide text in
+// a terminal or log viewer; the format here is one line of our own escaper, which every human and
+// machine rendering of the project shares (format/printable.ts). Levels, time and one JSON object per
+// line are what log collectors need from it.
 
 import { toJson } from "../index.js";
 
