@@ -91,15 +91,16 @@ def h2d(device: torch.device, nbytes: int, reps: int) -> list[dict[str, Any]]:
         if int(rc) != 0:
             raise RuntimeError(f"cudaHostRegister of the window failed: {rc}")
         try:
-            results.append(_rate("h2d registered /dev/shm window", timed(lambda: dst.copy_(window, non_blocking=True), device, reps), nbytes))
+            results.append(
+                _rate("h2d registered /dev/shm window", timed(lambda: dst.copy_(window, non_blocking=True), device, reps), nbytes)
+            )
         finally:
             cudart.cudaHostUnregister(window.data_ptr())
         pinned = pageable.pin_memory()
         results.append(_rate("h2d torch pinned buffer", timed(lambda: dst.copy_(pinned, non_blocking=True), device, reps), nbytes))
     else:
         results.append(_rate("h2d /dev/shm window (pageable, cpu)", timed(lambda: dst.copy_(window), device, reps), nbytes))
-    del window
-    m.close()
+    del m  # unmapped with its last view (never close() a mapping that views use: _shm.py)
     return results
 
 
@@ -113,7 +114,10 @@ def to_gpu(args: argparse.Namespace) -> list[dict[str, Any]]:
     nbytes = os.path.getsize(args.plain)
     plain = timed(lambda: safetensors.torch.load_file(args.plain, device=dev), args.device, args.reps)
     ours = timed(lambda: ctensors.load_file(args.encrypted, socket=args.socket, device=dev), args.device, args.reps)
-    return [_rate(f"weights on {dev}: safetensors load_file (plain)", plain, nbytes), _rate(f"weights on {dev}: ctensors.load_file", ours, nbytes)]
+    return [
+        _rate(f"weights on {dev}: safetensors load_file (plain)", plain, nbytes),
+        _rate(f"weights on {dev}: ctensors.load_file", ours, nbytes),
+    ]
 
 
 def _rate(what: str, seconds: list[float], nbytes: int) -> dict[str, Any]:

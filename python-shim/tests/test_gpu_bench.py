@@ -33,14 +33,31 @@ def test_arguments_default_to_cuda_and_are_checked(capsys: pytest.CaptureFixture
     assert "--device" in capsys.readouterr().err
 
 
-def test_cpu_run_measures_pageable_copies_and_both_loads(tmp_path: Path, keys: Keys, sidecar: Sidecar, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cpu_run_measures_pageable_copies_and_both_loads(
+    tmp_path: Path, keys: Keys, sidecar: Sidecar, capsys: pytest.CaptureFixture[str]
+) -> None:
     g = torch.Generator().manual_seed(1)
     tensors = {f"layers.{i}.weight": torch.randn(256, 512, generator=g).to(torch.bfloat16) for i in range(4)}
     plain = tmp_path / "plain.safetensors"
     save_file(tensors, str(plain))
     enc = encrypt(plain, tmp_path / "enc.safetensors", keys)
     out = tmp_path / "gpu.json"
-    argv = ["--plain", str(plain), "--encrypted", str(enc), "--socket", sidecar.socket, "--device", "cpu", "--reps", "1", "--window-mib", "1", "--json", str(out)]
+    argv = [
+        "--plain",
+        str(plain),
+        "--encrypted",
+        str(enc),
+        "--socket",
+        sidecar.socket,
+        "--device",
+        "cpu",
+        "--reps",
+        "1",
+        "--window-mib",
+        "1",
+        "--json",
+        str(out),
+    ]
     assert gpu_bench.main(argv) == 0
     lines = [json.loads(line.split(" ", 1)[1]) for line in capsys.readouterr().out.splitlines() if line.startswith("GPU_RESULT ")]
     assert [r["what"] for r in lines] == [
