@@ -43,7 +43,33 @@ export async function machineFacts({ python, workDir }) {
     cryptotensors: ctV ?? null,
     workDir,
     workFs: tryRun("stat", ["-f", "-c", "%T", workDir]),
+    hugePages: shmHugePages(),
   };
+}
+
+/**
+ * Whether the sidecar's regions can get huge pages: /dev/shm's tmpfs `huge=` mount option (none =
+ * never), the kernel's shmem THP setting and reserved hugetlb pages. Regions are written with pwrite,
+ * so only `huge=always` or `huge=within_size` on the mount (or shmem_enabled `force`) would give them
+ * huge pages; "absent" means every region page is 4 KiB.
+ */
+export function shmHugePages(dir = "/dev/shm") {
+  const read = (p) => {
+    try {
+      return readFileSync(p, "utf8");
+    } catch {
+      return "";
+    }
+  };
+  const mount = read("/proc/mounts")
+    .split("\n")
+    .map((l) => l.split(" "))
+    .findLast((f) => f[1] === dir);
+  const huge = /(?:^|,)huge=([a-z_]+)/.exec(mount?.[3] ?? "")?.[1] ?? "never";
+  const shmem = /\[(\w+)\]/.exec(read("/sys/kernel/mm/transparent_hugepage/shmem_enabled"))?.[1] ?? "unknown";
+  const hugetlb = Number(/^HugePages_Total:\s+(\d+)/m.exec(read("/proc/meminfo"))?.[1] ?? 0);
+  const used = shmem === "force" || (shmem !== "deny" && (huge === "always" || huge === "within_size"));
+  return { dir, mountHuge: huge, shmemEnabled: shmem, hugetlbPages: hugetlb, used };
 }
 
 /** Free bytes on the file system holding `dir`. */

@@ -73,6 +73,8 @@ export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
   return {
     socket,
     pid,
+    /** CPU seconds (user + system, all threads) the sidecar process has used so far. */
+    cpuSeconds: () => processCpuSeconds(pid),
     readyMs: performance.now() - t0,
     /** SIGTERM, wait for the clean stop; returns its peak RSS and log events. */
     async stop() {
@@ -97,6 +99,18 @@ export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
       return { maxRssKiB: m ? Number(m[1]) : hwm, events };
     },
   };
+}
+
+const CLK_TCK = 100; // USER_HZ: the unit of /proc/<pid>/stat times on Linux
+
+/** utime + stime of a live process (all its threads), in seconds; null once it is gone. */
+export function processCpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ").pop().split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
 }
 
 /** Samples used bytes of the file system at `path` (default /dev/shm) every `ms` until stop(). */

@@ -4,8 +4,10 @@ usage: python bench/ops/sidecar_load.py MODE PATH [SOCKET [WINDOW_BYTES WINDOW_C
 
 MODE
   plain-clone  baseline: safetensors.torch.load_file(PATH) + .clone() of every tensor
-  resident     ctensors.load_file(PATH, socket=SOCKET) (zero-copy views of /dev/shm regions)
-               + .clone() of every tensor; `loadSeconds` is load_file alone (views untouched)
+  resident     ctensors.load_file(PATH, socket=SOCKET) (zero-copy views of /dev/shm regions),
+               one byte of every 4 KiB page of every view read, + .clone() of every tensor;
+               `loadSeconds` is load_file alone (views untouched), `touchSeconds` the page touch
+               (`loadCpuSeconds`, `touchCpuSeconds`: this process's CPU time in each)
   stream       ctensors.safe_open(PATH, framework="pt", socket=SOCKET) + f.stream(copy=True,
                window_bytes=, window_count=) (0 = the sidecar's default), every tensor kept
   stream-drop  the same, but each copied tensor is dropped at once (for the sidecar-memory runs)
@@ -40,6 +42,12 @@ window_count = int(argv[4]) if len(argv) > 4 else 0
 if mode != "plain-clone":
     import ctensors
 
+
+def cpu_seconds():
+    t = os.times()
+    return t.user + t.system
+
+
 kept = {}
 fields = {}
 probe = begin()
@@ -52,6 +60,15 @@ if mode == "plain-clone":
 elif mode == "resident":
     views = ctensors.load_file(path, socket=socket)
     fields["loadSeconds"] = time.perf_counter() - probe["t0"]
+    fields["loadCpuSeconds"] = cpu_seconds() - probe["cpu0"]
+    # every page of every view touched once (read one byte per 4 KiB): the client's share of a load
+    # whose tensors are all used, without a copy
+    t_touch, c_touch = time.perf_counter(), cpu_seconds()
+    for t in views.values():
+        if t.numel():
+            int(t.reshape(-1).view(torch.uint8)[::4096].sum())
+    fields["touchSeconds"] = time.perf_counter() - t_touch
+    fields["touchCpuSeconds"] = cpu_seconds() - c_touch
     for name, t in views.items():
         kept[name] = t.clone()
     del views, t

@@ -3,6 +3,7 @@
 // tensor into one /dev/shm region as the sidecar does, and decrypts the whole model into it 3 times:
 // round 1 into fresh tmpfs pages (first touch), rounds 2–3 into the same, already-touched pages (what a
 // reused streaming window sees). Engines and I/O variants, interleaved per repeat:
+//   native-1t         the same on one thread (CTENSORS_THREADS=1): thread scaling
 //   native            pread of the file into a 256 KiB per-thread buffer → EVP → pwrite into the region (default)
 //   native, mmap      the file and the region both mapped; EVP reads and writes the mappings
 //                     (CTENSORS_NATIVE_SRC=map CTENSORS_NATIVE_DST=map)
@@ -13,6 +14,7 @@ import { median } from "../lib/stats.mjs";
 
 const VARIANTS = [
   { id: "native", label: "native engine (pread → EVP → pwrite, 256 KiB pieces)", engine: "native", env: {} },
+  { id: "native-1t", label: "native engine, 1 thread (CTENSORS_THREADS=1)", engine: "native", env: { CTENSORS_THREADS: "1" } },
   {
     id: "native-mmap",
     label: "native engine, file and region mmapped instead",
@@ -48,6 +50,18 @@ export default {
           compare: { openssl: "dec" },
         }),
       );
+      if (v.engine === "native")
+        rows.push(
+          rowFromSamples({
+            id: `engine-${v.id}-alloc`,
+            op: "  └ fresh region including its allocation (fallocate at creation, as a load creates it)",
+            samples: s[v.id],
+            secondsOf: (x) => x.result.rounds[0] + x.result.createSeconds,
+            memory: false,
+            cpu: false,
+            compare: { openssl: "dec" },
+          }),
+        );
       rows.push(
         rowFromSamples({
           id: `engine-${v.id}-touched`,
@@ -64,7 +78,14 @@ export default {
     const faults = (id) => Math.round(median(s[id].map((x) => x.result.minorFaults)));
     const cpuPerGiB = (id, touched) =>
       median(s[id].map((x) => (touched ? median(x.result.roundCpu.slice(1)) : x.result.roundCpu[0]) / (x.result.bytes / 2 ** 30)));
+    const allocCpu = (id) => median(s[id].map((x) => (x.result.roundCpu[0] + x.result.createCpuSeconds) / (x.result.bytes / 2 ** 30)));
+    const gbps = (id, f) => median(s[id].map((x) => x.result.bytes / 1e9 / f(x)));
+    const fresh = (x) => x.result.rounds[0] + x.result.createSeconds;
+    const touched = (x) => median(x.result.rounds.slice(1));
     const notes = [
+      `thread scaling (native, GB/s, median): 1 thread ${gbps("native-1t", fresh).toFixed(2)} fresh incl. allocation / ${gbps("native-1t", touched).toFixed(2)} touched; ` +
+        `${threads} threads ${gbps("native", fresh).toFixed(2)} / ${gbps("native", touched).toFixed(2)}; ` +
+        `CPU s/GiB fresh incl. allocation: 1 thread ${allocCpu("native-1t").toFixed(3)}, ${threads} threads ${allocCpu("native").toFixed(3)}`,
       `${(s.native[0].result.bytes / 2 ** 20).toFixed(0)} MiB of tensors (v2, 2 MiB chunks) decrypted into one region; native engine threads: ${threads}; ${reps} repeat(s) per variant, median shown; "peak RSS" and CPU/wall cover all 3 rounds`,
       `minor page faults per child (median): native ${faults("native")}, native mmap ${faults("native-mmap")}, js ${faults("js")}`,
       `CPU seconds per GiB (all threads; less sensitive than wall time to other load on the machine), fresh / touched: native ${cpuPerGiB("native", false).toFixed(3)} / ${cpuPerGiB("native", true).toFixed(3)}, native mmap ${cpuPerGiB("native-mmap", false).toFixed(3)} / ${cpuPerGiB("native-mmap", true).toFixed(3)}, js ${cpuPerGiB("js", false).toFixed(3)} / ${cpuPerGiB("js", true).toFixed(3)}` +

@@ -29,7 +29,9 @@ function sidecarRunner(ctx, { cli, keys, plain, enc }) {
     await ctx.warm(file.path);
     const sc = await startSidecar({ cli, dir: ctx.path(`sc${++runner.count}`), keys, cwd: ROOT });
     const shm = sampleFsUsage("/dev/shm");
+    const cpu0 = sc.cpuSeconds();
     let sample;
+    let sidecarCpuSeconds = null;
     try {
       sample = await ctx.op("sidecar_load.py", [
         args[0],
@@ -38,12 +40,14 @@ function sidecarRunner(ctx, { cli, keys, plain, enc }) {
         ...args.slice(1),
         ...(verify ? ["--verify", plain.path] : []),
       ]);
+      sidecarCpuSeconds = sc.cpuSeconds() - cpu0;
     } finally {
       const usage = shm.stop();
       const stopped = await sc.stop();
       if (sample)
         Object.assign(sample, {
           sidecarMaxRssKiB: stopped.maxRssKiB,
+          sidecarCpuSeconds,
           shmPeakBytes: usage.peakBytes,
           sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null,
         });
@@ -179,6 +183,15 @@ function mainRows(s, useRef) {
       cpu: false,
       compare: { baseline: "sc-plain-clone", reference: ref },
     }),
+    rowFromSamples({
+      id: "sc-resident-touch",
+      op: "  └ load_file + one read of every 4 KiB page of every view (no copy)",
+      samples: s.res,
+      secondsOf: (x) => x.result.loadSeconds + x.result.touchSeconds,
+      memory: false,
+      cpu: false,
+      compare: { baseline: "sc-plain-clone", reference: ref },
+    }),
     sidecarPeaks(
       rowFromSamples({
         id: "sc-stream-default",
@@ -247,6 +260,32 @@ function stepMedians(steps) {
   };
 }
 
+// CPU seconds per GiB of tensor data, all processes (the client's CPU time in its timed section, plus
+// the sidecar's over the client's whole run, OpenModel included), median over the samples.
+export function cpuPerGiB(s, dataBytes) {
+  const gib = dataBytes / 2 ** 30;
+  const med = (list, f) => (list.length ? median(list.map(f)) / gib : null);
+  const sc = (x) => x.sidecarCpuSeconds ?? 0;
+  return {
+    plainClone: med(s.plain, (x) => x.result.cpuSeconds),
+    residentTouch: med(s.res, (x) => x.result.loadCpuSeconds + x.result.touchCpuSeconds + sc(x)),
+    residentTouchSidecar: med(s.res, sc),
+    residentClone: med(s.res, (x) => x.result.cpuSeconds + sc(x)),
+    streamDefault: med(s.sdef, (x) => x.result.cpuSeconds + sc(x)),
+    reference: med(s.ref, (x) => x.result.cpuSeconds),
+  };
+}
+
+function cpuPerGiBNote(s, dataBytes, useRef) {
+  const c = cpuPerGiB(s, dataBytes);
+  const f = (v) => (v == null ? "—" : v.toFixed(2));
+  return (
+    `CPU seconds per GiB, all processes (client + sidecar; steadier than wall time on a shared machine, and what decides the result with more cores), median: ` +
+    `ours resident load_file + touch every page ${f(c.residentTouch)} (sidecar ${f(c.residentTouchSidecar)}), ours resident + clone ${f(c.residentClone)}, ` +
+    `ours streaming (default window) ${f(c.streamDefault)}, ${useRef ? `reference load_file ${f(c.reference)}, ` : ""}plain load_file + clone ${f(c.plainClone)}`
+  );
+}
+
 // The sidecar's own load.finished log line, median over the samples.
 function sidecarLoadMedian(list) {
   const l = list.map((x) => x.sidecarLoad).filter(Boolean);
@@ -274,6 +313,7 @@ function mainReport(ctx, s, { plain, enc, enc1, useRef, nSidecars, verified }) {
     `client minor page faults during the operation (median): baseline ${faults(s.plain)}, resident ${faults(s.res)}, streaming default ${faults(s.sdef)}, 64 MiB ${faults(s.ssmall)}${useRef ? `, reference ${faults(s.ref)}` : ""} (1 GiB = 262144 pages of 4 KiB)`,
     `the JS engine's sidecar loop replayed in a node child (ops/sidecar-steps.mjs with CTENSORS_ENGINE=js, same reader, ShmRegion and packing; median of ${s.steps.length}): ${steps.seconds.toFixed(2)} s for ${mib(steps.bytes)} MiB = open ${steps.open.toFixed(2)} s + region create ${steps.region.toFixed(2)} s + readTensorInto (read + AES-GCM) ${steps.decrypt.toFixed(2)} s + pwrite to /dev/shm ${steps.write.toFixed(2)} s + zeroing ${steps.zero.toFixed(2)} s; a separate read-only pass of the same bytes takes ${steps.read.toFixed(2)} s; CPU/wall ${steps.cpuPerWall.toFixed(2)}`,
   ];
+  notes.push(cpuPerGiBNote(s, plain.dataBytes, useRef));
   if (!useRef) notes.push("reference not measured (--no-reference)");
   return {
     rows,
@@ -283,6 +323,7 @@ function mainReport(ctx, s, { plain, enc, enc1, useRef, nSidecars, verified }) {
       sidecar: {
         steps,
         sidecarSide,
+        cpuPerGiB: cpuPerGiB(s, plain.dataBytes),
         windows: { small: window(SMALL_WINDOW), def: window(DEFAULT_WINDOW), count: WINDOW_COUNT },
         largestMiB: largest / 2 ** 20,
         dataMiB: plain.dataBytes / 2 ** 20,

@@ -178,6 +178,16 @@ def test_weights_are_yielded_in_file_order(sidecar: Sidecar, checkpoints: Checkp
     assert sidecar.regions() == set()
 
 
+def test_a_cpu_model_device_gets_the_host_path(sidecar: Sidecar, checkpoints: Checkpoints) -> None:
+    # load_weights passes the model's device; on the CPU the tensors are the host ones (no device copy)
+    tensors = _tensors()
+    cfg = LoaderConfig.parse({"socket": sidecar.socket})
+    with CheckpointWeights(checkpoints.good, cfg) as ckpt:
+        got = {name: t.clone() for name, t in ckpt.weights(torch.device("cpu"))}
+    assert list(got) == list(tensors)
+    assert all(t.device.type == "cpu" and bitwise_equal(t, tensors[n]) for n, t in got.items())
+
+
 def test_streaming_mode_asks_for_the_configured_window(sidecar: Sidecar, checkpoints: Checkpoints, wire: Wire) -> None:
     # The sidecar's default window (256 MiB) holds the whole model in one region; the configured one does not.
     with CheckpointWeights(checkpoints.good, LoaderConfig(socket=sidecar.socket, window_bytes=MIB, window_count=1)) as ckpt:

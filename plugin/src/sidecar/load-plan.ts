@@ -40,6 +40,14 @@ export function packBatches<T>(items: readonly T[], sizeOf: (item: T) => number,
   return batches;
 }
 
+/**
+ * RESIDENT regions hold at most this much (or the server's residentRegionBytes when smaller; a larger
+ * tensor gets a region of its own): the sidecar allocates one region while it fills the one before,
+ * and the client maps each region as soon as it is filled, so more, smaller regions overlap those
+ * steps (bench/RESULTS.md).
+ */
+export const RESIDENT_PIPELINE_BYTES = 256 * 1024 * 1024;
+
 export const DEFAULT_WINDOW_BYTES = 256 * 1024 * 1024;
 export const DEFAULT_WINDOW_COUNT = 2;
 export const MIN_WINDOW_BYTES = 1024 * 1024;

@@ -22,6 +22,7 @@ import {
   blocksNeeded,
   fitStreamingWindow,
   packBatches,
+  RESIDENT_PIPELINE_BYTES,
   streamingWindowBytes,
   streamingWindowCount,
   type Batch,
@@ -286,7 +287,7 @@ export class LoadSession {
 
   /** RESIDENT: the batches, once it is clear that all of them fit at once. */
   private planResident(entries: ManifestEntry[], space: ShmSpace): Batch<ManifestEntry>[] {
-    const batches = packBatches(entries, (e) => e.byteSize, this.settings.residentRegionBytes);
+    const batches = packBatches(entries, (e) => e.byteSize, Math.min(this.settings.residentRegionBytes, RESIDENT_PIPELINE_BYTES));
     const needed = blocksNeeded(batches.map(regionBytesOf), space.blockBytes);
     const streamingNeeds = blocksNeeded([alignUp(Math.max(this.largestTensorBytes, ALIGN_BYTES))], space.blockBytes);
     this.need = { dir: this.shm.dir, mode: "resident", needed, free: space.free, streamingNeeds };
@@ -337,14 +338,27 @@ export class LoadSession {
     return region;
   }
 
+  /**
+   * RESIDENT: the regions one after the other, each created (its pages allocated: region.ts) while
+   * the one before it is being filled, so the allocation of region k+1 overlaps the decryption into
+   * region k, and the client maps region k while region k+1 fills.
+   */
   private async resident(batches: Batch<ManifestEntry>[]): Promise<void> {
-    for (const batch of batches) {
-      const region = await this.newRegion(regionBytesOf(batch));
-      await this.fill(region, batch);
-      region.announced = true; // before sending: the client may answer before write() returns
-      await this.send({
-        ready: { region_id: region.id, path: region.shm.path, region_bytes: region.shm.bytes, tensors: placements(batch) },
-      });
+    let next: Promise<RegionState> | null = null;
+    try {
+      for (const [i, batch] of batches.entries()) {
+        const region = await (next ?? this.newRegion(regionBytesOf(batch)));
+        next = i + 1 < batches.length ? this.newRegion(regionBytesOf(batches[i + 1]!)) : null;
+        next?.catch(() => {}); // handled: awaited in the next round or in finally
+        await this.fill(region, batch);
+        region.announced = true; // before sending: the client may answer before write() returns
+        await this.send({
+          ready: { region_id: region.id, path: region.shm.path, region_bytes: region.shm.bytes, tensors: placements(batch) },
+        });
+      }
+    } finally {
+      // A region still being created is registered (and so disposed by run()) once its creation settles.
+      await next?.catch(() => {});
     }
   }
 

@@ -13,6 +13,7 @@ import torch
 from .. import _loader
 from .._client import SidecarClient
 from .._proto import sidecar_pb2 as pb
+from .._target import Target
 from ..errors import FORMAT, CryptoTensorsError
 from ._config import LoaderConfig
 
@@ -85,9 +86,16 @@ class CheckpointWeights:
         assert self._manifest is not None, "not open"
         return int(self._manifest.total_bytes)
 
-    def weights(self) -> Generator[tuple[str, torch.Tensor], None, None]:
+    def weights(self, device: torch.device | None = None) -> Generator[tuple[str, torch.Tensor], None, None]:
+        """With a CUDA `device` (the model's), each tensor is yielded already there: copied from the
+        shared-memory window through pinned memory (_target.Target.convert), so vLLM's weight loaders
+        copy device to device; streaming then needs no host clone (the window is released once the copy
+        is staged)."""
         if self._client is None or self._manifest is None:
             raise ValueError("CheckpointWeights is not open")
+        if device is not None and device.type == "cuda":
+            yield from self._to_device(device)
+            return
         client, model_id = self._client, self._manifest.model_id
         with self._context():
             if self.config.mode == "resident":
@@ -109,6 +117,35 @@ class CheckpointWeights:
                 for name, tensor in items:
                     self.yielded.add(name)
                     yield name, tensor
+            finally:
+                items.close()
+
+    def _to_device(self, device: torch.device) -> Generator[tuple[str, torch.Tensor], None, None]:
+        assert self._client is not None and self._manifest is not None
+        place = Target("pt", device)
+        with self._context():
+            if self.config.mode == "resident":
+                tensors = _loader.load_resident(self._client, self._manifest.model_id)
+                for name in self.names:
+                    tensor = place.convert(name, tensors.pop(name))
+                    self.yielded.add(name)
+                    yield name, tensor
+                    del tensor
+                return
+            items = _loader.stream(
+                self._client,
+                self._manifest.model_id,
+                copy=False,  # each view is staged into pinned memory before the next item releases the window
+                window_bytes=self.config.window_bytes,
+                window_count=self.config.window_count,
+            )
+            try:
+                for name, view in items:
+                    tensor = place.convert(name, view)
+                    del view
+                    self.yielded.add(name)
+                    yield name, tensor
+                    del tensor
             finally:
                 items.close()
 

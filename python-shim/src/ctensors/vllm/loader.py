@@ -45,7 +45,9 @@ class CryptoTensorsModelLoader(BaseModelLoader):
         source = self._source(model_config)
         started = time.perf_counter()
         with CheckpointWeights(source, self.config) as checkpoint:
-            weights = checkpoint.weights()
+            # On a GPU, tensors go there through pinned memory here, not as pageable host copies in vLLM.
+            device = next((p.device for p in model.parameters()), None)
+            weights = checkpoint.weights(device)
             try:
                 loaded = model.load_weights(weights)  # type: ignore[operator]  # vLLM models define it; torch types nn.Module attributes as Tensor | Module
             finally:
