@@ -26,6 +26,13 @@ let browser: Browser;
 let server: { url: string; requests: string[]; close(): Promise<void> };
 let nodeBaseline: RunResult;
 
+function editText(file: string, from: string | RegExp, to: string): void {
+  const text = readFileSync(file, "utf8");
+  const edited = text.replace(from, to);
+  expect(edited, `${file} was not edited`).not.toBe(text);
+  writeFileSync(file, edited);
+}
+
 const jwks = (...files: string[]) => JSON.stringify({ keys: files.map((f) => JSON.parse(readFileSync(f, "utf8"))) });
 
 beforeAll(async () => {
@@ -56,8 +63,15 @@ beforeAll(async () => {
   const c = readFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"));
   c[c.length - 100]! ^= 1;
   writeFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"), c);
+  // The release binds the files around the weights: an altered tokenizer.json or config.json is refused.
+  const badTokenizer = copyDir(enc, join(work, "bad-tokenizer"));
+  editText(join(badTokenizer, "tokenizer.json"), /"cat": (\d+)/, '"cat": 5');
+  const badConfig = copyDir(enc, join(work, "bad-config"));
+  editText(join(badConfig, "config.json"), '"layer_norm_eps": 1e-12', '"layer_norm_eps": 1e-3');
   server = await startDemoServer({
     models: {
+      "acme/bad-tokenizer": badTokenizer,
+      "acme/bad-config": badConfig,
       "acme/secret-bert": enc,
       "acme/plain-bert": join(FIXTURES, "tiny-bert"),
       "acme/tampered-bert": tampered,
@@ -146,6 +160,19 @@ describe("browser: the demo page runs the encrypted model", () => {
     const u = await openDemo("?model=acme/secret-bert&keys=/keys/untrusted.json");
     expect(u.result.error?.code, u.result.error?.message).toBe("ERR_CT_UNTRUSTED_SIGNER");
     await u.page.close();
+  });
+
+  it("refuses an altered tokenizer.json and an altered config.json (the signed release): ERR_CT_INTEGRITY naming the file", async () => {
+    for (const [model, file] of [
+      ["acme/bad-tokenizer", "tokenizer.json"],
+      ["acme/bad-config", "config.json"],
+    ] as const) {
+      const r = await openDemo(`?model=${model}`);
+      expect(r.result.data).toBeUndefined();
+      expect(r.result.error?.code, r.result.error?.message).toBe("ERR_CT_INTEGRITY");
+      expect(r.result.error?.message).toMatch(new RegExp(`^${file.replace(".", "\\.")} was modified: it does not match release \\d+ of `));
+      await r.page.close();
+    }
   });
 
   it("refuses the plaintext model when the hook is installed (downgrade): ERR_CT_NOT_CONFIDENTIAL", async () => {

@@ -318,6 +318,65 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
       );
     });
 
+    // Every other file transformers.js reads (config, tokenizer…) is checked against the release before it sees it.
+    const editText = (file: string, from: string | RegExp, to: string) => {
+      const text = readFileSync(file, "utf8");
+      const edited = text.replace(from, to);
+      expect(edited, `${file} was not edited`).not.toBe(text);
+      writeFileSync(file, edited);
+    };
+    const resign = (m: string) => writeRelease(join(bad, m), { signKey: ownSignKey!, model: "tiny-bert", release: 2 });
+    let ownSignKey: SigningKey | undefined;
+    beforeAll(async () => {
+      [ownSignKey] = (await loadAllKeys([join(keys, "sign.jwk")])).filter((k): k is SigningKey => k.kind === "sign");
+    });
+
+    it("an altered config.json (still valid JSON, a model that would run): ERR_CT_INTEGRITY naming config.json", async () => {
+      const m = tampered("config", (d) => editText(join(d, "..", "config.json"), '"layer_norm_eps": 1e-12', '"layer_norm_eps": 1e-3'));
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^config\.json was modified: it does not match release \d+ of /);
+      // the same folder without its manifest check (allowUnsignedRelease does not skip a manifest that is there)
+      expectRefused(
+        await runPipeline({ localModelPath: bad + "/", model: m, hook: { ...hook(), allowUnsignedRelease: true } }),
+        "ERR_CT_INTEGRITY",
+      );
+    });
+
+    it("an altered tokenizer.json: ERR_CT_INTEGRITY naming tokenizer.json (local folder and Hub-like server)", async () => {
+      const m = tampered("tokenizer", (d) => editText(join(d, "..", "tokenizer.json"), /"cat": (\d+)/, '"cat": 5'));
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^tokenizer\.json was modified/);
+      const hub = await hubStandIn({ "acme/tok": join(bad, m) });
+      try {
+        const rr = await runPipeline({ remoteHost: hub.url, model: "acme/tok", hook: hook() });
+        expectRefused(rr, "ERR_CT_INTEGRITY");
+        expect(rr.error!.message).toMatch(/^tokenizer\.json was modified/);
+      } finally {
+        await hub.close();
+      }
+    });
+
+    it("a file the release does not list (tokenizer_config.json added after signing): ERR_CT_INTEGRITY naming it", async () => {
+      const m = tampered("extra", () => {});
+      const tc = join(bad, m, "tokenizer_config.json");
+      const saved = readFileSync(tc);
+      execFileSync("rm", [tc]);
+      await resign(m);
+      writeFileSync(tc, saved);
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^tokenizer_config\.json is not part of release 2 of tiny-bert/);
+    });
+
+    it("a file the release lists removed (tokenizer.json): ERR_CT_INTEGRITY naming it", async () => {
+      const m = tampered("missing", (d) => execFileSync("rm", [join(d, "..", "tokenizer.json")]));
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^tokenizer\.json is missing: release \d+ of /);
+    });
+
     it("a model.sig signed by a key that is not trusted (the shards are): ERR_CT_UNTRUSTED_SIGNER", async () => {
       const m = tampered("untrusted-release", () => {});
       const [signKey] = (await loadAllKeys([join(otherKeys, "sign.jwk")])).filter((k): k is SigningKey => k.kind === "sign");

@@ -4,7 +4,9 @@
 // and `X.onnx.cryptotensors` from wherever the request points (a local folder or any Hub-like URL),
 // verifies the signature with the trusted keys, checks the graph against the signed digest and both
 // against the model's signed release manifest (release-check.ts), decrypts
-// the weights in memory, rebuilds the original ONNX bytes and returns them as a Response. Nothing is
+// the weights in memory, rebuilds the original ONNX bytes and returns them as a Response. The other files
+// of a model with a release manifest (config, tokenizer, chat templates…) are read by the hook too and
+// handed to transformers.js only once they match the manifest. Nothing is
 // written anywhere: transformers.js' file and browser caches are switched off and `put` stores nothing.
 //
 // transformers.js swallows exceptions thrown by `match`, so a refused model is answered with a
@@ -93,6 +95,7 @@ export interface TransformersEnv {
   useBrowserCache?: boolean;
   experimental_useCrossOriginStorage?: boolean;
   allowLocalModels?: boolean;
+  allowRemoteModels?: boolean;
   localModelPath?: string;
   remoteHost?: string;
   remotePathTemplate?: string;
@@ -144,7 +147,7 @@ export async function install(env: TransformersEnv, options: InstallOptions, pla
   const read = modelFileReader(env, options, platform);
   const release = new HookRelease(env, { trust, provider: platform.provider, read, allowUnsigned: options.allowUnsignedRelease === true });
   const store = new ModelStore({ keys, trust, requireEncrypted: options.requireEncrypted !== false, platform, read, release });
-  const cache = new OnnxCache(env, store);
+  const cache = new OnnxCache(env, store, release);
   const restore = takeOverCaches(env, cache);
   const forget = () => cache.forget();
   return {
