@@ -194,10 +194,16 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     expect(enc.data).toEqual(plain.data);
   });
 
-  it("without the hook the encrypted model does not load (the graph alone holds no weights)", async () => {
+  it("without the hook the encrypted model does not load, and the error says why (the graph's marker operator)", async () => {
     const r = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert" });
     expect(r.data).toBeUndefined();
-    expect(r.error).toBeDefined();
+    expect(r.error?.message).toMatch(/this model is encrypted: install the ctensors hook \(ctensors\/transformers\) to load it/);
+    expect(r.error?.message).not.toMatch(/raw_data size/);
+    // External data: transformers.js asks for onnx/model.onnx_data, which an encrypted folder does not
+    // have, before onnxruntime sees the graph (config.json's use_external_data_format decides that).
+    const ext = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert-extdata" });
+    expect(ext.data).toBeUndefined();
+    expect(ext.error?.message).toMatch(/model\.onnx_data/);
   });
 
   it("memoises per model: a second pipeline on the same model decrypts and downloads nothing again", async () => {

@@ -4,7 +4,9 @@
 //
 // Layout for `onnx/model.onnx` (docs/transformersjs.md):
 //   onnx/model.onnx                the graph; every initializer that held raw_data keeps an EMPTY raw_data
-//                                  field, initializers stored as external data keep their references
+//                                  field, initializers stored as external data keep their references; one
+//                                  marker node is added (encrypted-marker.ts) so that loading the graph
+//                                  without ctensors fails with "this model is encrypted: install the ctensors hook"
 //   onnx/model.onnx.cryptotensors  one tensor per initializer (its bytes, dtype and shape), encrypted and
 //                                  signed; `__metadata__["ctensors.onnx"]` (signed with the header) holds
 //                                  the manifest: SHA-256 of the stripped graph, which initializers were
@@ -16,6 +18,7 @@ import type { Dtype } from "../format/dtype.js";
 import { tensorByteLength } from "../format/dtype.js";
 import { lenField, parseMessage, repeatedVarints, serializeMessage, stringValue, varintValue, WIRE_LEN, type WireField } from "./wire.js";
 import { quote } from "../format/printable.js";
+import { addEncryptedMarker, removeEncryptedMarker } from "./encrypted-marker.js";
 
 // Field numbers of the ONNX IR (onnx.proto3, IR version ≥ 3).
 const MODEL_GRAPH = 7;
@@ -228,8 +231,9 @@ export function splitOnnx(model: Uint8Array, readExternal: (location: string) =>
       }
     }
   }
+  const marked = addEncryptedMarker(modelFields, newGraph);
   return {
-    graph: withGraph(modelFields, graphIndex, newGraph),
+    graph: withGraph(marked.modelFields, graphIndex, marked.graph),
     weights,
     inline,
     external: [...files].map(([file, { data }]) => ({ file, bytes: data.length })),
@@ -248,7 +252,9 @@ export async function joinOnnx(
   manifest: OnnxManifest,
   weight: (name: string) => Promise<Uint8Array>,
 ): Promise<{ model: Uint8Array; external: Map<string, Uint8Array> }> {
-  const { modelFields, graphIndex, graph: fields } = graphFields(graph);
+  const parsed = graphFields(graph);
+  const { modelFields, graph: fields } = removeEncryptedMarker(parsed.modelFields, parsed.graph);
+  const graphIndex = modelFields.findIndex((f) => f.no === MODEL_GRAPH && f.wire === WIRE_LEN);
   const inline = new Set(manifest.inline);
   const external = new Map(manifest.external.map((e) => [checkLocation(e.file), allocateExternal(e.file, e.bytes)]));
   const seen = new Set<string>();
