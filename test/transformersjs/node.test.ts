@@ -206,17 +206,26 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     expect(ext.error?.message).toMatch(/model\.onnx_data/);
   });
 
-  it("memoises per model: a second pipeline on the same model decrypts and downloads nothing again", async () => {
+  it("hands the decrypted files to transformers.js and keeps none once the session exists; a new pipeline decrypts again", async () => {
     const hub = await hubStandIn({ "acme/secret-bert": join(encRoot, "tiny-bert-extdata") });
     try {
       const r = await runPipeline({ remoteHost: hub.url, model: "acme/secret-bert", hook: hook(), repeat: 3 });
       expectSameOutput(r, "tiny-bert-extdata");
-      expect(r.loaded).toHaveLength(1);
-      expect(hub.requests.filter((p) => p.endsWith("model.onnx.cryptotensors"))).toHaveLength(1);
-      expect(hub.requests.filter((p) => p.endsWith("/onnx/model.onnx"))).toHaveLength(1);
+      expect(r.held).toEqual([0, 0, 0]); // nothing decrypted is kept by the hook (no forget() needed)
+      expect(r.loaded).toHaveLength(3);
+      // one request per file and load: transformers.js' two lookups of each ONNX file share one fetch
+      expect(hub.requests.filter((p) => p.endsWith("model.onnx.cryptotensors"))).toHaveLength(3);
+      expect(hub.requests.filter((p) => p.endsWith("/onnx/model.onnx"))).toHaveLength(3);
+      expect(hub.requests.filter((p) => p.endsWith("/onnx/model.onnx_data"))).toHaveLength(0);
     } finally {
       await hub.close();
     }
+  });
+
+  it("local folder, inline weights: the hook holds nothing once the session exists", async () => {
+    const r = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert", hook: hook() });
+    expectSameOutput(r, "tiny-bert");
+    expect(r.held).toEqual([0]);
   });
 
   describe("refusals (typed errors, the model never runs)", () => {

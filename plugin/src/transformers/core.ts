@@ -67,9 +67,11 @@ export interface CryptoTensorsHook {
     put(request: string, response: Response): Promise<void>;
     delete(request: string): Promise<boolean>;
   };
-  /** Models decrypted so far (each once: later requests are served from memory). */
+  /** Models decrypted so far (a model loaded again after transformers.js took its files is decrypted again). */
   readonly loaded: readonly LoadedModel[];
-  /** Drops the decrypted models kept in memory (zeroing their bytes). */
+  /** Bytes of decrypted files the hook still holds: 0 once transformers.js has taken every file it asked for. */
+  readonly heldBytes: number;
+  /** Drops the decrypted files not yet taken by transformers.js (zeroing their bytes). */
   forget(): void;
   /** Restores the env settings changed by the install and forgets the models. */
   uninstall(): void;
@@ -153,6 +155,9 @@ export async function install(env: TransformersEnv, options: InstallOptions, pla
   return {
     cache,
     loaded: store.loaded,
+    get heldBytes() {
+      return store.heldBytes;
+    },
     forget,
     uninstall() {
       forget();

@@ -1,5 +1,8 @@
 // The models the hook has opened, by graph key: each encrypted ONNX graph is fetched, verified and
-// decrypted once (concurrent requests share the work) and its files are kept in memory until forget().
+// decrypted once (concurrent requests share the work) and its files are kept in memory until
+// transformers.js has taken each of them (take()): from then on the only reference is onnxruntime's
+// input, so memory falls back to a plain load's once the session exists. A later load of the same model
+// fetches and decrypts it again. forget() zeroes what was not taken yet.
 
 import { CryptoTensorsError } from "../errors.js";
 import { encodeBase64 } from "../crypto/base64.js";
@@ -29,6 +32,8 @@ export class ModelStore {
   /** Models decrypted so far. */
   readonly loaded: LoadedModel[] = [];
   readonly #memo = new Map<string, Promise<Entry>>();
+  /** The memo's settled model entries (for heldBytes and take). */
+  readonly #settled = new Map<string, Entry>();
 
   constructor(private readonly options: ModelStoreOptions) {}
 
@@ -41,11 +46,32 @@ export class ModelStore {
       p.then(
         (e) => {
           if (e.kind === "absent") this.#memo.delete(graphKey);
+          else if (e.kind === "model" && this.#memo.get(graphKey) === p) this.#settled.set(graphKey, e);
         },
         () => this.#memo.delete(graphKey),
       );
     }
     return p;
+  }
+
+  /** Bytes of decrypted files held, waiting for transformers.js to take them. */
+  get heldBytes(): number {
+    let n = 0;
+    for (const e of this.#settled.values()) if (e.kind === "model") for (const b of e.files.values()) n += b.length;
+    return n;
+  }
+
+  /**
+   * Hands a decrypted file over: the store forgets it (transformers.js' buffer is the only reference now),
+   * and forgets the model once every file was taken.
+   */
+  take(graphKey: string, entry: Entry, name: string): void {
+    if (entry.kind !== "model") return;
+    entry.files.delete(name);
+    if (entry.files.size === 0 && this.#settled.get(graphKey) === entry) {
+      this.#settled.delete(graphKey);
+      this.#memo.delete(graphKey);
+    }
   }
 
   /** Drops the decrypted models, zeroing their bytes. */
@@ -58,6 +84,7 @@ export class ModelStore {
         () => {},
       );
     this.#memo.clear();
+    this.#settled.clear();
     this.options.release.forget();
   }
 

@@ -22,7 +22,7 @@ export function installCryptoTensors(env: TransformersEnv, options: InstallOptio
     loadKeys: (sources, token) => loadAllKeys(sources, { token }),
     async readLocal(path) {
       try {
-        return new Uint8Array(await readFile(path));
+        return await readFile(path); // a Buffer is a Uint8Array: no copy
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "ENOENT" || code === "ENOTDIR") return undefined;

@@ -31,8 +31,9 @@ export class OnnxCache {
       const entry = await this.store.entryFor(graphKey);
       if (rel && entry.kind !== "absent") this.#localHits.set(rel, graphKey);
       if (entry.kind !== "model") return undefined;
-      const bytes = entry.files.get(basename(key));
-      return bytes ? fileResponse(bytes) : undefined;
+      const name = basename(key);
+      const bytes = entry.files.get(name);
+      return bytes ? fileResponse(bytes, () => this.store.take(graphKey, entry, name)) : undefined;
     } catch (err) {
       if (rel) this.#localHits.set(rel, graphKey); // the remote key asked next must fail the same way
       return failingResponse(err);
