@@ -66,7 +66,7 @@ export function addEncryptedMarker(
     throw new CryptoTensorsError("ERR_CT_UNSUPPORTED", `the ONNX model already uses the operator domain "${ENCRYPTED_MARKER_DOMAIN}"`);
   const first = graph.findIndex((f) => f.no === GRAPH_NODE);
   const g = [...graph];
-  g.splice(first < 0 ? 0 : first, 0, MARKER_NODE);
+  g.splice(Math.max(first, 0), 0, MARKER_NODE);
   return { modelFields: [...modelFields, MARKER_OPSET], graph: g };
 }
 
