@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
 import { lenField, parseMessage, serializeMessage } from "../../plugin/src/onnx/wire.js";
-import { joinOnnx, parseManifest, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
+import { joinOnnx, layoutOnnx, parseManifest, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
 import type { SigningKey } from "../../plugin/src/keys/jwk.js";
 import { loadAllKeys } from "../../plugin/src/keys/sources.js";
 import { writeRelease } from "../../plugin/src/release/manifest.js";
@@ -102,6 +102,46 @@ describe("ONNX wire format", () => {
       expect(Buffer.from(joined.model).equals(Buffer.from(model))).toBe(true);
       for (const [loc, data] of joined.external) expect(Buffer.from(data).equals(readFileSync(join(dir, loc)))).toBe(true);
       expect(joined.external.size).toBe(m === "tiny-bert-extdata" ? 1 : 0);
+    }
+  });
+});
+
+describe("ONNX layout for decrypting in place", () => {
+  it("lays the original files out with each weight's place: weights written there give the original bytes", () => {
+    for (const m of MODELS) {
+      const dir = join(FIXTURES, m, "onnx");
+      const model = new Uint8Array(readFileSync(join(dir, "model.onnx")));
+      const split = splitOnnx(model, (loc) => new Uint8Array(readFileSync(join(dir, loc))));
+      const byName = new Map(split.weights.map((w) => [w.name, w.data]));
+      const manifest: OnnxManifest = { version: 1, graph: "model.onnx", graphSha256: "", inline: split.inline, external: split.external };
+      const { files, placements } = layoutOnnx(split.graph, manifest, (n) => byName.get(n)?.length);
+      expect([...files.keys()].sort()).toEqual(["model.onnx", ...split.external.map((e) => e.file)].sort());
+      expect(placements.map((p) => p.name).sort()).toEqual([...byName.keys()].sort());
+      for (const p of placements) {
+        const bytes = files.get(p.file)!.subarray(p.offset, p.offset + p.length);
+        expect(bytes.every((b) => b === 0)).toBe(true); // room left for the weight, nothing else there
+        bytes.set(byName.get(p.name)!);
+      }
+      expect(Buffer.from(files.get("model.onnx")!).equals(Buffer.from(model))).toBe(true);
+      for (const e of split.external) expect(Buffer.from(files.get(e.file)!).equals(readFileSync(join(dir, e.file)))).toBe(true);
+    }
+  });
+
+  it("a weight missing from the container or of another size than its external-data range: ERR_CT_FORMAT", () => {
+    for (const m of MODELS) {
+      const dir = join(FIXTURES, m, "onnx");
+      const split = splitOnnx(new Uint8Array(readFileSync(join(dir, "model.onnx"))), (loc) => new Uint8Array(readFileSync(join(dir, loc))));
+      const sizes = new Map(split.weights.map((w) => [w.name, w.data.length]));
+      const manifest: OnnxManifest = { version: 1, graph: "model.onnx", graphSha256: "", inline: split.inline, external: split.external };
+      const first = split.weights[0]!.name;
+      expect(() => layoutOnnx(split.graph, manifest, (n) => (n === first ? undefined : sizes.get(n)))).toThrow(
+        expect.objectContaining({ code: "ERR_CT_FORMAT" }),
+      );
+      if (m === "tiny-bert-extdata") {
+        expect(() => layoutOnnx(split.graph, manifest, (n) => sizes.get(n)! + (n === first ? 4 : 0))).toThrow(
+          expect.objectContaining({ code: "ERR_CT_FORMAT" }),
+        );
+      }
     }
   });
 });
@@ -219,6 +259,16 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
       expect(hub.requests.filter((p) => p.endsWith("/onnx/model.onnx_data"))).toHaveLength(0);
     } finally {
       await hub.close();
+    }
+  });
+
+  it("local folders decrypt from the file into transformers.js' buffers with either engine (native, CTENSORS_ENGINE=js)", async () => {
+    for (const m of MODELS) {
+      for (const engine of ["native", "js"]) {
+        const r = await runPipeline({ localModelPath: encRoot + "/", model: m, hook: hook() }, { CTENSORS_ENGINE: engine });
+        expectSameOutput(r, m);
+        expect(r.held).toEqual([0]);
+      }
     }
   });
 

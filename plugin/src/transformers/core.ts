@@ -22,6 +22,7 @@ import type { CryptoProvider } from "../crypto/provider.js";
 import type { PolicyEngine } from "../container/policy-check.js";
 import type { Key } from "../keys/jwk.js";
 import { TrustStore } from "../keys/trust.js";
+import type { ContainerOpenOptions, ContainerWeights } from "./container-weights.js";
 import { modelFileReader } from "./model-files.js";
 import { ModelStore } from "./model-store.js";
 import { OnnxCache } from "./onnx-cache.js";
@@ -83,6 +84,11 @@ export interface Platform {
   loadKeys(sources: readonly KeySource[], token: string | undefined): Promise<Key[]>;
   /** Reads a local path; undefined when the file does not exist. */
   readLocal(path: string): Promise<Uint8Array | undefined>;
+  /**
+   * Opens a local container file to decrypt from it directly (Node: file-weights.ts); without it, local
+   * containers are read with readLocal and decrypted from memory. Undefined when the file does not exist.
+   */
+  openLocalContainer?(path: string, options: ContainerOpenOptions): Promise<ContainerWeights | undefined>;
   /** Evaluates non-default access policies (Node: the $CTENSORS_REGO_PYTHON engine); without one they are refused. */
   policyEngine?: PolicyEngine | undefined;
   /** Default headers for a model URL (Node: the Hub token for huggingface.co). */

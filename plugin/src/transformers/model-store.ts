@@ -6,14 +6,14 @@
 
 import { CryptoTensorsError } from "../errors.js";
 import { encodeBase64 } from "../crypto/base64.js";
-import { MemoryCryptoTensors } from "../container/memory-reader.js";
 import type { Key } from "../keys/jwk.js";
 import type { TrustStore } from "../keys/trust.js";
-import { joinOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest } from "../onnx/model.js";
+import { layoutOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest } from "../onnx/model.js";
+import { type ContainerWeights, memoryWeights } from "./container-weights.js";
 import type { LoadedModel, Platform } from "./core.js";
 import type { ModelFileReader } from "./model-files.js";
 import type { HookRelease } from "./release-check.js";
-import { basename } from "./request-keys.js";
+import { basename, isHttpUrl } from "./request-keys.js";
 
 /** What a graph key turned out to be. */
 export type Entry = { kind: "absent" } | { kind: "plain" } | { kind: "model"; files: Map<string, Uint8Array> };
@@ -90,55 +90,66 @@ export class ModelStore {
 
   async #load(graphKey: string): Promise<Entry> {
     const { read, requireEncrypted } = this.options;
-    const container = await read(graphKey + ONNX_CONTAINER_SUFFIX);
-    const graph = await read(graphKey);
-    if (!container) {
-      if (!graph) return { kind: "absent" };
-      if (!requireEncrypted) {
-        await this.options.release.checkPlain(graphKey, graph);
-        return { kind: "plain" };
-      }
-      throw new CryptoTensorsError(
-        "ERR_CT_NOT_CONFIDENTIAL",
-        `${graphKey} is not encrypted (no ${basename(graphKey)}${ONNX_CONTAINER_SUFFIX} beside it) but an encrypted, signed model was required`,
-      );
-    }
-    if (!graph)
-      throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphKey}${ONNX_CONTAINER_SUFFIX} has no graph ${basename(graphKey)} beside it`);
+    const weights = await this.#openContainer(graphKey + ONNX_CONTAINER_SUFFIX);
     try {
-      return { kind: "model", files: await this.#decrypt(graphKey, graph, container) };
+      const graph = await read(graphKey);
+      if (!weights) {
+        if (!graph) return { kind: "absent" };
+        if (!requireEncrypted) {
+          await this.options.release.checkPlain(graphKey, graph);
+          return { kind: "plain" };
+        }
+        throw new CryptoTensorsError(
+          "ERR_CT_NOT_CONFIDENTIAL",
+          `${graphKey} is not encrypted (no ${basename(graphKey)}${ONNX_CONTAINER_SUFFIX} beside it) but an encrypted, signed model was required`,
+        );
+      }
+      if (!graph)
+        throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphKey}${ONNX_CONTAINER_SUFFIX} has no graph ${basename(graphKey)} beside it`);
+      return { kind: "model", files: await this.#decrypt(graphKey, graph, weights) };
     } finally {
-      container.fill(0);
+      await weights?.close();
     }
   }
 
-  /** Verifies the container and the graph against it, decrypts the weights and rebuilds the ONNX files. */
-  async #decrypt(graphKey: string, graph: Uint8Array, container: Uint8Array): Promise<Map<string, Uint8Array>> {
-    const { keys, trust, requireEncrypted, platform, release } = this.options;
-    const reader = await MemoryCryptoTensors.open(container, {
-      keys,
-      trust,
-      requireEncrypted,
-      provider: platform.provider,
-      policyEngine: platform.policyEngine,
-    });
-    try {
-      const manifest = parseManifest(reader.metadata(ONNX_MANIFEST_KEY));
-      if (manifest.graph !== basename(graphKey))
-        throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${basename(graphKey)}`);
-      if (encodeBase64(await platform.provider.sha256(graph)) !== manifest.graphSha256) {
-        throw new CryptoTensorsError(
-          "ERR_CT_INTEGRITY",
-          `${graphKey} does not match the signed digest in its container: the graph was modified`,
-        );
-      }
-      // The container and graph are each authentic; the release binds them to the rest of the model.
-      await release.checkEncrypted(graphKey, graph, container);
-      const { model, external } = await joinOnnx(graph, manifest, (name) => reader.readTensor(name));
-      this.loaded.push({ source: graphKey, signer: reader.signer?.kid ?? null, tensors: reader.tensors.length });
-      return new Map<string, Uint8Array>([[manifest.graph, model], ...external]);
-    } finally {
-      reader.close();
+  /** The container, opened and verified: a local file directly where the platform can (Node), else its bytes. */
+  async #openContainer(key: string): Promise<ContainerWeights | undefined> {
+    const { keys, trust, requireEncrypted, platform, read } = this.options;
+    const options = { keys, trust, requireEncrypted, provider: platform.provider, policyEngine: platform.policyEngine };
+    if (!isHttpUrl(key) && platform.openLocalContainer) return platform.openLocalContainer(key, options);
+    const bytes = await read(key);
+    return bytes ? memoryWeights(bytes, options) : undefined;
+  }
+
+  /**
+   * Checks the graph against the container and the release, lays the original files out and decrypts
+   * each weight straight into its place in them (one pass per file, no copy of the model in between).
+   */
+  async #decrypt(graphKey: string, graph: Uint8Array, weights: ContainerWeights): Promise<Map<string, Uint8Array>> {
+    const { platform, release } = this.options;
+    const manifest = parseManifest(weights.metadata(ONNX_MANIFEST_KEY));
+    if (manifest.graph !== basename(graphKey))
+      throw new CryptoTensorsError("ERR_CT_FORMAT", `the container holds the weights of ${manifest.graph}, not of ${basename(graphKey)}`);
+    if (encodeBase64(await platform.provider.sha256(graph)) !== manifest.graphSha256) {
+      throw new CryptoTensorsError(
+        "ERR_CT_INTEGRITY",
+        `${graphKey} does not match the signed digest in its container: the graph was modified`,
+      );
     }
+    // The container and graph are each authentic; the release binds them to the rest of the model.
+    await release.checkEncrypted(graphKey, graph, weights);
+    const { files, placements } = layoutOnnx(graph, manifest, (name) => weights.byteLength(name));
+    try {
+      for (const [file, buffer] of files)
+        await weights.decryptInto(
+          buffer,
+          placements.filter((p) => p.file === file),
+        );
+    } catch (err) {
+      for (const buffer of files.values()) buffer.fill(0);
+      throw err;
+    }
+    this.loaded.push({ source: graphKey, signer: weights.signer, tensors: weights.tensorCount });
+    return files;
   }
 }

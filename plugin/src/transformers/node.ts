@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import { nodeCryptoProvider } from "../crypto/provider-node.js";
 import { loadAllKeys } from "../keys/sources.js";
 import { defaultPolicyEngine } from "../policy.js";
+import { fileWeights } from "./file-weights.js";
 import { install, type CryptoTensorsHook, type InstallOptions, type TransformersEnv } from "./core.js";
 
 export type { CryptoTensorsHook, InstallOptions, LoadedModel, TransformersEnv, KeySource } from "./core.js";
@@ -29,6 +30,7 @@ export function installCryptoTensors(env: TransformersEnv, options: InstallOptio
         throw err;
       }
     },
+    openLocalContainer: fileWeights,
     policyEngine: defaultPolicyEngine(),
     defaultHeaders(url): Record<string, string> {
       // As transformers.js does: the Hub token only for the Hub.

@@ -20,6 +20,7 @@ import {
   openManifest,
 } from "../release/manifest-open.js";
 import { RELEASE_MANIFEST_FILE } from "../release/oms.js";
+import type { ContainerWeights } from "./container-weights.js";
 import type { TransformersEnv } from "./core.js";
 import type { ModelFileReader } from "./model-files.js";
 import { isHttpUrl } from "./request-keys.js";
@@ -84,14 +85,18 @@ export class HookRelease {
    * manifest, unless allowUnsignedRelease; a file not listed or altered, naming it), ERR_CT_UNTRUSTED_SIGNER,
    * ERR_CT_SIGNATURE_INVALID, ERR_CT_FORMAT
    */
-  async checkEncrypted(graphKey: string, graph: Uint8Array, container: Uint8Array): Promise<void> {
+  async checkEncrypted(graphKey: string, graph: Uint8Array, container: Pick<ContainerWeights, "headerBytes" | "wholeFile">): Promise<void> {
     const found = await this.#find(graphKey);
     if (!found) {
       if (this.options.allowUnsigned) return;
       throw noManifestError(graphKey.slice(0, graphKey.lastIndexOf("/") + 1) || graphKey);
     }
     await this.#check(found, graphKey, graph);
-    await this.#check(found, graphKey + ONNX_CONTAINER_SUFFIX, container);
+    // A CryptoTensors file is bound by its header (its tensors are bound by the header's tags): the
+    // header is enough unless the release lists the container by the sha256 of the whole file.
+    const containerKey = graphKey + ONNX_CONTAINER_SUFFIX;
+    const byHeader = found.manifest.headers[containerKey.slice(found.root.length)] !== undefined;
+    await this.#check(found, containerKey, byHeader ? container.headerBytes : await container.wholeFile());
   }
 
   /**
