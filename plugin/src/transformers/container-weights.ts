@@ -40,6 +40,8 @@ export interface ContainerWeights {
   /** Decrypts (and authenticates) tensors into `buffer` at their offsets; on failure their bytes are zeroed. */
   decryptInto(buffer: Uint8Array, targets: readonly WeightTarget[]): Promise<void>;
   close(): Promise<void>;
+  /** Called once every tensor decrypted without error (the source may then be kept: container-cache.ts). */
+  keep?(): void;
 }
 
 /** A container held in memory. @throws what MemoryCryptoTensors.open throws */

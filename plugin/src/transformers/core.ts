@@ -6,22 +6,26 @@
 // against the model's signed release manifest (release-check.ts), decrypts
 // the weights in memory, rebuilds the original ONNX bytes and returns them as a Response. The other files
 // of a model with a release manifest (config, tokenizer, chat templates…) are read by the hook too and
-// handed to transformers.js only once they match the manifest. Nothing is
-// written anywhere: transformers.js' file and browser caches are switched off and `put` stores nothing.
+// handed to transformers.js only once they match the manifest. Nothing decrypted is written anywhere:
+// transformers.js' file and browser caches are switched off and `put` stores nothing; in browsers the
+// fetched ENCRYPTED container is kept in Cache Storage (container-cache.ts) so a reload downloads nothing.
 //
 // transformers.js swallows exceptions thrown by `match`, so a refused model is answered with a
 // Response whose body fails with the typed CryptoTensorsError: loading then rejects with that error.
 
 //
-// The parts: model-files.ts reads files (local or fetched), model-store.ts verifies and decrypts each
-// graph once, onnx-cache.ts answers transformers.js' requests from it, request-keys.ts maps requests to
-// graph keys, failing-response.ts carries a refusal through transformers.js.
+// The parts: model-files.ts reads files (local or fetched), container-weights.ts / file-weights.ts open a
+// container and decrypt into the final buffers, container-cache.ts keeps ciphertext between page loads,
+// model-store.ts verifies and decrypts each graph once, onnx-cache.ts answers transformers.js' requests
+// from it, request-keys.ts maps requests to graph keys, failing-response.ts carries a refusal through
+// transformers.js.
 
 import { CryptoTensorsError } from "../errors.js";
 import type { CryptoProvider } from "../crypto/provider.js";
 import type { PolicyEngine } from "../container/policy-check.js";
 import type { Key } from "../keys/jwk.js";
 import { TrustStore } from "../keys/trust.js";
+import type { ContainerCache } from "./container-cache.js";
 import type { ContainerOpenOptions, ContainerWeights } from "./container-weights.js";
 import { modelFileReader } from "./model-files.js";
 import { ModelStore } from "./model-store.js";
@@ -50,6 +54,11 @@ export interface InstallOptions {
   allowUnsignedRelease?: boolean;
   /** fetch used for model files (default: `env.fetch`, else `globalThis.fetch`). */
   fetch?: FetchLike;
+  /**
+   * Browsers: keep each fetched encrypted container (ciphertext, never a decrypted file) in Cache Storage,
+   * so that the next page load does not download the model again (default true). Node: no effect.
+   */
+  cacheEncrypted?: boolean;
   /** Extra headers for model file requests (e.g. `{ authorization: "Bearer hf_…" }` for private Hub repos). */
   headers?: Record<string, string>;
 }
@@ -89,6 +98,8 @@ export interface Platform {
    * containers are read with readLocal and decrypted from memory. Undefined when the file does not exist.
    */
   openLocalContainer?(path: string, options: ContainerOpenOptions): Promise<ContainerWeights | undefined>;
+  /** Where fetched containers (ciphertext only) are kept between loads (browsers: Cache Storage). */
+  containerCache?: ContainerCache | undefined;
   /** Evaluates non-default access policies (Node: the $CTENSORS_REGO_PYTHON engine); without one they are refused. */
   policyEngine?: PolicyEngine | undefined;
   /** Default headers for a model URL (Node: the Hub token for huggingface.co). */

@@ -9,7 +9,7 @@ import { encodeBase64 } from "../crypto/base64.js";
 import type { Key } from "../keys/jwk.js";
 import type { TrustStore } from "../keys/trust.js";
 import { layoutOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest } from "../onnx/model.js";
-import { type ContainerWeights, memoryWeights } from "./container-weights.js";
+import { type ContainerOpenOptions, type ContainerWeights, memoryWeights } from "./container-weights.js";
 import type { LoadedModel, Platform } from "./core.js";
 import type { ModelFileReader } from "./model-files.js";
 import type { HookRelease } from "./release-check.js";
@@ -88,9 +88,26 @@ export class ModelStore {
     this.options.release.forget();
   }
 
+  /** Loads from a cached container when there is one; if that fails for any reason, drops it and loads from the source. */
   async #load(graphKey: string): Promise<Entry> {
+    const key = graphKey + ONNX_CONTAINER_SUFFIX;
+    const cache = this.options.platform.containerCache;
+    const cached = cache && !this.#isLocalFile(key) ? await cache.get(key).catch(() => undefined) : undefined;
+    if (cached) {
+      try {
+        const entry = await this.#loadWith(graphKey, () => memoryWeights(cached, this.#openOptions()));
+        if (entry.kind === "model") return entry;
+      } catch {
+        // stale (a newer release), damaged or otherwise unusable: fetched again below
+      }
+      await cache!.delete(key).catch(() => {});
+    }
+    return this.#loadWith(graphKey, () => this.#openContainer(key));
+  }
+
+  async #loadWith(graphKey: string, openContainer: () => Promise<ContainerWeights | undefined>): Promise<Entry> {
     const { read, requireEncrypted } = this.options;
-    const weights = await this.#openContainer(graphKey + ONNX_CONTAINER_SUFFIX);
+    const weights = await openContainer();
     try {
       const graph = await read(graphKey);
       if (!weights) {
@@ -106,19 +123,37 @@ export class ModelStore {
       }
       if (!graph)
         throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphKey}${ONNX_CONTAINER_SUFFIX} has no graph ${basename(graphKey)} beside it`);
-      return { kind: "model", files: await this.#decrypt(graphKey, graph, weights) };
+      const files = await this.#decrypt(graphKey, graph, weights);
+      weights.keep?.();
+      return { kind: "model", files };
     } finally {
       await weights?.close();
     }
   }
 
-  /** The container, opened and verified: a local file directly where the platform can (Node), else its bytes. */
+  #openOptions(): ContainerOpenOptions {
+    const { keys, trust, requireEncrypted, platform } = this.options;
+    return { keys, trust, requireEncrypted, provider: platform.provider, policyEngine: platform.policyEngine };
+  }
+
+  /** A local file the platform decrypts from directly (Node). */
+  #isLocalFile(key: string): boolean {
+    return !isHttpUrl(key) && this.options.platform.openLocalContainer !== undefined;
+  }
+
+  /**
+   * The container, opened and verified: a local file directly where the platform can (Node), else its
+   * bytes — kept in the platform's container cache (ciphertext) once they decrypted without error.
+   */
   async #openContainer(key: string): Promise<ContainerWeights | undefined> {
-    const { keys, trust, requireEncrypted, platform, read } = this.options;
-    const options = { keys, trust, requireEncrypted, provider: platform.provider, policyEngine: platform.policyEngine };
-    if (!isHttpUrl(key) && platform.openLocalContainer) return platform.openLocalContainer(key, options);
+    const { platform, read } = this.options;
+    if (this.#isLocalFile(key)) return platform.openLocalContainer!(key, this.#openOptions());
     const bytes = await read(key);
-    return bytes ? memoryWeights(bytes, options) : undefined;
+    if (!bytes) return undefined;
+    const weights = await memoryWeights(bytes, this.#openOptions());
+    const cache = platform.containerCache;
+    // Not awaited by the load: the model is ready while the browser stores the ciphertext.
+    return cache ? { ...weights, keep: () => void cache.put(key, bytes).catch(() => {}) } : weights;
   }
 
   /**
