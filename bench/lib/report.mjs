@@ -6,7 +6,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 const f = (x, d = 2) => (x === null || x === undefined || Number.isNaN(x) ? "—" : x.toFixed(d));
 const ratio = (x) => (x === null || x === undefined ? "—" : `${x.toFixed(2)}×`);
 
-// Table columns by name; a part may return `columns` (a list of names) to replace DEFAULT_COLUMNS.
+// Table columns by name; a part may return `columns` (a list of names, or of [header, cell(row)] pairs for
+// a column of its own) to replace DEFAULT_COLUMNS.
 const COLUMNS = {
   op: ["operation", (r) => r.op],
   seconds: ["s (median)", (r) => (r.seconds === null ? "—" : `${f(r.seconds)}${r.n > 1 ? ` (n=${r.n})` : ""}`)],
@@ -28,7 +29,7 @@ export const DEFAULT_COLUMNS = ["op", "seconds", "range", "gbps", "openssl1", "o
 export function renderTable(rows, columns = DEFAULT_COLUMNS) {
   const cols = columns.map(
     (c) =>
-      COLUMNS[c] ??
+      (Array.isArray(c) ? c : COLUMNS[c]) ??
       (() => {
         throw new Error(`unknown table column ${c}`);
       })(),

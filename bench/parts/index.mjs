@@ -8,6 +8,7 @@ import alloc from "./alloc.mjs";
 import rss from "./rss.mjs";
 import sidecar from "./sidecar.mjs";
 import release from "./release.mjs";
+import transformersjs from "./transformersjs.mjs";
 
-export const PARTS = [baseline, codec, engine, breakdown, alloc, sidecar, release, rss];
+export const PARTS = [baseline, codec, engine, breakdown, alloc, sidecar, release, rss, transformersjs];
 export const DEFAULT_PARTS = ["baseline", "codec", "engine", "sidecar", "release"];

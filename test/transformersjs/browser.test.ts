@@ -9,10 +9,10 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
-import { copyDir, ctOk, FIXTURES, REPO_ROOT, runPipeline, type RunResult } from "./helpers.js";
+import { copyDir, ctOk, FIXTURES, REPO_ROOT, runPipeline, weightNeedles, type RunResult } from "./helpers.js";
 // @ts-expect-error: a plain .mjs script without types
 import { startDemoServer } from "../../scripts/browser-demo.mjs";
 // @ts-expect-error: a plain .mjs script without types
@@ -25,6 +25,14 @@ const work = tempDir("ctensors-browser-");
 let browser: Browser;
 let server: { url: string; requests: string[]; close(): Promise<void> };
 let nodeBaseline: RunResult;
+let encDir: string;
+
+function editText(file: string, from: string | RegExp, to: string): void {
+  const text = readFileSync(file, "utf8");
+  const edited = text.replace(from, to);
+  expect(edited, `${file} was not edited`).not.toBe(text);
+  writeFileSync(file, edited);
+}
 
 const jwks = (...files: string[]) => JSON.stringify({ keys: files.map((f) => JSON.parse(readFileSync(f, "utf8"))) });
 
@@ -36,6 +44,7 @@ beforeAll(async () => {
   await ctOk(["keygen", "--out", keys]);
   await ctOk(["keygen", "--out", other]);
   const enc = join(work, "enc");
+  encDir = enc;
   await ctOk(["encrypt", join(FIXTURES, "tiny-bert-extdata"), enc, "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")]);
   // The same model under ChaCha20-Poly1305 (no WebCrypto: @noble/ciphers in the page).
   const chachaKeys = join(work, "chacha-keys");
@@ -56,8 +65,15 @@ beforeAll(async () => {
   const c = readFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"));
   c[c.length - 100]! ^= 1;
   writeFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"), c);
+  // The release binds the files around the weights: an altered tokenizer.json or config.json is refused.
+  const badTokenizer = copyDir(enc, join(work, "bad-tokenizer"));
+  editText(join(badTokenizer, "tokenizer.json"), /"cat": (\d+)/, '"cat": 5');
+  const badConfig = copyDir(enc, join(work, "bad-config"));
+  editText(join(badConfig, "config.json"), '"layer_norm_eps": 1e-12', '"layer_norm_eps": 1e-3');
   server = await startDemoServer({
     models: {
+      "acme/bad-tokenizer": badTokenizer,
+      "acme/bad-config": badConfig,
       "acme/secret-bert": enc,
       "acme/plain-bert": join(FIXTURES, "tiny-bert"),
       "acme/tampered-bert": tampered,
@@ -85,8 +101,8 @@ interface PageResult {
   error?: { code: string | null; message: string };
 }
 
-async function openDemo(query: string): Promise<{ page: Page; result: PageResult; urls: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1100, height: 560 } });
+async function openDemo(query: string, context?: BrowserContext): Promise<{ page: Page; result: PageResult; urls: string[] }> {
+  const page = await (context ?? browser).newPage({ viewport: { width: 1100, height: 560 } });
   const urls: string[] = [];
   page.on("request", (r) => urls.push(r.url()));
   await page.goto(server.url + query);
@@ -148,10 +164,107 @@ describe("browser: the demo page runs the encrypted model", () => {
     await u.page.close();
   });
 
+  it("refuses an altered tokenizer.json and an altered config.json (the signed release): ERR_CT_INTEGRITY naming the file", async () => {
+    for (const [model, file] of [
+      ["acme/bad-tokenizer", "tokenizer.json"],
+      ["acme/bad-config", "config.json"],
+    ] as const) {
+      const r = await openDemo(`?model=${model}`);
+      expect(r.result.data).toBeUndefined();
+      expect(r.result.error?.code, r.result.error?.message).toBe("ERR_CT_INTEGRITY");
+      expect(r.result.error?.message).toMatch(new RegExp(`^${file.replace(".", "\\.")} was modified: it does not match release \\d+ of `));
+      await r.page.close();
+    }
+  });
+
   it("refuses the plaintext model when the hook is installed (downgrade): ERR_CT_NOT_CONFIDENTIAL", async () => {
     const p = await openDemo("?model=acme/plain-bert");
     expect(p.result.error?.code, p.result.error?.message).toBe("ERR_CT_NOT_CONFIDENTIAL");
     await p.page.close();
+  });
+});
+
+describe("browser: the encrypted container is cached (Cache Storage), never the plaintext", () => {
+  const CACHE = "ctensors-encrypted-containers-v1";
+  const containerUrl = () => `${server.url}hub/acme/secret-bert/resolve/main/onnx/model.onnx.cryptotensors`;
+  /** Every entry of every cache of the page's origin: URL → bytes (base64). */
+  const cacheStorage = (page: Page) =>
+    page.evaluate(async () => {
+      const out: Record<string, string> = {};
+      for (const name of await caches.keys()) {
+        const cache = await caches.open(name);
+        for (const req of await cache.keys()) {
+          const bytes = new Uint8Array(await (await cache.match(req))!.arrayBuffer());
+          let bin = "";
+          for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+          out[`${name} ${req.url}`] = btoa(bin);
+        }
+      }
+      return out;
+    });
+  const waitForCached = (page: Page) =>
+    page.waitForFunction(
+      async ([name, url]) => (await (await caches.open(name!)).match(url!)) !== undefined,
+      [CACHE, containerUrl()] as const,
+      { timeout: 30_000 },
+    );
+
+  it("a second page load downloads no container; Cache Storage holds the encrypted file byte for byte and no plaintext weight", async () => {
+    const context = await browser.newContext();
+    try {
+      const first = await openDemo("?model=acme/secret-bert", context);
+      expect(first.result.error, first.result.error?.message).toBeUndefined();
+      expect(first.urls.filter((u) => u.endsWith("/onnx/model.onnx.cryptotensors"))).toHaveLength(1);
+      await waitForCached(first.page);
+      await first.page.close();
+
+      const second = await openDemo("?model=acme/secret-bert", context);
+      expect(second.result.error, second.result.error?.message).toBeUndefined();
+      expect(second.result.data).toEqual(first.result.data);
+      expect(second.result.loaded).toHaveLength(1); // verified and decrypted again, from the cached ciphertext
+      expect(second.urls.filter((u) => u.includes(".cryptotensors"))).toEqual([]);
+
+      const stored = await cacheStorage(second.page);
+      await second.page.close();
+      expect(Object.keys(stored)).toEqual([`${CACHE} ${containerUrl()}`]);
+      const cached = Buffer.from(stored[`${CACHE} ${containerUrl()}`]!, "base64");
+      expect(cached.equals(readFileSync(join(encDir, "onnx", "model.onnx.cryptotensors")))).toBe(true);
+      const needles = weightNeedles(join(FIXTURES, "tiny-bert-extdata"));
+      expect(needles.length).toBeGreaterThan(3);
+      for (const bytes of Object.values(stored)) for (const n of needles) expect(Buffer.from(bytes, "base64").includes(n)).toBe(false);
+    } finally {
+      await context.close();
+    }
+  });
+
+  it("a damaged cached container is dropped and the file fetched again: same output, the good file cached", async () => {
+    const context = await browser.newContext();
+    try {
+      const first = await openDemo("?model=acme/secret-bert", context);
+      await waitForCached(first.page);
+      await first.page.evaluate(
+        async ([name, url]) => {
+          const cache = await caches.open(name!);
+          const bytes = new Uint8Array(await (await cache.match(url!))!.arrayBuffer());
+          bytes[bytes.length - 100]! ^= 1;
+          await cache.put(url!, new Response(bytes));
+        },
+        [CACHE, containerUrl()] as const,
+      );
+      await first.page.close();
+      const second = await openDemo("?model=acme/secret-bert", context);
+      expect(second.result.error, second.result.error?.message).toBeUndefined();
+      expect(second.result.data).toEqual(first.result.data);
+      expect(second.urls.filter((u) => u.endsWith("/onnx/model.onnx.cryptotensors"))).toHaveLength(1);
+      await waitForCached(second.page);
+      const stored = await cacheStorage(second.page);
+      await second.page.close();
+      expect(
+        Buffer.from(stored[`${CACHE} ${containerUrl()}`]!, "base64").equals(readFileSync(join(encDir, "onnx", "model.onnx.cryptotensors"))),
+      ).toBe(true);
+    } finally {
+      await context.close();
+    }
   });
 });
 

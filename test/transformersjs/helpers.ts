@@ -31,6 +31,8 @@ export interface RunResult {
   data?: number[];
   loaded?: { source: string; signer: string | null; tensors: number }[] | null;
   fetches?: number;
+  /** hook.heldBytes once each pipeline's session exists. */
+  held?: (number | null)[];
   error?: { code: string | null; message: string; name: string | null };
 }
 

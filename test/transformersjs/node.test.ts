@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
 import { lenField, parseMessage, serializeMessage } from "../../plugin/src/onnx/wire.js";
-import { joinOnnx, parseManifest, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
+import { joinOnnx, layoutOnnx, parseManifest, splitOnnx, type OnnxManifest } from "../../plugin/src/onnx/model.js";
 import type { SigningKey } from "../../plugin/src/keys/jwk.js";
 import { loadAllKeys } from "../../plugin/src/keys/sources.js";
 import { writeRelease } from "../../plugin/src/release/manifest.js";
@@ -102,6 +102,46 @@ describe("ONNX wire format", () => {
       expect(Buffer.from(joined.model).equals(Buffer.from(model))).toBe(true);
       for (const [loc, data] of joined.external) expect(Buffer.from(data).equals(readFileSync(join(dir, loc)))).toBe(true);
       expect(joined.external.size).toBe(m === "tiny-bert-extdata" ? 1 : 0);
+    }
+  });
+});
+
+describe("ONNX layout for decrypting in place", () => {
+  it("lays the original files out with each weight's place: weights written there give the original bytes", () => {
+    for (const m of MODELS) {
+      const dir = join(FIXTURES, m, "onnx");
+      const model = new Uint8Array(readFileSync(join(dir, "model.onnx")));
+      const split = splitOnnx(model, (loc) => new Uint8Array(readFileSync(join(dir, loc))));
+      const byName = new Map(split.weights.map((w) => [w.name, w.data]));
+      const manifest: OnnxManifest = { version: 1, graph: "model.onnx", graphSha256: "", inline: split.inline, external: split.external };
+      const { files, placements } = layoutOnnx(split.graph, manifest, (n) => byName.get(n)?.length);
+      expect([...files.keys()].sort()).toEqual(["model.onnx", ...split.external.map((e) => e.file)].sort());
+      expect(placements.map((p) => p.name).sort()).toEqual([...byName.keys()].sort());
+      for (const p of placements) {
+        const bytes = files.get(p.file)!.subarray(p.offset, p.offset + p.length);
+        expect(bytes.every((b) => b === 0)).toBe(true); // room left for the weight, nothing else there
+        bytes.set(byName.get(p.name)!);
+      }
+      expect(Buffer.from(files.get("model.onnx")!).equals(Buffer.from(model))).toBe(true);
+      for (const e of split.external) expect(Buffer.from(files.get(e.file)!).equals(readFileSync(join(dir, e.file)))).toBe(true);
+    }
+  });
+
+  it("a weight missing from the container or of another size than its external-data range: ERR_CT_FORMAT", () => {
+    for (const m of MODELS) {
+      const dir = join(FIXTURES, m, "onnx");
+      const split = splitOnnx(new Uint8Array(readFileSync(join(dir, "model.onnx"))), (loc) => new Uint8Array(readFileSync(join(dir, loc))));
+      const sizes = new Map(split.weights.map((w) => [w.name, w.data.length]));
+      const manifest: OnnxManifest = { version: 1, graph: "model.onnx", graphSha256: "", inline: split.inline, external: split.external };
+      const first = split.weights[0]!.name;
+      expect(() => layoutOnnx(split.graph, manifest, (n) => (n === first ? undefined : sizes.get(n)))).toThrow(
+        expect.objectContaining({ code: "ERR_CT_FORMAT" }),
+      );
+      if (m === "tiny-bert-extdata") {
+        expect(() => layoutOnnx(split.graph, manifest, (n) => sizes.get(n)! + (n === first ? 4 : 0))).toThrow(
+          expect.objectContaining({ code: "ERR_CT_FORMAT" }),
+        );
+      }
     }
   });
 });
@@ -194,23 +234,48 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
     expect(enc.data).toEqual(plain.data);
   });
 
-  it("without the hook the encrypted model does not load (the graph alone holds no weights)", async () => {
+  it("without the hook the encrypted model does not load, and the error says why (the graph's marker operator)", async () => {
     const r = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert" });
     expect(r.data).toBeUndefined();
-    expect(r.error).toBeDefined();
+    expect(r.error?.message).toMatch(/this model is encrypted: install the ctensors hook \(ctensors\/transformers\) to load it/);
+    expect(r.error?.message).not.toMatch(/raw_data size/);
+    // External data: transformers.js asks for onnx/model.onnx_data, which an encrypted folder does not
+    // have, before onnxruntime sees the graph (config.json's use_external_data_format decides that).
+    const ext = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert-extdata" });
+    expect(ext.data).toBeUndefined();
+    expect(ext.error?.message).toMatch(/model\.onnx_data/);
   });
 
-  it("memoises per model: a second pipeline on the same model decrypts and downloads nothing again", async () => {
+  it("hands the decrypted files to transformers.js and keeps none once the session exists; a new pipeline decrypts again", async () => {
     const hub = await hubStandIn({ "acme/secret-bert": join(encRoot, "tiny-bert-extdata") });
     try {
       const r = await runPipeline({ remoteHost: hub.url, model: "acme/secret-bert", hook: hook(), repeat: 3 });
       expectSameOutput(r, "tiny-bert-extdata");
-      expect(r.loaded).toHaveLength(1);
-      expect(hub.requests.filter((p) => p.endsWith("model.onnx.cryptotensors"))).toHaveLength(1);
-      expect(hub.requests.filter((p) => p.endsWith("/onnx/model.onnx"))).toHaveLength(1);
+      expect(r.held).toEqual([0, 0, 0]); // nothing decrypted is kept by the hook (no forget() needed)
+      expect(r.loaded).toHaveLength(3);
+      // one request per file and load: transformers.js' two lookups of each ONNX file share one fetch
+      expect(hub.requests.filter((p) => p.endsWith("model.onnx.cryptotensors"))).toHaveLength(3);
+      expect(hub.requests.filter((p) => p.endsWith("/onnx/model.onnx"))).toHaveLength(3);
+      expect(hub.requests.filter((p) => p.endsWith("/onnx/model.onnx_data"))).toHaveLength(0);
     } finally {
       await hub.close();
     }
+  });
+
+  it("local folders decrypt from the file into transformers.js' buffers with either engine (native, CTENSORS_ENGINE=js)", async () => {
+    for (const m of MODELS) {
+      for (const engine of ["native", "js"]) {
+        const r = await runPipeline({ localModelPath: encRoot + "/", model: m, hook: hook() }, { CTENSORS_ENGINE: engine });
+        expectSameOutput(r, m);
+        expect(r.held).toEqual([0]);
+      }
+    }
+  });
+
+  it("local folder, inline weights: the hook holds nothing once the session exists", async () => {
+    const r = await runPipeline({ localModelPath: encRoot + "/", model: "tiny-bert", hook: hook() });
+    expectSameOutput(r, "tiny-bert");
+    expect(r.held).toEqual([0]);
   });
 
   describe("refusals (typed errors, the model never runs)", () => {
@@ -316,6 +381,65 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
         await runPipeline({ localModelPath: bad + "/", model: m, hook: { ...hook(), allowUnsignedRelease: true } }),
         "tiny-bert",
       );
+    });
+
+    // Every other file transformers.js reads (config, tokenizer…) is checked against the release before it sees it.
+    const editText = (file: string, from: string | RegExp, to: string) => {
+      const text = readFileSync(file, "utf8");
+      const edited = text.replace(from, to);
+      expect(edited, `${file} was not edited`).not.toBe(text);
+      writeFileSync(file, edited);
+    };
+    const resign = (m: string) => writeRelease(join(bad, m), { signKey: ownSignKey!, model: "tiny-bert", release: 2 });
+    let ownSignKey: SigningKey | undefined;
+    beforeAll(async () => {
+      [ownSignKey] = (await loadAllKeys([join(keys, "sign.jwk")])).filter((k): k is SigningKey => k.kind === "sign");
+    });
+
+    it("an altered config.json (still valid JSON, a model that would run): ERR_CT_INTEGRITY naming config.json", async () => {
+      const m = tampered("config", (d) => editText(join(d, "..", "config.json"), '"layer_norm_eps": 1e-12', '"layer_norm_eps": 1e-3'));
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^config\.json was modified: it does not match release \d+ of /);
+      // the same folder without its manifest check (allowUnsignedRelease does not skip a manifest that is there)
+      expectRefused(
+        await runPipeline({ localModelPath: bad + "/", model: m, hook: { ...hook(), allowUnsignedRelease: true } }),
+        "ERR_CT_INTEGRITY",
+      );
+    });
+
+    it("an altered tokenizer.json: ERR_CT_INTEGRITY naming tokenizer.json (local folder and Hub-like server)", async () => {
+      const m = tampered("tokenizer", (d) => editText(join(d, "..", "tokenizer.json"), /"cat": (\d+)/, '"cat": 5'));
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^tokenizer\.json was modified/);
+      const hub = await hubStandIn({ "acme/tok": join(bad, m) });
+      try {
+        const rr = await runPipeline({ remoteHost: hub.url, model: "acme/tok", hook: hook() });
+        expectRefused(rr, "ERR_CT_INTEGRITY");
+        expect(rr.error!.message).toMatch(/^tokenizer\.json was modified/);
+      } finally {
+        await hub.close();
+      }
+    });
+
+    it("a file the release does not list (tokenizer_config.json added after signing): ERR_CT_INTEGRITY naming it", async () => {
+      const m = tampered("extra", () => {});
+      const tc = join(bad, m, "tokenizer_config.json");
+      const saved = readFileSync(tc);
+      execFileSync("rm", [tc]);
+      await resign(m);
+      writeFileSync(tc, saved);
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^tokenizer_config\.json is not part of release 2 of tiny-bert/);
+    });
+
+    it("a file the release lists removed (tokenizer.json): ERR_CT_INTEGRITY naming it", async () => {
+      const m = tampered("missing", (d) => execFileSync("rm", [join(d, "..", "tokenizer.json")]));
+      const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
+      expectRefused(r, "ERR_CT_INTEGRITY");
+      expect(r.error!.message).toMatch(/^tokenizer\.json is missing: release \d+ of /);
     });
 
     it("a model.sig signed by a key that is not trusted (the shards are): ERR_CT_UNTRUSTED_SIGNER", async () => {

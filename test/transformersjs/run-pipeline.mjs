@@ -34,6 +34,7 @@ try {
     if (cfg.expectFsCacheOff && env.useFSCache !== false) throw new Error("the hook left useFSCache on");
   }
   let out;
+  const held = [];
   if (cfg.api === "auto") {
     // AutoTokenizer + AutoModel.from_pretrained instead of pipeline(): the raw last_hidden_state.
     const { AutoModel, AutoTokenizer } = await import("@huggingface/transformers");
@@ -44,10 +45,11 @@ try {
   }
   for (let i = 0; i < (cfg.api === "auto" ? 0 : (cfg.repeat ?? 1)); i++) {
     const extractor = await pipeline("feature-extraction", cfg.model, { dtype: "fp32" });
+    held.push(hook?.heldBytes ?? null); // the session exists: what the hook still holds
     out = await extractor(texts, { pooling: "mean", normalize: false });
     await extractor.dispose?.();
   }
-  console.log(JSON.stringify({ dims: out.dims, data: Array.from(out.data), loaded: hook?.loaded ?? null, fetches }));
+  console.log(JSON.stringify({ dims: out.dims, data: Array.from(out.data), loaded: hook?.loaded ?? null, held, fetches }));
 } catch (e) {
   console.log(JSON.stringify({ error: { code: e?.code ?? null, message: String(e?.message ?? e), name: e?.name ?? null } }));
 }

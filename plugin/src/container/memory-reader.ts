@@ -71,10 +71,28 @@ export class MemoryCryptoTensors {
    * @throws ERR_CT_DECRYPTION_FAILED, ERR_CT_INTEGRITY, ERR_CT_KEY_NOT_FOUND, ERR_CT_FORMAT
    */
   async readTensor(name: string): Promise<Uint8Array> {
+    const out = new Uint8Array(this.byteLength(name));
+    await this.readTensorInto(name, out);
+    return out;
+  }
+
+  /** A tensor's stored byte length. @throws ERR_CT_FORMAT when there is no such tensor */
+  byteLength(name: string): number {
     const t = this.header.byName.get(name);
     if (!t) throw noSuchTensor(name);
+    return t.end - t.begin;
+  }
+
+  /**
+   * Writes the tensor's authenticated plaintext into `out` (exactly its byte length), e.g. straight into
+   * the buffer it is used from. On any failure `out` is zeroed.
+   * @throws ERR_CT_DECRYPTION_FAILED, ERR_CT_INTEGRITY, ERR_CT_KEY_NOT_FOUND, ERR_CT_FORMAT
+   */
+  async readTensorInto(name: string, out: Uint8Array): Promise<void> {
+    const t = this.header.byName.get(name);
+    if (!t) throw noSuchTensor(name);
+    if (out.length !== t.end - t.begin) throw new TypeError(`buffer for ${name} must be ${t.end - t.begin} bytes, got ${out.length}`);
     const start = this.header.dataStart + t.begin;
-    const out = new Uint8Array(t.end - t.begin);
     await openTensorInto(
       { crypto: this.crypto, deks: this.deks },
       t,
@@ -82,7 +100,6 @@ export class MemoryCryptoTensors {
       async (buf) => buf.set(this.bytes.subarray(start, start + buf.length)),
       this.tensorCrypto,
     );
-    return out;
   }
 
   /** Zeroes the data keys. */

@@ -4,7 +4,9 @@
 //
 // Layout for `onnx/model.onnx` (docs/transformersjs.md):
 //   onnx/model.onnx                the graph; every initializer that held raw_data keeps an EMPTY raw_data
-//                                  field, initializers stored as external data keep their references
+//                                  field, initializers stored as external data keep their references; one
+//                                  marker node is added (encrypted-marker.ts) so that loading the graph
+//                                  without ctensors fails with "this model is encrypted: install the ctensors hook"
 //   onnx/model.onnx.cryptotensors  one tensor per initializer (its bytes, dtype and shape), encrypted and
 //                                  signed; `__metadata__["ctensors.onnx"]` (signed with the header) holds
 //                                  the manifest: SHA-256 of the stripped graph, which initializers were
@@ -14,8 +16,19 @@
 import { CryptoTensorsError } from "../errors.js";
 import type { Dtype } from "../format/dtype.js";
 import { tensorByteLength } from "../format/dtype.js";
-import { lenField, parseMessage, repeatedVarints, serializeMessage, stringValue, varintValue, WIRE_LEN, type WireField } from "./wire.js";
+import {
+  encodeVarint,
+  lenField,
+  parseMessage,
+  repeatedVarints,
+  serializeMessage,
+  stringValue,
+  varintValue,
+  WIRE_LEN,
+  type WireField,
+} from "./wire.js";
 import { quote } from "../format/printable.js";
+import { addEncryptedMarker, removeEncryptedMarker } from "./encrypted-marker.js";
 
 // Field numbers of the ONNX IR (onnx.proto3, IR version ≥ 3).
 const MODEL_GRAPH = 7;
@@ -228,13 +241,112 @@ export function splitOnnx(model: Uint8Array, readExternal: (location: string) =>
       }
     }
   }
+  const marked = addEncryptedMarker(modelFields, newGraph);
   return {
-    graph: withGraph(modelFields, graphIndex, newGraph),
+    graph: withGraph(marked.modelFields, graphIndex, marked.graph),
     weights,
     inline,
     external: [...files].map(([file, { data }]) => ({ file, bytes: data.length })),
     consumed: [...files.keys()],
   };
+}
+
+/** Where one weight goes in the rebuilt files: `length` bytes at `offset` of `file` (the graph's base name or an external-data location). */
+export interface WeightPlacement {
+  name: string;
+  file: string;
+  offset: number;
+  length: number;
+}
+
+/** The rebuilt files with their weights' bytes still zero, and where each weight goes. */
+export interface OnnxLayout {
+  /** File name → its bytes: the graph (by its base name, `manifest.graph`) and each external-data file. */
+  files: Map<string, Uint8Array>;
+  placements: WeightPlacement[];
+}
+
+/** A piece of a message being rebuilt: bytes, or room for a weight's bytes. */
+type Piece = Uint8Array | { weight: string; length: number };
+
+const pieceLength = (ps: readonly Piece[]) => ps.reduce((n, p) => n + (p instanceof Uint8Array ? p.length : p.length), 0);
+
+function lenPieces(no: number, payload: readonly Piece[]): Piece[] {
+  const tag = encodeVarint(no * 8 + WIRE_LEN);
+  const len = encodeVarint(pieceLength(payload));
+  const head = new Uint8Array(tag.length + len.length);
+  head.set(tag, 0);
+  head.set(len, tag.length);
+  return [head, ...payload];
+}
+
+/**
+ * Lays out the original ONNX file and its external-data files for the weights to be written straight
+ * into them (decrypted in place by the caller): returns the files, zero where weights go, and each
+ * weight's place. `sizeOf(name)` is a weight's byte length (the container's), undefined when the
+ * container has no such weight. The graph must have been checked against the manifest's digest by the caller.
+ * @throws ERR_CT_FORMAT when graph, manifest and sizes disagree; ERR_CT_UNSUPPORTED for files no buffer can hold
+ */
+export function layoutOnnx(graph: Uint8Array, manifest: OnnxManifest, sizeOf: (name: string) => number | undefined): OnnxLayout {
+  const parsed = graphFields(graph);
+  const { modelFields, graph: fields } = removeEncryptedMarker(parsed.modelFields, parsed.graph);
+  const graphIndex = modelFields.findIndex((f) => f.no === MODEL_GRAPH && f.wire === WIRE_LEN);
+  const inline = new Set(manifest.inline);
+  const files = new Map(manifest.external.map((e) => [checkLocation(e.file), allocateExternal(e.file, e.bytes)]));
+  const placements: WeightPlacement[] = [];
+  const size = (name: string): number => {
+    const n = sizeOf(name);
+    if (n === undefined) throw bad(`the container has no weight ${quote(name)} for the graph's initializer`);
+    return n;
+  };
+  const seen = new Set<string>();
+  const graphPieces: Piece[] = [];
+  for (const gf of fields) {
+    if (gf.no !== GRAPH_INITIALIZER || gf.wire !== WIRE_LEN) {
+      graphPieces.push(gf.raw);
+      continue;
+    }
+    const init = readInitializer(gf.value);
+    if (init.external) {
+      const location = checkLocation(init.external.get("location") ?? "");
+      const file = files.get(location);
+      if (!file) throw bad(`initializer ${quote(init.name)} refers to ${location}, which the manifest does not list`);
+      const r = externalRange(init, file.length);
+      if (size(init.name) !== r.length || r.offset + r.length > file.length)
+        throw bad(`initializer ${quote(init.name)}: size does not match its external data range`);
+      placements.push({ name: init.name, file: location, offset: r.offset, length: r.length });
+      graphPieces.push(gf.raw);
+      continue;
+    }
+    if (!inline.has(init.name)) {
+      graphPieces.push(gf.raw);
+      continue;
+    }
+    if (seen.has(init.name)) throw bad(`two initializers are named ${quote(init.name)}`);
+    seen.add(init.name);
+    const length = size(init.name);
+    const initPieces: Piece[] = [];
+    for (const f of init.fields) {
+      if (f.no !== TENSOR_RAW_DATA) initPieces.push(f.raw);
+      else if (f.value.length !== 0) throw bad(`initializer ${quote(init.name)} still holds data in the stripped graph`);
+      else initPieces.push(...lenPieces(TENSOR_RAW_DATA, [{ weight: init.name, length }]));
+    }
+    graphPieces.push(...lenPieces(GRAPH_INITIALIZER, initPieces));
+  }
+  const missing = manifest.inline.filter((n) => !seen.has(n));
+  if (missing.length) throw bad(`the graph has no initializer ${quote(missing[0])} listed in the manifest`);
+  const modelPieces: Piece[] = [];
+  modelFields.forEach((f, i) => modelPieces.push(...(i === graphIndex ? lenPieces(MODEL_GRAPH, graphPieces) : [f.raw])));
+  const model = allocateExternal(manifest.graph, pieceLength(modelPieces));
+  let pos = 0;
+  for (const p of modelPieces) {
+    if (p instanceof Uint8Array) model.set(p, pos);
+    else placements.push({ name: p.weight, file: manifest.graph, offset: pos, length: p.length });
+    pos += p.length;
+  }
+  if (files.has(manifest.graph)) throw bad(`external data file ${quote(manifest.graph)} has the graph's name`);
+  files.set(manifest.graph, model);
+  return { files, placements };
 }
 
 /**
@@ -248,45 +360,26 @@ export async function joinOnnx(
   manifest: OnnxManifest,
   weight: (name: string) => Promise<Uint8Array>,
 ): Promise<{ model: Uint8Array; external: Map<string, Uint8Array> }> {
-  const { modelFields, graphIndex, graph: fields } = graphFields(graph);
+  const needed = neededWeights(graph, manifest);
+  const data = new Map<string, Uint8Array>();
+  for (const name of needed) if (!data.has(name)) data.set(name, await weight(name));
+  const { files, placements } = layoutOnnx(graph, manifest, (name) => data.get(name)?.length);
+  for (const p of placements) files.get(p.file)!.set(data.get(p.name)!, p.offset);
+  const model = files.get(manifest.graph)!;
+  files.delete(manifest.graph);
+  return { model, external: files };
+}
+
+/** The names of the weights a stripped graph takes back, in graph order. */
+function neededWeights(graph: Uint8Array, manifest: OnnxManifest): string[] {
   const inline = new Set(manifest.inline);
-  const external = new Map(manifest.external.map((e) => [checkLocation(e.file), allocateExternal(e.file, e.bytes)]));
-  const seen = new Set<string>();
-  const newGraph: WireField[] = [];
-  for (const gf of fields) {
-    if (gf.no !== GRAPH_INITIALIZER || gf.wire !== WIRE_LEN) {
-      newGraph.push(gf);
-      continue;
-    }
+  const out: string[] = [];
+  for (const gf of graphFields(graph).graph) {
+    if (gf.no !== GRAPH_INITIALIZER || gf.wire !== WIRE_LEN) continue;
     const init = readInitializer(gf.value);
-    if (init.external) {
-      const location = checkLocation(init.external.get("location") ?? "");
-      const file = external.get(location);
-      if (!file) throw bad(`initializer ${quote(init.name)} refers to ${location}, which the manifest does not list`);
-      const r = externalRange(init, file.length);
-      const data = await weight(init.name);
-      if (data.length !== r.length || r.offset + r.length > file.length)
-        throw bad(`initializer ${quote(init.name)}: size does not match its external data range`);
-      file.set(data, r.offset);
-      newGraph.push(gf);
-      continue;
-    }
-    if (!inline.has(init.name)) {
-      newGraph.push(gf);
-      continue;
-    }
-    seen.add(init.name);
-    const data = await weight(init.name);
-    const restored = init.fields.map((f) => {
-      if (f.no !== TENSOR_RAW_DATA) return f;
-      if (f.value.length !== 0) throw bad(`initializer ${quote(init.name)} still holds data in the stripped graph`);
-      return lenField(TENSOR_RAW_DATA, data);
-    });
-    newGraph.push(lenField(GRAPH_INITIALIZER, serializeMessage(restored)));
+    if (init.external || inline.has(init.name)) out.push(init.name);
   }
-  const missing = manifest.inline.filter((n) => !seen.has(n));
-  if (missing.length) throw bad(`the graph has no initializer ${quote(missing[0])} listed in the manifest`);
-  return { model: withGraph(modelFields, graphIndex, newGraph), external };
+  return out;
 }
 
 /** The buffer an external-data file is rebuilt in; a size no buffer can hold is a coded refusal, not a RangeError. */

@@ -4,22 +4,29 @@
 // and `X.onnx.cryptotensors` from wherever the request points (a local folder or any Hub-like URL),
 // verifies the signature with the trusted keys, checks the graph against the signed digest and both
 // against the model's signed release manifest (release-check.ts), decrypts
-// the weights in memory, rebuilds the original ONNX bytes and returns them as a Response. Nothing is
-// written anywhere: transformers.js' file and browser caches are switched off and `put` stores nothing.
+// the weights in memory, rebuilds the original ONNX bytes and returns them as a Response. The other files
+// of a model with a release manifest (config, tokenizer, chat templates…) are read by the hook too and
+// handed to transformers.js only once they match the manifest. Nothing decrypted is written anywhere:
+// transformers.js' file and browser caches are switched off and `put` stores nothing; in browsers the
+// fetched ENCRYPTED container is kept in Cache Storage (container-cache.ts) so a reload downloads nothing.
 //
 // transformers.js swallows exceptions thrown by `match`, so a refused model is answered with a
 // Response whose body fails with the typed CryptoTensorsError: loading then rejects with that error.
 
 //
-// The parts: model-files.ts reads files (local or fetched), model-store.ts verifies and decrypts each
-// graph once, onnx-cache.ts answers transformers.js' requests from it, request-keys.ts maps requests to
-// graph keys, failing-response.ts carries a refusal through transformers.js.
+// The parts: model-files.ts reads files (local or fetched), container-weights.ts / file-weights.ts open a
+// container and decrypt into the final buffers, container-cache.ts keeps ciphertext between page loads,
+// model-store.ts verifies and decrypts each graph once, onnx-cache.ts answers transformers.js' requests
+// from it, request-keys.ts maps requests to graph keys, failing-response.ts carries a refusal through
+// transformers.js.
 
 import { CryptoTensorsError } from "../errors.js";
 import type { CryptoProvider } from "../crypto/provider.js";
 import type { PolicyEngine } from "../container/policy-check.js";
 import type { Key } from "../keys/jwk.js";
 import { TrustStore } from "../keys/trust.js";
+import type { ContainerCache } from "./container-cache.js";
+import type { ContainerOpenOptions, ContainerWeights } from "./container-weights.js";
 import { modelFileReader } from "./model-files.js";
 import { ModelStore } from "./model-store.js";
 import { OnnxCache } from "./onnx-cache.js";
@@ -47,6 +54,11 @@ export interface InstallOptions {
   allowUnsignedRelease?: boolean;
   /** fetch used for model files (default: `env.fetch`, else `globalThis.fetch`). */
   fetch?: FetchLike;
+  /**
+   * Browsers: keep each fetched encrypted container (ciphertext, never a decrypted file) in Cache Storage,
+   * so that the next page load does not download the model again (default true). Node: no effect.
+   */
+  cacheEncrypted?: boolean;
   /** Extra headers for model file requests (e.g. `{ authorization: "Bearer hf_…" }` for private Hub repos). */
   headers?: Record<string, string>;
 }
@@ -65,9 +77,11 @@ export interface CryptoTensorsHook {
     put(request: string, response: Response): Promise<void>;
     delete(request: string): Promise<boolean>;
   };
-  /** Models decrypted so far (each once: later requests are served from memory). */
+  /** Models decrypted so far (a model loaded again after transformers.js took its files is decrypted again). */
   readonly loaded: readonly LoadedModel[];
-  /** Drops the decrypted models kept in memory (zeroing their bytes). */
+  /** Bytes of decrypted files the hook still holds: 0 once transformers.js has taken every file it asked for. */
+  readonly heldBytes: number;
+  /** Drops the decrypted files not yet taken by transformers.js (zeroing their bytes). */
   forget(): void;
   /** Restores the env settings changed by the install and forgets the models. */
   uninstall(): void;
@@ -79,6 +93,13 @@ export interface Platform {
   loadKeys(sources: readonly KeySource[], token: string | undefined): Promise<Key[]>;
   /** Reads a local path; undefined when the file does not exist. */
   readLocal(path: string): Promise<Uint8Array | undefined>;
+  /**
+   * Opens a local container file to decrypt from it directly (Node: file-weights.ts); without it, local
+   * containers are read with readLocal and decrypted from memory. Undefined when the file does not exist.
+   */
+  openLocalContainer?(path: string, options: ContainerOpenOptions): Promise<ContainerWeights | undefined>;
+  /** Where fetched containers (ciphertext only) are kept between loads (browsers: Cache Storage). */
+  containerCache?: ContainerCache | undefined;
   /** Evaluates non-default access policies (Node: the $CTENSORS_REGO_PYTHON engine); without one they are refused. */
   policyEngine?: PolicyEngine | undefined;
   /** Default headers for a model URL (Node: the Hub token for huggingface.co). */
@@ -93,6 +114,7 @@ export interface TransformersEnv {
   useBrowserCache?: boolean;
   experimental_useCrossOriginStorage?: boolean;
   allowLocalModels?: boolean;
+  allowRemoteModels?: boolean;
   localModelPath?: string;
   remoteHost?: string;
   remotePathTemplate?: string;
@@ -144,12 +166,15 @@ export async function install(env: TransformersEnv, options: InstallOptions, pla
   const read = modelFileReader(env, options, platform);
   const release = new HookRelease(env, { trust, provider: platform.provider, read, allowUnsigned: options.allowUnsignedRelease === true });
   const store = new ModelStore({ keys, trust, requireEncrypted: options.requireEncrypted !== false, platform, read, release });
-  const cache = new OnnxCache(env, store);
+  const cache = new OnnxCache(env, store, release);
   const restore = takeOverCaches(env, cache);
   const forget = () => cache.forget();
   return {
     cache,
     loaded: store.loaded,
+    get heldBytes() {
+      return store.heldBytes;
+    },
     forget,
     uninstall() {
       forget();

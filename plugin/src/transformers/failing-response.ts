@@ -26,10 +26,40 @@ export function failingResponse(err: unknown): Response {
   });
 }
 
-/** A 200 Response with the bytes of a decrypted model file. */
-export function fileResponse(bytes: Uint8Array): Response {
-  return new Response(bytes as unknown as ConstructorParameters<typeof Response>[0], {
+/**
+ * A 200 Response that hands the bytes of a decrypted model file to transformers.js without copying them:
+ * `arrayBuffer()` returns the buffer the bytes were decrypted into (a `new Response(bytes)` would copy them,
+ * and its `arrayBuffer()` once more). `onTaken` runs when the body is read, so the hook can let go of them.
+ */
+export function fileResponse(bytes: Uint8Array, onTaken: () => void = () => {}): Response {
+  const res = new Response(null, {
     status: 200,
     headers: { "content-length": String(bytes.length), "content-type": "application/octet-stream" },
+  });
+  let taken = false;
+  const take = (): Uint8Array => {
+    if (taken) throw new TypeError("Body has already been consumed.");
+    taken = true;
+    onTaken();
+    return bytes;
+  };
+  const whole = (b: Uint8Array): ArrayBuffer =>
+    (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b.buffer : b.slice().buffer) as ArrayBuffer;
+  return Object.defineProperties(res, {
+    body: {
+      get: () =>
+        new ReadableStream({
+          start(controller) {
+            controller.enqueue(take());
+            controller.close();
+          },
+        }),
+    },
+    bodyUsed: { get: () => taken },
+    arrayBuffer: { value: async () => whole(take()) },
+    bytes: { value: async () => take() },
+    blob: { value: async () => new Blob([whole(take())]) },
+    text: { value: async () => new TextDecoder().decode(take()) },
+    json: { value: async () => JSON.parse(new TextDecoder().decode(take())) },
   });
 }

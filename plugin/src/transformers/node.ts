@@ -6,6 +6,7 @@ import { readFile } from "node:fs/promises";
 import { nodeCryptoProvider } from "../crypto/provider-node.js";
 import { loadAllKeys } from "../keys/sources.js";
 import { defaultPolicyEngine } from "../policy.js";
+import { fileWeights } from "./file-weights.js";
 import { install, type CryptoTensorsHook, type InstallOptions, type TransformersEnv } from "./core.js";
 
 export type { CryptoTensorsHook, InstallOptions, LoadedModel, TransformersEnv, KeySource } from "./core.js";
@@ -22,13 +23,14 @@ export function installCryptoTensors(env: TransformersEnv, options: InstallOptio
     loadKeys: (sources, token) => loadAllKeys(sources, { token }),
     async readLocal(path) {
       try {
-        return new Uint8Array(await readFile(path));
+        return await readFile(path); // a Buffer is a Uint8Array: no copy
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "ENOENT" || code === "ENOTDIR") return undefined;
         throw err;
       }
     },
+    openLocalContainer: fileWeights,
     policyEngine: defaultPolicyEngine(),
     defaultHeaders(url): Record<string, string> {
       // As transformers.js does: the Hub token only for the Hub.

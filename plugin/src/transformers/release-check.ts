@@ -1,6 +1,7 @@
 // The signed release manifest (`model.sig`, docs/format.md §13) for the hook: fetched beside the model
 // like its other files, its signature checked against the hook's `trust` keys, and every file the hook
-// serves (the graph and its container) checked against it, with the rules of plugin/src/release
+// serves checked against it before transformers.js sees it: the graph and its container, and every other
+// file of the release transformers.js asks for (config, tokenizer, templates…), with the rules of plugin/src/release
 // (manifest-open.ts: the same code the CLI and the sidecar use). A model without one is refused unless
 // `allowUnsignedRelease`.
 //
@@ -19,6 +20,7 @@ import {
   openManifest,
 } from "../release/manifest-open.js";
 import { RELEASE_MANIFEST_FILE } from "../release/oms.js";
+import type { ContainerWeights } from "./container-weights.js";
 import type { TransformersEnv } from "./core.js";
 import type { ModelFileReader } from "./model-files.js";
 import { isHttpUrl } from "./request-keys.js";
@@ -83,14 +85,39 @@ export class HookRelease {
    * manifest, unless allowUnsignedRelease; a file not listed or altered, naming it), ERR_CT_UNTRUSTED_SIGNER,
    * ERR_CT_SIGNATURE_INVALID, ERR_CT_FORMAT
    */
-  async checkEncrypted(graphKey: string, graph: Uint8Array, container: Uint8Array): Promise<void> {
+  async checkEncrypted(graphKey: string, graph: Uint8Array, container: Pick<ContainerWeights, "headerBytes" | "wholeFile">): Promise<void> {
     const found = await this.#find(graphKey);
     if (!found) {
       if (this.options.allowUnsigned) return;
       throw noManifestError(graphKey.slice(0, graphKey.lastIndexOf("/") + 1) || graphKey);
     }
     await this.#check(found, graphKey, graph);
-    await this.#check(found, graphKey + ONNX_CONTAINER_SUFFIX, container);
+    // A CryptoTensors file is bound by its header (its tensors are bound by the header's tags): the
+    // header is enough unless the release lists the container by the sha256 of the whole file.
+    const containerKey = graphKey + ONNX_CONTAINER_SUFFIX;
+    const byHeader = found.manifest.headers[containerKey.slice(found.root.length)] !== undefined;
+    await this.#check(found, containerKey, byHeader ? container.headerBytes : await container.wholeFile());
+  }
+
+  /**
+   * Any other file of a model (config.json, tokenizer files, generation config, chat templates,
+   * preprocessor config…): when a release manifest covers it, the file is read here and returned only if
+   * it matches its signed sha256; undefined when no release covers it (transformers.js loads it as usual)
+   * or when it does not exist and the release does not list it (an optional file: transformers.js' own 404).
+   * @throws ERR_CT_INTEGRITY naming the file (altered, not part of the release, listed but missing),
+   * and what opening the manifest throws
+   */
+  async checkedFile(key: string): Promise<Uint8Array | undefined> {
+    const found = await this.#find(key);
+    if (!found) return undefined;
+    const bytes = await this.options.read(key);
+    if (!bytes) {
+      const name = key.slice(found.root.length);
+      if (found.manifest.digests.has(name)) throw missingFromReleaseError(name, found.manifest);
+      return undefined;
+    }
+    await this.#check(found, key, bytes);
+    return bytes;
   }
 
   /** A plaintext graph (allowed by requireEncrypted: false): checked only when a release is there, whose container must not be missing. */

@@ -2,13 +2,15 @@
 // export, bundled by plugin/scripts/build-web.mjs): the same hook as in Node (core.ts) with WebCrypto
 // AES-GCM and SHA-256, @noble/ciphers ChaCha20-Poly1305 and @noble/curves Ed25519.
 // Keys: a JWK or JWK set object, inline JSON text, or a JWK-set URL fetched with an optional bearer
-// token (`keyToken`). There are no key files or environment variables in a page.
+// token (`keyToken`). There are no key files or environment variables in a page. Fetched encrypted
+// containers are kept in Cache Storage (container-cache.ts; `cacheEncrypted: false` turns that off).
 // What this does and does not protect in a browser: docs/transformersjs.md.
 
 import { CryptoTensorsError } from "../errors.js";
 import { webCryptoProvider } from "../crypto/provider-web.js";
 import { parseJwkOrSet, parseJwkText, type Key } from "../keys/jwk.js";
 import { fetchJwkSet, isAllowedKeyUrl } from "../keys/jwk-set-url.js";
+import { cacheStorageContainers } from "./container-cache.js";
 import { install, type CryptoTensorsHook, type InstallOptions, type KeySource, type TransformersEnv } from "./core.js";
 
 export type { CryptoTensorsHook, InstallOptions, LoadedModel, TransformersEnv, KeySource } from "./core.js";
@@ -40,6 +42,7 @@ export function installCryptoTensors(env: TransformersEnv, options: InstallOptio
   return install(env, options, {
     provider: webCryptoProvider,
     loadKeys: loadWebKeys,
+    containerCache: options.cacheEncrypted === false ? undefined : cacheStorageContainers(),
     async readLocal(path) {
       const res = await fetch(path, { credentials: "same-origin" });
       if (res.status === 404) return undefined;
