@@ -12,7 +12,8 @@ first file or sidecar call to every parameter filled, checks included — and th
 (every thread) and the sidecar (/proc/PID/stat) over the same interval.
 
 Prints one line `BENCH_RESULT {json}`: seconds (load_weights), cpuSeconds, sidecarCpuSeconds,
-loadModelSeconds, llmSeconds (the LLM constructor), generateSeconds, tokens, minorFaults, RSS figures.
+loadModelSeconds, llmSeconds (the LLM constructor), generateSeconds, tokens, minorFaults, RSS figures;
+for ours also openSeconds (CheckpointWeights' OpenModel, inside load_weights).
 """
 
 import json
@@ -82,6 +83,21 @@ def main():
             timing["loadModelSeconds"] = time.perf_counter() - t0
 
     BaseModelLoader.load_model = load_model
+
+    if load_format == "cryptotensors":
+        # ours only: how much of load_weights is OpenModel (signature, release, policy, key unwrap)
+        from ctensors.vllm._weights import CheckpointWeights
+
+        original_enter = CheckpointWeights.__enter__
+
+        def enter(self):
+            t0 = time.perf_counter()
+            try:
+                return original_enter(self)
+            finally:
+                timing.setdefault("openSeconds", time.perf_counter() - t0)
+
+        CheckpointWeights.__enter__ = enter
 
     kwargs = {"model_loader_extra_config": extra} if extra is not None else {}
     t0 = time.perf_counter()

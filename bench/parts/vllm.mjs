@@ -137,6 +137,11 @@ export function vllmReport(samples, { dataBytes, tensors, sizeMiB, shapes, loadA
     row.logged = median(list.map((x) => x.logged).filter((x) => typeof x === "number"));
     row.tokensEqual = list.every((x) => JSON.stringify(x.result.tokens) === JSON.stringify(samples.plain?.[0]?.result.tokens));
     row.loadModel = median(list.map((x) => x.result.loadModelSeconds));
+    if (mode.extra) {
+      row.open = median(list.map((x) => x.result.openSeconds ?? 0));
+      const side = list.map((x) => x.sidecarLoad?.ms).filter((x) => typeof x === "number");
+      row.sidecarLoadSeconds = side.length ? median(side) / 1000 : null;
+    }
     row.llm = median(list.map((x) => x.result.llmSeconds));
     rows.push(row);
   }
@@ -148,6 +153,13 @@ export function vllmReport(samples, { dataBytes, tensors, sizeMiB, shapes, loadA
     `greedy tokens (3 prompts × 16 tokens) of every encrypted run equal to the plain run's: ${tokensEqual ? "yes" : "**NO**"}`,
     `CPU seconds per GiB during load_weights, all processes (vLLM process + sidecar), median: ${rows.map((r) => `${r.id.replace("vllm-", "")} ${f2(r.cpuAllPerGiB)}${r.id === "vllm-plain" ? "" : ` (sidecar ${f2(r.sidecarCpuPerGiB)})`}`).join(", ")}`,
     `vLLM's own log line (its "Loading weights took", which starts at the first file, and our loader's "cryptotensors: loaded … in"), median s: ${rows.map((r) => `${r.id.replace("vllm-", "")} ${f2(r.logged)}`).join(", ")}; whole load_model (model construction + load_weights + post-processing): ${rows.map((r) => `${r.id.replace("vllm-", "")} ${f2(r.loadModel)}`).join(", ")}; the LLM(...) constructor: ${rows.map((r) => `${r.id.replace("vllm-", "")} ${f2(r.llm)}`).join(", ")}`,
+    `ours, inside load_weights (median s): OpenModel ${rows
+      .filter((r) => r.open !== undefined)
+      .map((r) => `${r.id.replace("vllm-ours-", "")} ${f2(r.open)}`)
+      .join(", ")}; the sidecar's own load (its load.finished log line: decryption into shared memory, from the first request to the last tensor delivered) ${rows
+      .filter((r) => r.open !== undefined)
+      .map((r) => `${r.id.replace("vllm-ours-", "")} ${f2(r.sidecarLoadSeconds)}`)
+      .join(", ")}`,
     ...(plain
       ? [
           `load_weights time ÷ plain (median): ${rows
