@@ -174,7 +174,9 @@ describe("bench vllm part", () => {
     expect(PARTS.map((p: { name: string }) => p.name)).toContain("vllm");
     expect(DEFAULT_PARTS).not.toContain("vllm");
     expect(loggedLoadSeconds("INFO 12-01 [default_loader.py:501] Loading weights took 1.09 seconds")).toBe(1.09);
-    expect(loggedLoadSeconds("cryptotensors: loaded 66 tensors (1024.0 MiB) from /m through the sidecar in 2.50 s (streaming mode)")).toBe(2.5);
+    expect(loggedLoadSeconds("cryptotensors: loaded 66 tensors (1024.0 MiB) from /m through the sidecar in 2.50 s (streaming mode)")).toBe(
+      2.5,
+    );
     expect(loggedLoadSeconds("nothing")).toBeNull();
   });
 
@@ -200,6 +202,8 @@ describe("bench vllm part", () => {
     samples.stream[1].result.tokens = [[1, 2, 4]];
     const bad = vllmReport(samples, args);
     expect(bad.tokensEqual).toBe(false);
-    expect(renderTargets(resolveRatios(bad.rows))).toMatch(/\| 1\.05× \| ≤ 1\.2×, tokens equal \| \*\*missed\*\* \| .*tokens equal: \*\*no\*\*/);
+    expect(renderTargets(resolveRatios(bad.rows))).toMatch(
+      /\| 1\.05× \| ≤ 1\.2×, tokens equal \| \*\*missed\*\* \| .*tokens equal: \*\*no\*\*/,
+    );
   });
 });

@@ -24,7 +24,7 @@ import time
 
 os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import mem_status  # noqa: E402
+from _common import mem_status
 
 PROMPTS = ["Hello, world", "The quick brown fox", "abc"]
 MAX_TOKENS = 16

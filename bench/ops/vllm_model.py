@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from transformers import LlamaConfig
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts"))
-from make_tiny_model import byte_level_tokenizer  # noqa: E402
+from make_tiny_model import byte_level_tokenizer
 
 HEAD_DIM = 64
 
@@ -42,7 +42,7 @@ def tensor_shapes(c):
             (f"{p}.mlp.up_proj.weight", (inter, h)),
             (f"{p}.mlp.down_proj.weight", (h, inter)),
         ]
-    return out + [("model.norm.weight", (h,)), ("lm_head.weight", (vocab, h))]
+    return [*out, ("model.norm.weight", (h,)), ("lm_head.weight", (vocab, h))]
 
 
 def make(name, shape, gen):

@@ -81,11 +81,10 @@ async function prepare(ctx, python) {
   const model = JSON.parse(stdout.trim().split("\n").at(-1));
   const keys = await ctx.keys();
   ctx.log(`vllm: encrypting it to ${enc} (untimed)`);
-  await run(
-    process.execPath,
-    [ctx.cli, "encrypt", plain, enc, "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")],
-    { cwd: ROOT, maxBuffer: 1 << 20 },
-  );
+  await run(process.execPath, [ctx.cli, "encrypt", plain, enc, "--key", join(keys, "enc.jwk"), "--sign-key", join(keys, "sign.jwk")], {
+    cwd: ROOT,
+    maxBuffer: 1 << 20,
+  });
   return { plain, enc, keys, model, shapes, plainFiles: await weightFiles(plain), encFiles: await weightFiles(enc) };
 }
 
@@ -156,7 +155,9 @@ export function vllmReport(samples, { dataBytes, tensors, sizeMiB, shapes, loadA
     `ours, inside load_weights (median s): OpenModel ${rows
       .filter((r) => r.open !== undefined)
       .map((r) => `${r.id.replace("vllm-ours-", "")} ${f2(r.open)}`)
-      .join(", ")}; the sidecar's own load (its load.finished log line: decryption into shared memory, from the first request to the last tensor delivered) ${rows
+      .join(
+        ", ",
+      )}; the sidecar's own load (its load.finished log line: decryption into shared memory, from the first request to the last tensor delivered) ${rows
       .filter((r) => r.open !== undefined)
       .map((r) => `${r.id.replace("vllm-ours-", "")} ${f2(r.sidecarLoadSeconds)}`)
       .join(", ")}`,
@@ -188,7 +189,9 @@ export default {
         const mode = VLLM_MODES[(i + rep) % VLLM_MODES.length];
         ctx.log(`vllm ${rep + 1}/${ctx.opts.reps}: ${mode.key}`);
         const s = await runOnce(ctx, python, fx, mode, ++n);
-        ctx.log(`  load_weights ${s.result.seconds.toFixed(2)} s, CPU ${s.result.cpuSeconds.toFixed(2)} s + sidecar ${(s.result.sidecarCpuSeconds ?? 0).toFixed(2)} s`);
+        ctx.log(
+          `  load_weights ${s.result.seconds.toFixed(2)} s, CPU ${s.result.cpuSeconds.toFixed(2)} s + sidecar ${(s.result.sidecarCpuSeconds ?? 0).toFixed(2)} s`,
+        );
         samples[mode.key].push(s);
       }
     }
