@@ -8,7 +8,13 @@ import { afterAll, describe, expect, it } from "vitest";
 // @ts-expect-error plain .mjs module without types
 import { dataSha256, llamaShapes, writeSyntheticModel } from "../bench/lib/model.mjs";
 // @ts-expect-error plain .mjs module without types
-import { updateResultsFile } from "../bench/lib/report.mjs";
+import { renderTargets, updateResultsFile } from "../bench/lib/report.mjs";
+// @ts-expect-error plain .mjs module without types
+import { resolveRatios } from "../bench/lib/rows.mjs";
+// @ts-expect-error plain .mjs module without types
+import { DEFAULT_PARTS, PARTS } from "../bench/parts/index.mjs";
+// @ts-expect-error plain .mjs module without types
+import { loggedLoadSeconds, vllmReport } from "../bench/parts/vllm.mjs";
 import { readHeader } from "../plugin/dist/index.js";
 
 const root = join(import.meta.dirname, "..");
@@ -147,4 +153,57 @@ describe("bench runner", () => {
     },
     120_000,
   );
+});
+
+// The vllm part's report from samples shaped as its children print them (a real run takes minutes of
+// vLLM: `node bench/run.mjs --only vllm`); here only the arithmetic, the token check and the target row.
+describe("bench vllm part", () => {
+  const sample = (seconds: number, cpuSeconds: number, sidecarCpuSeconds: number, tokens: number[][], log: string) => ({
+    result: { seconds, cpuSeconds, sidecarCpuSeconds, tokens, loadModelSeconds: seconds + 1, llmSeconds: seconds + 5 },
+    maxRssKiB: 2048 * 1024,
+    stdout: "",
+    stderr: log,
+    sidecarMaxRssKiB: 100 * 1024,
+    shmPeakBytes: 512 * 2 ** 20,
+  });
+  const withLogged = (s: ReturnType<typeof sample>) => ({ ...s, logged: loggedLoadSeconds(s.stderr) });
+  const args = { dataBytes: 2 ** 30, tensors: 66, sizeMiB: 1024, shapes: { hidden_size: 2048, num_hidden_layers: 7, vocab_size: 43256 } };
+  const tokens = [[1, 2, 3]];
+
+  it("is opt-in, and reads vLLM's and our loader's log lines", () => {
+    expect(PARTS.map((p: { name: string }) => p.name)).toContain("vllm");
+    expect(DEFAULT_PARTS).not.toContain("vllm");
+    expect(loggedLoadSeconds("INFO 12-01 [default_loader.py:501] Loading weights took 1.09 seconds")).toBe(1.09);
+    expect(loggedLoadSeconds("cryptotensors: loaded 66 tensors (1024.0 MiB) from /m through the sidecar in 2.50 s (streaming mode)")).toBe(
+      2.5,
+    );
+    expect(loggedLoadSeconds("nothing")).toBeNull();
+  });
+
+  it("reports time ratios, CPU seconds of all processes and the target row; differing tokens miss the target", () => {
+    const log = "cryptotensors: loaded 66 tensors (1024.0 MiB) from /m through the sidecar in 3.00 s (streaming mode)";
+    const samples = {
+      plain: [2, 4, 3].map((s) => withLogged(sample(s, s, 0, tokens, `Loading weights took ${s}.00 seconds`))),
+      stream: [3, 3.3].map((s) => withLogged(sample(s, 2, 1.5, tokens, log))),
+    };
+    const { rows, notes, tokensEqual } = vllmReport(samples, args);
+    expect(tokensEqual).toBe(true);
+    expect(rows.map((r: { id: string }) => r.id)).toEqual(["vllm-plain", "vllm-ours-stream"]);
+    const byId = resolveRatios(rows);
+    const stream = byId.get("vllm-ours-stream");
+    expect(stream.seconds).toBeCloseTo(3.15);
+    expect(stream.vsBaseline).toBeCloseTo(3 / 3.15); // throughput ratio
+    expect(stream.cpuAllPerGiB).toBeCloseTo(3.5);
+    expect(stream.sidecarPeakRssMiB).toBe(100);
+    expect(notes.join("\n")).toContain("stream 1.05× (goal ≤ 1.2×)");
+    expect(notes.join("\n")).toContain("equal to the plain run's: yes");
+    expect(renderTargets(byId)).toMatch(/\| issue 16: vLLM load_weights time.* \| 1\.05× \| ≤ 1\.2×, tokens equal \| met \|/);
+
+    samples.stream[1].result.tokens = [[1, 2, 4]];
+    const bad = vllmReport(samples, args);
+    expect(bad.tokensEqual).toBe(false);
+    expect(renderTargets(resolveRatios(bad.rows))).toMatch(
+      /\| 1\.05× \| ≤ 1\.2×, tokens equal \| \*\*missed\*\* \| .*tokens equal: \*\*no\*\*/,
+    );
+  });
 });

@@ -237,6 +237,16 @@ export function renderTargets(byId) {
       et.gbps / o2.gbps >= 0.7,
       `${f(et.gbps)} vs ${f(o2.gbps)} GB/s into already-touched pages; into fresh pages ${f(ef.gbps)} GB/s = ${f(ef.gbps / o2.gbps)}×`,
     );
+  const vp = g("vllm-plain"),
+    vs = g("vllm-ours-stream");
+  if (vp && vs)
+    row(
+      "issue 16: vLLM load_weights time, --load-format cryptotensors (default config) ÷ vLLM's own load of the plaintext folder",
+      f(vs.seconds / vp.seconds) + "×",
+      "≤ 1.2×, tokens equal",
+      vs.seconds / vp.seconds <= 1.2 && vs.tokensEqual === true,
+      `${f(vs.seconds)} vs ${f(vp.seconds)} s, ${f(vs.bytes / 2 ** 30)} GiB; greedy tokens equal: ${vs.tokensEqual ? "yes" : "**no**"}; CPU s/GiB all processes ${f(vs.cpuAllPerGiB)} vs ${f(vp.cpuAllPerGiB)}`,
+    );
   const e = g("ours-encrypt"),
     ed = g("ours-encrypt-data"),
     rs = g("ref-save"),
