@@ -47,7 +47,7 @@ describe("docs/format.md §9", () => {
     // The doc's text with its elisions (`…`) matches ours with the binary values elided the same way.
     const doc = readFileSync(join(REPO_ROOT, "docs", "format.md"), "utf8");
     const section = doc.slice(doc.indexOf("## 9. Example"), doc.indexOf("## 10."));
-    const shown = /```\n(.*)\n```/.exec(section)![1]!;
+    const shown = /```(?:text)?\n(.*)\n```/.exec(section)![1]!;
     const elided = text
       .trimEnd()
       .replace(/(\\"(?:wrapped_key|key_iv|key_tag|base_iv|tags)\\":\\")[A-Za-z0-9+/=]+/g, "$1…")

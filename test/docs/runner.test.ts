@@ -43,12 +43,12 @@ const PAGE = [
 ].join("\n");
 
 function block(body: string, over: Partial<DocBlock> = {}): DocBlock {
-  return { doc: "docs/x.md", line: 7, info: "bash", body, kind: "run", lang: "shell", ...over };
+  return { doc: "page.md", line: 7, info: "bash", body, kind: "run", lang: "shell", ...over };
 }
 
 describe("extractBlocks", () => {
   it("reads fences, markers and hidden setup steps with their line numbers", () => {
-    const blocks = extractBlocks(PAGE, "docs/x.md");
+    const blocks = extractBlocks(PAGE, "page.md");
     expect(blocks.map((b) => [b.line, b.info, b.kind])).toEqual([
       [3, "bash", "run"],
       [7, "python", "skip"],
@@ -84,15 +84,15 @@ describe("DocSession", () => {
   });
 
   it("fails a block that exits non-zero, naming the page, the line and the output's end", async () => {
-    session = new DocSession("docs/x.md");
+    session = new DocSession("page.md");
     const err = await session.run(block("echo before; ls no-such-file; echo after")).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(BlockFailure);
-    expect((err as Error).message).toMatch(/^docs\/x\.md:7: the bash block exited with 2; its output ends with:\nbefore\n.*no-such-file/s);
+    expect((err as Error).message).toMatch(/^page\.md:7: the bash block exited with 2; its output ends with:\nbefore\n.*no-such-file/s);
     expect((err as Error).message).not.toContain("after");
   });
 
   it("carries exported and assigned variables and the folder from block to block, into Python too", async () => {
-    session = new DocSession("docs/x.md", { DOCS_EXTRA: "given" });
+    session = new DocSession("page.md", { DOCS_EXTRA: "given" });
     await session.run(block("mkdir sub && cd sub && X=assigned && export Y=exported && echo hi > f"));
     await session.run(block('test "$X $Y $DOCS_EXTRA" = "assigned exported given" && test -f f && test -z "$VITEST"'));
     await session.run(
@@ -103,23 +103,23 @@ describe("DocSession", () => {
       .run(block("raise KeyError('missing')", { info: "python", lang: "python", line: 40 }))
       .catch((e: unknown) => e);
     expect((err as Error).message).toMatch(
-      /docs\/x\.md:40: the python block raised an exception.*File "docs\/x\.md:40", line 41.*KeyError: 'missing'/s,
+      /page\.md:40: the python block raised an exception.*File "page\.md:40", line 41.*KeyError: 'missing'/s,
     );
   });
 
   it("gives ctensors, npx ctensors and python of this checkout, nothing else through npx", async () => {
-    session = new DocSession("docs/x.md");
+    session = new DocSession("page.md");
     await session.run(block("ctensors --help > /dev/null && npx ctensors --help > /dev/null && python -c 'import ctensors, torch'"));
     const err = await session.run(block("npx cowsay hi")).catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/exited with 127.*only 'npx ctensors' is provided/s);
   });
 
   it("waits for a background block's readiness, fails one that dies first, and kills both at the end", async () => {
-    session = new DocSession("docs/x.md");
+    session = new DocSession("page.md");
     await session.run(block("sleep 0.5; touch up; exec sleep 600", { kind: "background", ready: "test -e up" }));
     await session.run(block('sleep 600 & echo "$!" > child.pid'));
     const died = await session.run(block("echo failing; exit 4", { kind: "background", ready: "false", line: 9 })).catch((e: unknown) => e);
-    expect((died as Error).message).toMatch(/docs\/x\.md:9: the bash block exited with 4 before it was ready.*failing/s);
+    expect((died as Error).message).toMatch(/page\.md:9: the bash block exited with 4 before it was ready.*failing/s);
     const pid = Number(readFileSync(join(session.work, "child.pid"), "utf8"));
     const work = session.work;
     await session.close();
@@ -129,10 +129,10 @@ describe("DocSession", () => {
   });
 
   it("stops a block that runs out of time, and its children", async () => {
-    session = new DocSession("docs/x.md");
+    session = new DocSession("page.md");
     const started = Date.now();
     const err = await session.run(block("sleep 600 & sleep 600", { timeoutS: 1 })).catch((e: unknown) => e);
-    expect((err as Error).message).toMatch(/docs\/x\.md:7: the bash block ran out of time/);
+    expect((err as Error).message).toMatch(/page\.md:7: the bash block ran out of time/);
     expect(Date.now() - started).toBeLessThan(20_000);
   });
 });

@@ -145,8 +145,12 @@ describe("installed from the packed tarball and the wheel, outside the repositor
     const readme = readFileSync(join(REPO_ROOT, "README.md"), "utf8");
     const code = /```js\n(\/\/ app\.mjs\n[\s\S]*?)```/.exec(readme)?.[1];
     expect(code, "the README's app.mjs block").toBeDefined();
-    cpSync(join(REPO_ROOT, "test", "fixtures", "tiny-bert"), join(app, "tiny-bert"), { recursive: true });
-    await sh("ctensors", ["encrypt", "tiny-bert", "models/acme/secret-bert", "--key", "keys/enc.jwk", "--sign-key", "keys/sign.jwk"]);
+    // The README's own commands before the app (keygen, encrypt), with the installed CLI, in a folder
+    // laid out like the checkout's root for the fixture they name.
+    const block = /```bash\n((?:npx ctensors [^\n]*\n)+)node app\.mjs\n```\n<!-- docs-test: file="app\.mjs" -->/.exec(readme)?.[1];
+    expect(block, "the README's commands before app.mjs").toBeDefined();
+    cpSync(join(REPO_ROOT, "test", "fixtures", "tiny-bert"), join(app, "test", "fixtures", "tiny-bert"), { recursive: true });
+    for (const line of block!.trim().split("\n")) await sh("ctensors", line.replace(/^npx ctensors /, "").split(" "));
     writeFileSync(join(app, "app.mjs"), code!);
     const out = await sh("node", ["app.mjs"], { env: { ...env, CTENSORS_ENGINE: "native" } });
     expect(out.stdout).toMatch(/^\[ 1, \d+ \]/m);
