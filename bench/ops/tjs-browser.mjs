@@ -1,6 +1,8 @@
 // Child: transformers.js in a fresh headless Chromium (the demo page, demo/browser/, served on loopback by
 // scripts/browser-demo.mjs; launched by the browser test's helpers), one model, plain or encrypted through the
-// web build of the ctensors hook. Two page loads in the same browser context (one profile):
+// web build of the ctensors hook. Two page loads in one browser profile (an on-disk profile in a temporary
+// directory, removed at the end: an in-memory context, as the browser test uses, did not keep a 349 MB
+// Cache Storage entry for the second load):
 //   first:  the browser's HTTP cache disabled (CDP Network.setCacheDisabled; the server sends no-store too)
 //           and Cache Storage empty: everything comes over the network;
 //   second: a new page, same profile, HTTP cache still disabled: plain finds the files in transformers.js'
@@ -16,10 +18,18 @@
 // embedding (float32 values) for the plain vs encrypted comparison.
 // usage: node bench/ops/tjs-browser.mjs MODEL_DIR plain|encrypted KEYDIR
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startDemoServer } from "../../scripts/browser-demo.mjs";
-import { CHROMIUM, CONTAINER_CACHE, jwksOf, launchChromium, openDemo, waitForCached } from "../../test/transformersjs/browser-page.mjs";
+import {
+  CHROMIUM,
+  CONTAINER_CACHE,
+  jwksOf,
+  launchChromiumProfile,
+  openDemo,
+  waitForCached,
+} from "../../test/transformersjs/browser-page.mjs";
 import { args, begin, finish } from "./_common.mjs";
 
 const [modelDir, mode, keyDir] = args;
@@ -66,8 +76,8 @@ const server = await startDemoServer({
   models: { [MODEL]: modelDir },
   jwks: { "jwks.json": jwksOf(join(keyDir, "enc.jwk"), join(keyDir, "sign.pub.jwk")) },
 });
-const browser = await launchChromium();
-const context = await browser.newContext();
+const profile = mkdtempSync(join(tmpdir(), "ctensors-bench-chromium-"));
+const context = await launchChromiumProfile(profile);
 const modelFile = mode === "plain" ? "onnx/model.onnx_data" : "onnx/model.onnx.cryptotensors";
 const cacheName = mode === "plain" ? "transformers-cache" : CONTAINER_CACHE;
 const query = `?model=${MODEL}${mode === "plain" ? "&mode=plain" : ""}`;
@@ -125,6 +135,6 @@ const probe = begin();
 const firstLoad = await load(true);
 const secondLoad = await load(false);
 await context.close();
-await browser.close();
 await server.close();
+rmSync(profile, { recursive: true, force: true });
 finish(probe, { seconds: firstLoad.seconds, bytes: 0, first: firstLoad, second: secondLoad });

@@ -10,7 +10,7 @@
 // a plain local model) and from the same bytes as buffers (all it can do for a decrypted one, which is
 // never written to a file): the floor of what the hook can reach in Node.
 // In headless Chromium (bench/ops/tjs-browser.mjs: the demo page, a fresh browser per run): the first page
-// load with the HTTP cache off and Cache Storage empty, then a second page load in the same profile (plain:
+// load with the HTTP cache off and Cache Storage empty, then a second page load in the same on-disk profile (plain:
 // transformers.js' own Cache Storage; encrypted: the hook's encrypted-container cache): time to the
 // page's result, the renderer's peak RSS (VmHWM), the weight bytes sent over the network, the output digest.
 // CTENSORS_BENCH_TJS=node or =browser runs only those rows (default: both).
@@ -146,7 +146,7 @@ export function writeModel(dir, { vocab, hidden, ff, blocks }, seed = 1) {
 
 /**
  * The Chromium rows of one model: `reps` runs of bench/ops/tjs-browser.mjs per mode, interleaved, each a
- * fresh browser with a first (nothing cached) and a second page load (same profile). Ratios encrypted ÷ plain.
+ * fresh browser with a first (nothing cached) and a second page load (same on-disk profile). Ratios encrypted ÷ plain.
  */
 async function browserRows(ctx, name, mb, plainDir, encDir, keys) {
   const s = { plain: [], encrypted: [] };
@@ -289,7 +289,7 @@ export default {
     }
     if (inBrowser)
       notes.push(
-        "Chromium rows: a fresh headless Chromium (Debian's, playwright-core) per run, the demo page (demo/browser/) served on loopback with `cache-control: no-store`; onnxruntime-web wasm, one thread. Seconds: from the start of the navigation to the page's result (pipeline() and one inference of three short texts; the page and library scripts load in both modes). Peak RSS for these rows: VmHWM of the renderer process that ran the page (/proc/<pid>/status; the `--type=renderer` descendant of the bench's child with the largest RSS at the result; a new page per load, the previous renderer gone first); the browser, GPU and network processes are not counted. CPU/wall is not measured for them (—). \"Weights over the network\": bytes of model.onnx_data (plain) or model.onnx.cryptotensors (encrypted) the server sent for that load.",
+        "Chromium rows: a fresh headless Chromium (Debian's, playwright-core) per run with a fresh on-disk profile (temporary directory), the demo page (demo/browser/) served on loopback with `cache-control: no-store`; onnxruntime-web wasm, one thread. Seconds: from the start of the navigation to the page's result (pipeline() and one inference of three short texts; the page and library scripts load in both modes). Peak RSS for these rows: VmHWM of the renderer process that ran the page (/proc/<pid>/status; the `--type=renderer` descendant of the bench's child with the largest RSS at the result; a new page per load, the previous renderer gone first); the browser, GPU and network processes are not counted. CPU/wall is not measured for them (—). \"Weights over the network\": bytes of model.onnx_data (plain) or model.onnx.cryptotensors (encrypted) the server sent for that load.",
       );
     const times = (x) => (x === undefined ? "—" : `${x.toFixed(2)}×`);
     return {

@@ -8,7 +8,14 @@ export const CHROMIUM = process.env.CTENSORS_CHROMIUM ?? "/usr/bin/chromium";
 /** The hook's Cache Storage cache of encrypted containers (plugin/src/transformers/container-cache.ts). */
 export const CONTAINER_CACHE = "ctensors-encrypted-containers-v1";
 
-export const launchChromium = () => chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+const LAUNCH = { executablePath: CHROMIUM, args: ["--no-sandbox"] };
+export const launchChromium = () => chromium.launch(LAUNCH);
+/**
+ * A browser with an on-disk profile in `userDataDir` (one context): its Cache Storage has the quota of a
+ * real profile; a context of launchChromium() is in memory, with a small quota (a few hundred MB of
+ * entries are not kept).
+ */
+export const launchChromiumProfile = (userDataDir) => chromium.launchPersistentContext(userDataDir, LAUNCH);
 
 /** A JWK set (the text the demo page fetches) of the JWK files given. */
 export const jwksOf = (...files) => JSON.stringify({ keys: files.map((f) => JSON.parse(readFileSync(f, "utf8"))) });
