@@ -9,6 +9,11 @@
 // onnxruntime-node alone builds a session from the plaintext files by path (what transformers.js does for
 // a plain local model) and from the same bytes as buffers (all it can do for a decrypted one, which is
 // never written to a file): the floor of what the hook can reach in Node.
+// In headless Chromium (bench/ops/tjs-browser.mjs: the demo page, a fresh browser per run): the first page
+// load with the HTTP cache off and Cache Storage empty, then a second page load in the same on-disk profile (plain:
+// transformers.js' own Cache Storage; encrypted: the hook's encrypted-container cache): time to the
+// page's result, the renderer's peak RSS (VmHWM), the weight bytes sent over the network, the output digest.
+// CTENSORS_BENCH_TJS=node or =browser runs only those rows (default: both).
 
 import { execFileSync } from "node:child_process";
 import { copyFileSync, mkdirSync, openSync, writeFileSync, writeSync, closeSync } from "node:fs";
@@ -139,9 +144,62 @@ export function writeModel(dir, { vocab, hidden, ff, blocks }, seed = 1) {
   return offset;
 }
 
+/**
+ * The Chromium rows of one model: `reps` runs of bench/ops/tjs-browser.mjs per mode, interleaved, each a
+ * fresh browser with a first (nothing cached) and a second page load (same on-disk profile). Ratios encrypted ÷ plain.
+ */
+async function browserRows(ctx, name, mb, plainDir, encDir, keys) {
+  const s = { plain: [], encrypted: [] };
+  for (let rep = 0; rep < ctx.opts.reps; rep++) {
+    ctx.log(`transformersjs ${name} chromium ${rep + 1}/${ctx.opts.reps}`);
+    for (const mode of ["plain", "encrypted"]) {
+      const dir = mode === "plain" ? plainDir : encDir;
+      await ctx.warm(join(dir, "onnx", mode === "plain" ? "model.onnx_data" : "model.onnx.cryptotensors"));
+      s[mode].push(await ctx.op("tjs-browser.mjs", [dir, mode, keys]));
+    }
+  }
+  const rows = {};
+  for (const load of ["first", "second"])
+    for (const mode of ["plain", "encrypted"]) {
+      const samples = s[mode].map((r) => ({
+        ...r,
+        maxRssKiB: r.result[load].rendererPeakKiB,
+        result: { ...r.result, ...r.result[load], bytes: 0, opPeakKiB: null, rssStartKiB: null },
+      }));
+      const what =
+        load === "first"
+          ? "first load, HTTP cache off, Cache Storage empty"
+          : `second page load (${mode === "plain" ? "transformers.js' Cache Storage" : "encrypted-container cache"})`;
+      const row = rowFromSamples({
+        id: `tjs-${name}-chromium-${load}-${mode}`,
+        op: `${name} (${mb} MB): Chromium ${what}, ${mode}`,
+        samples,
+        cpu: false,
+      });
+      row.weightsBytes = Math.max(...samples.map((x) => x.result.weightsBytes));
+      row.fromScriptsSeconds = samples.map((x) => x.result.fromScriptsSeconds);
+      rows[`${load}-${mode}`] = row;
+    }
+  for (const load of ["first", "second"]) {
+    const [p, e] = [rows[`${load}-plain`], rows[`${load}-encrypted`]];
+    e.vsPlain = { time: e.seconds / p.seconds, peak: e.peakRssMiB / p.peakRssMiB };
+  }
+  const digests = new Set([...s.plain, ...s.encrypted].flatMap((r) => [r.result.first.digest, r.result.second.digest]));
+  const secs = (xs) => xs.map((x) => x.toFixed(2)).join(", ");
+  const note =
+    `${name} in Chromium: outputs ${digests.size === 1 ? "bitwise identical" : "DIFFER"} (plain vs encrypted, first and second loads, every run). ` +
+    `Seconds from the scripts' arrival to the result, first load: plain ${secs(rows["first-plain"].fromScriptsSeconds)}, encrypted ${secs(rows["first-encrypted"].fromScriptsSeconds)}; ` +
+    `second load: plain ${secs(rows["second-plain"].fromScriptsSeconds)}, encrypted ${secs(rows["second-encrypted"].fromScriptsSeconds)}. ` +
+    `Model files (onnx/*) sent on the second load: plain ${Math.max(...s.plain.map((r) => r.result.second.modelBytes))} bytes, encrypted ${Math.max(...s.encrypted.map((r) => r.result.second.modelBytes))} bytes (for encrypted: the graph, model.onnx, fetched again).`;
+  return {
+    rows: [rows["first-plain"], rows["first-encrypted"], rows["second-plain"], rows["second-encrypted"]],
+    note,
+  };
+}
+
 export default {
   name: "transformersjs",
-  title: "transformers.js in Node: pipeline() of a plaintext vs an encrypted ONNX model (ctensors hook)",
+  title: "transformers.js in Node and headless Chromium: pipeline() of a plaintext vs an encrypted ONNX model (ctensors hook)",
   async run(ctx) {
     const { reps } = ctx.opts;
     const keys = await ctx.keys();
@@ -152,6 +210,10 @@ export default {
     const notes = [];
     // A quick run (--size-mib below 256) measures the MiniLM-sized model only.
     const models = Object.entries(SIZES).filter(([name]) => ctx.opts.sizeMiB >= 256 || name === "minilm");
+    const which = process.env.CTENSORS_BENCH_TJS ?? "all";
+    if (!["all", "node", "browser"].includes(which)) throw new TypeError(`CTENSORS_BENCH_TJS must be node, browser or all, got ${which}`);
+    const inNode = which !== "browser";
+    const inBrowser = which !== "node";
     for (const [name, size] of models) {
       ctx.log(`transformersjs: generating ${name}`);
       const bytes = writeModel(join(plainRoot, name), size);
@@ -172,6 +234,13 @@ export default {
           stdio: ["ignore", "ignore", "inherit"],
         },
       );
+      const mb = (bytes / 1e6).toFixed(0);
+      if (inBrowser) {
+        const b = await browserRows(ctx, name, mb, join(plainRoot, name), join(encRoot, name), keys);
+        rows.push(...b.rows);
+        notes.push(b.note);
+      }
+      if (!inNode) continue;
       const s = { plain: [], encrypted: [], path: [], buffer: [] };
       for (let rep = 0; rep < reps; rep++) {
         ctx.log(`transformersjs ${name} ${rep + 1}/${reps}`);
@@ -188,7 +257,6 @@ export default {
       }
       const same = new Set([...s.plain, ...s.encrypted].map((r) => r.result.digest)).size === 1;
       const worst = (xs, f) => Math.max(...xs.map((r) => f(r.result))) / 1024;
-      const mb = (bytes / 1e6).toFixed(0);
       const labels = {
         plain: `${name} (${mb} MB): pipeline() plain`,
         encrypted: `${name} (${mb} MB): pipeline() encrypted`,
@@ -219,9 +287,10 @@ export default {
         `${name}: outputs ${same ? "bitwise identical" : "DIFFER"} (plain vs encrypted, every run). Encrypted, once pipeline() returned: the hook held ${s.encrypted.map((r) => r.result.held).join(", ")} bytes; ArrayBuffers alive ${s.encrypted.map((r) => r.result.arrayBuffersAtOnceMiB.toFixed(0)).join(", ")} MiB (transformers.js' buffers, no longer referenced), RSS ${s.encrypted.map((r) => (r.result.rssAtOnceKiB / 1024).toFixed(0)).join(", ")} MiB; V8 freed them on its own after ${idleSeconds.join(", ")} (no GC called), RSS then ${s.encrypted.map((r) => (r.result.idle.rssKiB / 1024).toFixed(0)).join(", ")} MiB; after a forced GC ${s.encrypted.map((r) => (r.result.rssAfterSessionKiB / 1024).toFixed(0)).join(", ")} MiB. Plain: RSS ${s.plain.map((r) => (r.result.rssAtOnceKiB / 1024).toFixed(0)).join(", ")} MiB at once.`,
       );
     }
-    notes.push(
-      "Node only: the headless-Chromium comparison is not measured by this part yet; the browser's encrypted-container cache (a reload downloads no container) is shown by test/transformersjs/browser.test.ts.",
-    );
+    if (inBrowser)
+      notes.push(
+        "Chromium rows: a fresh headless Chromium (Debian's, playwright-core) per run with a fresh on-disk profile (temporary directory), the demo page (demo/browser/) served on loopback with `cache-control: no-store`; onnxruntime-web wasm, one thread. Seconds: from the start of the navigation to the page's result (pipeline() and one inference of three short texts; the page and library scripts load in both modes). Peak RSS for these rows: VmHWM of the renderer process that ran the page (/proc/<pid>/status; the `--type=renderer` descendant of the bench's child with the largest RSS at the result; a new page per load, the previous renderer gone first); the browser, GPU and network processes are not counted. CPU/wall is not measured for them (—). \"Weights over the network\": bytes of model.onnx_data (plain) or model.onnx.cryptotensors (encrypted) the server sent for that load.",
+      );
     const times = (x) => (x === undefined ? "—" : `${x.toFixed(2)}×`);
     return {
       rows,
@@ -232,12 +301,16 @@ export default {
         "range",
         ["time ÷ plain (lower is better)", (r) => times(r.vsPlain?.time)],
         "cpu",
-        "peak",
+        ["peak RSS MiB (Node: process; Chromium: renderer)", (r) => (r.peakRssMiB === null ? "—" : r.peakRssMiB.toFixed(0))],
         ["peak RSS ÷ plain", (r) => times(r.vsPlain?.peak)],
         ["RSS MiB once the session exists (V8's own GC)", (r) => (r.rssIdleMiB === undefined ? "—" : r.rssIdleMiB.toFixed(0))],
         ["÷ plain", (r) => times(r.vsPlain?.idle)],
-        ["RSS MiB after a forced GC", (r) => r.rssAfterMiB.toFixed(0)],
+        ["RSS MiB after a forced GC", (r) => (r.rssAfterMiB === undefined ? "—" : r.rssAfterMiB.toFixed(0))],
         ["÷ plain", (r) => times(r.vsPlain?.after)],
+        [
+          "weights over the network (Chromium)",
+          (r) => (r.weightsBytes === undefined ? "—" : r.weightsBytes === 0 ? "0 bytes" : `${(r.weightsBytes / 1e6).toFixed(1)} MB`),
+        ],
       ],
     };
   },

@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDir } from "../../plugin/test/helpers.js";
 import { copyDir, ctOk, FIXTURES, REPO_ROOT, runPipeline, weightNeedles, type RunResult } from "./helpers.js";
@@ -18,8 +18,10 @@ import { startDemoServer } from "../../scripts/browser-demo.mjs";
 // @ts-expect-error: a plain .mjs script without types
 import { ctensorsWebPlugin } from "../../plugin/scripts/build-web.mjs";
 import { expectedVerdict, type Manifest } from "../vectors/replay.js";
+// @ts-expect-error: a plain .mjs module without types (shared with bench/ops/tjs-browser.mjs)
+import * as shared from "./browser-page.mjs";
 
-const CHROMIUM = process.env.CTENSORS_CHROMIUM ?? "/usr/bin/chromium";
+const { CHROMIUM, CONTAINER_CACHE, jwksOf, launchChromium } = shared;
 const OUT = join(REPO_ROOT, "test-output");
 const work = tempDir("ctensors-browser-");
 let browser: Browser;
@@ -34,7 +36,7 @@ function editText(file: string, from: string | RegExp, to: string): void {
   writeFileSync(file, edited);
 }
 
-const jwks = (...files: string[]) => JSON.stringify({ keys: files.map((f) => JSON.parse(readFileSync(f, "utf8"))) });
+const jwks = jwksOf as (...files: string[]) => string;
 
 beforeAll(async () => {
   expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: run \`node scripts/setup.mjs\` as root (it installs Debian's chromium)`).toBe(true);
@@ -85,7 +87,7 @@ beforeAll(async () => {
       "chacha.json": jwks(join(chachaKeys, "enc.jwk"), join(chachaKeys, "sign.pub.jwk")),
     },
   });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+  browser = (await launchChromium()) as Browser;
   nodeBaseline = await runPipeline({ localModelPath: FIXTURES + "/", model: "tiny-bert" });
 });
 
@@ -101,14 +103,8 @@ interface PageResult {
   error?: { code: string | null; message: string };
 }
 
-async function openDemo(query: string, context?: BrowserContext): Promise<{ page: Page; result: PageResult; urls: string[] }> {
-  const page = await (context ?? browser).newPage({ viewport: { width: 1100, height: 560 } });
-  const urls: string[] = [];
-  page.on("request", (r) => urls.push(r.url()));
-  await page.goto(server.url + query);
-  await page.waitForFunction(() => (window as unknown as { __result?: unknown }).__result, null, { timeout: 90_000 });
-  const result = (await page.evaluate(() => (window as unknown as { __result: unknown }).__result)) as PageResult;
-  return { page, result, urls };
+function openDemo(query: string, context?: BrowserContext): Promise<{ page: Page; result: PageResult; urls: string[] }> {
+  return shared.openDemo(context ?? browser, server.url + query);
 }
 
 describe("browser: the demo page runs the encrypted model", () => {
@@ -185,7 +181,7 @@ describe("browser: the demo page runs the encrypted model", () => {
 });
 
 describe("browser: the encrypted container is cached (Cache Storage), never the plaintext", () => {
-  const CACHE = "ctensors-encrypted-containers-v1";
+  const CACHE = CONTAINER_CACHE as string;
   const containerUrl = () => `${server.url}hub/acme/secret-bert/resolve/main/onnx/model.onnx.cryptotensors`;
   /** Every entry of every cache of the page's origin: URL → bytes (base64). */
   const cacheStorage = (page: Page) =>
@@ -202,12 +198,7 @@ describe("browser: the encrypted container is cached (Cache Storage), never the 
       }
       return out;
     });
-  const waitForCached = (page: Page) =>
-    page.waitForFunction(
-      async ([name, url]) => (await (await caches.open(name!)).match(url!)) !== undefined,
-      [CACHE, containerUrl()] as const,
-      { timeout: 30_000 },
-    );
+  const waitForCached = (page: Page): Promise<unknown> => shared.waitForCached(page, CACHE, containerUrl());
 
   it("a second page load downloads no container; Cache Storage holds the encrypted file byte for byte and no plaintext weight", async () => {
     const context = await browser.newContext();
