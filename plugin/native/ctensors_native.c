@@ -106,7 +106,7 @@ typedef struct {
   napi_ref tags_ref;
   int threads;
   int src_pread;      // read sources with pread into a per-thread buffer instead of mapping them
-  int populate;       // pre-fault destination pages with MADV_POPULATE_WRITE before writing them
+  int populate;       // pre-fault destination pages with MADV_POPULATE_WRITE before writing them (DST_MAP, DST_BUFFER)
   int setup_error;    // errno of a failed mmap, reported as a rejection
   const char* setup_what;
   napi_deferred deferred;
@@ -137,12 +137,28 @@ static int chunk_nonce(const uint8_t* base, uint64_t index, uint8_t* out) {
   return 0;
 }
 
+static int populate_unsupported;  // set once MADV_POPULATE_* answers EINVAL (kernels before 5.14)
 static void populate(uint8_t* p, size_t len, int advice) {
-  if (len == 0) return;
+  if (len == 0 || __atomic_load_n(&populate_unsupported, __ATOMIC_RELAXED)) return;
   uintptr_t page = 4096;
   uintptr_t a = (uintptr_t)p & ~(page - 1);
   uintptr_t b = ((uintptr_t)p + len + page - 1) & ~(page - 1);
-  (void)madvise((void*)a, b - a, advice);  // best effort: the access faults the pages in anyway
+  // best effort: the access faults the pages in anyway
+  if (madvise((void*)a, b - a, advice) != 0 && errno == EINVAL) __atomic_store_n(&populate_unsupported, 1, __ATOMIC_RELAXED);
+}
+
+// A buffer destination: before a unit writes its range, fault the range in with one
+// MADV_POPULATE_WRITE (each thread for its own units, so in parallel) instead of one page fault per
+// 4 KiB page, unless the range's first page is resident already (a reused buffer: populate would
+// only walk the page tables again). Measured in bench/RESULTS.md (native-buffer): into a fresh
+// buffer 7-11% less CPU, wall 1-14% less; a touched one as before. madvise(MADV_HUGEPAGE) on the
+// buffer measured 2-3x slower (2 MiB pages cleared at fault time) and is not used.
+static void populate_unit(job_t* job, const task_t* t, uint64_t begin, uint64_t n) {
+  if (!job->populate || job->dst_kind != DST_BUFFER || n == 0) return;
+  uint8_t* at = job->dst + t->dst_off + begin;
+  unsigned char resident = 0;
+  if (mincore((void*)((uintptr_t)at & ~(uintptr_t)4095), 1, &resident) == 0 && (resident & 1)) return;
+  populate(at, n, MADV_POPULATE_WRITE);
 }
 
 static int pread_all(int fd, uint8_t* p, size_t len, uint64_t off) {
@@ -233,8 +249,13 @@ static int aead_run(job_t* job, EVP_CIPHER_CTX* ctx, const task_t* t, const uint
   return ST_OK;
 }
 
+static void unit_range(const job_t* job, uint64_t i, uint64_t* begin, uint64_t* n);
+
 static int run_unit(job_t* job, EVP_CIPHER_CTX* ctx, const unit_t* u, uint8_t* in_buf, uint8_t* out_buf) {
   task_t* t = &job->tasks[u->task];
+  uint64_t range_begin, range_len;
+  unit_range(job, (uint64_t)(u - job->units), &range_begin, &range_len);
+  populate_unit(job, t, range_begin, range_len);
   const uint8_t* key = job->keys + t->key_off;
   const uint8_t* iv = job->ivs + (size_t)NONCE_BYTES * u->task;
   if (t->scheme == SCHEME_PLAIN) {

@@ -415,3 +415,51 @@ it("close() waits for a native read of the same reader still in flight (the fd s
   await read;
   expect(Buffer.from(out).equals(data.get("w")!)).toBe(true);
 });
+
+describe("decrypt into a fresh buffer (the engine populates its pages before writing them)", () => {
+  // A buffer of this size is a fresh anonymous mapping whose pages nothing has touched yet, so the
+  // engine's MADV_POPULATE_WRITE path runs; with CTENSORS_NATIVE_POPULATE=0 it does not. Either way the
+  // bytes must be the plaintext, and bytes outside the tasks (zero, or set before the job) unchanged.
+  const MiB = 1024 * 1024;
+  for (const populate of ["1", "0"]) {
+    it(`length not a multiple of 2 MiB, misaligned start offsets, populate ${populate}`, async () => {
+      const saved = process.env.CTENSORS_NATIVE_POPULATE;
+      process.env.CTENSORS_NATIVE_POPULATE = populate;
+      process.env.CTENSORS_NATIVE_SRC = "pread";
+      try {
+        const cases = [
+          makeCase("aes256gcm", 5 * MiB + 12345, 2 * MiB),
+          makeCase("chacha20poly1305", 3 * PIECE + 77, undefined),
+          makeCase("aes128gcm", 2 * MiB - 3, 2 * MiB),
+          makeCase("aes256gcm", 4 * MiB + 1, PIECE + 7),
+        ];
+        const { path, offsets } = sourceFile(`src-fresh-${populate}`, cases);
+        const dstOffsets: number[] = [];
+        let at = 4099; // not page- or 2 MiB-aligned
+        for (const c of cases) {
+          dstOffsets.push(at);
+          at += c.length + 4096 + 333;
+        }
+        const backing = new Uint8Array(at + 2 * MiB + 555); // fresh: never written
+        const out = backing.subarray(777); // the destination itself starts at a misaligned address
+        const sentinels = dstOffsets.map((o, i) => o + cases[i]!.length + 100);
+        for (const s of sentinels) out[s] = 0x5a; // touched before the job, between tasks
+        const src = openSync(path, "r");
+        let statuses: Uint8Array;
+        try {
+          statuses = await runNative("decrypt", [src], { kind: "buffer", buffer: out }, tasksFor(cases, offsets, dstOffsets));
+        } finally {
+          closeSync(src);
+        }
+        expect([...statuses]).toEqual(cases.map(() => TaskStatus.Ok));
+        const expected = new Uint8Array(backing.length);
+        cases.forEach((c, i) => expected.set(c.plain, 777 + dstOffsets[i]!));
+        for (const s of sentinels) expected[777 + s] = 0x5a;
+        expect(Buffer.from(backing).equals(expected)).toBe(true);
+      } finally {
+        if (saved === undefined) delete process.env.CTENSORS_NATIVE_POPULATE;
+        else process.env.CTENSORS_NATIVE_POPULATE = saved;
+      }
+    });
+  }
+});

@@ -154,6 +154,7 @@ export async function runNative(
     const dstBytes = dst.kind === "file" ? dst.bytes : dst.buffer.length;
     const kind = dst.kind === "buffer" ? 0 : process.env.CTENSORS_NATIVE_DST === "map" && dst.bytes > 0 ? 1 : 2;
     // Sources are read with pread into a per-thread buffer unless CTENSORS_NATIVE_SRC=map.
+    // CTENSORS_NATIVE_POPULATE=0: no MADV_POPULATE_WRITE of a mapped region or of a fresh buffer's pages.
     const flags = (process.env.CTENSORS_NATIVE_POPULATE === "0" ? 0 : 1) | (process.env.CTENSORS_NATIVE_SRC === "map" ? 0 : 2);
     const statuses = await module.run(
       op === "decrypt" ? 0 : 1,
