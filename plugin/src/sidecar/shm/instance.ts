@@ -12,10 +12,11 @@
 // nothing but `node:net`, and is the same test the sidecar already applies to its gRPC socket.
 
 import { randomBytes } from "node:crypto";
-import { chmodSync, renameSync, unlinkSync } from "node:fs";
+import { chmodSync, renameSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { CryptoTensorsError } from "../../index.js";
+import { unlinkAtExit, unlinkNow, unlinkQuietly } from "./unlink-at-exit.js";
 
 export const SHM_DIR = "/dev/shm";
 export const REGION_PREFIX = "ctensors-";
@@ -26,29 +27,6 @@ export const LIVENESS_NAME = /^ctensors-([0-9a-f]{16})\.live$/;
 
 export function livenessName(instanceId: string): string {
   return `${REGION_PREFIX}${instanceId}.live`;
-}
-
-// Liveness sockets of this process not yet removed: removed at exit, however the process exits
-// (short of SIGKILL, which the sweep covers).
-const live = new Set<string>();
-let exitHookInstalled = false;
-
-function track(path: string): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once("exit", () => {
-      for (const p of live) unlinkQuietly(p);
-    });
-  }
-  live.add(path);
-}
-
-export function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
-  }
 }
 
 export class ShmInstance {
@@ -82,12 +60,12 @@ export class ShmInstance {
         });
       });
       chmodSync(binding, 0o600);
-      track(livenessPath);
+      unlinkAtExit(livenessPath);
       renameSync(binding, livenessPath);
     } catch (err) {
       server.close();
       unlinkQuietly(binding);
-      live.delete(livenessPath);
+      unlinkNow(livenessPath);
       const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
       throw new CryptoTensorsError("ERR_CT_IO", `cannot create the sidecar's liveness socket in ${dir}: ${code}`, { cause: err });
     }
@@ -104,8 +82,7 @@ export class ShmInstance {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    unlinkQuietly(this.livenessPath);
-    live.delete(this.livenessPath);
+    unlinkNow(this.livenessPath);
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 }

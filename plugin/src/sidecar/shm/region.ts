@@ -16,25 +16,11 @@ import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 import { reserveFileSpace } from "../../index.js";
 import type { ShmUsage } from "../metrics.js";
-import { unlinkQuietly, type ShmInstance } from "./instance.js";
+import type { ShmInstance } from "./instance.js";
+import { unlinkAtExit, unlinkNow } from "./unlink-at-exit.js";
 
 /** A pwrite moves at most this many bytes (Node refuses lengths of 2 GiB and more). */
 const MAX_WRITE_BYTES = 1024 * 1024 * 1024;
-
-// Paths created and not yet unlinked, process-wide: removed even when the process exits abruptly
-// (an uncaught exception). Only SIGKILL can leave one behind.
-const live = new Set<string>();
-let exitHookInstalled = false;
-
-function track(path: string): void {
-  if (!exitHookInstalled) {
-    exitHookInstalled = true;
-    process.once("exit", () => {
-      for (const p of live) unlinkQuietly(p);
-    });
-  }
-  live.add(path);
-}
 
 export class ShmRegion {
   private unlinked = false;
@@ -56,7 +42,7 @@ export class ShmRegion {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new TypeError(`region size must be a positive integer, got ${bytes}`);
     const path = instance.regionPath();
     const fh = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
-    track(path);
+    unlinkAtExit(path);
     usage?.add(bytes);
     const region = new ShmRegion(fh, path, bytes, usage);
     try {
@@ -95,8 +81,7 @@ export class ShmRegion {
   unlink(): void {
     if (this.unlinked) return;
     this.unlinked = true;
-    live.delete(this.path);
-    unlinkQuietly(this.path);
+    unlinkNow(this.path);
   }
 
   /**
