@@ -64,15 +64,28 @@ export function selectTensors(names: readonly string[], patterns: readonly strin
  * Encrypts `input` (plain safetensors) into `output` (CryptoTensors). The output appears only when complete.
  * @throws ERR_CT_USAGE for bad options; ERR_CT_FORMAT for a bad or already encrypted input; ERR_CT_KEY_INVALID; ERR_CT_IO
  */
-export async function encryptFile(input: string, output: string, options: EncryptOptions): Promise<EncryptResult> {
+/**
+ * The checked layout of a new encryption (format version, chunk size, key references), shared by
+ * safetensors files and ONNX containers.
+ * @throws ERR_CT_USAGE for a bad version or chunk size, ERR_CT_KEY_INVALID for a public signing key
+ */
+export function encryptionLayout(options: EncryptOptions): CryptoLayout {
   const version = options.formatVersion ?? 2;
   if (version !== 1 && version !== 2) throw usageError(`format version must be 1 or 2, got ${version}`);
-  const chunkBytes = version === 2 ? (options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
-  if (chunkBytes !== undefined) checkChunkBytes(chunkBytes);
+  const chunkBytes = version === 2 ? checkChunkBytes(options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
   if (!options.signKey.d)
     throw new CryptoTensorsError("ERR_CT_KEY_INVALID", 'the signing key has no private part ("d"): pass sign.jwk, not sign.pub.jwk');
+  return {
+    version: version === 2 ? "2" : "1",
+    chunkBytes,
+    enc: keyRefOf(options.key),
+    sign: keyRefOf(options.signKey),
+    alg: options.key.alg,
+  };
+}
 
-  const plan = await planEncryption(input, options, version, chunkBytes);
+export async function encryptFile(input: string, output: string, options: EncryptOptions): Promise<EncryptResult> {
+  const plan = await planEncryption(input, options, encryptionLayout(options));
   const total = plan.header.dataBytes;
   let done = 0;
   const onBytes = (n: number) => {
@@ -119,12 +132,7 @@ interface EncryptPlan {
   placeholder: Uint8Array;
 }
 
-async function planEncryption(
-  input: string,
-  options: EncryptOptions,
-  version: 1 | 2,
-  chunkBytes: number | undefined,
-): Promise<EncryptPlan> {
+async function planEncryption(input: string, options: EncryptOptions, layout: CryptoLayout): Promise<EncryptPlan> {
   const { header, crypto } = await readHeader(input);
   if (crypto) throw new CryptoTensorsError("ERR_CT_FORMAT", `${input} is already encrypted: use rewrap to change keys, or decrypt first`);
   const selected = selectTensors(
@@ -138,13 +146,6 @@ async function planEncryption(
       `${input}: several zero-length tensors share one offset; the reference implementation may fail to verify this file at random`,
     );
   }
-  const layout: CryptoLayout = {
-    version: version === 2 ? "2" : "1",
-    chunkBytes,
-    enc: keyRefOf(options.key),
-    sign: keyRefOf(options.signKey),
-    alg: options.key.alg,
-  };
   const encryption = new Map<string, TensorCryptoEntry>();
   const deks = new Map<string, Uint8Array>();
   for (const t of tensors) {

@@ -6,17 +6,17 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { mkdir, readFile } from "node:fs/promises";
 import { basename, dirname, join, posix } from "node:path";
-import { CryptoTensorsError, usageError } from "../errors.js";
+import { CryptoTensorsError } from "../errors.js";
 import { TAG_BYTES } from "../crypto/aead-params.js";
 import { sealInto } from "../crypto/aead.js";
-import { checkChunkBytes, chunkCount, chunkNonceInto, DEFAULT_CHUNK_BYTES } from "../crypto/chunked.js";
+import { chunkCount, chunkNonceInto } from "../crypto/chunked.js";
 import { layoutTensors } from "../format/serialize.js";
 import { withAtomicFile, writeAll } from "../io/files.js";
 import { mapIoErrors } from "../io/io-error.js";
 import { CryptoTensorsReader, type OpenOptions } from "../container/reader.js";
-import { selectTensors, type EncryptOptions, type EncryptResult } from "../container/encrypt-file.js";
+import { encryptionLayout, selectTensors, type EncryptOptions, type EncryptResult } from "../container/encrypt-file.js";
 import { DEFAULT_POLICY, type TensorCryptoEntry } from "../container/reserved.js";
-import { buildSignedHeader, keyRefOf, newTensorEntry, type CryptoLayout, type HeaderParts } from "../container/writer.js";
+import { buildSignedHeader, newTensorEntry, type HeaderParts } from "../container/writer.js";
 import {
   joinOnnx,
   ONNX_CONTAINER_SUFFIX,
@@ -49,11 +49,8 @@ export function encryptOnnx(
   readExternal: (location: string) => Uint8Array,
   options: EncryptOptions,
 ): EncryptedOnnx {
-  const version = options.formatVersion ?? 2;
-  if (version !== 1 && version !== 2) throw usageError(`format version must be 1 or 2, got ${version}`);
-  const chunkBytes = version === 2 ? checkChunkBytes(options.chunkBytes ?? DEFAULT_CHUNK_BYTES) : undefined;
-  if (!options.signKey.d)
-    throw new CryptoTensorsError("ERR_CT_KEY_INVALID", 'the signing key has no private part ("d"): pass sign.jwk, not sign.pub.jwk');
+  const layout = encryptionLayout(options);
+  const chunkBytes = layout.chunkBytes;
   const split = splitOnnx(model, readExternal);
   if (split.weights.length === 0)
     throw new CryptoTensorsError("ERR_CT_FORMAT", `${graphName} has no initializer with raw or external data: nothing to encrypt`);
@@ -67,13 +64,6 @@ export function encryptOnnx(
   const byName = new Map(split.weights.map((w) => [w.name, w]));
   const selected = selectTensors([...byName.keys()], options.tensors);
   const tensors = layoutTensors(split.weights.map((w) => ({ name: w.name, dtype: w.dtype, shape: w.shape })));
-  const layout: CryptoLayout = {
-    version: version === 2 ? "2" : "1",
-    chunkBytes,
-    enc: keyRefOf(options.key),
-    sign: keyRefOf(options.signKey),
-    alg: options.key.alg,
-  };
   const encryption = new Map<string, TensorCryptoEntry>();
   const digests = options.plaintextDigests !== false ? new Map<string, Uint8Array>() : undefined;
   const total = tensors.length ? tensors[tensors.length - 1]!.end : 0;
