@@ -113,6 +113,30 @@ export function processCpuSeconds(pid) {
   }
 }
 
+/**
+ * Runs one client against a fresh sidecar (`startSidecar` options) and stops it: the sample `run(sc)`
+ * resolves with gets the sidecar's peak RSS, the /dev/shm peak over the run and the sidecar's
+ * load.finished log line.
+ */
+export async function runWithSidecar(options, run) {
+  const sc = await startSidecar(options);
+  const shm = sampleFsUsage("/dev/shm");
+  let sample;
+  try {
+    sample = await run(sc);
+  } finally {
+    const usage = shm.stop();
+    const stopped = await sc.stop();
+    if (sample)
+      Object.assign(sample, {
+        sidecarMaxRssKiB: stopped.maxRssKiB,
+        shmPeakBytes: usage.peakBytes,
+        sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null,
+      });
+  }
+  return sample;
+}
+
 /** Samples used bytes of the file system at `path` (default /dev/shm) every `ms` until stop(). */
 export function sampleFsUsage(path = "/dev/shm", ms = 10) {
   const used = () => {

@@ -11,7 +11,7 @@
 
 import { ROOT } from "../lib/context.mjs";
 import { rowFromSamples } from "../lib/rows.mjs";
-import { sampleFsUsage, startSidecar } from "../lib/sidecar.mjs";
+import { runWithSidecar } from "../lib/sidecar.mjs";
 import { max, median } from "../lib/stats.mjs";
 
 const { streamingWindowBytes } = await import(new URL("../../plugin/dist/sidecar/load-plan.js", import.meta.url).href);
@@ -27,31 +27,18 @@ function sidecarRunner(ctx, { cli, keys, plain, enc }) {
   const runner = { count: 0, verified, run: null };
   runner.run = async (args, verify, file = enc) => {
     await ctx.warm(file.path);
-    const sc = await startSidecar({ cli, dir: ctx.path(`sc${++runner.count}`), keys, cwd: ROOT });
-    const shm = sampleFsUsage("/dev/shm");
-    const cpu0 = sc.cpuSeconds();
-    let sample;
-    let sidecarCpuSeconds = null;
-    try {
-      sample = await ctx.op("sidecar_load.py", [
+    const sample = await runWithSidecar({ cli, dir: ctx.path(`sc${++runner.count}`), keys, cwd: ROOT }, async (sc) => {
+      const cpu0 = sc.cpuSeconds();
+      const s = await ctx.op("sidecar_load.py", [
         args[0],
         file.path,
         sc.socket,
         ...args.slice(1),
         ...(verify ? ["--verify", plain.path] : []),
       ]);
-      sidecarCpuSeconds = sc.cpuSeconds() - cpu0;
-    } finally {
-      const usage = shm.stop();
-      const stopped = await sc.stop();
-      if (sample)
-        Object.assign(sample, {
-          sidecarMaxRssKiB: stopped.maxRssKiB,
-          sidecarCpuSeconds,
-          shmPeakBytes: usage.peakBytes,
-          sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null,
-        });
-    }
+      s.sidecarCpuSeconds = sc.cpuSeconds() - cpu0;
+      return s;
+    });
     if (verify) {
       const what = `${args.join(" ")}${file === enc ? "" : " (v1 file)"}`;
       verified[what] = /^BENCH_VERIFY ok$/m.test(sample.stdout);

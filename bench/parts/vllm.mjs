@@ -18,7 +18,7 @@ import { runChild } from "../lib/child.mjs";
 import { BENCH_DIR, ROOT } from "../lib/context.mjs";
 import { llamaShapes } from "../lib/model.mjs";
 import { rowFromSamples } from "../lib/rows.mjs";
-import { sampleFsUsage, startSidecar } from "../lib/sidecar.mjs";
+import { runWithSidecar } from "../lib/sidecar.mjs";
 import { max, median, MiB } from "../lib/stats.mjs";
 
 const run = promisify(execFile);
@@ -97,22 +97,10 @@ async function runOnce(ctx, python, fx, mode, runIndex) {
     return { ...sample, logged: loggedLoadSeconds(sample.stderr + sample.stdout) };
   }
   for (const f of fx.encFiles) await ctx.warm(f);
-  const sc = await startSidecar({ cli: ctx.cli, dir: ctx.path(`vsc${runIndex}`), keys: fx.keys, cwd: ROOT });
-  const shm = sampleFsUsage("/dev/shm");
-  let sample;
-  try {
+  const sample = await runWithSidecar({ cli: ctx.cli, dir: ctx.path(`vsc${runIndex}`), keys: fx.keys, cwd: ROOT }, (sc) => {
     const extra = JSON.stringify({ ...mode.extra, socket: sc.socket });
-    sample = await runChild(python, [script, fx.enc, "cryptotensors", extra, String(sc.pid)], options);
-  } finally {
-    const usage = shm.stop();
-    const stopped = await sc.stop();
-    if (sample)
-      Object.assign(sample, {
-        sidecarMaxRssKiB: stopped.maxRssKiB,
-        shmPeakBytes: usage.peakBytes,
-        sidecarLoad: stopped.events.find((e) => e.event === "load.finished") ?? null,
-      });
-  }
+    return runChild(python, [script, fx.enc, "cryptotensors", extra, String(sc.pid)], options);
+  });
   return { ...sample, logged: loggedLoadSeconds(sample.stderr + sample.stdout) };
 }
 
