@@ -252,7 +252,10 @@ describe("browser: the encrypted container is cached (Cache Storage), never the 
         const r = await openDemo(`?model=${model}`, context);
         expect(r.result.data, model).toBeUndefined();
         expect(r.result.error?.code, `${model}: ${r.result.error?.message}`).toBe(code);
-        expect(r.urls.filter((u) => u.endsWith("/onnx/model.onnx.cryptotensors")), model).toHaveLength(1);
+        expect(
+          r.urls.filter((u) => u.endsWith("/onnx/model.onnx.cryptotensors")),
+          model,
+        ).toHaveLength(1);
         // The refusal is reported once the copy being written was failed and deleted: nothing is left.
         expect(await cacheStorage(r.page), model).toEqual({});
         await r.page.close();

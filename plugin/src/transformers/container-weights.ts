@@ -92,10 +92,7 @@ export async function streamWeights(body: ReadableStream<Uint8Array>, options: C
       started = true;
       const dest = destinations(files, placements);
       try {
-        await reader.readAll(
-          (t) => dest.get(t.name)?.[0],
-          hash ? (stored) => hash!.update(stored) : undefined,
-        );
+        await reader.readAll((t) => dest.get(t.name)?.[0], hash ? (stored) => hash!.update(stored) : undefined);
       } catch (err) {
         digest?.reject(err);
         throw err;
