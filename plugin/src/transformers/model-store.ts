@@ -144,14 +144,9 @@ export class ModelStore {
     return !isHttpUrl(key) && this.options.platform.openLocalContainer !== undefined;
   }
 
-  /** A container read from `body`, verified; its body is cancelled when the header fails. */
-  async #streamed(body: ReadableStream<Uint8Array>): Promise<ContainerWeights> {
-    try {
-      return await streamWeights(body, this.#openOptions());
-    } catch (err) {
-      await body.cancel(err).catch(() => {});
-      throw err;
-    }
+  /** A container read from `body` as it arrives, its header verified (streamWeights cancels `body` when that fails). */
+  #streamed(body: ReadableStream<Uint8Array>): Promise<ContainerWeights> {
+    return streamWeights(body, this.#openOptions());
   }
 
   /**
