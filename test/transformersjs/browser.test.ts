@@ -18,6 +18,8 @@ import { startDemoServer } from "../../scripts/browser-demo.mjs";
 // @ts-expect-error: a plain .mjs script without types
 import { ctensorsWebPlugin } from "../../plugin/scripts/build-web.mjs";
 import { expectedVerdict, type Manifest } from "../vectors/replay.js";
+import { SIGNATURE_KEY } from "../../plugin/src/container/reserved.js";
+import { flipBase64, tamper } from "../../plugin/test/hostile-files.js";
 // @ts-expect-error: a plain .mjs module without types (shared with bench/ops/tjs-browser.mjs)
 import * as shared from "./browser-page.mjs";
 
@@ -67,6 +69,15 @@ beforeAll(async () => {
   const c = readFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"));
   c[c.length - 100]! ^= 1;
   writeFileSync(join(tampered, "onnx", "model.onnx.cryptotensors"), c);
+  // The header's signature altered (the file is otherwise intact), and the file cut short.
+  const badHeader = copyDir(enc, join(work, "bad-header"));
+  const good = readFileSync(join(enc, "onnx", "model.onnx.cryptotensors"));
+  writeFileSync(
+    join(badHeader, "onnx", "model.onnx.cryptotensors"),
+    tamper(good, (f) => f.metadata.set(SIGNATURE_KEY, flipBase64(f.metadata.get(SIGNATURE_KEY)!, 5))),
+  );
+  const truncated = copyDir(enc, join(work, "truncated"));
+  writeFileSync(join(truncated, "onnx", "model.onnx.cryptotensors"), good.subarray(0, good.length - 1000));
   // The release binds the files around the weights: an altered tokenizer.json or config.json is refused.
   const badTokenizer = copyDir(enc, join(work, "bad-tokenizer"));
   editText(join(badTokenizer, "tokenizer.json"), /"cat": (\d+)/, '"cat": 5');
@@ -79,6 +90,8 @@ beforeAll(async () => {
       "acme/secret-bert": enc,
       "acme/plain-bert": join(FIXTURES, "tiny-bert"),
       "acme/tampered-bert": tampered,
+      "acme/bad-header": badHeader,
+      "acme/truncated-bert": truncated,
       "acme/chacha-bert": chacha,
     },
     jwks: {
@@ -225,6 +238,30 @@ describe("browser: the encrypted container is cached (Cache Storage), never the 
       for (const bytes of Object.values(stored)) for (const n of needles) expect(Buffer.from(bytes, "base64").includes(n)).toBe(false);
     } finally {
       await context.close();
+    }
+  });
+
+  it("a tampered container (a tensor's bytes, the header) or a truncated one is refused with its typed error and not left in Cache Storage", async () => {
+    for (const [model, code] of [
+      ["acme/tampered-bert", "ERR_CT_DECRYPTION_FAILED"],
+      ["acme/bad-header", "ERR_CT_SIGNATURE_INVALID"],
+      ["acme/truncated-bert", "ERR_CT_FORMAT"],
+    ] as const) {
+      const context = await browser.newContext();
+      try {
+        const r = await openDemo(`?model=${model}`, context);
+        expect(r.result.data, model).toBeUndefined();
+        expect(r.result.error?.code, `${model}: ${r.result.error?.message}`).toBe(code);
+        expect(
+          r.urls.filter((u) => u.endsWith("/onnx/model.onnx.cryptotensors")),
+          model,
+        ).toHaveLength(1);
+        // The refusal is reported once the copy being written was failed and deleted: nothing is left.
+        expect(await cacheStorage(r.page), model).toEqual({});
+        await r.page.close();
+      } finally {
+        await context.close();
+      }
     }
   });
 

@@ -8,12 +8,19 @@
 // fails for any reason, the hook drops it and fetches the file once more (model-store.ts), so a stale
 // or damaged copy costs one download, never a wrong model.
 //
+// Containers go in and out as streams, never as one buffer: a fetched one is written while it is being
+// decrypted (cache-tee.ts) and a cached one is decrypted as it is read back.
+//
 // In browsers: Cache Storage (`caches`), one cache named CONTAINER_CACHE_NAME, keyed by the file's URL.
+
+import { bytesStream } from "./model-files.js";
 
 /** Where encrypted containers are kept between loads. */
 export interface ContainerCache {
-  get(url: string): Promise<Uint8Array | undefined>;
-  put(url: string, bytes: Uint8Array): Promise<void>;
+  /** The cached container's bytes; undefined when there is none. */
+  get(url: string): Promise<ReadableStream<Uint8Array> | undefined>;
+  /** Stores what `body` gives, once it closes; rejects and stores nothing when `body` fails. */
+  put(url: string, body: ReadableStream<Uint8Array>): Promise<void>;
   delete(url: string): Promise<void>;
 }
 
@@ -39,11 +46,11 @@ export function cacheStorageContainers(): ContainerCache | undefined {
   return {
     async get(url) {
       const hit = await (await open()).match(cacheUrl(url));
-      return hit ? new Uint8Array(await hit.arrayBuffer()) : undefined;
+      return hit ? (hit.body ?? bytesStream(new Uint8Array(0))) : undefined;
     },
-    async put(url, bytes) {
-      const headers = { "content-type": "application/octet-stream", "content-length": String(bytes.length) };
-      await (await open()).put(cacheUrl(url), new Response(bytes as Uint8Array<ArrayBuffer>, { headers }));
+    async put(url, body) {
+      const headers = { "content-type": "application/octet-stream" };
+      await (await open()).put(cacheUrl(url), new Response(body as ReadableStream<Uint8Array<ArrayBuffer>>, { headers }));
     },
     async delete(url) {
       await (await open()).delete(cacheUrl(url));

@@ -4,7 +4,7 @@
 // and `X.onnx.cryptotensors` from wherever the request points (a local folder or any Hub-like URL),
 // verifies the signature with the trusted keys, checks the graph against the signed digest and both
 // against the model's signed release manifest (release-check.ts), decrypts
-// the weights in memory, rebuilds the original ONNX bytes and returns them as a Response. The other files
+// the weights as the container streams in, straight into the rebuilt ONNX files, and returns them as a Response. The other files
 // of a model with a release manifest (config, tokenizer, chat templates…) are read by the hook too and
 // handed to transformers.js only once they match the manifest. Nothing decrypted is written anywhere:
 // transformers.js' file and browser caches are switched off and `put` stores nothing; in browsers the
@@ -27,7 +27,7 @@ import type { Key } from "../keys/jwk.js";
 import { TrustStore } from "../keys/trust.js";
 import type { ContainerCache } from "./container-cache.js";
 import type { ContainerOpenOptions, ContainerWeights } from "./container-weights.js";
-import { modelFileReader } from "./model-files.js";
+import { modelFileReader, modelFileStreamer } from "./model-files.js";
 import { ModelStore } from "./model-store.js";
 import { OnnxCache } from "./onnx-cache.js";
 import { HookRelease } from "./release-check.js";
@@ -93,9 +93,11 @@ export interface Platform {
   loadKeys(sources: readonly KeySource[], token: string | undefined): Promise<Key[]>;
   /** Reads a local path; undefined when the file does not exist. */
   readLocal(path: string): Promise<Uint8Array | undefined>;
+  /** Opens a local path as a stream (browsers: the fetched body); without it, readLocal's bytes are used. */
+  streamLocal?(path: string): Promise<ReadableStream<Uint8Array> | undefined>;
   /**
    * Opens a local container file to decrypt from it directly (Node: file-weights.ts); without it, local
-   * containers are read with readLocal and decrypted from memory. Undefined when the file does not exist.
+   * containers are streamed (streamLocal) and decrypted as they arrive. Undefined when the file does not exist.
    */
   openLocalContainer?(path: string, options: ContainerOpenOptions): Promise<ContainerWeights | undefined>;
   /** Where fetched containers (ciphertext only) are kept between loads (browsers: Cache Storage). */
@@ -165,7 +167,8 @@ export async function install(env: TransformersEnv, options: InstallOptions, pla
   const { keys, trust } = await loadInstallKeys(options, platform);
   const read = modelFileReader(env, options, platform);
   const release = new HookRelease(env, { trust, provider: platform.provider, read, allowUnsigned: options.allowUnsignedRelease === true });
-  const store = new ModelStore({ keys, trust, requireEncrypted: options.requireEncrypted !== false, platform, read, release });
+  const stream = modelFileStreamer(env, options, platform);
+  const store = new ModelStore({ keys, trust, requireEncrypted: options.requireEncrypted !== false, platform, read, stream, release });
   const cache = new OnnxCache(env, store, release);
   const restore = takeOverCaches(env, cache);
   const forget = () => cache.forget();

@@ -54,22 +54,25 @@ export async function fileWeights(path: string, options: ContainerOpenOptions): 
       tensorCount: reader.tensors.length,
       metadata: (key) => reader.header.metadata?.get(key),
       headerBytes,
-      wholeFile: async () => new Uint8Array(await readFile(path)),
+      wholeFileSha256: async () => options.provider.sha256(await readFile(path)),
       byteLength: (name) => {
         const t = reader.header.byName.get(name);
         return t ? t.end - t.begin : undefined;
       },
-      async decryptInto(buffer, targets) {
-        if (engineName() === "native") {
-          await readTensorsInto(
-            targets.map((t) => ({ reader, name: t.name, offset: t.offset })),
-            { kind: "buffer", buffer },
-          );
-          return;
-        }
-        for (const t of targets) {
-          const n = reader.info(t.name);
-          await reader.readTensorInto(t.name, buffer.subarray(t.offset, t.offset + n.end - n.begin));
+      async decryptInto(files, placements) {
+        for (const [file, buffer] of files) {
+          const targets = placements.filter((p) => p.file === file);
+          if (engineName() === "native") {
+            await readTensorsInto(
+              targets.map((t) => ({ reader, name: t.name, offset: t.offset })),
+              { kind: "buffer", buffer },
+            );
+            continue;
+          }
+          for (const t of targets) {
+            const n = reader.info(t.name);
+            await reader.readTensorInto(t.name, buffer.subarray(t.offset, t.offset + n.end - n.begin));
+          }
         }
       },
       close: () => reader.close(),

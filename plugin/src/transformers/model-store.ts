@@ -9,9 +9,10 @@ import { encodeBase64 } from "../crypto/base64.js";
 import type { Key } from "../keys/jwk.js";
 import type { TrustStore } from "../keys/trust.js";
 import { layoutOnnx, ONNX_CONTAINER_SUFFIX, ONNX_MANIFEST_KEY, parseManifest } from "../onnx/model.js";
-import { type ContainerOpenOptions, type ContainerWeights, memoryWeights } from "./container-weights.js";
+import { teeToCache } from "./cache-tee.js";
+import { type ContainerOpenOptions, type ContainerWeights, streamWeights } from "./container-weights.js";
 import type { LoadedModel, Platform } from "./core.js";
-import type { ModelFileReader } from "./model-files.js";
+import type { ModelFileReader, ModelFileStreamer } from "./model-files.js";
 import type { HookRelease } from "./release-check.js";
 import { basename, isHttpUrl } from "./request-keys.js";
 
@@ -24,6 +25,8 @@ export interface ModelStoreOptions {
   requireEncrypted: boolean;
   platform: Platform;
   read: ModelFileReader;
+  /** Opens a container as a stream (decrypted as it arrives). */
+  stream: ModelFileStreamer;
   /** The release manifest check (release-check.ts). */
   release: HookRelease;
 }
@@ -95,7 +98,7 @@ export class ModelStore {
     const cached = cache && !this.#isLocalFile(key) ? await cache.get(key).catch(() => undefined) : undefined;
     if (cached) {
       try {
-        const entry = await this.#loadWith(graphKey, () => memoryWeights(cached, this.#openOptions()));
+        const entry = await this.#loadWith(graphKey, () => this.#streamed(cached));
         if (entry.kind === "model") return entry;
       } catch {
         // stale (a newer release), damaged or otherwise unusable: fetched again below
@@ -141,19 +144,43 @@ export class ModelStore {
     return !isHttpUrl(key) && this.options.platform.openLocalContainer !== undefined;
   }
 
+  /** A container read from `body` as it arrives, its header verified (streamWeights cancels `body` when that fails). */
+  #streamed(body: ReadableStream<Uint8Array>): Promise<ContainerWeights> {
+    return streamWeights(body, this.#openOptions());
+  }
+
   /**
-   * The container, opened and verified: a local file directly where the platform can (Node), else its
-   * bytes — kept in the platform's container cache (ciphertext) once they decrypted without error.
+   * The container, opened and verified: a local file directly where the platform can (Node), else a
+   * stream of its bytes, decrypted as they arrive — and written to the platform's container cache
+   * (ciphertext) at the same time, kept there only once every tensor decrypted and every check passed.
    */
   async #openContainer(key: string): Promise<ContainerWeights | undefined> {
-    const { platform, read } = this.options;
+    const { platform, stream } = this.options;
     if (this.#isLocalFile(key)) return platform.openLocalContainer!(key, this.#openOptions());
-    const bytes = await read(key);
-    if (!bytes) return undefined;
-    const weights = await memoryWeights(bytes, this.#openOptions());
+    const body = await stream(key);
+    if (!body) return undefined;
     const cache = platform.containerCache;
-    // Not awaited by the load: the model is ready while the browser stores the ciphertext.
-    return cache ? { ...weights, keep: () => void cache.put(key, bytes).catch(() => {}) } : weights;
+    if (!cache) return this.#streamed(body);
+    const tee = teeToCache(body, cache, key);
+    let weights: ContainerWeights;
+    try {
+      weights = await this.#streamed(tee.body);
+    } catch (err) {
+      await tee.abort(err);
+      throw err;
+    }
+    let kept = false;
+    return {
+      ...weights,
+      keep() {
+        kept = true;
+        tee.commit(); // not awaited by the load: the model is ready while the browser stores the ciphertext
+      },
+      async close() {
+        await weights.close();
+        if (!kept) await tee.abort(new Error("the container was not kept"));
+      },
+    };
   }
 
   /**
@@ -171,15 +198,13 @@ export class ModelStore {
         `${graphKey} does not match the signed digest in its container: the graph was modified`,
       );
     }
-    // The container and graph are each authentic; the release binds them to the rest of the model.
-    await release.checkEncrypted(graphKey, graph, weights);
+    // The container and graph are each authentic; the release binds them to the rest of the model (the
+    // part that needs the whole container, when the release lists it so, is finished after it was read).
+    const finishRelease = await release.checkEncrypted(graphKey, graph, weights);
     const { files, placements } = layoutOnnx(graph, manifest, (name) => weights.byteLength(name));
     try {
-      for (const [file, buffer] of files)
-        await weights.decryptInto(
-          buffer,
-          placements.filter((p) => p.file === file),
-        );
+      await weights.decryptInto(files, placements);
+      await finishRelease();
     } catch (err) {
       for (const buffer of files.values()) buffer.fill(0);
       throw err;

@@ -16,6 +16,7 @@ import {
   checkReleaseBytes,
   missingFromReleaseError,
   noManifestError,
+  notInReleaseError,
   type OpenedManifest,
   openManifest,
 } from "../release/manifest-open.js";
@@ -81,22 +82,37 @@ export class HookRelease {
   }
 
   /**
-   * Checks an encrypted model's graph and container against its release. @throws ERR_CT_INTEGRITY (no
-   * manifest, unless allowUnsignedRelease; a file not listed or altered, naming it), ERR_CT_UNTRUSTED_SIGNER,
-   * ERR_CT_SIGNATURE_INVALID, ERR_CT_FORMAT
+   * Checks an encrypted model's graph and container against its release, before anything is decrypted,
+   * and returns the part of the check that must wait for the decryption: for a release that lists the
+   * container by the sha256 of the whole file, that digest (ContainerWeights.wholeFileSha256, asked here,
+   * known once the file was read), else nothing. @throws ERR_CT_INTEGRITY (no manifest, unless
+   * allowUnsignedRelease; a file not listed or altered, naming it), ERR_CT_UNTRUSTED_SIGNER,
+   * ERR_CT_SIGNATURE_INVALID, ERR_CT_FORMAT — the returned function throws ERR_CT_INTEGRITY
    */
-  async checkEncrypted(graphKey: string, graph: Uint8Array, container: Pick<ContainerWeights, "headerBytes" | "wholeFile">): Promise<void> {
+  async checkEncrypted(
+    graphKey: string,
+    graph: Uint8Array,
+    container: Pick<ContainerWeights, "headerBytes" | "wholeFileSha256">,
+  ): Promise<() => Promise<void>> {
+    const done = async () => {};
     const found = await this.#find(graphKey);
     if (!found) {
-      if (this.options.allowUnsigned) return;
+      if (this.options.allowUnsigned) return done;
       throw noManifestError(graphKey.slice(0, graphKey.lastIndexOf("/") + 1) || graphKey);
     }
     await this.#check(found, graphKey, graph);
     // A CryptoTensors file is bound by its header (its tensors are bound by the header's tags): the
     // header is enough unless the release lists the container by the sha256 of the whole file.
     const containerKey = graphKey + ONNX_CONTAINER_SUFFIX;
-    const byHeader = found.manifest.headers[containerKey.slice(found.root.length)] !== undefined;
-    await this.#check(found, containerKey, byHeader ? container.headerBytes : await container.wholeFile());
+    const name = containerKey.slice(found.root.length);
+    if (found.manifest.headers[name] !== undefined) {
+      await this.#check(found, containerKey, container.headerBytes);
+      return done;
+    }
+    if (!found.manifest.digests.has(name)) throw notInReleaseError(name, found.manifest);
+    const digest = container.wholeFileSha256();
+    // The same rule (checkReleaseBytes) on a digest computed as the file streamed through: its "sha256" is that digest.
+    return () => checkReleaseBytes(found.manifest, name, new Uint8Array(0), () => digest);
   }
 
   /**

@@ -11,6 +11,7 @@ import { webCryptoProvider } from "../crypto/provider-web.js";
 import { parseJwkOrSet, parseJwkText, type Key } from "../keys/jwk.js";
 import { fetchJwkSet, isAllowedKeyUrl } from "../keys/jwk-set-url.js";
 import { cacheStorageContainers } from "./container-cache.js";
+import { bytesStream } from "./model-files.js";
 import { install, type CryptoTensorsHook, type InstallOptions, type KeySource, type TransformersEnv } from "./core.js";
 
 export type { CryptoTensorsHook, InstallOptions, LoadedModel, TransformersEnv, KeySource } from "./core.js";
@@ -37,6 +38,14 @@ async function loadWebKeys(sources: readonly KeySource[], token: string | undefi
   return out;
 }
 
+/** A local path, fetched relative to the page; undefined on a 404. @throws ERR_CT_IO */
+async function fetchLocal(path: string): Promise<Response | undefined> {
+  const res = await fetch(path, { credentials: "same-origin" });
+  if (res.status === 404) return undefined;
+  if (!res.ok) throw new CryptoTensorsError("ERR_CT_IO", `cannot fetch ${path}: HTTP ${res.status}`);
+  return res;
+}
+
 /** See the Node entry (node.ts). In a browser, local-path requests are fetched relative to the page. */
 export function installCryptoTensors(env: TransformersEnv, options: InstallOptions): Promise<CryptoTensorsHook> {
   return install(env, options, {
@@ -44,10 +53,12 @@ export function installCryptoTensors(env: TransformersEnv, options: InstallOptio
     loadKeys: loadWebKeys,
     containerCache: options.cacheEncrypted === false ? undefined : cacheStorageContainers(),
     async readLocal(path) {
-      const res = await fetch(path, { credentials: "same-origin" });
-      if (res.status === 404) return undefined;
-      if (!res.ok) throw new CryptoTensorsError("ERR_CT_IO", `cannot fetch ${path}: HTTP ${res.status}`);
-      return new Uint8Array(await res.arrayBuffer());
+      const res = await fetchLocal(path);
+      return res ? new Uint8Array(await res.arrayBuffer()) : undefined;
+    },
+    async streamLocal(path) {
+      const res = await fetchLocal(path);
+      return res ? (res.body ?? bytesStream(new Uint8Array(0))) : undefined;
     },
   });
 }
