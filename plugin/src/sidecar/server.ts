@@ -15,7 +15,7 @@ import { jsonLogger, type Logger } from "./log.js";
 import { serveMetrics, SidecarMetrics, type MetricsEndpoint, type MetricsEndpointOptions } from "./metrics.js";
 import { ModelRegistry } from "./model-registry.js";
 import { ShmInstance, SHM_DIR } from "./shm/instance.js";
-import { probeShmDir } from "./shm/shm-dir.js";
+import { hugePagesOffer, probeShmDir } from "./shm/shm-dir.js";
 import { sweepStaleRegions } from "./shm/sweep.js";
 import { SidecarService, trustedSignerKids } from "./sidecar-service.js";
 import { clearStaleSocket, MAX_SOCKET_PATH_BYTES, prepareSocketDir } from "./socket-path.js";
@@ -138,6 +138,16 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     trusted_signers: trustedSignerKids(options.trust),
     keys: options.keys?.length ?? 0,
   });
+  if (shm.fs === "tmpfs") {
+    const offer = await hugePagesOffer();
+    if (offer)
+      log.info("shm.huge_pages_available", {
+        mount: offer.mount,
+        page_bytes: offer.pageBytes,
+        free_bytes: offer.freeBytes,
+        hint: `huge pages are reserved on this host: --shm-dir ${offer.mount} puts the regions on them (cheaper loads; docs/sidecar.md)`,
+      });
+  }
   let closing: Promise<void> | null = null;
   const endpoint = running.metricsEndpoint;
   return {

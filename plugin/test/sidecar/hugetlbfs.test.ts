@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { encryptFile } from "../../src/container/encrypt-file.js";
 import { publicKeyOf, toJwk } from "../../src/keys/jwk.js";
+import { hugetlbfsMounts } from "../../src/sidecar/shm/shm-dir.js";
 import {
   CLI,
   newEncryptionKey,
@@ -178,6 +179,43 @@ describe("a hugetlbfs mount too small (size=16m) for the model", () => {
     expect(await python(ns, sidecar, "stream")).toEqual({ ok: true, tensors: 10, mismatch: [] });
     const started = sidecar.events("load.started").at(-1)!;
     expect(Number(started.window_bytes) * Number(started.window_count)).toBeLessThanOrEqual(16 * MiB);
+  });
+});
+
+describe("huge pages reserved but the regions on /dev/shm", () => {
+  it("the sidecar says at start which hugetlbfs mount --shm-dir could use", { timeout: 120_000 }, async () => {
+    const ns = await privateShm("", "hugetlbfs", "/mnt");
+    try {
+      const sidecar = await serve(ns);
+      expect(sidecar.events("sidecar.started")[0]).toMatchObject({ shm_dir: "/dev/shm", shm_fs: "tmpfs", shm_page_bytes: 4096 });
+      // the first hugetlbfs mount of the namespace (ours at /mnt, or one the host had already)
+      const mounts = hugetlbfsMounts(readFileSync(`/proc/${ns.holder.child.pid}/mounts`, "utf8")).map((m) => m.mount);
+      expect(mounts).toContain("/mnt");
+      const [hint] = sidecar.events("shm.huge_pages_available");
+      expect(hint).toMatchObject({ mount: mounts[0], page_bytes: HUGE });
+      expect(Number(hint!.free_bytes)).toBeGreaterThanOrEqual(HUGE);
+      expect(String(hint!.hint)).toContain(`--shm-dir ${mounts[0]}`);
+      expect(await stopSidecar(sidecar), sidecar.stderr()).toBe(0);
+    } finally {
+      ns.close();
+    }
+  });
+});
+
+describe("hugetlbfsMounts", () => {
+  it("finds hugetlbfs mount points and their page sizes in /proc/mounts", () => {
+    const mounts = [
+      "tmpfs /dev/shm tmpfs rw,nosuid,nodev 0 0",
+      "hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0",
+      "none /mnt/huge\\040pages hugetlbfs rw,relatime,mode=1777,pagesize=1024M 0 0",
+      "none /mnt/old hugetlbfs rw,relatime 0 0",
+      "/dev/vda / ext4 rw,relatime 0 0",
+    ].join("\n");
+    expect(hugetlbfsMounts(mounts)).toEqual([
+      { mount: "/dev/hugepages", pageBytes: HUGE },
+      { mount: "/mnt/huge pages", pageBytes: 1024 * MiB },
+      { mount: "/mnt/old", pageBytes: HUGE },
+    ]);
   });
 });
 

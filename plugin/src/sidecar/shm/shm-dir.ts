@@ -56,3 +56,37 @@ export async function hugePagesFree(pageBytes: number): Promise<number> {
   const [free, reserved] = await Promise.all([read("free_hugepages"), read("resv_hugepages")]);
   return Math.max(0, free - reserved) * pageBytes;
 }
+
+/** A hugetlbfs mount the regions could use instead of a tmpfs: where it is and how much of its page size is free. */
+export interface HugePagesOffer {
+  mount: string;
+  pageBytes: number;
+  freeBytes: number;
+}
+
+/** Mount points of hugetlbfs in a /proc/mounts text, with their page size (the pagesize= option; 2 MiB when absent). */
+export function hugetlbfsMounts(mounts: string): { mount: string; pageBytes: number }[] {
+  const units: Record<string, number> = { K: 1024, M: 1024 ** 2, G: 1024 ** 3 };
+  return mounts
+    .split("\n")
+    .map((line) => line.split(" "))
+    .filter((f) => f[2] === "hugetlbfs" && f[1])
+    .map((f) => {
+      const size = /(?:^|,)pagesize=(\d+)([KMG])?/.exec(f[3] ?? "");
+      const pageBytes = size ? Number(size[1]) * (units[size[2] ?? ""] ?? 1) : 2 * 1024 ** 2;
+      return { mount: f[1]!.replace(/\\040/g, " "), pageBytes };
+    });
+}
+
+/**
+ * The first hugetlbfs mount with free huge pages, when the regions are on a tmpfs (for the start-up
+ * hint: the operator reserved huge pages that `--shm-dir` could use). Undefined when there is none.
+ */
+export async function hugePagesOffer(): Promise<HugePagesOffer | undefined> {
+  const mounts = hugetlbfsMounts(await readFile("/proc/self/mounts", "utf8").catch(() => ""));
+  for (const m of mounts) {
+    const freeBytes = await hugePagesFree(m.pageBytes).catch(() => 0);
+    if (freeBytes > 0) return { ...m, freeBytes };
+  }
+  return undefined;
+}
