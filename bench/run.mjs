@@ -4,7 +4,7 @@
 //
 //   node bench/run.mjs [--size-mib 2048] [--reps 3] [--only baseline,codec,engine,sidecar] [--cold]
 //                      [--streaming-only] [--write] [--out bench/RESULTS.md] [--keep] [--no-reference]
-//                      [--openssl-seconds 3]
+//                      [--openssl-seconds 3] [--hugetlb DIR]
 
 import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,7 +33,9 @@ const USAGE = `usage: node bench/run.mjs [options]
   --warmup N            untimed warm-up repeats of the codec part before the measured ones (default 1)
   --prefault-gib N|auto touch N GiB of memory once before measuring (default 0 = off; auto: 6 × size
                         + 2 GiB, capped at MemAvailable − 2 GiB). See bench/README.md
-  --openssl-seconds N   duration of each openssl speed run (default 3)`;
+  --openssl-seconds N   duration of each openssl speed run (default 3)
+  --hugetlb DIR         sidecar part: also resident loads with the regions on this hugetlbfs mount
+                        (ctensors serve --shm-dir DIR); needs free huge pages for the model (bench/README.md)`;
 
 const { values } = parseArgs({
   options: {
@@ -49,6 +51,7 @@ const { values } = parseArgs({
     "openssl-seconds": { type: "string", default: "3" },
     warmup: { type: "string", default: "1" },
     "prefault-gib": { type: "string", default: "0" },
+    hugetlb: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -81,6 +84,7 @@ const opts = {
   reference: !values["no-reference"],
   cold: values.cold,
   streamingOnly: values["streaming-only"],
+  hugetlbDir: values.hugetlb ? resolve(values.hugetlb) : null,
 };
 const resultsPath = values.out ? resolve(values.out) : join(BENCH_DIR, "RESULTS.md");
 const write = values.write || values.out !== undefined;

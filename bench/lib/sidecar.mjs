@@ -26,8 +26,9 @@ const kib = (pid, field) => {
  * @param {string} o.dir       a fresh directory for the socket (created 0700)
  * @param {string} o.keys      key dir from `ctensors keygen` (enc.jwk, sign.pub.jwk)
  * @param {string[]} [o.nodeArgs]  extra node flags (e.g. --cpu-prof)
+ * @param {string[]} [o.serveArgs] extra `ctensors serve` options (e.g. --shm-dir DIR)
  */
-export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
+export async function startSidecar({ cli, dir, keys, nodeArgs = [], serveArgs = [], cwd }) {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const socket = join(dir, "s.sock");
   const cmd = [
@@ -41,6 +42,7 @@ export async function startSidecar({ cli, dir, keys, nodeArgs = [], cwd }) {
     join(keys, "enc.jwk"),
     "--trust",
     join(keys, "sign.pub.jwk"),
+    ...serveArgs,
   ];
   const argv = GNU_TIME ? [GNU_TIME, "-f", `${MARK}%M`, ...cmd] : cmd;
   const child = spawn(argv[0], argv.slice(1), { cwd, stdio: ["ignore", "ignore", "pipe"] });
@@ -120,7 +122,7 @@ export function processCpuSeconds(pid) {
  */
 export async function runWithSidecar(options, run) {
   const sc = await startSidecar(options);
-  const shm = sampleFsUsage("/dev/shm");
+  const shm = sampleFsUsage(shmDirOf(options.serveArgs ?? []));
   let sample;
   try {
     sample = await run(sc);
@@ -137,10 +139,27 @@ export async function runWithSidecar(options, run) {
   return sample;
 }
 
-/** Samples used bytes of the file system at `path` (default /dev/shm) every `ms` until stop(). */
+/** The region directory a sidecar started with these serve options uses. */
+const shmDirOf = (serveArgs) => {
+  const i = serveArgs.indexOf("--shm-dir");
+  return i >= 0 ? serveArgs[i + 1] : "/dev/shm";
+};
+
+const HUGETLBFS_MAGIC = 0x958458f6;
+
+/**
+ * Samples used bytes of the file system at `path` (default /dev/shm) every `ms` until stop(). A
+ * hugetlbfs mount without a size limit reports no blocks: its pool's used pages are counted instead
+ * (total − free of its page size, the whole machine's).
+ */
 export function sampleFsUsage(path = "/dev/shm", ms = 10) {
   const used = () => {
     const s = statfsSync(path);
+    if (s.type === HUGETLBFS_MAGIC && s.blocks === 0) {
+      const base = `/sys/kernel/mm/hugepages/hugepages-${s.bsize / 1024}kB`;
+      const n = (f) => Number(readFileSync(`${base}/${f}`, "utf8"));
+      return (n("nr_hugepages") - n("free_hugepages")) * s.bsize;
+    }
     return (s.blocks - s.bfree) * s.bsize;
   };
   const base = used();

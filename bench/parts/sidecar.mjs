@@ -9,6 +9,7 @@
 // this process while the client runs. A node child (ops/sidecar-steps.mjs) replays the sidecar's
 // per-tensor loop with its own building blocks to show where the sidecar's time goes.
 
+import { statfsSync } from "node:fs";
 import { ROOT } from "../lib/context.mjs";
 import { rowFromSamples } from "../lib/rows.mjs";
 import { runWithSidecar } from "../lib/sidecar.mjs";
@@ -25,9 +26,9 @@ const DEFAULT_WINDOW = 256 * 1024 * 1024; // the sidecar's defaultWindowBytes
 function sidecarRunner(ctx, { cli, keys, plain, enc }) {
   const verified = {};
   const runner = { count: 0, verified, run: null };
-  runner.run = async (args, verify, file = enc) => {
+  runner.run = async (args, verify, file = enc, serveArgs = []) => {
     await ctx.warm(file.path);
-    const sample = await runWithSidecar({ cli, dir: ctx.path(`sc${++runner.count}`), keys, cwd: ROOT }, async (sc) => {
+    const sample = await runWithSidecar({ cli, dir: ctx.path(`sc${++runner.count}`), keys, serveArgs, cwd: ROOT }, async (sc) => {
       const cpu0 = sc.cpuSeconds();
       const s = await ctx.op("sidecar_load.py", [
         args[0],
@@ -40,7 +41,7 @@ function sidecarRunner(ctx, { cli, keys, plain, enc }) {
       return s;
     });
     if (verify) {
-      const what = `${args.join(" ")}${file === enc ? "" : " (v1 file)"}`;
+      const what = `${args.join(" ")}${file === enc ? "" : " (v1 file)"}${serveArgs.length ? ` (${serveArgs.join(" ")})` : ""}`;
       verified[what] = /^BENCH_VERIFY ok$/m.test(sample.stdout);
       if (!verified[what]) ctx.log(`verify failed: ${sample.stdout.slice(-2000)} ${sample.stderr.slice(-2000)}`);
     }
@@ -50,7 +51,7 @@ function sidecarRunner(ctx, { cli, keys, plain, enc }) {
 }
 
 // The timed operations, each `async (keep) => …` adding one sample to its list in `s`.
-function timedOps(ctx, s, withSidecar, { keys, plain, enc, enc1, useRef, streamingOnly }) {
+function timedOps(ctx, s, withSidecar, { keys, plain, enc, enc1, useRef, streamingOnly, hugetlbDir }) {
   const stream = streamingOnly ? "stream-drop" : "stream";
   if (streamingOnly) {
     return [
@@ -67,6 +68,7 @@ function timedOps(ctx, s, withSidecar, { keys, plain, enc, enc1, useRef, streami
     async (keep) => keep(s.sdef, await withSidecar([stream, "0", String(WINDOW_COUNT)])),
     async (keep) => keep(s.ssmall, await withSidecar([stream, String(SMALL_WINDOW), String(WINDOW_COUNT)])),
     async (keep) => keep(s.res1, await withSidecar(["resident"], false, enc1)),
+    ...(hugetlbDir ? [async (keep) => keep(s.resHuge, await withSidecar(["resident"], false, enc, ["--shm-dir", hugetlbDir]))] : []),
     async (keep) => {
       await ctx.warm(enc.path);
       // the JS engine's per-tensor loop, replayed step by step (the native engine has no such steps)
@@ -210,6 +212,37 @@ function mainRows(s, useRef) {
       s.res1,
     ),
   );
+  if (s.resHuge.length) {
+    rows.push(
+      sidecarPeaks(
+        rowFromSamples({
+          id: "sc-resident-huge-clone",
+          op: "ours resident, regions on hugetlbfs (serve --shm-dir): load_file + clone × all",
+          samples: s.resHuge,
+          compare: { baseline: "sc-plain-clone", reference: ref },
+        }),
+        s.resHuge,
+      ),
+      rowFromSamples({
+        id: "sc-resident-huge-zc",
+        op: "  └ load_file alone (zero-copy views, untouched)",
+        samples: s.resHuge,
+        secondsOf: (x) => x.result.loadSeconds,
+        memory: false,
+        cpu: false,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+      rowFromSamples({
+        id: "sc-resident-huge-touch",
+        op: "  └ load_file + one read of every 4 KiB page of every view (no copy)",
+        samples: s.resHuge,
+        secondsOf: (x) => x.result.loadSeconds + x.result.touchSeconds,
+        memory: false,
+        cpu: false,
+        compare: { baseline: "sc-plain-clone", reference: ref },
+      }),
+    );
+  }
   if (useRef) {
     rows.push(
       rowFromSamples({
@@ -257,6 +290,8 @@ export function cpuPerGiB(s, dataBytes) {
     plainClone: med(s.plain, (x) => x.result.cpuSeconds),
     residentTouch: med(s.res, (x) => x.result.loadCpuSeconds + x.result.touchCpuSeconds + sc(x)),
     residentTouchSidecar: med(s.res, sc),
+    hugeTouch: med(s.resHuge, (x) => x.result.loadCpuSeconds + x.result.touchCpuSeconds + sc(x)),
+    hugeTouchSidecar: med(s.resHuge, sc),
     residentClone: med(s.res, (x) => x.result.cpuSeconds + sc(x)),
     streamDefault: med(s.sdef, (x) => x.result.cpuSeconds + sc(x)),
     reference: med(s.ref, (x) => x.result.cpuSeconds),
@@ -268,7 +303,9 @@ function cpuPerGiBNote(s, dataBytes, useRef) {
   const f = (v) => (v == null ? "—" : v.toFixed(2));
   return (
     `CPU seconds per GiB, all processes (client + sidecar; steadier than wall time on a shared machine, and what decides the result with more cores), median: ` +
-    `ours resident load_file + touch every page ${f(c.residentTouch)} (sidecar ${f(c.residentTouchSidecar)}), ours resident + clone ${f(c.residentClone)}, ` +
+    `ours resident load_file + touch every page ${f(c.residentTouch)} (sidecar ${f(c.residentTouchSidecar)})` +
+    (c.hugeTouch == null ? "" : `, the same with regions on hugetlbfs ${f(c.hugeTouch)} (sidecar ${f(c.hugeTouchSidecar)})`) +
+    `, ours resident + clone ${f(c.residentClone)}, ` +
     `ours streaming (default window) ${f(c.streamDefault)}, ${useRef ? `reference load_file ${f(c.reference)}, ` : ""}plain load_file + clone ${f(c.plainClone)}`
   );
 }
@@ -287,6 +324,7 @@ function mainReport(ctx, s, { plain, enc, enc1, useRef, nSidecars, verified }) {
   const steps = stepMedians(s.steps);
   const sidecarSide = {
     resident: sidecarLoadMedian(s.res),
+    residentHuge: sidecarLoadMedian(s.resHuge),
     streamDefault: sidecarLoadMedian(s.sdef),
     streamSmall: sidecarLoadMedian(s.ssmall),
   };
@@ -295,12 +333,16 @@ function mainReport(ctx, s, { plain, enc, enc1, useRef, nSidecars, verified }) {
     "every client ends up with every tensor in its own memory and keeps them to the end (reference excepted: its op drops each tensor at once, as in the codec part); imports outside the timed section; the sidecar modes' times include OpenModel (signature check, DEK unwrap) over gRPC",
     `one sidecar process per mode and repeat (${nSidecars} in all), started before the client and stopped with SIGTERM after it; "sidecar peak RSS" is its lifetime peak (GNU time), max over repeats. "/dev/shm peak" is statfs(/dev/shm) used bytes sampled every 10 ms during the client run, minus its value before`,
     `streaming windows: the sidecar raises window_bytes to the largest tensor, so "64 MiB" is in effect ${mib(window(SMALL_WINDOW))} MiB × ${WINDOW_COUNT} here (bound ${mib(window(SMALL_WINDOW) * WINDOW_COUNT)} MiB), the default ${mib(window(DEFAULT_WINDOW))} MiB × ${WINDOW_COUNT} (bound ${mib(window(DEFAULT_WINDOW) * WINDOW_COUNT)} MiB)`,
-    `the sidecar's own load.finished log (median): resident ${sidecarSide.resident?.ms ?? "—"} ms (${sidecarSide.resident?.gbps ?? "—"} GB/s, ${sidecarSide.resident?.regions ?? "—"} region(s)), streaming default ${sidecarSide.streamDefault?.ms ?? "—"} ms, 64 MiB ${sidecarSide.streamSmall?.ms ?? "—"} ms (from its start message to done, after OpenModel)`,
+    `the sidecar's own load.finished log (median): resident ${sidecarSide.resident?.ms ?? "—"} ms (${sidecarSide.resident?.gbps ?? "—"} GB/s, ${sidecarSide.resident?.regions ?? "—"} region(s))${sidecarSide.residentHuge ? `, resident on hugetlbfs ${sidecarSide.residentHuge.ms} ms (${sidecarSide.residentHuge.gbps} GB/s)` : ""}, streaming default ${sidecarSide.streamDefault?.ms ?? "—"} ms, 64 MiB ${sidecarSide.streamSmall?.ms ?? "—"} ms (from its start message to done, after OpenModel)`,
     `loaded tensors verified equal to safetensors' load of the plain model (separate untimed runs before the repeats): ${Object.keys(verified).length ? (Object.values(verified).every(Boolean) ? `yes (${Object.keys(verified).join(", ")})` : "NO") : "not checked"}`,
-    `client minor page faults during the operation (median): baseline ${faults(s.plain)}, resident ${faults(s.res)}, streaming default ${faults(s.sdef)}, 64 MiB ${faults(s.ssmall)}${useRef ? `, reference ${faults(s.ref)}` : ""} (1 GiB = 262144 pages of 4 KiB)`,
+    `client minor page faults during the operation (median): baseline ${faults(s.plain)}, resident ${faults(s.res)}${s.resHuge.length ? `, resident on hugetlbfs ${faults(s.resHuge)}` : ""}, streaming default ${faults(s.sdef)}, 64 MiB ${faults(s.ssmall)}${useRef ? `, reference ${faults(s.ref)}` : ""} (1 GiB = 262144 pages of 4 KiB)`,
     `the JS engine's sidecar loop replayed in a node child (ops/sidecar-steps.mjs with CTENSORS_ENGINE=js, same reader, ShmRegion and packing; median of ${s.steps.length}): ${steps.seconds.toFixed(2)} s for ${mib(steps.bytes)} MiB = open ${steps.open.toFixed(2)} s + region create ${steps.region.toFixed(2)} s + readTensorInto (read + AES-GCM) ${steps.decrypt.toFixed(2)} s + pwrite to /dev/shm ${steps.write.toFixed(2)} s + zeroing ${steps.zero.toFixed(2)} s; a separate read-only pass of the same bytes takes ${steps.read.toFixed(2)} s; CPU/wall ${steps.cpuPerWall.toFixed(2)}`,
   ];
   notes.push(cpuPerGiBNote(s, plain.dataBytes, useRef));
+  if (s.resHuge.length)
+    notes.push(
+      `regions on hugetlbfs: \`ctensors serve --shm-dir ${ctx.opts.hugetlbDir}\` (bench --hugetlb), huge pages of ${mib(statfsSync(ctx.opts.hugetlbDir).bsize)} MiB reserved by the operator (bench/README.md); "/dev/shm peak" for those rows is the huge page pool's use`,
+    );
   if (!useRef) notes.push("reference not measured (--no-reference)");
   return {
     rows,
@@ -331,8 +373,9 @@ export default {
     const plain = await ctx.plain(sizeMiB);
     const enc = await ctx.encrypted(sizeMiB);
     const enc1 = streamingOnly ? null : await ctx.encrypted(sizeMiB, 1);
-    const files = { keys, plain, enc, enc1, useRef, streamingOnly };
-    const s = { plain: [], ref: [], res: [], sdef: [], ssmall: [], steps: [], res1: [], ref1: [] };
+    const hugetlbDir = streamingOnly ? null : ctx.opts.hugetlbDir;
+    const files = { keys, plain, enc, enc1, useRef, streamingOnly, hugetlbDir };
+    const s = { plain: [], ref: [], res: [], sdef: [], ssmall: [], steps: [], res1: [], ref1: [], resHuge: [] };
     const sidecars = sidecarRunner(ctx, { cli: ctx.cli, keys, plain, enc });
     const ops = timedOps(ctx, s, sidecars.run, files);
     // Untimed check first, in runs of their own (the comparison loads the plain model too, which
@@ -343,6 +386,8 @@ export default {
       await sidecars.run(["resident"], true);
       await sidecars.run(["resident"], true, enc1);
       await sidecars.run(["stream", String(SMALL_WINDOW), String(WINDOW_COUNT)], true);
+      // also the huge pages' first use (a hypervisor may back them only now): not in the timed runs
+      if (hugetlbDir) await sidecars.run(["resident"], true, enc, ["--shm-dir", hugetlbDir]);
     }
     await repeatOps(ctx, ops, reps);
     const { verified } = sidecars;

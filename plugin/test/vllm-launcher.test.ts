@@ -125,6 +125,12 @@ describe("sidecarServeArgs", () => {
     expect(served["release-state"]).toBe("/s/rel.json");
   });
 
+  it("forwards --shm-dir (regions on another tmpfs or on hugetlbfs) to the serve it starts", () => {
+    const args = sidecarServeArgs("/run/s.sock", launcherArgs(["--key", "k.jwk", "--shm-dir", "/dev/hugepages"]));
+    expect(args).toEqual(["--socket", "/run/s.sock", "--key", "k.jwk", "--shm-dir", "/dev/hugepages"]);
+    expect(parseArgs({ args, options: serve.options, allowPositionals: false, strict: true }).values["shm-dir"]).toBe("/dev/hugepages");
+  });
+
   it("leaves the secure defaults alone when no release option is given", () => {
     const args = sidecarServeArgs("/run/s.sock", launcherArgs(["--key", "k.jwk"]));
     expect(args).toEqual(["--socket", "/run/s.sock", "--key", "k.jwk"]);

@@ -133,7 +133,8 @@ class FakeSidecar(sidecar_pb2_grpc.SidecarServicer):
                 os.pwrite(fd, data, off)
         finally:
             os.close(fd)
-        sent = "/tmp/not-shm" if self.fault == "path_outside_shm" else path
+        # A path on a disk (this file's folder), which the client must refuse without opening it.
+        sent = os.path.join(os.path.dirname(os.path.abspath(__file__)), "not-shm") if self.fault == "path_outside_shm" else path
         return path, pb.RegionReady(region_id=rid, path=sent, region_bytes=size, tensors=placements)
 
     def _await_mapped(self, request_iterator: Iterator[pb.LoadClientMessage], rid: int) -> bool:

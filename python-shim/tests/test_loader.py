@@ -244,7 +244,7 @@ def test_resident_over_several_regions(fake_sidecar: Callable[..., FakeSidecar])
 @pytest.mark.parametrize(
     ("fault", "needle"),
     [
-        ("path_outside_shm", "not a file directly under /dev/shm"),
+        ("path_outside_shm", "not a file on a tmpfs or hugetlbfs mount"),
         ("no_done", "without `done`"),
         ("bad_done_count", "`done` counts"),
         ("bad_offset", "not aligned"),

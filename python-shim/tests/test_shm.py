@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import bitwise_equal, sample_tensors
 
-from ctensors._shm import DTYPES, map_region, safetensors_dtype, tensor_view, torch_dtype
+from ctensors._shm import DTYPES, _ram_file_system, map_region, safetensors_dtype, tensor_view, torch_dtype
 from ctensors.errors import CryptoTensorsError
 
 
@@ -102,12 +102,24 @@ def test_bad_placements(region_file: Path, offset: int, byte_size: int, dtype: s
     assert info.value.code == "ERR_CT_INTERNAL" and needle in info.value.message
 
 
-def test_region_must_be_directly_under_dev_shm(tmp_path: Path) -> None:
-    path = tmp_path / "region"
+def test_region_must_be_on_a_memory_file_system() -> None:
+    """A region file on a disk (this test's own folder) is refused before it is opened, as is a
+    relative path or one that leaves /dev/shm by `..`."""
+    here = Path(__file__).resolve().parent
+    assert _ram_file_system(str(here)) is None, "the checkout is expected on a disk file system"
+    path = here / f"region-on-disk-{secrets.token_hex(4)}"
     path.write_bytes(b"\0" * 64)
-    for bad in [str(path), "relative", "/dev/shm/../tmp/x", "/dev/shm/sub/x"]:
-        with pytest.raises(CryptoTensorsError, match="not a file directly under /dev/shm"):
-            map_region(bad, 64)
+    try:
+        for bad in [str(path), "relative", f"/dev/shm/..{here}/{path.name}"]:
+            with pytest.raises(CryptoTensorsError, match="not a file on a tmpfs or hugetlbfs mount"):
+                map_region(bad, 64)
+    finally:
+        path.unlink()
+
+
+def test_memory_file_systems_are_recognised() -> None:
+    assert _ram_file_system("/dev/shm") == "tmpfs"
+    assert _ram_file_system("/nonexistent-dir") is None
 
 
 def test_region_symlink_is_refused(region_file: Path, tmp_path: Path) -> None:

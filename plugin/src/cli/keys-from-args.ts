@@ -122,5 +122,12 @@ export const SIDECAR_OPTIONS = {
     default: false,
     description: "also serve plain and partially encrypted models (Hub repos declared confidential stay strict)",
   },
+  "shm-dir": {
+    type: "string",
+    value: "DIR",
+    description:
+      "where shared-memory regions are created: a tmpfs, or a hugetlbfs mount of reserved huge pages (cheaper loads; docs/sidecar.md)",
+    defaultText: "/dev/shm",
+  },
   ...KEY_TOKEN_OPTION,
 } as const satisfies CommandOptions;

@@ -101,10 +101,11 @@ export type NativeDestination =
   | { kind: "buffer"; buffer: Uint8Array }
   /**
    * A file of `bytes` bytes (0: unbounded), e.g. a /dev/shm region or an output file: written with
-   * pwrite from a small per-thread buffer (default), or, with CTENSORS_NATIVE_DST=map and `bytes` > 0,
-   * mapped shared and written in place. bench/RESULTS.md has the measurements behind the default.
+   * pwrite from a small per-thread buffer (default), or, with `map` (a hugetlbfs region, which takes no
+   * pwrite) or CTENSORS_NATIVE_DST=map and `bytes` > 0, mapped shared and written in place.
+   * bench/RESULTS.md has the measurements behind the default.
    */
-  | { kind: "file"; fd: number; bytes: number };
+  | { kind: "file"; fd: number; bytes: number; map?: boolean };
 
 /** NoSpace: a write failed with ENOSPC or EDQUOT (a full /dev/shm or disk); Io: any other read or write error. */
 export enum TaskStatus {
@@ -152,7 +153,8 @@ export async function runNative(
   try {
     const dstArg = dst.kind === "buffer" ? dst.buffer : dst.fd;
     const dstBytes = dst.kind === "file" ? dst.bytes : dst.buffer.length;
-    const kind = dst.kind === "buffer" ? 0 : process.env.CTENSORS_NATIVE_DST === "map" && dst.bytes > 0 ? 1 : 2;
+    const mapped = dst.kind === "file" && dst.bytes > 0 && (dst.map === true || process.env.CTENSORS_NATIVE_DST === "map");
+    const kind = dst.kind === "buffer" ? 0 : mapped ? 1 : 2;
     // Sources are read with pread into a per-thread buffer unless CTENSORS_NATIVE_SRC=map.
     // CTENSORS_NATIVE_POPULATE=0: no MADV_POPULATE_WRITE of a mapped region or of a fresh buffer's pages.
     const flags = (process.env.CTENSORS_NATIVE_POPULATE === "0" ? 0 : 1) | (process.env.CTENSORS_NATIVE_SRC === "map" ? 0 : 2);

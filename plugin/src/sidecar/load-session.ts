@@ -290,7 +290,7 @@ export class LoadSession {
     const batches = packBatches(entries, (e) => e.byteSize, Math.min(this.settings.residentRegionBytes, RESIDENT_PIPELINE_BYTES));
     const needed = blocksNeeded(batches.map(regionBytesOf), space.blockBytes);
     const streamingNeeds = blocksNeeded([alignUp(Math.max(this.largestTensorBytes, ALIGN_BYTES))], space.blockBytes);
-    this.need = { dir: this.shm.dir, mode: "resident", needed, free: space.free, streamingNeeds };
+    this.need = { dir: this.shm.dir, fs: this.shm.fs, mode: "resident", needed, free: space.free, streamingNeeds };
     if (needed > space.free) throw shmTooSmall(this.need);
     return batches;
   }
@@ -307,6 +307,7 @@ export class LoadSession {
     if (!window)
       throw shmTooSmall({
         dir: this.shm.dir,
+        fs: this.shm.fs,
         mode: "streaming",
         needed: largest,
         free: space.free,
@@ -315,6 +316,7 @@ export class LoadSession {
     const needed = blocksNeeded(Array(window.count).fill(window.bytes), space.blockBytes);
     this.need = {
       dir: this.shm.dir,
+      fs: this.shm.fs,
       mode: "streaming",
       needed,
       free: space.free,
@@ -369,7 +371,7 @@ export class LoadSession {
       const path = region.announced ? "" : region.shm.path; // the client maps each region once
       region.announced = true;
       region.busy = true;
-      await this.send({ ready: { region_id: region.id, path, region_bytes: windowBytes, tensors: placements(batch) } });
+      await this.send({ ready: { region_id: region.id, path, region_bytes: region.shm.bytes, tensors: placements(batch) } });
     }
   }
 
@@ -402,7 +404,7 @@ export class LoadSession {
       const items = batch.placements
         .filter((p) => p.byteSize > 0)
         .map((p) => ({ reader: p.item.reader, name: p.item.name, offset: p.offset }));
-      await readTensorsInto(items, { kind: "file", fd: region.shm.fd, bytes: region.shm.bytes });
+      await readTensorsInto(items, { kind: "file", fd: region.shm.fd, bytes: region.shm.bytes, map: region.shm.writesByMapping });
       this.check();
       return;
     }

@@ -15,6 +15,7 @@ import { jsonLogger, type Logger } from "./log.js";
 import { serveMetrics, SidecarMetrics, type MetricsEndpoint, type MetricsEndpointOptions } from "./metrics.js";
 import { ModelRegistry } from "./model-registry.js";
 import { ShmInstance, SHM_DIR } from "./shm/instance.js";
+import { hugePagesOffer, probeShmDir } from "./shm/shm-dir.js";
 import { sweepStaleRegions } from "./shm/sweep.js";
 import { SidecarService, trustedSignerKids } from "./sidecar-service.js";
 import { clearStaleSocket, MAX_SOCKET_PATH_BYTES, prepareSocketDir } from "./socket-path.js";
@@ -52,6 +53,12 @@ export interface SidecarOptions {
   /** STREAMING defaults when the client sends 0 (256 MiB, 2). */
   defaultWindowBytes?: number;
   defaultWindowCount?: number;
+  /**
+   * Where shared-memory regions are created (default /dev/shm): a tmpfs, or a hugetlbfs mount of
+   * reserved huge pages (far fewer page allocations per load; needs the native engine). Anything else
+   * is refused (shm/shm-dir.ts). Clients map the regions by the paths the sidecar announces.
+   */
+  shmDir?: string;
   /** How long close() waits for calls to finish before cancelling them (default 5 s). */
   shutdownTimeoutMs?: number;
   /** Serve Prometheus metrics on http://host:port/metrics (host default 127.0.0.1). Default: no endpoint. */
@@ -69,14 +76,24 @@ export interface SidecarHandle {
 
 /**
  * Starts a sidecar on a unix socket and writes its token file beside it (`<socket>.token`, 0600).
- * First removes the shared-memory regions that dead sidecars left in /dev/shm (logged as `shm.swept`).
- * @throws ERR_CT_IO (socket directory not private, socket in use, path too long, cannot bind, /dev/shm unusable)
+ * First removes the shared-memory regions that dead sidecars left in the region directory (logged as `shm.swept`).
+ * @throws ERR_CT_IO (socket directory not private, socket in use, path too long, cannot bind, /dev/shm unusable),
+ *   ERR_CT_USAGE (shmDir not tmpfs or hugetlbfs), ERR_CT_UNSUPPORTED (hugetlbfs without the native engine)
  */
 export async function startSidecar(options: SidecarOptions): Promise<SidecarHandle> {
   const log = options.logger ?? jsonLogger();
+  const shmDir = resolve(options.shmDir ?? SHM_DIR);
+  const shmInfo = await probeShmDir(shmDir);
+  if (shmInfo.fs === "hugetlbfs" && engineName() !== "native")
+    throw new CryptoTensorsError(
+      "ERR_CT_UNSUPPORTED",
+      `${shmDir} is a hugetlbfs mount: its regions are written through a mapping, which needs the native engine (the JS engine is in use); ` +
+        "serve from /dev/shm instead",
+      { option: "shm-dir" },
+    );
   const { socketPath, tokenPath } = await claimSocket(options.socketPath);
-  await sweepDeadInstances(log);
-  const shm = await ShmInstance.start();
+  await sweepDeadInstances(log, shmDir);
+  const shm = await ShmInstance.start(shmDir, shmInfo);
   let running: Running;
   const metrics = new SidecarMetrics();
   try {
@@ -114,10 +131,23 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     socket: socketPath,
     token_file: tokenPath,
     shm_instance: shm.id,
+    shm_dir: shm.dir,
+    shm_fs: shm.fs,
+    shm_page_bytes: shm.pageBytes,
     require_encrypted: !(options.allowPlaintext ?? false),
     trusted_signers: trustedSignerKids(options.trust),
     keys: options.keys?.length ?? 0,
   });
+  if (shm.fs === "tmpfs") {
+    const offer = await hugePagesOffer();
+    if (offer)
+      log.info("shm.huge_pages_available", {
+        mount: offer.mount,
+        page_bytes: offer.pageBytes,
+        free_bytes: offer.freeBytes,
+        hint: `huge pages are reserved on this host: --shm-dir ${offer.mount} puts the regions on them (cheaper loads; docs/sidecar.md)`,
+      });
+  }
   let closing: Promise<void> | null = null;
   const endpoint = running.metricsEndpoint;
   return {
@@ -156,19 +186,17 @@ async function claimSocket(path: string): Promise<{ socketPath: string; tokenPat
   return { socketPath, tokenPath: tokenPathOf(socketPath) };
 }
 
-/** Removes what dead sidecars left in /dev/shm (shm/sweep.ts), and says what in the log. */
-async function sweepDeadInstances(log: Logger): Promise<void> {
-  const report = await sweepStaleRegions().catch((err: NodeJS.ErrnoException) => {
-    throw new CryptoTensorsError(
-      "ERR_CT_IO",
-      `cannot list ${SHM_DIR} to remove regions left by dead sidecars: ${err.code ?? err.message}`,
-      { cause: err },
-    );
+/** Removes what dead sidecars left in the region directory (shm/sweep.ts), and says what in the log. */
+async function sweepDeadInstances(log: Logger, dir: string): Promise<void> {
+  const report = await sweepStaleRegions(dir).catch((err: NodeJS.ErrnoException) => {
+    throw new CryptoTensorsError("ERR_CT_IO", `cannot list ${dir} to remove regions left by dead sidecars: ${err.code ?? err.message}`, {
+      cause: err,
+    });
   });
   const { unattributed, ...swept } = report;
-  log.info("shm.swept", { dir: SHM_DIR, ...swept });
+  log.info("shm.swept", { dir, ...swept });
   if (unattributed > 0)
-    log.warn("shm.unattributed", { dir: SHM_DIR, regions: unattributed, why: "region files without a liveness socket: left alone" });
+    log.warn("shm.unattributed", { dir, regions: unattributed, why: "region files without a liveness socket: left alone" });
 }
 
 function newService(

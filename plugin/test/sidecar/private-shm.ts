@@ -49,18 +49,18 @@ export interface Namespace {
   close(): void;
 }
 
-/** A mount namespace whose /dev/shm is a fresh tmpfs of `size` (mount's syntax: 64m, 1536k). */
-export async function privateShm(size: string): Promise<Namespace> {
-  const holder = start("unshare", [
-    "-m",
-    "sh",
-    "-c",
-    `mount -t tmpfs -o size=${size},mode=1777 tmpfs /dev/shm && echo READY && exec sleep 900`,
-  ]);
+/**
+ * A mount namespace whose /dev/shm is a fresh tmpfs of `size` (mount's syntax: 64m, 1536k), or with
+ * `fs` "hugetlbfs" a hugetlbfs mount of the host's reserved huge pages (`size` "" for no limit);
+ * `at` mounts it elsewhere instead of on /dev/shm (`shm` and `leftovers` then look there).
+ */
+export async function privateShm(size: string, fs: "tmpfs" | "hugetlbfs" = "tmpfs", at = "/dev/shm"): Promise<Namespace> {
+  const options = [size ? `size=${size}` : "", "mode=1777"].filter(Boolean).join(",");
+  const holder = start("unshare", ["-m", "sh", "-c", `mount -t ${fs} -o ${options} ${fs} ${at} && echo READY && exec sleep 900`]);
   await eventually(() => holder.stdout().includes("READY") || holder.child.exitCode !== null, "the private tmpfs", 30_000);
   expect(holder.stdout(), `unshare -m and mount need root: ${holder.stderr()}`).toContain("READY");
   const root = `/proc/${holder.child.pid}/root`;
-  const shm = `${root}/dev/shm`;
+  const shm = `${root}${at}`;
   return {
     holder,
     root,

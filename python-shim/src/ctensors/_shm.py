@@ -12,6 +12,7 @@ which registers segments with the resource tracker (warnings, and an unlink at e
 
 from __future__ import annotations
 
+import ctypes
 import math
 import mmap
 import os
@@ -22,8 +23,27 @@ import torch
 
 from .errors import CryptoTensorsError
 
-#: Where the sidecar places regions (tmpfs: plaintext never reaches a disk). Other paths are refused.
+#: Where the sidecar places regions by default (tmpfs: plaintext never reaches a disk). It may be
+#: configured to use another tmpfs or a hugetlbfs mount (`ctensors serve --shm-dir`); a region on any
+#: other file system is refused (`_ram_file_system`).
 SHM_DIR = "/dev/shm"
+
+#: statfs f_type of the file systems whose files live in memory only (linux/magic.h).
+_RAM_FILE_SYSTEMS = {0x01021994: "tmpfs", 0x958458F6: "hugetlbfs"}
+
+
+class _StatFs(ctypes.Structure):
+    # Only the leading f_type is read; the buffer is large enough for struct statfs on every Linux ABI.
+    _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 256)]
+
+
+def _ram_file_system(directory: str) -> str | None:
+    """ "tmpfs" or "hugetlbfs" when `directory` is on one of them, else None (statfs f_type)."""
+    buf = _StatFs()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.statfs(os.fsencode(directory), ctypes.byref(buf)) != 0:
+        return None
+    return _RAM_FILE_SYSTEMS.get(buf.f_type & 0xFFFFFFFF)
 
 
 def _dtype_table() -> dict[str, torch.dtype]:
@@ -78,14 +98,15 @@ def safetensors_dtype(dtype: torch.dtype) -> str:
 def map_region(path: str, size: int) -> mmap.mmap:
     """Maps `size` bytes of a region file read-write and shared (open O_RDWR, MAP_SHARED, close the fd).
 
-    Only regular files directly under /dev/shm are accepted (plaintext stays in memory), and the
-    file must be at least `size` bytes (touching a mapping past the end of a file raises SIGBUS).
+    Only regular files (no symlink) at an absolute path in a directory on tmpfs or hugetlbfs are
+    accepted (plaintext stays in memory), and the file must be at least `size` bytes (touching a
+    mapping past the end of a file raises SIGBUS).
     """
     if size <= 0:
         raise _protocol(f"region {path} has size {size}")
     norm = os.path.normpath(path)
-    if not os.path.isabs(path) or os.path.dirname(norm) != SHM_DIR:
-        raise _protocol(f"region path {path!r} is not a file directly under {SHM_DIR}")
+    if not os.path.isabs(path) or _ram_file_system(os.path.dirname(norm)) is None:
+        raise _protocol(f"region path {path!r} is not a file on a tmpfs or hugetlbfs mount (memory only)")
     try:
         fd = os.open(norm, os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW)
     except OSError as err:

@@ -1,5 +1,5 @@
 // ctensors serve [--socket PATH] [--key JWK...] [--keys JWKS...] [--trust PUB_JWK...] [--trust-store JWKS...]
-//   [--allow-plaintext] [--key-token T] [--metrics-port N [--metrics-host H]]
+//   [--allow-plaintext] [--key-token T] [--metrics-port N [--metrics-host H]] [--shm-dir DIR]
 // Serves only signed, fully encrypted models unless --allow-plaintext (open-checks.ts: requiredEncryption).
 // Runs the sidecar (src/sidecar, exported as `ctensors/sidecar`) until SIGTERM or SIGINT.
 
@@ -79,6 +79,7 @@ export const serve = defineCommand({
         hub: hubSettingsFromArgs(values),
         ...(kms ? { kms } : {}),
         release: servePolicyFromArgs(values),
+        ...(values["shm-dir"] !== undefined ? { shmDir: values["shm-dir"] } : {}),
         ...(values["policy-claims"] ? { policyClaims: await loadPolicyClaims(values["policy-claims"]) } : {}),
         ...(values["metrics-port"] !== undefined
           ? { metrics: { port: Number(values["metrics-port"]), host: values["metrics-host"] } }

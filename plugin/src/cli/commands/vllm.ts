@@ -116,7 +116,7 @@ function signalGroup(child: Child, signal: NodeJS.Signals): void {
  * promise of its result, which an async function would wait for if returned bare. */
 const KEY_OPTIONS = ["key", "keys", "trust", "trust-store"] as const;
 /** Options that only matter to a sidecar started here. */
-const SERVE_ONLY_OPTIONS = ["key-token", "allow-unsigned-release", "allow-rollback", "release-state"] as const;
+const SERVE_ONLY_OPTIONS = ["key-token", "allow-unsigned-release", "allow-rollback", "release-state", "shm-dir"] as const;
 
 const LAUNCHER_OPTIONS = { ...SIDECAR_OPTIONS, ...RELEASE_SERVE_OPTIONS } as const;
 
@@ -129,6 +129,7 @@ export function sidecarServeArgs(socket: string, values: OptionValues<typeof LAU
   if (values["allow-unsigned-release"]) args.push("--allow-unsigned-release");
   if (values["allow-rollback"]) args.push("--allow-rollback");
   if (values["release-state"] !== undefined) args.push("--release-state", values["release-state"]);
+  if (values["shm-dir"] !== undefined) args.push("--shm-dir", values["shm-dir"]);
   return args;
 }
 

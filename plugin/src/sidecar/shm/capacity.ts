@@ -8,17 +8,19 @@
 
 import { statfs } from "node:fs/promises";
 import { CryptoTensorsError } from "../../index.js";
+import { HUGETLBFS_MAGIC, hugePagesFree, type ShmFs } from "./shm-dir.js";
 
 export interface ShmSpace {
   /** Bytes an unprivileged process may still allocate in the file system (f_bavail × f_bsize). */
   free: number;
-  /** The file system's block size: tmpfs allocates whole pages, so regions are counted in these. */
+  /** The file system's block size: tmpfs allocates whole pages (hugetlbfs whole huge pages), so regions are counted in these. */
   blockBytes: number;
 }
 
-/** Free space of the file system holding `dir` (statfs). */
+/** Free space of the file system holding `dir` (statfs; a hugetlbfs mount without size= limit: the free huge pages). */
 export async function shmSpace(dir: string): Promise<ShmSpace> {
   const st = await statfs(dir);
+  if (st.type === HUGETLBFS_MAGIC && st.blocks === 0) return { free: await hugePagesFree(st.bsize), blockBytes: st.bsize };
   return { free: st.bavail * st.bsize, blockBytes: st.bsize || 4096 };
 }
 
@@ -32,6 +34,8 @@ export function isNoSpace(err: unknown): boolean {
 
 export interface ShmShortage {
   dir: string;
+  /** The directory's file system (default tmpfs): the remedies differ for hugetlbfs. */
+  fs?: ShmFs;
   mode: "resident" | "streaming";
   /** Bytes of shared memory this load needs at once. */
   needed: number;
@@ -68,10 +72,13 @@ export function shmTooSmall(s: ShmShortage): CryptoTensorsError {
         : ", or load in streaming mode (it needs room for the largest tensor only)"
       : "";
   const what = s.what ? ` for ${s.what}` : "";
-  const message =
-    `shared memory is too small: this ${s.mode} load needs ${s.needed} bytes (${mib(s.needed)}) in ${s.dir}${what}, ${s.free} bytes (${mib(s.free)}) are free. ` +
-    `Give the container more shared memory: docker run --shm-size=${size}m (or --ipc=host); on Kubernetes, mount an emptyDir ` +
-    `with medium: Memory and sizeLimit: ${size}Mi at ${s.dir} in both containers${streaming}.`;
+  const remedy =
+    s.fs === "hugetlbfs"
+      ? `Reserve more huge pages (sysctl vm.nr_hugepages; on Kubernetes, a larger hugepages-2Mi request and limit for both containers), ` +
+        `or serve from /dev/shm (--shm-dir)${streaming}.`
+      : `Give the container more shared memory: docker run --shm-size=${size}m (or --ipc=host); on Kubernetes, mount an emptyDir ` +
+        `with medium: Memory and sizeLimit: ${size}Mi at ${s.dir} in both containers${streaming}.`;
+  const message = `shared memory is too small: this ${s.mode} load needs ${s.needed} bytes (${mib(s.needed)}) in ${s.dir}${what}, ${s.free} bytes (${mib(s.free)}) are free. ${remedy}`;
   const cause = s.cause ?? Object.assign(new Error("ENOSPC: not enough free space in shared memory"), { code: "ENOSPC" });
   return new CryptoTensorsError("ERR_CT_IO", message, { cause });
 }

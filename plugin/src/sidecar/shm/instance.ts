@@ -16,6 +16,9 @@ import { chmodSync, renameSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { CryptoTensorsError } from "../../index.js";
+import type { ShmDirInfo, ShmFs } from "./shm-dir.js";
+
+const TMPFS = { fs: "tmpfs", pageBytes: 4096 } as const;
 import { unlinkAtExit, unlinkNow, unlinkQuietly } from "./unlink-at-exit.js";
 
 export const SHM_DIR = "/dev/shm";
@@ -39,14 +42,21 @@ export class ShmInstance {
     /** `<dir>/ctensors-<id>.live`. */
     readonly livenessPath: string,
     private readonly server: Server,
+    /** The directory's file system (shm-dir.ts): hugetlbfs regions are whole huge pages, written through a mapping. */
+    readonly fs: ShmFs,
+    /** Its page size: regions are created in whole pages of it. */
+    readonly pageBytes: number,
   ) {}
 
   /**
    * Listens on `<dir>/ctensors-<id>.live` (mode 0600). The socket is bound and listening under a
    * name the sweep ignores, then renamed into place: a sweep never sees it bound but not yet listening.
+   * `kind` is what probeShmDir (shm-dir.ts) found `dir` to be: the sidecar checks the directory
+   * before it starts an instance there.
    * @throws ERR_CT_IO
    */
-  static async start(dir = SHM_DIR): Promise<ShmInstance> {
+  static async start(dir = SHM_DIR, kind: Pick<ShmDirInfo, "fs" | "pageBytes"> = TMPFS): Promise<ShmInstance> {
+    const { fs, pageBytes } = kind;
     const id = randomBytes(8).toString("hex");
     const livenessPath = join(dir, livenessName(id));
     const binding = join(dir, `${REGION_PREFIX}${id}.binding`);
@@ -70,7 +80,7 @@ export class ShmInstance {
       throw new CryptoTensorsError("ERR_CT_IO", `cannot create the sidecar's liveness socket in ${dir}: ${code}`, { cause: err });
     }
     server.unref(); // the gRPC server keeps the process alive, not this
-    return new ShmInstance(id, dir, livenessPath, server);
+    return new ShmInstance(id, dir, livenessPath, server, fs, pageBytes);
   }
 
   /** A fresh region path of this instance: `<dir>/ctensors-<id>-<32 random hex>`. */

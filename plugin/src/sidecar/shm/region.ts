@@ -11,10 +11,13 @@
 // A region's pages are allocated when it is created (fallocate, with the native engine): a /dev/shm
 // too small for it fails there, with ENOSPC, rather than mid-fill, and no write through a mapping of
 // it can ever meet a missing page (SIGBUS).
+//
+// On hugetlbfs (shm-dir.ts) a region is a whole number of huge pages and takes no write(): the native
+// engine writes it through a mapping (`writesByMapping`).
 
 import { constants } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
-import { reserveFileSpace } from "../../index.js";
+import { CryptoTensorsError, reserveFileSpace } from "../../index.js";
 import type { ShmUsage } from "../metrics.js";
 import type { ShmInstance } from "./instance.js";
 import { unlinkAtExit, unlinkNow } from "./unlink-at-exit.js";
@@ -31,20 +34,25 @@ export class ShmRegion {
     readonly path: string,
     readonly bytes: number,
     private readonly usage: ShmUsage | undefined,
+    /** hugetlbfs: writes go through a mapping of the file (write() is refused there). */
+    readonly writesByMapping: boolean,
   ) {}
 
   /**
    * Creates `<instance dir>/ctensors-<instance id>-<32 hex>` (O_CREAT|O_EXCL|O_RDWR|O_NOFOLLOW, 0600) of
-   * `bytes` bytes, allocated up front where the engine can (see reserveFileSpace). `usage` counts its bytes while it is open (metrics.ts).
+   * `bytes` bytes (on hugetlbfs, rounded up to whole huge pages: `bytes` of the result), allocated up
+   * front where the engine can (see reserveFileSpace). `usage` counts its bytes while it is open (metrics.ts).
    * @throws the errno error (ENOSPC when shared memory is full); nothing is left behind
    */
   static async create(bytes: number, instance: ShmInstance, usage?: ShmUsage): Promise<ShmRegion> {
     if (!Number.isSafeInteger(bytes) || bytes <= 0) throw new TypeError(`region size must be a positive integer, got ${bytes}`);
+    const huge = instance.fs === "hugetlbfs";
+    if (huge) bytes = Math.ceil(bytes / instance.pageBytes) * instance.pageBytes;
     const path = instance.regionPath();
     const fh = await open(path, constants.O_CREAT | constants.O_EXCL | constants.O_RDWR | constants.O_NOFOLLOW, 0o600);
     unlinkAtExit(path);
     usage?.add(bytes);
-    const region = new ShmRegion(fh, path, bytes, usage);
+    const region = new ShmRegion(fh, path, bytes, usage, huge);
     try {
       await fh.truncate(bytes);
       await reserveFileSpace(fh.fd, bytes);
@@ -66,6 +74,11 @@ export class ShmRegion {
 
   /** Writes all of `data` at `offset` (positional writes, looping over short writes). */
   async write(data: Uint8Array, offset: number): Promise<void> {
+    if (this.writesByMapping)
+      throw new CryptoTensorsError(
+        "ERR_CT_UNSUPPORTED",
+        `${this.path} is on hugetlbfs, which takes no write(): only the native engine fills it`,
+      );
     if (offset < 0 || offset + data.length > this.bytes)
       throw new RangeError(`write of ${data.length} bytes at ${offset} exceeds the ${this.bytes}-byte region`);
     let done = 0;
