@@ -1,6 +1,7 @@
 // Child: decrypt-only throughput of the sidecar's engine, the way the sidecar fills a region: every
 // tensor of the model packed into one /dev/shm region (ShmRegion, 64-byte aligned offsets).
 // usage: node bench/ops/engine-decrypt.mjs ENCRYPTED KEYDIR ENGINE(native|js) ROUNDS
+// With CTENSORS_BENCH_SHM_DIR, the region is created there (a hugetlbfs mount: written through a mapping).
 // Round 1 writes into fresh tmpfs pages (first touch: page faults + zeroing); later rounds rewrite
 // the same, already-touched region. Reports seconds and CPU seconds (all threads) of each round
 // (opening the file is outside); the region's creation (its pages allocated up front, as the sidecar
@@ -12,7 +13,10 @@ process.env.CTENSORS_ENGINE = engine;
 const api = await loadApi();
 const { ShmRegion } = await import(new URL("../../plugin/dist/sidecar/shm/region.js", import.meta.url).href);
 const { ShmInstance } = await import(new URL("../../plugin/dist/sidecar/shm/instance.js", import.meta.url).href);
-const shm = await ShmInstance.start(); // names the regions, as a sidecar does
+const { probeShmDir } = await import(new URL("../../plugin/dist/sidecar/shm/shm-dir.js", import.meta.url).href);
+// CTENSORS_BENCH_SHM_DIR: the region on another tmpfs or on hugetlbfs (bench --hugetlb), as `serve --shm-dir` puts it
+const shmDir = process.env.CTENSORS_BENCH_SHM_DIR || "/dev/shm";
+const shm = await ShmInstance.start(shmDir, await probeShmDir(shmDir)); // names the regions, as a sidecar does
 const { packBatches, alignUp } = await import(new URL("../../plugin/dist/sidecar/load-plan.js", import.meta.url).href);
 const keys = loadKeyDir(keyDir, api);
 const reader = await api.CryptoTensorsReader.open(input, { keys: [keys.enc], trust: keys.trust });
@@ -34,7 +38,7 @@ for (let r = 0; r < Number(roundsArg ?? 2); r++) {
   if (engine === "native") {
     await api.readTensorsInto(
       batch.placements.map((p) => ({ reader, name: p.item.name, offset: p.offset })),
-      { kind: "file", fd: region.fd, bytes: region.bytes },
+      { kind: "file", fd: region.fd, bytes: region.bytes, map: region.writesByMapping },
     );
   } else {
     const scratch = new Uint8Array(largest);

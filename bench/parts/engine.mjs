@@ -8,6 +8,8 @@
 //   native, mmap      the file and the region both mapped; EVP reads and writes the mappings
 //                     (CTENSORS_NATIVE_SRC=map CTENSORS_NATIVE_DST=map)
 //   js                node:crypto, one tensor at a time into a scratch buffer, then pwrite (the JS fallback)
+//   native, hugetlbfs with --hugetlb DIR: the region on reserved huge pages (serve --shm-dir), written
+//                     through a mapping
 
 import { rowFromSamples } from "../lib/rows.mjs";
 import { median } from "../lib/stats.mjs";
@@ -31,17 +33,28 @@ export default {
     const { sizeMiB, reps } = ctx.opts;
     const keys = await ctx.keys();
     const enc = await ctx.encrypted(sizeMiB);
-    const s = Object.fromEntries(VARIANTS.map((v) => [v.id, []]));
+    const variants = ctx.opts.hugetlbDir
+      ? [
+          ...VARIANTS,
+          {
+            id: "native-huge",
+            label: "native engine, region on hugetlbfs (serve --shm-dir; written through a mapping)",
+            engine: "native",
+            env: { CTENSORS_BENCH_SHM_DIR: ctx.opts.hugetlbDir },
+          },
+        ]
+      : VARIANTS;
+    const s = Object.fromEntries(variants.map((v) => [v.id, []]));
     for (let rep = 0; rep < reps; rep++) {
       ctx.log(`engine ${rep + 1}/${reps}`);
-      for (let i = 0; i < VARIANTS.length; i++) {
-        const v = VARIANTS[(i + rep) % VARIANTS.length];
+      for (let i = 0; i < variants.length; i++) {
+        const v = variants[(i + rep) % variants.length];
         await ctx.warm(enc.path);
         s[v.id].push(await ctx.op("engine-decrypt.mjs", [enc.path, keys, v.engine, "3"], { env: v.env }));
       }
     }
     const rows = [];
-    for (const v of VARIANTS) {
+    for (const v of variants) {
       rows.push(
         rowFromSamples({
           id: `engine-${v.id}-fresh`,
@@ -87,8 +100,11 @@ export default {
         `${threads} threads ${gbps("native", fresh).toFixed(2)} / ${gbps("native", touched).toFixed(2)}; ` +
         `CPU s/GiB fresh incl. allocation: 1 thread ${allocCpu("native-1t").toFixed(3)}, ${threads} threads ${allocCpu("native").toFixed(3)}`,
       `${(s.native[0].result.bytes / 2 ** 20).toFixed(0)} MiB of tensors (v2, 2 MiB chunks) decrypted into one region; native engine threads: ${threads}; ${reps} repeat(s) per variant, median shown; "peak RSS" and CPU/wall cover all 3 rounds`,
-      `minor page faults per child (median): native ${faults("native")}, native mmap ${faults("native-mmap")}, js ${faults("js")}`,
+      `minor page faults per child (median): native ${faults("native")}, native mmap ${faults("native-mmap")}, js ${faults("js")}${s["native-huge"] ? `, native on hugetlbfs ${faults("native-huge")}` : ""}`,
       `CPU seconds per GiB (all threads; less sensitive than wall time to other load on the machine), fresh / touched: native ${cpuPerGiB("native", false).toFixed(3)} / ${cpuPerGiB("native", true).toFixed(3)}, native mmap ${cpuPerGiB("native-mmap", false).toFixed(3)} / ${cpuPerGiB("native-mmap", true).toFixed(3)}, js ${cpuPerGiB("js", false).toFixed(3)} / ${cpuPerGiB("js", true).toFixed(3)}` +
+        (s["native-huge"]
+          ? `, native on hugetlbfs ${cpuPerGiB("native-huge", false).toFixed(3)} / ${cpuPerGiB("native-huge", true).toFixed(3)} (incl. allocation ${allocCpu("native-huge").toFixed(3)})`
+          : "") +
         " (openssl's single-core decrypt rate, in the Baselines table, gives the AES-only CPU cost: 1.074 / (GB/s) s per GiB)",
     ];
     return { rows, notes };
