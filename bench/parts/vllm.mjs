@@ -2,7 +2,8 @@
 //   plain     the plaintext folder with vLLM's own safetensors loader (`load_format="auto"`)
 //   ours      the encrypted folder (`ctensors encrypt`) with `load_format="cryptotensors"` through a
 //             real sidecar (`ctensors serve`, a fresh one per run): the default config (streaming,
-//             copy=true), streaming copy=false, and resident
+//             copy="auto": zero-copy views, a region still in use retained), streaming copy=true
+//             (clones), streaming copy=false (views valid until the next tensor), and resident
 // interleaved, each run its own vLLM process (ops/vllm_load.py). The measured time is the loader's
 // load_weights call (wrapped from outside vLLM's code), with the CPU seconds of the vLLM process and
 // of the sidecar over the same interval; the greedy tokens of every run must equal the plain run's.
@@ -29,8 +30,14 @@ export const VLLM_MODES = [
   {
     key: "stream",
     id: "vllm-ours-stream",
-    op: "ours: load_format cryptotensors, default config (streaming, copy=true)",
+    op: 'ours: load_format cryptotensors, default config (streaming, copy="auto": zero-copy views, regions in use retained)',
     extra: {},
+  },
+  {
+    key: "copy",
+    id: "vllm-ours-stream-copy",
+    op: "ours: load_format cryptotensors, streaming copy=true (a clone of every tensor)",
+    extra: { copy: true },
   },
   {
     key: "nocopy",
@@ -128,6 +135,7 @@ export function vllmReport(samples, { dataBytes, tensors, sizeMiB, shapes, loadA
       row.open = median(list.map((x) => x.result.openSeconds ?? 0));
       const side = list.map((x) => x.sidecarLoad?.ms).filter((x) => typeof x === "number");
       row.sidecarLoadSeconds = side.length ? median(side) / 1000 : null;
+      row.retainedRegions = max(list.map((x) => x.sidecarLoad?.retained_regions ?? 0));
     }
     row.llm = median(list.map((x) => x.result.llmSeconds));
     rows.push(row);
@@ -148,6 +156,9 @@ export function vllmReport(samples, { dataBytes, tensors, sizeMiB, shapes, loadA
       )}; the sidecar's own load (its load.finished log line: decryption into shared memory, from the first request to the last tensor delivered) ${rows
       .filter((r) => r.open !== undefined)
       .map((r) => `${r.id.replace("vllm-ours-", "")} ${f2(r.sidecarLoadSeconds)}`)
+      .join(", ")}; regions the client retained (most in one run; load.finished retained_regions): ${rows
+      .filter((r) => r.open !== undefined)
+      .map((r) => `${r.id.replace("vllm-ours-", "")} ${r.retainedRegions}`)
       .join(", ")}`,
     ...(plain
       ? [

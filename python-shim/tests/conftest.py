@@ -334,7 +334,7 @@ class Wire:
     model_ids: list[str] = field(default_factory=list)  # model ids the sidecar answered
     closed: list[str] = field(default_factory=list)  # CloseModel model ids sent
     ready: list[tuple[int, str]] = field(default_factory=list)  # (region_id, path) per RegionReady received
-    sent: list[tuple[str, int]] = field(default_factory=list)  # ("mapped" | "consumed", region_id) sent
+    sent: list[tuple[str, int]] = field(default_factory=list)  # ("mapped" | "consumed" | "retained", region_id) sent
     cancelled: int = 0  # Load calls the client cancelled
 
 
@@ -361,7 +361,7 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Wire:
 
     def spy_send(self: _loader._Requests, msg: pb.LoadClientMessage) -> None:
         kind = msg.WhichOneof("msg")
-        if kind in ("mapped", "consumed"):
+        if kind in ("mapped", "consumed", "retained"):
             w.sent.append((kind, getattr(msg, kind).region_id))
         send(self, msg)
 

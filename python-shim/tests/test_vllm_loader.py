@@ -76,7 +76,9 @@ def test_defaults() -> None:
     for empty in (None, {}, ""):
         cfg = LoaderConfig.parse(empty)
         assert cfg == LoaderConfig()
-        assert (cfg.mode, cfg.copy, cfg.strict, cfg.socket) == ("streaming", True, True, None)
+        assert (cfg.mode, cfg.copy, cfg.strict, cfg.socket) == ("streaming", "auto", True, None)
+    assert LoaderConfig.parse({"copy": True}).copy is True
+    assert LoaderConfig.parse({"copy": "auto"}).copy == "auto"
 
 
 def test_every_key() -> None:
@@ -104,7 +106,8 @@ def test_json_string_as_vllm_cli_gives_it() -> None:
     [
         ({"sokcet": "/s"}, "unknown key(s) ['sokcet']"),
         ({"mode": "lazy"}, "mode must be one of ['streaming', 'resident']"),
-        ({"copy": "yes"}, "copy must be true or false"),
+        ({"copy": "yes"}, 'copy must be "auto", true or false'),
+        ({"copy": 1}, 'copy must be "auto", true or false'),
         ({"window_bytes": -1}, "window_bytes must be a non-negative integer"),
         ({"window_count": 1.5}, "window_count must be a non-negative integer"),
         ({"window_count": True}, "window_count must be a non-negative integer"),
@@ -151,8 +154,8 @@ def test_explicit_source_and_revision() -> None:
 
 @pytest.mark.parametrize(
     "extra",
-    [{}, {"copy": False}, {"mode": "resident"}, {"window_bytes": MIB, "window_count": 1}],
-    ids=["streaming-copy", "streaming-views", "resident", "window-1x1MiB"],
+    [{}, {"copy": True}, {"copy": False}, {"mode": "resident"}, {"window_bytes": MIB, "window_count": 1}],
+    ids=["streaming-auto", "streaming-copy", "streaming-views", "resident", "window-1x1MiB"],
 )
 def test_weights_are_yielded_in_file_order(sidecar: Sidecar, checkpoints: Checkpoints, wire: Wire, extra: dict[str, object]) -> None:
     tensors = _tensors()
@@ -175,6 +178,22 @@ def test_weights_are_yielded_in_file_order(sidecar: Sidecar, checkpoints: Checkp
     if extra.get("window_count") == 1:
         # one region of the window, reused: every later RegionReady has no path
         assert len(wire.ready) > 1 and len({rid for rid, _ in wire.ready}) == 1
+    assert sidecar.regions() == set()
+
+
+def test_the_default_is_safe_for_a_model_that_keeps_its_weights(sidecar: Sidecar, checkpoints: Checkpoints, wire: Wire) -> None:
+    """`param.data = loaded_weight` (a load_weights that keeps the tensor it is given) with the default
+    copy ("auto") and a window smaller than the model: every kept weight stays right to the end, and
+    no clone was made (the tensors are the shared-memory views, their regions handed over)."""
+    tensors = _tensors()
+    params: dict[str, torch.nn.Parameter] = {}
+    with CheckpointWeights(checkpoints.good, LoaderConfig(socket=sidecar.socket, window_bytes=MIB, window_count=2)) as ckpt:
+        for name, t in ckpt.weights():
+            params[name] = torch.nn.Parameter(torch.empty(0), requires_grad=False)
+            params[name].data = t
+    assert all(bitwise_equal(p.data, tensors[n]) for n, p in params.items())
+    assert not any(p.data.untyped_storage().resizable() for p in params.values())  # views, not clones
+    assert any(kind == "retained" for kind, _ in wire.sent)
     assert sidecar.regions() == set()
 
 

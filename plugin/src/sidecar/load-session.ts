@@ -4,6 +4,13 @@
 // `residentRegionBytes`, each filled once. STREAMING: at most `window_count` regions, each refilled
 // after the client's `consumed`. `done` is sent once every region has been mapped.
 //
+// STREAMING, retained regions: a client that still uses tensors of a region's batch says `retained`
+// instead of `consumed` (announced by `accepts_retained` in every streaming RegionReady). The region
+// leaves the window: its fd is closed at once (its file is already unlinked, so its pages now live only
+// in the client's mapping, the client's memory) and it is never written again; the window gets a new
+// region when it needs one, after measuring again what shared memory is free (the retained regions
+// take their share of it until the client drops their tensors).
+//
 // Shared memory is measured before anything is created (statfs of the region directory): a RESIDENT
 // load that does not fit is refused up front, and a STREAMING window shrinks (smaller regions, then
 // fewer) to what is free, never below the largest tensor. Regions are allocated when created
@@ -58,6 +65,10 @@ interface RegionState {
   mapped: boolean;
   /** STREAMING: holds a batch the client has not consumed yet. */
   busy: boolean;
+  /** STREAMING: the client kept it (`retained`): out of the window, its fd closed, never written again. */
+  retained: boolean;
+  /** The closing of a retained region's fd, awaited before the load ends. */
+  disposing?: Promise<void>;
 }
 
 export class LoadSession {
@@ -70,6 +81,8 @@ export class LoadSession {
   private readonly regions = new Map<number, RegionState>();
   private scratch: Uint8Array | null = null;
   private largestTensorBytes = 0;
+  /** STREAMING: bytes of the regions the client retained. */
+  private retainedBytes = 0;
   /** What this load needs of shared memory, for the error if the space runs out anyway. */
   private need: ShmShortage | null = null;
 
@@ -146,6 +159,7 @@ export class LoadSession {
         tensors: entries.length,
         bytes,
         regions: this.regions.size,
+        ...(this.retainedBytes > 0 && { retained_regions: [...this.regions.values()].filter((r) => r.retained).length }),
         ms: Math.round(ms),
         gb_per_s: +(bytes / 1e6 / Math.max(ms, 1)).toFixed(3),
       });
@@ -161,7 +175,7 @@ export class LoadSession {
     } finally {
       this.scratch?.fill(0);
       this.scratch = null;
-      await Promise.all([...this.regions.values()].map((r) => r.shm.dispose({ handedOver: r.announced }).catch(() => {})));
+      await Promise.all([...this.regions.values()].map((r) => r.disposing ?? r.shm.dispose({ handedOver: r.announced }).catch(() => {})));
       if (model) await this.registry.releaseLoad(model);
     }
   }
@@ -197,17 +211,33 @@ export class LoadSession {
         break;
       }
       case "consumed": {
-        if (this.mode !== "streaming") throw badRequest("`consumed` is only for streaming loads");
-        const region = this.announced(msg.consumed!.region_id, "consumed");
-        if (!region.mapped) throw badRequest(`region ${region.id} was consumed before it was mapped`);
-        if (!region.busy) throw badRequest(`region ${region.id} holds no batch to consume`);
+        const region = this.unconsumed(msg.consumed!.region_id, "consumed");
         region.busy = false;
         break;
       }
+      case "retained": {
+        const region = this.unconsumed(msg.retained!.region_id, "retained");
+        region.busy = false;
+        region.retained = true;
+        // Closing the fd is the whole handover: the client's mapping keeps the pages; nothing here writes them again.
+        region.disposing = region.shm.dispose({ handedOver: true }).catch(() => {});
+        this.retainedBytes += region.shm.bytes;
+        break;
+      }
       default:
-        throw badRequest("empty LoadClientMessage: set start, mapped or consumed");
+        throw badRequest("empty LoadClientMessage: set start, mapped, consumed or retained");
     }
     this.notify();
+  }
+
+  /** STREAMING: the mapped region holding a batch that `consumed` or `retained` names. */
+  private unconsumed(id: number, what: string): RegionState {
+    if (this.mode !== "streaming") throw badRequest(`\`${what}\` is only for streaming loads`);
+    const region = this.announced(id, what);
+    if (region.retained) throw badRequest(`region ${region.id} was retained: it is the client's now`);
+    if (!region.mapped) throw badRequest(`region ${region.id} was ${what} before it was mapped`);
+    if (!region.busy) throw badRequest(`region ${region.id} holds no batch to be ${what}`);
+    return region;
   }
 
   private announced(id: number, what: string): RegionState {
@@ -334,7 +364,7 @@ export class LoadSession {
     const shm = await ShmRegion.create(bytes, this.shm, this.metrics.shm).catch((err: unknown) => {
       throw this.noSpace(err);
     });
-    const region: RegionState = { id: this.regions.size + 1, shm, announced: false, mapped: false, busy: false };
+    const region: RegionState = { id: this.regions.size + 1, shm, announced: false, mapped: false, busy: false, retained: false };
     this.regions.set(region.id, region); // disposed by run() whatever happens next
     this.check();
     return region;
@@ -355,7 +385,14 @@ export class LoadSession {
         await this.fill(region, batch);
         region.announced = true; // before sending: the client may answer before write() returns
         await this.send({
-          ready: { region_id: region.id, path: region.shm.path, region_bytes: region.shm.bytes, tensors: placements(batch) },
+          ready: {
+            region_id: region.id,
+            path: region.shm.path,
+            region_bytes: region.shm.bytes,
+            tensors: placements(batch),
+            accepts_retained: false,
+            window_count: 0,
+          },
         });
       }
     } finally {
@@ -371,17 +408,51 @@ export class LoadSession {
       const path = region.announced ? "" : region.shm.path; // the client maps each region once
       region.announced = true;
       region.busy = true;
-      await this.send({ ready: { region_id: region.id, path, region_bytes: region.shm.bytes, tensors: placements(batch) } });
+      await this.send({
+        ready: {
+          region_id: region.id,
+          path,
+          region_bytes: region.shm.bytes, // the window's size, rounded up to whole huge pages on hugetlbfs
+          tensors: placements(batch),
+          accepts_retained: true,
+          window_count: count,
+        },
+      });
     }
   }
 
+  /** A window region to fill: a consumed one, else a new one while the window (retained regions left out) has room, else the next consumed. */
   private async freeRegion(windowBytes: number, count: number): Promise<RegionState> {
-    const free = () => [...this.regions.values()].find((r) => !r.busy);
+    const window = () => [...this.regions.values()].filter((r) => !r.retained);
+    const free = () => window().find((r) => !r.busy);
     const region = free();
     if (region) return region;
-    if (this.regions.size < count) return this.newRegion(windowBytes);
-    await this.until(() => free() !== undefined, "`consumed`");
-    return free()!;
+    if (window().length < count) {
+      if (this.retainedBytes > 0) await this.checkSpaceAfterRetained(windowBytes);
+      return this.newRegion(windowBytes);
+    }
+    await this.until(() => free() !== undefined || window().length < count, "`consumed` or `retained`");
+    return this.freeRegion(windowBytes, count);
+  }
+
+  /**
+   * Before replacing a retained region: the planned window counted on space that the client's retained
+   * regions now hold, so measure again and refuse with the sizing error rather than meet ENOSPC halfway.
+   */
+  private async checkSpaceAfterRetained(windowBytes: number): Promise<void> {
+    const space = await this.space();
+    const needed = blocksNeeded([windowBytes], space.blockBytes);
+    if (needed <= space.free) return;
+    const kept = [...this.regions.values()].filter((r) => r.retained).length;
+    this.need = {
+      dir: this.shm.dir,
+      fs: this.shm.fs,
+      mode: "streaming",
+      needed,
+      free: space.free,
+      what: `a new region of its window: the client keeps ${kept} region(s) (${this.retainedBytes} bytes) whose tensors it still uses`,
+    };
+    throw shmTooSmall(this.need);
   }
 
   /**

@@ -112,6 +112,20 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
     await gone(ns);
   });
 
+  it("a model that keeps every weight gets the sizing error naming the regions it keeps, never wrong bytes", {
+    timeout: 180_000,
+  }, async () => {
+    // The vLLM loader's default (copy "auto") retains each region the model still uses; the window's
+    // next region is then measured against what the kept regions left free.
+    const result = await python(ns, sidecar, "vllm-keep");
+    expect(result).toMatchObject({ ok: false, code: "ERR_CT_IO" });
+    expect(result.message).toMatch(
+      /a new region of its window: the client keeps \d+ region\(s\) \(\d+ bytes\) whose tensors it still uses/,
+    );
+    expect(result.message).toContain("--shm-size=");
+    await gone(ns);
+  });
+
   it("ctensors.safe_open().stream() (Python shim) streams it too", { timeout: 180_000 }, async () => {
     expect(await python(ns, sidecar, "stream")).toEqual({ ok: true, tensors: 10, mismatch: [] });
     await gone(ns);

@@ -5,6 +5,8 @@ EXPECTED_JSON (sha256, dtype, shape), else {"ok": false, "code": ..., "message":
 Usage: small_shm_client.py SOCKET MODE MODEL EXPECTED_JSON
   vllm       the vLLM loader's weight source (ctensors.vllm CheckpointWeights) with the default
              model_loader_extra_config: streaming, the sidecar's window
+  vllm-keep  the same, for a model whose load_weights keeps every weight (`param.data = t`): the
+             default copy="auto" retains regions, so the model needs the shared memory of all of them
   resident   ctensors.load_file (RESIDENT: every tensor in shared memory at once)
   stream     ctensors.safe_open(...).stream() with the sidecar's default window
 """
@@ -33,6 +35,10 @@ def load(socket: str, mode: str, model: str) -> dict[str, dict[str, object]]:
         config = LoaderConfig.parse({"socket": socket})
         with CheckpointWeights(model, config) as weights:
             return {name: digest(t) for name, t in weights.weights()}
+    if mode == "vllm-keep":
+        with CheckpointWeights(model, LoaderConfig.parse({"socket": socket})) as weights:
+            kept = dict(weights.weights())
+        return {name: digest(t) for name, t in kept.items()}
     if mode == "resident":
         return {name: digest(t) for name, t in ctensors.load_file(model, socket=socket).items()}
     if mode == "stream":

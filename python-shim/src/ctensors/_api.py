@@ -199,7 +199,7 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
         self,
         names: Iterable[str] | None = None,
         *,
-        copy: bool = True,
+        copy: _loader.Copy = True,
         window_bytes: int | None = None,
         window_count: int | None = None,
     ) -> Iterator[tuple[str, torch.Tensor]]:
@@ -209,9 +209,11 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
         Shared memory stays bounded by the window (window_bytes per region, default 256 MiB and at
         least the largest tensor; window_count regions, default 2: the sidecar's defaults).
         copy=True (default): every tensor is a clone, made before the region is handed back, so it
-        can be kept. copy=False: zero-copy views, each valid only until the next item is requested
-        (for consumers that copy right away, e.g. into model parameters). Exhaust or close() the
-        generator to end the call.
+        can be kept. copy="auto": zero-copy views that stay valid as long as they are referenced (a
+        region still in use is kept by this process instead of being refilled; with a sidecar that
+        cannot do that, clones as copy=True). copy=False: zero-copy views, each valid only until the
+        next item is requested (for consumers that copy right away, e.g. into model parameters).
+        Exhaust or close() the generator to end the call.
         """
         client = self._open_client()
         wanted = [] if names is None else list(names)
@@ -222,7 +224,7 @@ class safe_open:  # noqa: N801 -- named after safetensors.safe_open, which it mi
             client,
             self._manifest.model_id,
             wanted,
-            copy=copy and place.zero_copy,  # a device copy is a copy already
+            copy=copy if place.zero_copy else False,  # a device copy is a copy already
             window_bytes=window_bytes or 0,
             window_count=window_count or 0,
         )

@@ -15,6 +15,7 @@ import type { OpenModelResponse as _ctensors_sidecar_v1_OpenModelResponse, OpenM
 import type { RegionConsumed as _ctensors_sidecar_v1_RegionConsumed, RegionConsumed__Output as _ctensors_sidecar_v1_RegionConsumed__Output } from './ctensors/sidecar/v1/RegionConsumed.js';
 import type { RegionMapped as _ctensors_sidecar_v1_RegionMapped, RegionMapped__Output as _ctensors_sidecar_v1_RegionMapped__Output } from './ctensors/sidecar/v1/RegionMapped.js';
 import type { RegionReady as _ctensors_sidecar_v1_RegionReady, RegionReady__Output as _ctensors_sidecar_v1_RegionReady__Output } from './ctensors/sidecar/v1/RegionReady.js';
+import type { RegionRetained as _ctensors_sidecar_v1_RegionRetained, RegionRetained__Output as _ctensors_sidecar_v1_RegionRetained__Output } from './ctensors/sidecar/v1/RegionRetained.js';
 import type { SessionRequest as _ctensors_sidecar_v1_SessionRequest, SessionRequest__Output as _ctensors_sidecar_v1_SessionRequest__Output } from './ctensors/sidecar/v1/SessionRequest.js';
 import type { SessionResponse as _ctensors_sidecar_v1_SessionResponse, SessionResponse__Output as _ctensors_sidecar_v1_SessionResponse__Output } from './ctensors/sidecar/v1/SessionResponse.js';
 import type { SidecarClient as _ctensors_sidecar_v1_SidecarClient, SidecarDefinition as _ctensors_sidecar_v1_SidecarDefinition } from './ctensors/sidecar/v1/Sidecar.js';
@@ -44,6 +45,7 @@ export interface ProtoGrpcType {
         RegionConsumed: MessageTypeDefinition<_ctensors_sidecar_v1_RegionConsumed, _ctensors_sidecar_v1_RegionConsumed__Output>
         RegionMapped: MessageTypeDefinition<_ctensors_sidecar_v1_RegionMapped, _ctensors_sidecar_v1_RegionMapped__Output>
         RegionReady: MessageTypeDefinition<_ctensors_sidecar_v1_RegionReady, _ctensors_sidecar_v1_RegionReady__Output>
+        RegionRetained: MessageTypeDefinition<_ctensors_sidecar_v1_RegionRetained, _ctensors_sidecar_v1_RegionRetained__Output>
         SessionRequest: MessageTypeDefinition<_ctensors_sidecar_v1_SessionRequest, _ctensors_sidecar_v1_SessionRequest__Output>
         SessionResponse: MessageTypeDefinition<_ctensors_sidecar_v1_SessionResponse, _ctensors_sidecar_v1_SessionResponse__Output>
         Sidecar: SubtypeConstructor<typeof grpc.Client, _ctensors_sidecar_v1_SidecarClient> & { service: _ctensors_sidecar_v1_SidecarDefinition }

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ctensors/sidecar/v1/sidecar.proto\x12\x13\x63tensors.sidecar.v1\"\x0f\n\rHealthRequest\"j\n\x0eHealthResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0bopen_models\x18\x02 \x03(\t\x12\x19\n\x11require_encrypted\x18\x03 \x01(\x08\x12\x17\n\x0ftrusted_signers\x18\x04 \x03(\t\"G\n\x10OpenModelRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08\x12\x12\n\nsession_id\x18\x03 \x01(\t\"l\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x11\n\tbyte_size\x18\x04 \x01(\x04\x12\x11\n\tencrypted\x18\x05 \x01(\x08\x12\x0c\n\x04\x66ile\x18\x06 \x01(\t\"\xbd\x02\n\x11OpenModelResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x30\n\x07tensors\x18\x02 \x03(\x0b\x32\x1f.ctensors.sidecar.v1.TensorInfo\x12\x46\n\x08metadata\x18\x03 \x03(\x0b\x32\x34.ctensors.sidecar.v1.OpenModelResponse.MetadataEntry\x12\x12\n\nsigner_kid\x18\x04 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x05 \x01(\x04\x12\x0c\n\x04repo\x18\x06 \x01(\t\x12\x10\n\x08revision\x18\x07 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\t\x12\x12\n\nlocal_path\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x01\n\tLoadStart\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12+\n\x04mode\x18\x03 \x01(\x0e\x32\x1d.ctensors.sidecar.v1.LoadMode\x12\x14\n\x0cwindow_bytes\x18\x04 \x01(\x04\x12\x14\n\x0cwindow_count\x18\x05 \x01(\r\"!\n\x0cRegionMapped\x12\x11\n\tregion_id\x18\x01 \x01(\x04\"#\n\x0eRegionConsumed\x12\x11\n\tregion_id\x18\x01 \x01(\x04\"\xb9\x01\n\x11LoadClientMessage\x12/\n\x05start\x18\x01 \x01(\x0b\x32\x1e.ctensors.sidecar.v1.LoadStartH\x00\x12\x33\n\x06mapped\x18\x02 \x01(\x0b\x32!.ctensors.sidecar.v1.RegionMappedH\x00\x12\x37\n\x08\x63onsumed\x18\x03 \x01(\x0b\x32#.ctensors.sidecar.v1.RegionConsumedH\x00\x42\x05\n\x03msg\"`\n\x0fTensorPlacement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x11\n\tbyte_size\x18\x05 \x01(\x04\"{\n\x0bRegionReady\x12\x11\n\tregion_id\x18\x01 \x01(\x04\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x14\n\x0cregion_bytes\x18\x03 \x01(\x04\x12\x35\n\x07tensors\x18\x04 \x03(\x0b\x32$.ctensors.sidecar.v1.TensorPlacement\"*\n\x08LoadDone\x12\x0f\n\x07tensors\x18\x01 \x01(\x04\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\"|\n\x11LoadServerMessage\x12\x31\n\x05ready\x18\x01 \x01(\x0b\x32 .ctensors.sidecar.v1.RegionReadyH\x00\x12-\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1d.ctensors.sidecar.v1.LoadDoneH\x00\x42\x05\n\x03msg\"9\n\x11\x43loseModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x14\n\x12\x43loseModelResponse\"\x10\n\x0eSessionRequest\"%\n\x0fSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t*\xde\x03\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x11\n\rERR_CT_FORMAT\x10\x01\x12\x16\n\x12\x45RR_CT_UNSUPPORTED\x10\x02\x12\x1c\n\x18\x45RR_CT_SIGNATURE_INVALID\x10\x03\x12\x1b\n\x17\x45RR_CT_UNTRUSTED_SIGNER\x10\x04\x12\x14\n\x10\x45RR_CT_INTEGRITY\x10\x05\x12\x1b\n\x17\x45RR_CT_NOT_CONFIDENTIAL\x10\x06\x12\x1c\n\x18\x45RR_CT_DECRYPTION_FAILED\x10\x07\x12\x18\n\x14\x45RR_CT_KEY_NOT_FOUND\x10\x08\x12\x16\n\x12\x45RR_CT_KEY_INVALID\x10\t\x12\x18\n\x14\x45RR_CT_POLICY_DENIED\x10\n\x12\x1d\n\x19\x45RR_CT_POLICY_UNSUPPORTED\x10\x0b\x12\r\n\tERR_CT_IO\x10\x0c\x12\x0e\n\nERR_CT_HUB\x10\r\x12\x10\n\x0c\x45RR_CT_USAGE\x10\x0e\x12\x1a\n\x16\x45RR_CT_UNAUTHENTICATED\x10\x64\x12\x16\n\x12\x45RR_CT_BAD_REQUEST\x10\x65\x12\x19\n\x15\x45RR_CT_MODEL_NOT_OPEN\x10\x66\x12\x13\n\x0f\x45RR_CT_INTERNAL\x10g*V\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12LOAD_MODE_RESIDENT\x10\x01\x12\x17\n\x13LOAD_MODE_STREAMING\x10\x02\x32\xcb\x03\n\x07Sidecar\x12Q\n\x06Health\x12\".ctensors.sidecar.v1.HealthRequest\x1a#.ctensors.sidecar.v1.HealthResponse\x12Z\n\tOpenModel\x12%.ctensors.sidecar.v1.OpenModelRequest\x1a&.ctensors.sidecar.v1.OpenModelResponse\x12Z\n\x04Load\x12&.ctensors.sidecar.v1.LoadClientMessage\x1a&.ctensors.sidecar.v1.LoadServerMessage(\x01\x30\x01\x12]\n\nCloseModel\x12&.ctensors.sidecar.v1.CloseModelRequest\x1a\'.ctensors.sidecar.v1.CloseModelResponse\x12V\n\x07Session\x12#.ctensors.sidecar.v1.SessionRequest\x1a$.ctensors.sidecar.v1.SessionResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!ctensors/sidecar/v1/sidecar.proto\x12\x13\x63tensors.sidecar.v1\"\x0f\n\rHealthRequest\"j\n\x0eHealthResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x13\n\x0bopen_models\x18\x02 \x03(\t\x12\x19\n\x11require_encrypted\x18\x03 \x01(\x08\x12\x17\n\x0ftrusted_signers\x18\x04 \x03(\t\"G\n\x10OpenModelRequest\x12\x0e\n\x06source\x18\x01 \x01(\t\x12\x0f\n\x07refresh\x18\x02 \x01(\x08\x12\x12\n\nsession_id\x18\x03 \x01(\t\"l\n\nTensorInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x11\n\tbyte_size\x18\x04 \x01(\x04\x12\x11\n\tencrypted\x18\x05 \x01(\x08\x12\x0c\n\x04\x66ile\x18\x06 \x01(\t\"\xbd\x02\n\x11OpenModelResponse\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x30\n\x07tensors\x18\x02 \x03(\x0b\x32\x1f.ctensors.sidecar.v1.TensorInfo\x12\x46\n\x08metadata\x18\x03 \x03(\x0b\x32\x34.ctensors.sidecar.v1.OpenModelResponse.MetadataEntry\x12\x12\n\nsigner_kid\x18\x04 \x01(\t\x12\x13\n\x0btotal_bytes\x18\x05 \x01(\x04\x12\x0c\n\x04repo\x18\x06 \x01(\t\x12\x10\n\x08revision\x18\x07 \x01(\t\x12\x0e\n\x06\x63ommit\x18\x08 \x01(\t\x12\x12\n\nlocal_path\x18\t \x01(\t\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x85\x01\n\tLoadStart\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\r\n\x05names\x18\x02 \x03(\t\x12+\n\x04mode\x18\x03 \x01(\x0e\x32\x1d.ctensors.sidecar.v1.LoadMode\x12\x14\n\x0cwindow_bytes\x18\x04 \x01(\x04\x12\x14\n\x0cwindow_count\x18\x05 \x01(\r\"!\n\x0cRegionMapped\x12\x11\n\tregion_id\x18\x01 \x01(\x04\"#\n\x0eRegionConsumed\x12\x11\n\tregion_id\x18\x01 \x01(\x04\"#\n\x0eRegionRetained\x12\x11\n\tregion_id\x18\x01 \x01(\x04\"\xf2\x01\n\x11LoadClientMessage\x12/\n\x05start\x18\x01 \x01(\x0b\x32\x1e.ctensors.sidecar.v1.LoadStartH\x00\x12\x33\n\x06mapped\x18\x02 \x01(\x0b\x32!.ctensors.sidecar.v1.RegionMappedH\x00\x12\x37\n\x08\x63onsumed\x18\x03 \x01(\x0b\x32#.ctensors.sidecar.v1.RegionConsumedH\x00\x12\x37\n\x08retained\x18\x04 \x01(\x0b\x32#.ctensors.sidecar.v1.RegionRetainedH\x00\x42\x05\n\x03msg\"`\n\x0fTensorPlacement\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x64type\x18\x02 \x01(\t\x12\r\n\x05shape\x18\x03 \x03(\x04\x12\x0e\n\x06offset\x18\x04 \x01(\x04\x12\x11\n\tbyte_size\x18\x05 \x01(\x04\"\xab\x01\n\x0bRegionReady\x12\x11\n\tregion_id\x18\x01 \x01(\x04\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x14\n\x0cregion_bytes\x18\x03 \x01(\x04\x12\x35\n\x07tensors\x18\x04 \x03(\x0b\x32$.ctensors.sidecar.v1.TensorPlacement\x12\x18\n\x10\x61\x63\x63\x65pts_retained\x18\x05 \x01(\x08\x12\x14\n\x0cwindow_count\x18\x06 \x01(\r\"*\n\x08LoadDone\x12\x0f\n\x07tensors\x18\x01 \x01(\x04\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\"|\n\x11LoadServerMessage\x12\x31\n\x05ready\x18\x01 \x01(\x0b\x32 .ctensors.sidecar.v1.RegionReadyH\x00\x12-\n\x04\x64one\x18\x02 \x01(\x0b\x32\x1d.ctensors.sidecar.v1.LoadDoneH\x00\x42\x05\n\x03msg\"9\n\x11\x43loseModelRequest\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x12\n\nsession_id\x18\x02 \x01(\t\"\x14\n\x12\x43loseModelResponse\"\x10\n\x0eSessionRequest\"%\n\x0fSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t*\xde\x03\n\tErrorCode\x12\x1a\n\x16\x45RROR_CODE_UNSPECIFIED\x10\x00\x12\x11\n\rERR_CT_FORMAT\x10\x01\x12\x16\n\x12\x45RR_CT_UNSUPPORTED\x10\x02\x12\x1c\n\x18\x45RR_CT_SIGNATURE_INVALID\x10\x03\x12\x1b\n\x17\x45RR_CT_UNTRUSTED_SIGNER\x10\x04\x12\x14\n\x10\x45RR_CT_INTEGRITY\x10\x05\x12\x1b\n\x17\x45RR_CT_NOT_CONFIDENTIAL\x10\x06\x12\x1c\n\x18\x45RR_CT_DECRYPTION_FAILED\x10\x07\x12\x18\n\x14\x45RR_CT_KEY_NOT_FOUND\x10\x08\x12\x16\n\x12\x45RR_CT_KEY_INVALID\x10\t\x12\x18\n\x14\x45RR_CT_POLICY_DENIED\x10\n\x12\x1d\n\x19\x45RR_CT_POLICY_UNSUPPORTED\x10\x0b\x12\r\n\tERR_CT_IO\x10\x0c\x12\x0e\n\nERR_CT_HUB\x10\r\x12\x10\n\x0c\x45RR_CT_USAGE\x10\x0e\x12\x1a\n\x16\x45RR_CT_UNAUTHENTICATED\x10\x64\x12\x16\n\x12\x45RR_CT_BAD_REQUEST\x10\x65\x12\x19\n\x15\x45RR_CT_MODEL_NOT_OPEN\x10\x66\x12\x13\n\x0f\x45RR_CT_INTERNAL\x10g*V\n\x08LoadMode\x12\x19\n\x15LOAD_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12LOAD_MODE_RESIDENT\x10\x01\x12\x17\n\x13LOAD_MODE_STREAMING\x10\x02\x32\xcb\x03\n\x07Sidecar\x12Q\n\x06Health\x12\".ctensors.sidecar.v1.HealthRequest\x1a#.ctensors.sidecar.v1.HealthResponse\x12Z\n\tOpenModel\x12%.ctensors.sidecar.v1.OpenModelRequest\x1a&.ctensors.sidecar.v1.OpenModelResponse\x12Z\n\x04Load\x12&.ctensors.sidecar.v1.LoadClientMessage\x1a&.ctensors.sidecar.v1.LoadServerMessage(\x01\x30\x01\x12]\n\nCloseModel\x12&.ctensors.sidecar.v1.CloseModelRequest\x1a\'.ctensors.sidecar.v1.CloseModelResponse\x12V\n\x07Session\x12#.ctensors.sidecar.v1.SessionRequest\x1a$.ctensors.sidecar.v1.SessionResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,10 +33,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_OPENMODELRESPONSE_METADATAENTRY']._loaded_options = None
   _globals['_OPENMODELRESPONSE_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_ERRORCODE']._serialized_start=1614
-  _globals['_ERRORCODE']._serialized_end=2092
-  _globals['_LOADMODE']._serialized_start=2094
-  _globals['_LOADMODE']._serialized_end=2180
+  _globals['_ERRORCODE']._serialized_start=1757
+  _globals['_ERRORCODE']._serialized_end=2235
+  _globals['_LOADMODE']._serialized_start=2237
+  _globals['_LOADMODE']._serialized_end=2323
   _globals['_HEALTHREQUEST']._serialized_start=58
   _globals['_HEALTHREQUEST']._serialized_end=73
   _globals['_HEALTHRESPONSE']._serialized_start=75
@@ -55,24 +55,26 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REGIONMAPPED']._serialized_end=855
   _globals['_REGIONCONSUMED']._serialized_start=857
   _globals['_REGIONCONSUMED']._serialized_end=892
-  _globals['_LOADCLIENTMESSAGE']._serialized_start=895
-  _globals['_LOADCLIENTMESSAGE']._serialized_end=1080
-  _globals['_TENSORPLACEMENT']._serialized_start=1082
-  _globals['_TENSORPLACEMENT']._serialized_end=1178
-  _globals['_REGIONREADY']._serialized_start=1180
-  _globals['_REGIONREADY']._serialized_end=1303
-  _globals['_LOADDONE']._serialized_start=1305
-  _globals['_LOADDONE']._serialized_end=1347
-  _globals['_LOADSERVERMESSAGE']._serialized_start=1349
-  _globals['_LOADSERVERMESSAGE']._serialized_end=1473
-  _globals['_CLOSEMODELREQUEST']._serialized_start=1475
-  _globals['_CLOSEMODELREQUEST']._serialized_end=1532
-  _globals['_CLOSEMODELRESPONSE']._serialized_start=1534
-  _globals['_CLOSEMODELRESPONSE']._serialized_end=1554
-  _globals['_SESSIONREQUEST']._serialized_start=1556
-  _globals['_SESSIONREQUEST']._serialized_end=1572
-  _globals['_SESSIONRESPONSE']._serialized_start=1574
-  _globals['_SESSIONRESPONSE']._serialized_end=1611
-  _globals['_SIDECAR']._serialized_start=2183
-  _globals['_SIDECAR']._serialized_end=2642
+  _globals['_REGIONRETAINED']._serialized_start=894
+  _globals['_REGIONRETAINED']._serialized_end=929
+  _globals['_LOADCLIENTMESSAGE']._serialized_start=932
+  _globals['_LOADCLIENTMESSAGE']._serialized_end=1174
+  _globals['_TENSORPLACEMENT']._serialized_start=1176
+  _globals['_TENSORPLACEMENT']._serialized_end=1272
+  _globals['_REGIONREADY']._serialized_start=1275
+  _globals['_REGIONREADY']._serialized_end=1446
+  _globals['_LOADDONE']._serialized_start=1448
+  _globals['_LOADDONE']._serialized_end=1490
+  _globals['_LOADSERVERMESSAGE']._serialized_start=1492
+  _globals['_LOADSERVERMESSAGE']._serialized_end=1616
+  _globals['_CLOSEMODELREQUEST']._serialized_start=1618
+  _globals['_CLOSEMODELREQUEST']._serialized_end=1675
+  _globals['_CLOSEMODELRESPONSE']._serialized_start=1677
+  _globals['_CLOSEMODELRESPONSE']._serialized_end=1697
+  _globals['_SESSIONREQUEST']._serialized_start=1699
+  _globals['_SESSIONREQUEST']._serialized_end=1715
+  _globals['_SESSIONRESPONSE']._serialized_start=1717
+  _globals['_SESSIONRESPONSE']._serialized_end=1754
+  _globals['_SIDECAR']._serialized_start=2326
+  _globals['_SIDECAR']._serialized_end=2785
 # @@protoc_insertion_point(module_scope)

@@ -154,15 +154,23 @@ class RegionConsumed(_message.Message):
     region_id: int
     def __init__(self, region_id: _Optional[int] = ...) -> None: ...
 
+class RegionRetained(_message.Message):
+    __slots__ = ("region_id",)
+    REGION_ID_FIELD_NUMBER: _ClassVar[int]
+    region_id: int
+    def __init__(self, region_id: _Optional[int] = ...) -> None: ...
+
 class LoadClientMessage(_message.Message):
-    __slots__ = ("start", "mapped", "consumed")
+    __slots__ = ("start", "mapped", "consumed", "retained")
     START_FIELD_NUMBER: _ClassVar[int]
     MAPPED_FIELD_NUMBER: _ClassVar[int]
     CONSUMED_FIELD_NUMBER: _ClassVar[int]
+    RETAINED_FIELD_NUMBER: _ClassVar[int]
     start: LoadStart
     mapped: RegionMapped
     consumed: RegionConsumed
-    def __init__(self, start: _Optional[_Union[LoadStart, _Mapping]] = ..., mapped: _Optional[_Union[RegionMapped, _Mapping]] = ..., consumed: _Optional[_Union[RegionConsumed, _Mapping]] = ...) -> None: ...
+    retained: RegionRetained
+    def __init__(self, start: _Optional[_Union[LoadStart, _Mapping]] = ..., mapped: _Optional[_Union[RegionMapped, _Mapping]] = ..., consumed: _Optional[_Union[RegionConsumed, _Mapping]] = ..., retained: _Optional[_Union[RegionRetained, _Mapping]] = ...) -> None: ...
 
 class TensorPlacement(_message.Message):
     __slots__ = ("name", "dtype", "shape", "offset", "byte_size")
@@ -179,16 +187,20 @@ class TensorPlacement(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dtype: _Optional[str] = ..., shape: _Optional[_Iterable[int]] = ..., offset: _Optional[int] = ..., byte_size: _Optional[int] = ...) -> None: ...
 
 class RegionReady(_message.Message):
-    __slots__ = ("region_id", "path", "region_bytes", "tensors")
+    __slots__ = ("region_id", "path", "region_bytes", "tensors", "accepts_retained", "window_count")
     REGION_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     REGION_BYTES_FIELD_NUMBER: _ClassVar[int]
     TENSORS_FIELD_NUMBER: _ClassVar[int]
+    ACCEPTS_RETAINED_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_COUNT_FIELD_NUMBER: _ClassVar[int]
     region_id: int
     path: str
     region_bytes: int
     tensors: _containers.RepeatedCompositeFieldContainer[TensorPlacement]
-    def __init__(self, region_id: _Optional[int] = ..., path: _Optional[str] = ..., region_bytes: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[TensorPlacement, _Mapping]]] = ...) -> None: ...
+    accepts_retained: bool
+    window_count: int
+    def __init__(self, region_id: _Optional[int] = ..., path: _Optional[str] = ..., region_bytes: _Optional[int] = ..., tensors: _Optional[_Iterable[_Union[TensorPlacement, _Mapping]]] = ..., accepts_retained: _Optional[bool] = ..., window_count: _Optional[int] = ...) -> None: ...
 
 class LoadDone(_message.Message):
     __slots__ = ("tensors", "bytes")

@@ -81,7 +81,8 @@ class SidecarServicer:
 
     def Load(self, request_iterator, context):
         """Streams a model's tensors through shared memory. The client sends a Start message, then
-        RegionMapped / RegionConsumed messages; the server sends RegionReady messages and a final Done.
+        RegionMapped / RegionConsumed (/ RegionRetained) messages; the server sends RegionReady messages
+        and a final Done.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

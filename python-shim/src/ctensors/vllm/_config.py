@@ -11,9 +11,13 @@ Pure Python (no vLLM import), so it is unit-tested without vLLM. Every key is op
 | `socket`       | the sidecar's unix socket. Default: `$CTENSORS_SOCKET`, `$XDG_RUNTIME_DIR/ctensors/...`. |
 | `mode`         | `"streaming"` (default: a bounded window of shared memory, reused) or `"resident"`       |
 |                | (every tensor decrypted at once, zero copy; needs memory for the whole model).          |
-| `copy`         | streaming only. `true` (default): each tensor is cloned before its region is reused.    |
-|                | `false`: zero-copy views valid until the next tensor (for models whose `load_weights`   |
-|                | copies each weight into its parameter right away, as vLLM's Llama does).               |
+| `copy`         | streaming only. `"auto"` (default): zero-copy views that stay valid as long as the      |
+|                | model keeps them: a region is reused only once none of its tensors is alive, and one   |
+|                | still in use is handed over to this process instead (its memory freed with its         |
+|                | tensors). Falls back to `true` with a sidecar older than this mode.                    |
+|                | `true`: each tensor is cloned before its region is reused.                             |
+|                | `false`: zero-copy views valid until the next tensor (only for models whose            |
+|                | `load_weights` copies each weight into its parameter right away and keeps none).       |
 | `window_bytes`, `window_count` | streaming only: the window (0 or absent: the sidecar's defaults). The   |
 |                | sidecar shrinks it to what /dev/shm holds (never below the largest tensor), so the      |
 |                | default streaming mode loads a model of any size in a container's 64 MB /dev/shm.       |
@@ -26,11 +30,12 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import USAGE, CryptoTensorsError
 
 MODES = ("streaming", "resident")
+COPIES = (True, False, "auto")
 KEYS = frozenset({"source", "revision", "socket", "mode", "copy", "window_bytes", "window_count", "strict"})
 
 
@@ -47,7 +52,7 @@ class LoaderConfig:
     revision: str | None = None
     socket: str | None = None
     mode: str = "streaming"
-    copy: bool = True
+    copy: bool | Literal["auto"] = "auto"
     window_bytes: int = 0
     window_count: int = 0
     strict: bool = True
@@ -79,7 +84,7 @@ class LoaderConfig:
             revision=_opt_str(extra, "revision"),
             socket=_opt_str(extra, "socket"),
             mode=mode,
-            copy=_bool(extra, "copy", True),
+            copy=_copy(extra),
             window_bytes=_count(extra, "window_bytes"),
             window_count=_count(extra, "window_count"),
             strict=_bool(extra, "strict", True),
@@ -123,6 +128,13 @@ def _bool(extra: Mapping[str, Any], key: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ExtraConfigError(f"{key} must be true or false, got {value!r}")
     return value
+
+
+def _copy(extra: Mapping[str, Any]) -> bool | Literal["auto"]:
+    value = extra.get("copy", "auto")
+    if value is True or value is False or value == "auto":
+        return value  # type: ignore[no-any-return]
+    raise ExtraConfigError(f'copy must be "auto", true or false, got {value!r}')
 
 
 def _count(extra: Mapping[str, Any], key: str) -> int:

@@ -4,17 +4,20 @@
 import type { LoadStart as _ctensors_sidecar_v1_LoadStart, LoadStart__Output as _ctensors_sidecar_v1_LoadStart__Output } from '../../../ctensors/sidecar/v1/LoadStart.js';
 import type { RegionMapped as _ctensors_sidecar_v1_RegionMapped, RegionMapped__Output as _ctensors_sidecar_v1_RegionMapped__Output } from '../../../ctensors/sidecar/v1/RegionMapped.js';
 import type { RegionConsumed as _ctensors_sidecar_v1_RegionConsumed, RegionConsumed__Output as _ctensors_sidecar_v1_RegionConsumed__Output } from '../../../ctensors/sidecar/v1/RegionConsumed.js';
+import type { RegionRetained as _ctensors_sidecar_v1_RegionRetained, RegionRetained__Output as _ctensors_sidecar_v1_RegionRetained__Output } from '../../../ctensors/sidecar/v1/RegionRetained.js';
 
 export interface LoadClientMessage {
   'start'?: (_ctensors_sidecar_v1_LoadStart | null);
   'mapped'?: (_ctensors_sidecar_v1_RegionMapped | null);
   'consumed'?: (_ctensors_sidecar_v1_RegionConsumed | null);
-  'msg'?: "start"|"mapped"|"consumed";
+  'retained'?: (_ctensors_sidecar_v1_RegionRetained | null);
+  'msg'?: "start"|"mapped"|"consumed"|"retained";
 }
 
 export interface LoadClientMessage__Output {
   'start'?: (_ctensors_sidecar_v1_LoadStart__Output | null);
   'mapped'?: (_ctensors_sidecar_v1_RegionMapped__Output | null);
   'consumed'?: (_ctensors_sidecar_v1_RegionConsumed__Output | null);
-  'msg'?: "start"|"mapped"|"consumed";
+  'retained'?: (_ctensors_sidecar_v1_RegionRetained__Output | null);
+  'msg'?: "start"|"mapped"|"consumed"|"retained";
 }

@@ -9,6 +9,8 @@ export interface RegionReady {
   'path'?: (string);
   'region_bytes'?: (number | string | Long);
   'tensors'?: (_ctensors_sidecar_v1_TensorPlacement)[];
+  'accepts_retained'?: (boolean);
+  'window_count'?: (number);
 }
 
 export interface RegionReady__Output {
@@ -16,4 +18,6 @@ export interface RegionReady__Output {
   'path': (string);
   'region_bytes': (number);
   'tensors': (_ctensors_sidecar_v1_TensorPlacement__Output)[];
+  'accepts_retained': (boolean);
+  'window_count': (number);
 }
