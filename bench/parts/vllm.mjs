@@ -3,7 +3,8 @@
 //   ours      the encrypted folder (`ctensors encrypt`) with `load_format="cryptotensors"` through a
 //             real sidecar (`ctensors serve`, a fresh one per run): the default config (streaming,
 //             copy="auto": zero-copy views, a region still in use retained), streaming copy=true
-//             (clones), streaming copy=false (views valid until the next tensor), and resident
+//             (clones), streaming copy=false (views valid until the next tensor), and resident;
+//             with --hugetlb DIR also the default config with the regions on that hugetlbfs mount
 // interleaved, each run its own vLLM process (ops/vllm_load.py). The measured time is the loader's
 // load_weights call (wrapped from outside vLLM's code), with the CPU seconds of the vLLM process and
 // of the sidecar over the same interval; the greedy tokens of every run must equal the plain run's.
@@ -47,6 +48,15 @@ export const VLLM_MODES = [
   },
   { key: "resident", id: "vllm-ours-resident", op: "ours: load_format cryptotensors, mode resident", extra: { mode: "resident" } },
 ];
+
+/** With --hugetlb DIR: the default config again, the sidecar's regions on that hugetlbfs mount (serve --shm-dir). */
+export const VLLM_HUGE_MODE = {
+  key: "huge",
+  id: "vllm-ours-stream-huge",
+  op: "ours: load_format cryptotensors, default config, regions on hugetlbfs (serve --shm-dir)",
+  extra: {},
+  onHugetlbfs: true,
+};
 
 /** vLLM's own log lines about the weight load: its default loader's and ours. */
 export function loggedLoadSeconds(text) {
@@ -104,7 +114,8 @@ async function runOnce(ctx, python, fx, mode, runIndex) {
     return { ...sample, logged: loggedLoadSeconds(sample.stderr + sample.stdout) };
   }
   for (const f of fx.encFiles) await ctx.warm(f);
-  const sample = await runWithSidecar({ cli: ctx.cli, dir: ctx.path(`vsc${runIndex}`), keys: fx.keys, cwd: ROOT }, (sc) => {
+  const serveArgs = mode.onHugetlbfs ? ["--shm-dir", ctx.opts.hugetlbDir] : [];
+  const sample = await runWithSidecar({ cli: ctx.cli, dir: ctx.path(`vsc${runIndex}`), keys: fx.keys, serveArgs, cwd: ROOT }, (sc) => {
     const extra = JSON.stringify({ ...mode.extra, socket: sc.socket });
     return runChild(python, [script, fx.enc, "cryptotensors", extra, String(sc.pid)], options);
   });
@@ -117,7 +128,7 @@ const f2 = (x) => (x === null || x === undefined || Number.isNaN(x) ? "—" : x.
 export function vllmReport(samples, { dataBytes, tensors, sizeMiB, shapes, loadAverage }) {
   const gib = dataBytes / 2 ** 30;
   const rows = [];
-  for (const mode of VLLM_MODES) {
+  for (const mode of [...VLLM_MODES, VLLM_HUGE_MODE]) {
     const list = samples[mode.key];
     if (!list?.length) continue;
     for (const s of list) s.result.bytes = dataBytes;
@@ -181,11 +192,12 @@ export default {
     if (!existsSync(python)) throw new Error(`${python} is missing: the vllm part needs vLLM (npm run setup creates .venv-vllm)`);
     const fx = await prepare(ctx, python);
     const load0 = (await import("node:os")).loadavg();
-    const samples = Object.fromEntries(VLLM_MODES.map((m) => [m.key, []]));
+    const modes = ctx.opts.hugetlbDir ? [...VLLM_MODES, VLLM_HUGE_MODE] : VLLM_MODES;
+    const samples = Object.fromEntries(modes.map((m) => [m.key, []]));
     let n = 0;
     for (let rep = 0; rep < ctx.opts.reps; rep++) {
-      for (let i = 0; i < VLLM_MODES.length; i++) {
-        const mode = VLLM_MODES[(i + rep) % VLLM_MODES.length];
+      for (let i = 0; i < modes.length; i++) {
+        const mode = modes[(i + rep) % modes.length];
         ctx.log(`vllm ${rep + 1}/${ctx.opts.reps}: ${mode.key}`);
         const s = await runOnce(ctx, python, fx, mode, ++n);
         ctx.log(

@@ -372,6 +372,56 @@ describe("Node: transformers.js pipeline through installCryptoTensors", () => {
       }
     });
 
+    // A container with plaintext tensors that have no signed digest (`--tensors` + `--no-plaintext-digests`)
+    // is bound by its whole sha256 in model.sig, not by its header: the hook hashes it as it streams in
+    // (fetched) or reads it (local), and hands nothing to transformers.js before the hash matched.
+    it("a partly encrypted container bound by its whole sha256: loads (requireEncrypted: false); one plaintext byte changed: ERR_CT_INTEGRITY", async () => {
+      const partial = join(bad, "partial-src");
+      await ctOk([
+        "encrypt",
+        join(FIXTURES, "tiny-bert"),
+        partial,
+        "--key",
+        join(keys, "enc.jwk"),
+        "--sign-key",
+        join(keys, "sign.jwk"),
+        "--tensors",
+        "onnx::*",
+        "--no-plaintext-digests",
+      ]);
+      const lax = { ...hook(), requireEncrypted: false };
+      const container = (dir: string) => join(dir, "onnx", "model.onnx.cryptotensors");
+      // the release binds the container by its whole sha256 (no header digest for it)
+      const statement = JSON.parse(
+        Buffer.from(JSON.parse(readFileSync(join(partial, "model.sig"), "utf8")).dsseEnvelope.payload, "base64").toString(),
+      );
+      expect(JSON.stringify(statement)).toContain(
+        createHash("sha256")
+          .update(readFileSync(container(partial)))
+          .digest("hex"),
+      );
+      // a plaintext tensor's first data byte (model.embeddings.LayerNorm.bias is not encrypted)
+      const bytes = readFileSync(container(partial));
+      const n = Number(bytes.readBigUInt64LE(0));
+      const entry = JSON.parse(bytes.subarray(8, 8 + n).toString())["model.embeddings.LayerNorm.bias"];
+      const changed = copyDir(partial, join(bad, "partial-changed"));
+      flip(container(changed), () => 8 + n + entry.data_offsets[0]);
+      const hub = await hubStandIn({ "acme/partial": partial, "acme/partial-changed": changed });
+      try {
+        expectSameOutput(await runPipeline({ localModelPath: bad + "/", model: "partial-src", hook: lax }), "tiny-bert");
+        expectSameOutput(await runPipeline({ remoteHost: hub.url, model: "acme/partial", hook: lax }), "tiny-bert");
+        for (const r of [
+          await runPipeline({ localModelPath: bad + "/", model: "partial-changed", hook: lax }),
+          await runPipeline({ remoteHost: hub.url, model: "acme/partial-changed", hook: lax }),
+        ]) {
+          expectRefused(r, "ERR_CT_INTEGRITY");
+          expect(r.error!.message).toMatch(/onnx\/model\.onnx\.cryptotensors/);
+        }
+      } finally {
+        await hub.close();
+      }
+    });
+
     it("model.sig removed: ERR_CT_INTEGRITY unless allowUnsignedRelease: true", async () => {
       const m = tampered("unsigned", (d) => execFileSync("rm", [join(d, "..", "model.sig")]));
       const r = await runPipeline({ localModelPath: bad + "/", model: m, hook: hook() });
