@@ -124,6 +124,17 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
       throw err;
     }
   }
+  // Before `sidecar.started`: once that line is out, the start-up lines are complete.
+  if (shm.fs === "tmpfs") {
+    const offer = await hugePagesOffer();
+    if (offer)
+      log.info("shm.huge_pages_available", {
+        mount: offer.mount,
+        page_bytes: offer.pageBytes,
+        free_bytes: offer.freeBytes,
+        hint: `huge pages are reserved on this host: --shm-dir ${offer.mount} puts the regions on them (cheaper loads; docs/sidecar.md)`,
+      });
+  }
   log.info("sidecar.started", {
     version: SIDECAR_VERSION,
     engine: engineName(),
@@ -138,16 +149,6 @@ export async function startSidecar(options: SidecarOptions): Promise<SidecarHand
     trusted_signers: trustedSignerKids(options.trust),
     keys: options.keys?.length ?? 0,
   });
-  if (shm.fs === "tmpfs") {
-    const offer = await hugePagesOffer();
-    if (offer)
-      log.info("shm.huge_pages_available", {
-        mount: offer.mount,
-        page_bytes: offer.pageBytes,
-        free_bytes: offer.freeBytes,
-        hint: `huge pages are reserved on this host: --shm-dir ${offer.mount} puts the regions on them (cheaper loads; docs/sidecar.md)`,
-      });
-  }
   let closing: Promise<void> | null = null;
   const endpoint = running.metricsEndpoint;
   return {

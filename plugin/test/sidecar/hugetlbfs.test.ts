@@ -7,40 +7,22 @@
 // in memory). Needs root (it reserves huge pages for the test with vm.nr_hugepages and gives them
 // back after): without it the test fails, never skips.
 
-import { createHash } from "node:crypto";
-import { readdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encryptFile } from "../../src/container/encrypt-file.js";
-import { publicKeyOf, toJwk } from "../../src/keys/jwk.js";
 import { hugetlbfsMounts } from "../../src/sidecar/shm/shm-dir.js";
-import {
-  CLI,
-  newEncryptionKey,
-  newSigningKey,
-  REPO_ROOT,
-  tempDir,
-  VENV_PYTHON,
-  writePlainSafetensors,
-  type PlainTensor,
-} from "../helpers.js";
+import { CLI, tempDir, type PlainTensor } from "../helpers.js";
 import { auth, eventually, newClient, runLoad, tokenOf, unary } from "./helpers.js";
 import { privateShm, serveIn, start, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
+import { runShim, writeShimModel, type ShimModel } from "./shim-model.js";
 
 const MiB = 1024 * 1024;
 const HUGE = 2 * MiB;
 const dir = tempDir("ct-hugetlbfs-");
-const CLIENT = join(import.meta.dirname, "small_shm_client.py");
-const encKey = newEncryptionKey("aes256gcm", "huge-enc");
-const signKey = newSigningKey("huge-signer");
-const keyFile = join(dir, "enc.jwk");
-const pubFile = join(dir, "sign.pub.jwk");
 // 10 tensors, 3 MiB each (not a whole number of huge pages): 30 MiB of tensors.
 const tensors: PlainTensor[] = Array.from({ length: 10 }, (_, i) => ({ name: `layers.${i}.weight`, dtype: "F32", shape: [768, 1024] }));
 const MODEL_BYTES = 30 * MiB;
-const model = join(dir, "model.enc.safetensors");
-const expectedJson = join(dir, "expected.json");
-let plain = new Map<string, Uint8Array>();
+let m: ShimModel;
 let sockets = 0;
 
 // --- the huge page pool: 24 more 2 MiB pages (48 MiB) than were reserved before, given back at the end ---
@@ -54,42 +36,14 @@ beforeAll(async () => {
   reservedBefore = Number(readFileSync(NR, "utf8"));
   writeFileSync(NR, String(reservedBefore + 24));
   expect(sysfs("free_hugepages") - sysfs("resv_hugepages"), "the kernel did not reserve 24 more huge pages").toBeGreaterThanOrEqual(24);
-  writeFileSync(keyFile, JSON.stringify(toJwk(encKey)), { mode: 0o600 });
-  writeFileSync(pubFile, JSON.stringify(toJwk(publicKeyOf(signKey))));
-  plain = writePlainSafetensors(join(dir, "model.safetensors"), tensors);
-  await encryptFile(join(dir, "model.safetensors"), model, { key: encKey, signKey });
-  unlinkSync(join(dir, "model.safetensors"));
-  const expected = Object.fromEntries(
-    tensors.map((t) => [
-      t.name,
-      { sha256: createHash("sha256").update(plain.get(t.name)!).digest("hex"), dtype: "torch.float32", shape: t.shape },
-    ]),
-  );
-  writeFileSync(expectedJson, JSON.stringify(expected));
+  m = await writeShimModel(dir, tensors, "huge");
 });
 afterAll(() => {
   if (reservedBefore !== null) writeFileSync(NR, String(reservedBefore));
 });
 
 function serve(ns: Namespace, env: NodeJS.ProcessEnv = {}): Promise<Sidecar> {
-  return serveIn(ns, join(dir, "run", `s${sockets++}.sock`), ["--key", keyFile, "--trust", pubFile], env);
-}
-
-interface PyResult {
-  ok: boolean;
-  tensors?: number;
-  mismatch?: string[];
-  code?: string;
-  message?: string;
-}
-
-/** The Python shim in a process of its own, inside `ns` (small_shm_client.py). */
-async function python(ns: Namespace, sidecar: Sidecar, mode: string): Promise<PyResult> {
-  const argv = [...ns.prefix, VENV_PYTHON, CLIENT, sidecar.socket, mode, model, expectedJson];
-  const proc = start(argv[0]!, argv.slice(1), { PYTHONPATH: join(REPO_ROOT, "python-shim", "src") });
-  const code = await proc.exit;
-  expect(code, proc.stderr()).toBe(0);
-  return JSON.parse(proc.stdout().trim().split("\n").pop()!) as PyResult;
+  return serveIn(ns, join(dir, "run", `s${sockets++}.sock`), ["--key", m.keyFile, "--trust", m.pubFile], env);
 }
 
 /** Huge pages of the pool in use now (by anything: compared with the figure before a load). */
@@ -118,13 +72,13 @@ describe("regions on a hugetlbfs mount (no size limit: the pool's free pages)", 
   });
 
   it("ctensors.load_file (resident) gets every tensor byte-exact; the pages go back to the pool", { timeout: 120_000 }, async () => {
-    expect(await python(ns, sidecar, "resident")).toEqual({ ok: true, tensors: 10, mismatch: [] });
+    expect(await runShim(ns, sidecar, "resident", m)).toEqual({ ok: true, tensors: 10, mismatch: [] });
     expect(sidecar.events("load.finished").at(-1)).toMatchObject({ mode: "resident", bytes: MODEL_BYTES });
     await eventually(() => ns.leftovers().length === 0 && poolUsed() === usedBefore, "the huge pages to be free again");
   });
 
   it("streaming (the vLLM loader's weight source) too", { timeout: 120_000 }, async () => {
-    expect(await python(ns, sidecar, "vllm")).toEqual({ ok: true, tensors: 10, mismatch: [] });
+    expect(await runShim(ns, sidecar, "vllm", m)).toEqual({ ok: true, tensors: 10, mismatch: [] });
     await eventually(() => ns.leftovers().length === 0 && poolUsed() === usedBefore, "the huge pages to be free again");
   });
 
@@ -136,9 +90,9 @@ describe("regions on a hugetlbfs mount (no size limit: the pool's free pages)", 
         { mode: "LOAD_MODE_RESIDENT" as const },
         { mode: "LOAD_MODE_STREAMING" as const, window_bytes: 5 * MiB, window_count: 2 },
       ]) {
-        const { model_id } = await unary(client, "OpenModel", { source: model }, md);
+        const { model_id } = await unary(client, "OpenModel", { source: m.model }, md);
         const got = await runLoad(client, md, { model_id, ...start }, { shmRoot: ns.root });
-        for (const [name, bytes] of plain) expect(got.tensors.get(name)!.equals(Buffer.from(bytes)), `${start.mode} ${name}`).toBe(true);
+        for (const [name, bytes] of m.plain) expect(got.tensors.get(name)!.equals(Buffer.from(bytes)), `${start.mode} ${name}`).toBe(true);
         for (const r of got.readies) expect(r.region_bytes % HUGE, `${start.mode} region of ${r.region_bytes} bytes`).toBe(0);
         await unary(client, "CloseModel", { model_id }, md);
       }
@@ -166,7 +120,7 @@ describe("a hugetlbfs mount too small (size=16m) for the model", () => {
   });
 
   it("a resident load is refused up front, naming the huge-page remedies", { timeout: 120_000 }, async () => {
-    const result = await python(ns, sidecar, "resident");
+    const result = await runShim(ns, sidecar, "resident", m);
     expect(result.ok).toBe(false);
     expect(result.code).toBe("ERR_CT_IO");
     expect(result.message).toContain("shared memory is too small");
@@ -176,7 +130,7 @@ describe("a hugetlbfs mount too small (size=16m) for the model", () => {
   });
 
   it("streaming shrinks its window to the 16 MiB and delivers every tensor", { timeout: 120_000 }, async () => {
-    expect(await python(ns, sidecar, "stream")).toEqual({ ok: true, tensors: 10, mismatch: [] });
+    expect(await runShim(ns, sidecar, "stream", m)).toEqual({ ok: true, tensors: 10, mismatch: [] });
     const started = sidecar.events("load.started").at(-1)!;
     expect(Number(started.window_bytes) * Number(started.window_count)).toBeLessThanOrEqual(16 * MiB);
   });
@@ -231,9 +185,9 @@ describe("what the sidecar refuses to start with", () => {
         "--socket",
         join(dir, "run", "js.sock"),
         "--key",
-        keyFile,
+        m.keyFile,
         "--trust",
-        pubFile,
+        m.pubFile,
       ];
       const proc = start(argv[0]!, argv.slice(1), { CTENSORS_ENGINE: "js" });
       expect(await proc.exit).not.toBe(0);
@@ -252,9 +206,9 @@ describe("what the sidecar refuses to start with", () => {
       "--socket",
       join(dir, "run", "disk.sock"),
       "--key",
-      keyFile,
+      m.keyFile,
       "--trust",
-      pubFile,
+      m.pubFile,
       "--shm-dir",
       dir,
     ]);

@@ -6,46 +6,26 @@
 // space) gives the same error, from the region's allocation (native engine) or from the writes (JS
 // engine); a largest tensor that cannot fit once is refused. Nothing is left in /dev/shm after any.
 
-import { createHash } from "node:crypto";
-import { closeSync, openSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { encryptFile } from "../../src/container/encrypt-file.js";
-import { publicKeyOf, toJwk } from "../../src/keys/jwk.js";
-import { newEncryptionKey, newSigningKey, REPO_ROOT, tempDir, VENV_PYTHON, writePlainSafetensors, type PlainTensor } from "../helpers.js";
+import { tempDir, type PlainTensor } from "../helpers.js";
 import type { LoadStart } from "../../src/sidecar/proto.js";
 import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary } from "./helpers.js";
-import { privateShm, serveIn, start, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
+import { privateShm, serveIn, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
+import { runShim, writeShimModel, type ShimModel } from "./shim-model.js";
 
 const MiB = 1024 * 1024;
 const dir = tempDir("ct-smallshm-");
-const CLIENT = join(import.meta.dirname, "small_shm_client.py");
-const encKey = newEncryptionKey("aes256gcm", "shm-enc");
-const signKey = newSigningKey("shm-signer");
-const keyFile = join(dir, "enc.jwk");
-const pubFile = join(dir, "sign.pub.jwk");
 // 10 x 8 MiB: 80 MiB of tensors, more than the 64 MiB /dev/shm; the largest tensor (8 MiB) fits.
 const tensors: PlainTensor[] = Array.from({ length: 10 }, (_, i) => ({ name: `layers.${i}.weight`, dtype: "F32", shape: [2048, 1024] }));
 const MODEL_BYTES = 80 * MiB;
-const model = join(dir, "model.enc.safetensors");
-const expectedJson = join(dir, "expected.json");
-let plain = new Map<string, Uint8Array>();
+let m: ShimModel;
 let sockets = 0;
 
 beforeAll(async () => {
-  writeFileSync(keyFile, JSON.stringify(toJwk(encKey)), { mode: 0o600 });
-  writeFileSync(pubFile, JSON.stringify(toJwk(publicKeyOf(signKey))));
-  plain = writePlainSafetensors(join(dir, "model.safetensors"), tensors);
-  await encryptFile(join(dir, "model.safetensors"), model, { key: encKey, signKey });
-  unlinkSync(join(dir, "model.safetensors"));
-  const expected = Object.fromEntries(
-    tensors.map((t) => [
-      t.name,
-      { sha256: createHash("sha256").update(plain.get(t.name)!).digest("hex"), dtype: "torch.float32", shape: t.shape },
-    ]),
-  );
-  writeFileSync(expectedJson, JSON.stringify(expected));
+  m = await writeShimModel(dir, tensors, "shm");
 });
 
 function newSocket(): string {
@@ -53,24 +33,7 @@ function newSocket(): string {
 }
 
 function serve(ns: Namespace, env: NodeJS.ProcessEnv = {}): Promise<Sidecar> {
-  return serveIn(ns, newSocket(), ["--key", keyFile, "--trust", pubFile], env);
-}
-
-interface PyResult {
-  ok: boolean;
-  tensors?: number;
-  mismatch?: string[];
-  code?: string;
-  message?: string;
-}
-
-/** The Python shim in a process of its own, inside `ns` (small_shm_client.py). */
-async function python(ns: Namespace, sidecar: Sidecar, mode: string): Promise<PyResult> {
-  const argv = [...ns.prefix, VENV_PYTHON, CLIENT, sidecar.socket, mode, model, expectedJson];
-  const proc = start(argv[0]!, argv.slice(1), { PYTHONPATH: join(REPO_ROOT, "python-shim", "src") });
-  const code = await proc.exit;
-  expect(code, proc.stderr()).toBe(0);
-  return JSON.parse(proc.stdout().trim().split("\n").pop()!) as PyResult;
+  return serveIn(ns, newSocket(), ["--key", m.keyFile, "--trust", m.pubFile], env);
 }
 
 function expectSizingError(message: string, needed: number): void {
@@ -101,7 +64,7 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
   });
 
   it("the vLLM loader's weights stream with the sidecar's default window, shrunk to fit", { timeout: 180_000 }, async () => {
-    const result = await python(ns, sidecar, "vllm");
+    const result = await runShim(ns, sidecar, "vllm", m);
     expect(result).toEqual({ ok: true, tensors: 10, mismatch: [] });
     const started = sidecar.events("load.started").at(-1)!;
     expect(started).toMatchObject({ mode: "streaming", bytes: MODEL_BYTES });
@@ -117,7 +80,7 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
   }, async () => {
     // The vLLM loader's default (copy "auto") retains each region the model still uses; the window's
     // next region is then measured against what the kept regions left free.
-    const result = await python(ns, sidecar, "vllm-keep");
+    const result = await runShim(ns, sidecar, "vllm-keep", m);
     expect(result).toMatchObject({ ok: false, code: "ERR_CT_IO" });
     expect(result.message).toMatch(
       /a new region of its window: the client keeps \d+ region\(s\) \(\d+ bytes\) whose tensors it still uses/,
@@ -127,7 +90,7 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
   });
 
   it("ctensors.safe_open().stream() (Python shim) streams it too", { timeout: 180_000 }, async () => {
-    expect(await python(ns, sidecar, "stream")).toEqual({ ok: true, tensors: 10, mismatch: [] });
+    expect(await runShim(ns, sidecar, "stream", m)).toEqual({ ok: true, tensors: 10, mismatch: [] });
     await gone(ns);
   });
 
@@ -135,14 +98,14 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
     const client = newClient(sidecar.socket);
     try {
       const md = auth(tokenOf(sidecar.socket));
-      const { model_id } = await unary(client, "OpenModel", { source: model }, md);
+      const { model_id } = await unary(client, "OpenModel", { source: m.model }, md);
       const got = await runLoad(
         client,
         md,
         { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: 256 * MiB, window_count: 4 },
         { shmRoot: ns.root },
       );
-      for (const [name, bytes] of plain) expect(got.tensors.get(name)!.equals(Buffer.from(bytes)), name).toBe(true);
+      for (const [name, bytes] of m.plain) expect(got.tensors.get(name)!.equals(Buffer.from(bytes)), name).toBe(true);
       const regionBytes = got.readies[0]!.region_bytes;
       const regions = new Set(got.readies.map((r) => r.region_id)).size;
       expect(regions * regionBytes).toBeLessThanOrEqual(64 * MiB);
@@ -157,7 +120,7 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
   it("a resident load (ctensors.load_file) is refused up front with the sizing error; nothing is created", {
     timeout: 180_000,
   }, async () => {
-    const result = await python(ns, sidecar, "resident");
+    const result = await runShim(ns, sidecar, "resident", m);
     expect(result.ok).toBe(false);
     expect(result.code).toBe("ERR_CT_IO");
     expectSizingError(result.message!, MODEL_BYTES);
@@ -187,7 +150,7 @@ describe("/dev/shm filling up during a load (another process takes the space)", 
       });
       try {
         const md = auth(tokenOf(sidecar.socket));
-        const { model_id } = await unary(client, "OpenModel", { source: model }, md);
+        const { model_id } = await unary(client, "OpenModel", { source: m.model }, md);
         const start: Partial<LoadStart> = { model_id, mode: "LOAD_MODE_STREAMING", window_bytes: 24 * MiB, window_count: 2 };
         const failure = await rpcFailure(runLoad(client, md, start, { shmRoot: ns.root }));
         expect(failure.ctCode, failure.details).toBe("ERR_CT_IO");
@@ -227,7 +190,7 @@ describe("a largest tensor that cannot fit once (a 4 MiB /dev/shm, 8 MiB tensors
     const client = newClient(sidecar.socket);
     try {
       const md = auth(tokenOf(sidecar.socket));
-      const { model_id } = await unary(client, "OpenModel", { source: model }, md);
+      const { model_id } = await unary(client, "OpenModel", { source: m.model }, md);
       const failure = await rpcFailure(runLoad(client, md, { model_id, mode: "LOAD_MODE_STREAMING" }, { shmRoot: ns.root }));
       expect(failure.ctCode).toBe("ERR_CT_IO");
       expect(failure.code).toBe(status.RESOURCE_EXHAUSTED);
