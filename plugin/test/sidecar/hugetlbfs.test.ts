@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hugetlbfsMounts } from "../../src/sidecar/shm/shm-dir.js";
 import { CLI, tempDir, type PlainTensor } from "../helpers.js";
 import { auth, eventually, newClient, runLoad, tokenOf, unary } from "./helpers.js";
-import { privateShm, serveIn, start, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
+import { namespaceWithSidecar, privateShm, serveIn, start, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
 import { runShim, writeShimModel, type ShimModel } from "./shim-model.js";
 
 const MiB = 1024 * 1024;
@@ -54,17 +54,12 @@ describe("regions on a hugetlbfs mount (no size limit: the pool's free pages)", 
   let sidecar: Sidecar;
   let usedBefore = 0;
 
-  beforeAll(async () => {
+  beforeAll(() => {
     usedBefore = poolUsed();
-    ns = await privateShm("", "hugetlbfs");
-    sidecar = await serve(ns);
-  }, 120_000);
-  afterAll(async () => {
-    if (sidecar) expect(await stopSidecar(sidecar), sidecar.stderr()).toBe(0);
-    if (ns) {
-      expect(ns.leftovers()).toEqual([]);
-      ns.close();
-    }
+  });
+  namespaceWithSidecar("", "hugetlbfs", serve, (n, s) => {
+    ns = n;
+    sidecar = s;
   });
 
   it("the sidecar says where its regions are and what they are", () => {
@@ -107,16 +102,9 @@ describe("a hugetlbfs mount too small (size=16m) for the model", () => {
   let ns: Namespace;
   let sidecar: Sidecar;
 
-  beforeAll(async () => {
-    ns = await privateShm("16m", "hugetlbfs");
-    sidecar = await serve(ns);
-  }, 120_000);
-  afterAll(async () => {
-    if (sidecar) expect(await stopSidecar(sidecar), sidecar.stderr()).toBe(0);
-    if (ns) {
-      expect(ns.leftovers()).toEqual([]);
-      ns.close();
-    }
+  namespaceWithSidecar("16m", "hugetlbfs", serve, (n, s) => {
+    ns = n;
+    sidecar = s;
   });
 
   it("a resident load is refused up front, naming the huge-page remedies", { timeout: 120_000 }, async () => {

@@ -6,7 +6,7 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { readdirSync, statfsSync } from "node:fs";
-import { afterAll, expect } from "vitest";
+import { afterAll, beforeAll, expect } from "vitest";
 import { CLI } from "../helpers.js";
 import { eventually } from "./helpers.js";
 
@@ -99,4 +99,31 @@ export async function serveIn(ns: Namespace, socket: string, args: string[], env
 export async function stopSidecar(sidecar: Sidecar): Promise<number | null> {
   sidecar.child.kill("SIGTERM");
   return sidecar.exit;
+}
+
+/**
+ * For a describe block: a namespace (`privateShm(size, fs)`) and a sidecar `serve` starts in it before
+ * the block's tests (handed to `use`), stopped after them with an orderly stop (exit 0) and nothing left
+ * in the namespace's /dev/shm.
+ */
+export function namespaceWithSidecar(
+  size: string,
+  fs: "tmpfs" | "hugetlbfs",
+  serve: (ns: Namespace) => Promise<Sidecar>,
+  use: (ns: Namespace, sidecar: Sidecar) => void,
+): void {
+  let ns: Namespace | undefined;
+  let sidecar: Sidecar | undefined;
+  beforeAll(async () => {
+    ns = await privateShm(size, fs);
+    sidecar = await serve(ns);
+    use(ns, sidecar);
+  }, 120_000);
+  afterAll(async () => {
+    if (sidecar) expect(await stopSidecar(sidecar), sidecar.stderr()).toBe(0);
+    if (ns) {
+      expect(ns.leftovers()).toEqual([]);
+      ns.close();
+    }
+  });
 }

@@ -9,11 +9,11 @@
 import { closeSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { status } from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { tempDir, type PlainTensor } from "../helpers.js";
 import type { LoadStart } from "../../src/sidecar/proto.js";
 import { auth, eventually, newClient, rpcFailure, runLoad, tokenOf, unary } from "./helpers.js";
-import { privateShm, serveIn, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
+import { namespaceWithSidecar, privateShm, serveIn, stopSidecar, type Namespace, type Sidecar } from "./private-shm.js";
 import { runShim, writeShimModel, type ShimModel } from "./shim-model.js";
 
 const MiB = 1024 * 1024;
@@ -51,16 +51,9 @@ describe("a model larger than a 64 MiB /dev/shm", () => {
   let ns: Namespace;
   let sidecar: Sidecar;
 
-  beforeAll(async () => {
-    ns = await privateShm("64m");
-    sidecar = await serve(ns);
-  }, 120_000);
-  afterAll(async () => {
-    if (sidecar) expect(await stopSidecar(sidecar), sidecar.stderr()).toBe(0);
-    if (ns) {
-      expect(ns.leftovers()).toEqual([]);
-      ns.close();
-    }
+  namespaceWithSidecar("64m", "tmpfs", serve, (n, s) => {
+    ns = n;
+    sidecar = s;
   });
 
   it("the vLLM loader's weights stream with the sidecar's default window, shrunk to fit", { timeout: 180_000 }, async () => {
