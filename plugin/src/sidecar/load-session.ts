@@ -81,8 +81,6 @@ export class LoadSession {
   private readonly regions = new Map<number, RegionState>();
   private scratch: Uint8Array | null = null;
   private largestTensorBytes = 0;
-  /** STREAMING: bytes of the regions the client retained. */
-  private retainedBytes = 0;
   /** What this load needs of shared memory, for the error if the space runs out anyway. */
   private need: ShmShortage | null = null;
 
@@ -159,7 +157,7 @@ export class LoadSession {
         tensors: entries.length,
         bytes,
         regions: this.regions.size,
-        ...(this.retainedBytes > 0 && { retained_regions: [...this.regions.values()].filter((r) => r.retained).length }),
+        ...(this.retained().length > 0 && { retained_regions: this.retained().length }),
         ms: Math.round(ms),
         gb_per_s: +(bytes / 1e6 / Math.max(ms, 1)).toFixed(3),
       });
@@ -221,7 +219,6 @@ export class LoadSession {
         region.retained = true;
         // Closing the fd is the whole handover: the client's mapping keeps the pages; nothing here writes them again.
         region.disposing = region.shm.dispose({ handedOver: true }).catch(() => {});
-        this.retainedBytes += region.shm.bytes;
         break;
       }
       default:
@@ -320,7 +317,7 @@ export class LoadSession {
     const batches = packBatches(entries, (e) => e.byteSize, Math.min(this.settings.residentRegionBytes, RESIDENT_PIPELINE_BYTES));
     const needed = blocksNeeded(batches.map(regionBytesOf), space.blockBytes);
     const streamingNeeds = blocksNeeded([alignUp(Math.max(this.largestTensorBytes, ALIGN_BYTES))], space.blockBytes);
-    this.need = { dir: this.shm.dir, fs: this.shm.fs, mode: "resident", needed, free: space.free, streamingNeeds };
+    this.need = this.shortage({ mode: "resident", needed, free: space.free, streamingNeeds });
     if (needed > space.free) throw shmTooSmall(this.need);
     return batches;
   }
@@ -335,24 +332,32 @@ export class LoadSession {
     const window = fitStreamingWindow(want, this.largestTensorBytes, space.free, space.blockBytes);
     const largest = blocksNeeded([alignUp(Math.max(this.largestTensorBytes, ALIGN_BYTES))], space.blockBytes);
     if (!window)
-      throw shmTooSmall({
-        dir: this.shm.dir,
-        fs: this.shm.fs,
-        mode: "streaming",
-        needed: largest,
-        free: space.free,
-        what: "its largest tensor, at the least",
-      });
+      throw shmTooSmall(
+        this.shortage({
+          mode: "streaming",
+          needed: largest,
+          free: space.free,
+          what: "its largest tensor, at the least",
+        }),
+      );
     const needed = blocksNeeded(Array(window.count).fill(window.bytes), space.blockBytes);
-    this.need = {
-      dir: this.shm.dir,
-      fs: this.shm.fs,
+    this.need = this.shortage({
       mode: "streaming",
       needed,
       free: space.free,
       what: `its window of ${window.count} x ${window.bytes} bytes`,
-    };
+    });
     return window;
+  }
+
+  /** A shortage of this load's region directory (shm/capacity.ts), for the sizing error. */
+  private shortage(s: Omit<ShmShortage, "dir" | "fs">): ShmShortage {
+    return { dir: this.shm.dir, fs: this.shm.fs, ...s };
+  }
+
+  /** STREAMING: the regions the client retained (its memory now, out of the window). */
+  private retained(): RegionState[] {
+    return [...this.regions.values()].filter((r) => r.retained);
   }
 
   /** A full /dev/shm met anyway (another process took the space meanwhile) is the sizing error too. */
@@ -428,7 +433,7 @@ export class LoadSession {
     const region = free();
     if (region) return region;
     if (window().length < count) {
-      if (this.retainedBytes > 0) await this.checkSpaceAfterRetained(windowBytes);
+      if (this.retained().length > 0) await this.checkSpaceAfterRetained(windowBytes);
       return this.newRegion(windowBytes);
     }
     await this.until(() => free() !== undefined || window().length < count, "`consumed` or `retained`");
@@ -443,15 +448,14 @@ export class LoadSession {
     const space = await this.space();
     const needed = blocksNeeded([windowBytes], space.blockBytes);
     if (needed <= space.free) return;
-    const kept = [...this.regions.values()].filter((r) => r.retained).length;
-    this.need = {
-      dir: this.shm.dir,
-      fs: this.shm.fs,
+    const kept = this.retained();
+    const keptBytes = kept.reduce((sum, r) => sum + r.shm.bytes, 0);
+    this.need = this.shortage({
       mode: "streaming",
       needed,
       free: space.free,
-      what: `a new region of its window: the client keeps ${kept} region(s) (${this.retainedBytes} bytes) whose tensors it still uses`,
-    };
+      what: `a new region of its window: the client keeps ${kept.length} region(s) (${keptBytes} bytes) whose tensors it still uses`,
+    });
     throw shmTooSmall(this.need);
   }
 

@@ -13,6 +13,7 @@ which registers segments with the resource tracker (warnings, and an unlink at e
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import mmap
 import os
@@ -37,11 +38,15 @@ class _StatFs(ctypes.Structure):
     _fields_ = [("f_type", ctypes.c_long), ("_rest", ctypes.c_byte * 256)]
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _ram_file_system(directory: str) -> str | None:
     """ "tmpfs" or "hugetlbfs" when `directory` is on one of them, else None (statfs f_type)."""
     buf = _StatFs()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.statfs(os.fsencode(directory), ctypes.byref(buf)) != 0:
+    if _libc().statfs(os.fsencode(directory), ctypes.byref(buf)) != 0:
         return None
     return _RAM_FILE_SYSTEMS.get(buf.f_type & 0xFFFFFFFF)
 

@@ -16,9 +16,7 @@ import { chmodSync, renameSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { CryptoTensorsError } from "../../index.js";
-import type { ShmDirInfo, ShmFs } from "./shm-dir.js";
-
-const TMPFS = { fs: "tmpfs", pageBytes: 4096 } as const;
+import { TMPFS_KIND, type ShmDirInfo, type ShmFs } from "./shm-dir.js";
 import { unlinkAtExit, unlinkNow, unlinkQuietly } from "./unlink-at-exit.js";
 
 export const SHM_DIR = "/dev/shm";
@@ -55,7 +53,7 @@ export class ShmInstance {
    * before it starts an instance there.
    * @throws ERR_CT_IO
    */
-  static async start(dir = SHM_DIR, kind: Pick<ShmDirInfo, "fs" | "pageBytes"> = TMPFS): Promise<ShmInstance> {
+  static async start(dir = SHM_DIR, kind: Pick<ShmDirInfo, "fs" | "pageBytes"> = TMPFS_KIND): Promise<ShmInstance> {
     const { fs, pageBytes } = kind;
     const id = randomBytes(8).toString("hex");
     const livenessPath = join(dir, livenessName(id));

@@ -25,6 +25,9 @@ export interface ShmDirInfo {
   pageBytes: number;
 }
 
+/** A tmpfs: 4 KiB pages (what /dev/shm is unless a host says otherwise). */
+export const TMPFS_KIND = { fs: "tmpfs", pageBytes: 4096 } as const satisfies Omit<ShmDirInfo, "dir">;
+
 /** What the directory `dir` is; ERR_CT_USAGE unless tmpfs or hugetlbfs, ERR_CT_IO when it cannot be examined. */
 export async function probeShmDir(dir: string): Promise<ShmDirInfo> {
   let st: Awaited<ReturnType<typeof statfs>>;
@@ -34,7 +37,7 @@ export async function probeShmDir(dir: string): Promise<ShmDirInfo> {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
     throw new CryptoTensorsError("ERR_CT_IO", `cannot use ${dir} for shared-memory regions: ${code}`, { cause: err });
   }
-  if (st.type === TMPFS_MAGIC) return { dir, fs: "tmpfs", pageBytes: 4096 };
+  if (st.type === TMPFS_MAGIC) return { dir, ...TMPFS_KIND };
   if (st.type === HUGETLBFS_MAGIC) return { dir, fs: "hugetlbfs", pageBytes: st.bsize };
   throw new CryptoTensorsError(
     "ERR_CT_USAGE",
